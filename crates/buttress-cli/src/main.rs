@@ -1,0 +1,245 @@
+//! The `buttress` command: `serve`, `check`, `keygen`.
+//!
+//! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
+//! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
+//! Production, an unsafe Production setting, or a non-loopback address in Development).
+
+mod landing;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use buttress::check::{self, Severity};
+use buttress::server::{shutdown_signal, ServeOptions, Server};
+use buttress::settings::{Origin, Settings};
+use buttress::Buttress;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Secure-by-default foundation for Rust web applications.
+#[derive(Debug, Parser)]
+#[command(name = "buttress", version, about, long_about = None)]
+struct Cli {
+    /// TOML settings file (keys as in the README's settings table).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run as Production (same as BUTTRESS_ENV=production).
+    #[arg(long, global = true)]
+    production: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the site through the whole stack (Development on 127.0.0.1:8000 by default).
+    Serve(ServeArgs),
+    /// Run the deploy checklist on the effective settings.
+    Check {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a new random 256-bit secret key.
+    Keygen,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (BUTTRESS_BIND).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// With TLS: a plain-HTTP listener that redirects to HTTPS (BUTTRESS_HTTP_BIND).
+    #[arg(long, value_name = "ADDR")]
+    http_bind: Option<String>,
+    /// PEM certificate chain (BUTTRESS_TLS_CERT).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (BUTTRESS_TLS_KEY).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for localhost (BUTTRESS_DEV_TLS).
+    #[arg(long, conflicts_with = "tls_cert")]
+    dev_tls: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let serve_args = match &cli.command {
+        Command::Serve(a) => Some(a),
+        _ => None,
+    };
+    let settings = match load_settings(&cli, serve_args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("buttress: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match cli.command {
+        Command::Keygen => {
+            println!("{}", buttress::secret::generate_key_string());
+            ExitCode::SUCCESS
+        }
+        Command::Check { format } => run_check(&settings, format),
+        Command::Serve(_) => serve(&settings),
+    }
+}
+
+fn load_settings(
+    cli: &Cli,
+    serve: Option<&ServeArgs>,
+) -> Result<Settings, buttress::settings::SettingsError> {
+    let mut loader = Settings::loader();
+    if let Some(path) = &cli.config {
+        loader = loader.file(path);
+    }
+    loader = loader.process_env();
+    if cli.production {
+        loader = loader.set("env", "production", Origin::Flag("--production"));
+    }
+    if let Some(a) = serve {
+        if let Some(b) = &a.bind {
+            loader = loader.set("bind", b, Origin::Flag("--bind"));
+        }
+        if let Some(b) = &a.http_bind {
+            loader = loader.set("http_bind", b, Origin::Flag("--http-bind"));
+        }
+        if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
+            loader = loader
+                .set("tls_cert", &c.to_string_lossy(), Origin::Flag("--tls-cert"))
+                .set("tls_key", &k.to_string_lossy(), Origin::Flag("--tls-key"));
+        }
+        if a.dev_tls {
+            loader = loader.set("dev_tls", "true", Origin::Flag("--dev-tls"));
+        }
+    }
+    loader.load()
+}
+
+fn run_check(settings: &Settings, format: Format) -> ExitCode {
+    let findings = check::run(settings);
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "environment": settings.environment.as_str(),
+                "errors": errors,
+                "warnings": warnings,
+                "findings": findings,
+            });
+            println!("{doc:#}");
+        }
+        Format::Text => {
+            for f in &findings {
+                println!("{} {:<7} {} Fix: {}", f.id, f.severity, f.message, f.fix);
+            }
+            println!(
+                "{} finding(s): {errors} error(s), {warnings} warning(s) for {}",
+                findings.len(),
+                settings.environment.as_str()
+            );
+        }
+    }
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn serve(settings: &Settings) -> ExitCode {
+    let stack = match Buttress::from_settings(settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("buttress: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let errors = stack
+        .notices()
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        tracing::warn!("{errors} deploy checklist error(s) would stop a Production start; run `buttress check`");
+    }
+    if settings.plain_http_loopback_dev() {
+        tracing::info!(
+            "Development over plain HTTP on loopback: cookies drop Secure and the __Host- prefix"
+        );
+    }
+    let opts = match ServeOptions::from_settings(settings) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("buttress: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("buttress: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tls = opts.tls.is_some();
+    let dev_cert = opts.dev_cert_path.clone();
+    runtime.block_on(async move {
+        let app = stack.apply(landing::router());
+        let server = match Server::bind(app, opts).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("buttress: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        announce(server.local_addr(), tls, server.http_addr(), dev_cert);
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn announce(addr: SocketAddr, tls: bool, http: Option<SocketAddr>, dev_cert: Option<PathBuf>) {
+    let scheme = if tls { "https" } else { "http" };
+    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
+        "localhost".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    eprintln!("buttress: listening on {scheme}://{host}:{}/", addr.port());
+    if let Some(h) = http {
+        eprintln!("buttress: plain HTTP on {h} redirects to HTTPS");
+    }
+    if let Some(p) = dev_cert {
+        eprintln!(
+            "buttress: self-signed certificate for localhost written to {}",
+            p.display()
+        );
+    }
+}

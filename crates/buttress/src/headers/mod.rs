@@ -1,0 +1,385 @@
+//! Secure response headers, set on every response: pages, redirects, 403s, 429s and errors.
+//!
+//! [`SecureHeadersLayer::new`] is the safe set, which earns an A+ under Mozilla HTTP
+//! Observatory's classic and MDN v2 scoring (our test suite scores it with both rule sets):
+//!
+//! | header | default | what it does |
+//! |---|---|---|
+//! | `Content-Security-Policy` | [`Csp::strict`] with a fresh nonce per response | blocks injected scripts, styles, plugins, framing, `<base>` and off-site form posts |
+//! | `Strict-Transport-Security` | `max-age=31536000; includeSubDomains`, **only on HTTPS responses** | browsers use HTTPS only for a year |
+//! | `X-Frame-Options` | `DENY` | no framing in browsers without `frame-ancestors` |
+//! | `X-Content-Type-Options` | `nosniff` | no MIME sniffing |
+//! | `Referrer-Policy` | `strict-origin-when-cross-origin` | no paths or queries leak to other sites |
+//! | `Permissions-Policy` | camera, microphone, geolocation, payment, USB, … all `()` | powerful features off |
+//! | `Cross-Origin-Opener-Policy` | `same-origin` | no cross-window access (XS-Leaks) |
+//! | `Cross-Origin-Resource-Policy` | `same-origin` | other sites cannot embed responses |
+//! | `Origin-Agent-Cluster` | `?1` | origin-keyed agent clusters |
+//! | `Server`, `X-Powered-By` | removed | no version banners |
+//!
+//! A header the handler set itself is kept (a handler that needs a different CSP sets it, or
+//! returns a [`Csp`] as a response part, or its route uses [`CspOverrideLayer`]).
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use buttress::headers::{CspNonce, SecureHeadersLayer};
+//!
+//! async fn page(nonce: CspNonce) -> axum::response::Html<String> {
+//!     axum::response::Html(format!("<style nonce=\"{nonce}\">body{{margin:0}}</style>"))
+//! }
+//! let app: Router = Router::new()
+//!     .route("/", get(page))
+//!     .layer(SecureHeadersLayer::new());
+//! ```
+
+pub mod csp;
+mod report;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use csp::{Csp, CspNonce};
+pub use report::{csp_report, dropped_reports, REPORT_BODY_LIMIT};
+
+use crate::proxy::RequestOrigin;
+
+/// `Strict-Transport-Security` settings.
+///
+/// ```
+/// use buttress::headers::Hsts;
+/// assert_eq!(Hsts::default().value(), "max-age=31536000; includeSubDomains");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hsts {
+    /// Lifetime in seconds.
+    pub max_age: u64,
+    /// Adds `includeSubDomains`.
+    pub include_subdomains: bool,
+    /// Adds `preload` (submit the site to the preload list yourself; hard to undo).
+    pub preload: bool,
+}
+
+impl Default for Hsts {
+    fn default() -> Self {
+        Hsts {
+            max_age: 31_536_000,
+            include_subdomains: true,
+            preload: false,
+        }
+    }
+}
+
+impl Hsts {
+    /// The header value.
+    pub fn value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
+}
+
+/// The default `Permissions-Policy`: powerful features denied to every origin.
+pub const DEFAULT_PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), display-capture=(), encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), magnetometer=(), microphone=(), midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), xr-spatial-tracking=()";
+
+/// Layer that sets secure headers. See the [module docs](self) for the defaults.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SecureHeadersLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    csp: Option<Csp>,
+    csp_report_only: bool,
+    hsts: Option<HeaderValue>,
+    fixed: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for SecureHeadersLayer {
+    fn default() -> Self {
+        SecureHeadersLayer::new()
+    }
+}
+
+impl SecureHeadersLayer {
+    /// The safe set described in the [module docs](self).
+    pub fn new() -> Self {
+        let fixed = [
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+            ("permissions-policy", DEFAULT_PERMISSIONS_POLICY),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-resource-policy", "same-origin"),
+            ("origin-agent-cluster", "?1"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+        .collect();
+        SecureHeadersLayer {
+            config: Arc::new(Config {
+                csp: Some(Csp::strict()),
+                csp_report_only: false,
+                hsts: HeaderValue::from_str(&Hsts::default().value()).ok(),
+                fixed,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Replaces the Content-Security-Policy.
+    pub fn csp(self, csp: Csp) -> Self {
+        self.edit(|c| c.csp = Some(csp))
+    }
+
+    /// Sends no Content-Security-Policy (`buttress check` and `buttress audit` will flag it).
+    pub fn no_csp(self) -> Self {
+        self.edit(|c| c.csp = None)
+    }
+
+    /// Sends the policy as `Content-Security-Policy-Report-Only`: violations are reported,
+    /// nothing is blocked. For trying a policy out.
+    pub fn csp_report_only(self, on: bool) -> Self {
+        self.edit(|c| c.csp_report_only = on)
+    }
+
+    /// Sets HSTS (sent only on HTTPS responses); `None` turns it off.
+    pub fn hsts(self, hsts: Option<Hsts>) -> Self {
+        self.edit(|c| c.hsts = hsts.and_then(|h| HeaderValue::from_str(&h.value()).ok()))
+    }
+
+    /// Sets (or replaces) one of the fixed headers, e.g. `Referrer-Policy: no-referrer`.
+    pub fn header(self, name: HeaderName, value: HeaderValue) -> Self {
+        self.edit(|c| match c.fixed.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => c.fixed.push((name, value)),
+        })
+    }
+
+    /// Stops sending one of the fixed headers.
+    pub fn without(self, name: HeaderName) -> Self {
+        self.edit(|c| c.fixed.retain(|(n, _)| *n != name))
+    }
+}
+
+impl<S> Layer<S> for SecureHeadersLayer {
+    type Service = SecureHeaders<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SecureHeaders {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service made by [`SecureHeadersLayer`].
+#[derive(Debug, Clone)]
+pub struct SecureHeaders<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecureHeaders<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = HeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let nonce = CspNonce::generate();
+        req.extensions_mut().insert(nonce);
+        HeadersFuture {
+            inner: self.inner.call(req),
+            config: self.config.clone(),
+            nonce,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`SecureHeaders`].
+    pub struct HeadersFuture<F> {
+        #[pin]
+        inner: F,
+        config: Arc<Config>,
+        nonce: CspNonce,
+    }
+}
+
+impl<F, B> std::future::Future for HeadersFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<B>, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Poll::Ready(Ok(mut res)) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        apply(this.config, *this.nonce, &mut res);
+        Poll::Ready(Ok(res))
+    }
+}
+
+fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
+    let https = res
+        .extensions()
+        .get::<RequestOrigin>()
+        .is_some_and(RequestOrigin::is_https);
+    let override_csp = res.extensions_mut().remove::<Csp>();
+    let headers = res.headers_mut();
+    for (name, value) in &config.fixed {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let csp_name = if config.csp_report_only {
+        header::CONTENT_SECURITY_POLICY_REPORT_ONLY
+    } else {
+        header::CONTENT_SECURITY_POLICY
+    };
+    let handler_set_csp = headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+    if !handler_set_csp {
+        if let Some(policy) = override_csp.as_ref().or(config.csp.as_ref()) {
+            if let Ok(v) = HeaderValue::from_str(&policy.render(nonce.as_str(), https)) {
+                headers.insert(csp_name, v);
+            }
+        }
+    }
+    if https && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        if let Some(v) = &config.hsts {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
+    headers.remove(header::SERVER);
+    headers.remove("x-powered-by");
+    res.extensions_mut().insert(nonce);
+}
+
+impl IntoResponseParts for Csp {
+    type Error = Infallible;
+    /// Returning a [`Csp`] from a handler replaces the policy for that response.
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// Route layer that replaces the CSP for the routes it wraps.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use buttress::headers::{csp::{Directive, Source}, Csp, CspOverrideLayer};
+///
+/// let map_csp = Csp::strict().directive(Directive::ImgSrc, [Source::SelfOrigin, Source::Scheme("https:".into())]);
+/// let app: Router = Router::new()
+///     .route("/map", get(|| async { "map" }))
+///     .route_layer(CspOverrideLayer::new(map_csp));
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CspOverrideLayer {
+    csp: Arc<Csp>,
+}
+
+impl CspOverrideLayer {
+    /// Uses `csp` for the wrapped routes.
+    pub fn new(csp: Csp) -> Self {
+        CspOverrideLayer { csp: Arc::new(csp) }
+    }
+}
+
+impl<S> Layer<S> for CspOverrideLayer {
+    type Service = CspOverride<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CspOverride {
+            inner,
+            csp: self.csp.clone(),
+        }
+    }
+}
+
+/// Service made by [`CspOverrideLayer`].
+#[derive(Debug, Clone)]
+pub struct CspOverride<S> {
+    inner: S,
+    csp: Arc<Csp>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CspOverride<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let fut = self.inner.call(req);
+        let csp = self.csp.clone();
+        Box::pin(async move {
+            let mut res = fut.await?;
+            if res.extensions().get::<Csp>().is_none() {
+                res.extensions_mut().insert((*csp).clone());
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// Rejection of [`CspNonce`] when [`SecureHeadersLayer`] is not installed.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("SecureHeadersLayer is not installed in front of this handler")]
+pub struct MissingHeadersLayer;
+
+impl IntoResponse for MissingHeadersLayer {
+    fn into_response(self) -> axum::response::Response {
+        tracing::error!("{self}");
+        crate::errors::Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
+    type Rejection = MissingHeadersLayer;
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<CspNonce>()
+            .copied()
+            .ok_or(MissingHeadersLayer)
+    }
+}

@@ -1,0 +1,214 @@
+//! HTTPS enforcement: plain-HTTP requests are redirected to HTTPS.
+//!
+//! The scheme is the one [`ProxyLayer`](crate::proxy::ProxyLayer) resolved, so behind a
+//! trusted TLS-terminating proxy a request that reached the proxy over HTTPS is not redirected
+//! again (no loop), and a client cannot skip the redirect by sending `X-Forwarded-Proto: https`
+//! itself unless it is a trusted proxy.
+//!
+//! | setting | default |
+//! |---|---|
+//! | status | `301` for GET and HEAD, `308` for other methods (the method and body are kept) |
+//! | host | the request's host, or the canonical host when set |
+//! | port | 443 (omitted), or the configured HTTPS port |
+//! | exempt paths | `/healthz` (load balancers' health checks often speak plain HTTP) |
+//!
+//! HSTS is sent by [`SecureHeadersLayer`](crate::headers::SecureHeadersLayer), only on HTTPS
+//! responses, as [RFC 6797 §7.2](https://www.rfc-editor.org/rfc/rfc6797#section-7.2) requires.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use buttress::https::HttpsRedirectLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "secure" }))
+//!     .layer(HttpsRedirectLayer::new().canonical_host("example.org").exempt("/healthz"));
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::{Either, Ready};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::proxy::RequestOrigin;
+
+/// Layer that redirects plain-HTTP requests to HTTPS.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HttpsRedirectLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Config {
+    canonical_host: Option<String>,
+    port: Option<u16>,
+    exempt: Vec<String>,
+}
+
+impl Default for HttpsRedirectLayer {
+    fn default() -> Self {
+        HttpsRedirectLayer::new()
+    }
+}
+
+impl HttpsRedirectLayer {
+    /// Redirects to the request's own host on port 443, exempting `/healthz`.
+    pub fn new() -> Self {
+        HttpsRedirectLayer {
+            config: Arc::new(Config {
+                exempt: vec!["/healthz".to_owned()],
+                ..Config::default()
+            }),
+        }
+    }
+
+    /// Always redirects to this host (also stops redirects to whatever `Host` a client sent).
+    pub fn canonical_host(mut self, host: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).canonical_host = Some(host.into());
+        self
+    }
+
+    /// The HTTPS port to redirect to (443 is left out of the URL).
+    pub fn port(mut self, port: u16) -> Self {
+        Arc::make_mut(&mut self.config).port = Some(port);
+        self
+    }
+
+    /// Serves `path` (exactly) over plain HTTP too.
+    pub fn exempt(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        let c = Arc::make_mut(&mut self.config);
+        if !c.exempt.contains(&path) {
+            c.exempt.push(path);
+        }
+        self
+    }
+
+    /// Replaces the list of exempt paths.
+    pub fn exempt_paths(mut self, paths: impl IntoIterator<Item = String>) -> Self {
+        Arc::make_mut(&mut self.config).exempt = paths.into_iter().collect();
+        self
+    }
+}
+
+impl<S> Layer<S> for HttpsRedirectLayer {
+    type Service = HttpsRedirect<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpsRedirect {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service made by [`HttpsRedirectLayer`].
+#[derive(Debug, Clone)]
+pub struct HttpsRedirect<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpsRedirect<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<Result<Response<ResBody>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let plain = req
+            .extensions()
+            .get::<RequestOrigin>()
+            // Without ProxyLayer the scheme is unknown: fail closed and redirect.
+            .is_none_or(|o| !o.is_https());
+        if !plain || self.config.exempt.iter().any(|p| p == req.uri().path()) {
+            return Either::Left(self.inner.call(req));
+        }
+        Either::Right(futures_util::future::ready(Ok(redirect(
+            &self.config,
+            &req,
+        ))))
+    }
+}
+
+fn redirect<B, ReqBody>(config: &Config, req: &Request<ReqBody>) -> Response<B>
+where
+    B: Default,
+{
+    let host = config.canonical_host.clone().unwrap_or_else(|| {
+        req.extensions()
+            .get::<RequestOrigin>()
+            .map(|o| o.hostname().to_owned())
+            .unwrap_or_default()
+    });
+    let port = match config.port {
+        Some(p) if p != 443 => format!(":{p}"),
+        _ => String::new(),
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let status = if req.method() == Method::GET || req.method() == Method::HEAD {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::PERMANENT_REDIRECT
+    };
+    let mut res = Response::new(B::default());
+    *res.status_mut() = status;
+    match HeaderValue::try_from(format!("https://{host}{port}{path}")) {
+        Ok(v) => {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => *res.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::Scheme;
+
+    fn req(method: Method, uri: &str, scheme: Scheme) -> Request<()> {
+        let mut r = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .expect("request");
+        r.extensions_mut().insert(RequestOrigin {
+            scheme,
+            host: "example.org:8080".into(),
+        });
+        r
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let base = Config::default();
+        let r: Response<()> = redirect(&base, &req(Method::GET, "/a?b=1", Scheme::Http));
+        assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(r.headers()[header::LOCATION], "https://example.org/a?b=1");
+        let r: Response<()> = redirect(&base, &req(Method::POST, "/form", Scheme::Http));
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        let custom = Config {
+            canonical_host: Some("www.example.org".into()),
+            port: Some(8443),
+            exempt: vec![],
+        };
+        let r: Response<()> = redirect(&custom, &req(Method::GET, "/", Scheme::Http));
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "https://www.example.org:8443/"
+        );
+    }
+}

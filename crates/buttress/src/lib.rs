@@ -1,0 +1,261 @@
+//! Buttress: the layered defence of a hardened web application, for axum and tower.
+//!
+//! Each concern is one module with a `Layer` whose defaults are the secure ones; [`Buttress`]
+//! stacks them all in the right order from [`Settings`], refusing an unsafe Production start.
+//!
+//! The request's way through, outermost first:
+//!
+//! 1. request id (fresh per request; clients cannot choose it) and tracing span
+//! 2. [`errors::ErrorPagesLayer`]: every 4xx/5xx rendered safely as HTML or problem+json
+//! 3. [`headers::SecureHeadersLayer`]: CSP with a per-request nonce, HSTS on HTTPS, …
+//! 4. [`proxy::ProxyLayer`]: [`proxy::ClientIp`] and scheme, trusting only listed proxies
+//! 5. panic catcher ([`errors::catch_panic_layer`]): a panic becomes a generic 500
+//! 6. [`https::HttpsRedirectLayer`]: plain HTTP redirected to HTTPS
+//! 7. request limits: whole-request timeout (408) and body size (413)
+//! 8. your router
+//!
+//! The error pages sit outside the headers so that even a panic's 500 and a proxy layer's 400
+//! carry every security header; the proxy sits outside the panic catcher so the error page
+//! knows whether the client is on loopback before it shows any debug detail.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use buttress::{settings::Settings, Buttress};
+//!
+//! let settings = Settings::default(); // Development on 127.0.0.1:8000
+//! let buttress = Buttress::from_settings(&settings)?;
+//! let app: Router = buttress.apply(Router::new().route("/", get(|| async { "hello" })));
+//! # Ok::<(), buttress::StartupError>(())
+//! ```
+
+#![deny(unreachable_pub, unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod errors;
+pub mod headers;
+pub mod https;
+pub mod proxy;
+pub mod secret;
+#[cfg(feature = "server")]
+pub mod server;
+pub mod settings;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use http::{HeaderName, Request, StatusCode};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use check::{Finding, Severity};
+use headers::{Csp, Hsts, SecureHeadersLayer};
+use https::HttpsRedirectLayer;
+use proxy::{ProxyConfig, ProxyLayer};
+use secret::{KeyError, Keyring};
+use settings::{Environment, Settings};
+
+/// Why Buttress refused to start. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// Development listens on loopback only.
+    #[error("Development refuses to listen on {addr}, which is not a loopback address. Fix: bind to 127.0.0.1 for local work, or set BUTTRESS_ENV=production (or pass --production) to serve others")]
+    NotLoopback {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+    /// Production without a usable key.
+    #[error("Production needs a strong secret key: {error}. Fix: {}", error.fix())]
+    Key {
+        /// What is wrong with the key.
+        error: KeyError,
+    },
+    /// Production with error-level checklist findings.
+    #[error("Production refuses to start with {} unsafe setting(s):\n{}\nRun `buttress check` for the whole checklist.", findings.len(), findings.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"))]
+    Unsafe {
+        /// The error-level findings.
+        findings: Vec<Finding>,
+    },
+    /// A CSP setting that does not parse (settings loading normally catches this first).
+    #[error("BUTTRESS_CSP does not parse: {0}. Fix: correct the policy or unset it")]
+    Csp(#[from] headers::csp::CspError),
+}
+
+impl StartupError {
+    /// The process exit code for this refusal: always 3 ("configuration refused").
+    pub fn exit_code(&self) -> u8 {
+        3
+    }
+}
+
+/// All the layers, configured from [`Settings`], in the order described in the
+/// [crate docs](crate).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Buttress {
+    environment: Environment,
+    keyring: Keyring,
+    notices: Vec<Finding>,
+    proxy: ProxyConfig,
+    headers: SecureHeadersLayer,
+    https: Option<HttpsRedirectLayer>,
+    debug: bool,
+    body_limit: usize,
+    request_timeout: Duration,
+}
+
+impl Buttress {
+    /// Validates `settings` and configures every layer.
+    ///
+    /// Refuses to start in Development on a non-loopback address, and in Production with a
+    /// missing or weak key or any error-level [checklist](check) finding. In Development
+    /// without a key an ephemeral one is made (and a warning logged).
+    pub fn from_settings(settings: &Settings) -> Result<Buttress, StartupError> {
+        let findings = check::run(settings);
+        let prod = settings.environment == Environment::Production;
+        if !prod && !settings.bind.ip().is_loopback() {
+            return Err(StartupError::NotLoopback {
+                addr: settings.bind,
+            });
+        }
+        if !prod {
+            if let Some(addr) = settings.http_bind.filter(|a| !a.ip().is_loopback()) {
+                return Err(StartupError::NotLoopback { addr });
+            }
+        }
+        let keyring = match (&settings.secret_key, prod) {
+            (Some(key), true) => {
+                key.check_strength()
+                    .map_err(|error| StartupError::Key { error })?;
+                Keyring::new(key.clone(), settings.secret_key_fallbacks.clone())
+            }
+            (None, true) => {
+                return Err(StartupError::Key {
+                    error: KeyError::Missing,
+                })
+            }
+            (Some(key), false) => {
+                if let Err(e) = key.check_strength() {
+                    tracing::warn!("the secret key is weak ({e}); Production would refuse it");
+                }
+                Keyring::new(key.clone(), settings.secret_key_fallbacks.clone())
+            }
+            (None, false) => {
+                tracing::warn!("no SECRET_KEY set: using an ephemeral key for this run only; sessions and signed values will not survive a restart (run `buttress keygen`)");
+                Keyring::ephemeral()
+            }
+        };
+        if prod {
+            let errors: Vec<Finding> = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .cloned()
+                .collect();
+            if !errors.is_empty() {
+                return Err(StartupError::Unsafe { findings: errors });
+            }
+        }
+
+        let csp = match &settings.csp {
+            Some(text) => Csp::parse(text)?.upgrade_insecure_requests_on_https(true),
+            None => Csp::strict(),
+        };
+        let csp = match &settings.csp_report_uri {
+            Some(uri) => csp.report_uri(uri),
+            None => csp,
+        };
+        let hsts = (!settings.hsts_max_age.is_zero()).then(|| Hsts {
+            max_age: settings.hsts_max_age.as_secs(),
+            include_subdomains: settings.hsts_include_subdomains,
+            preload: settings.hsts_preload,
+        });
+        let headers = SecureHeadersLayer::new()
+            .csp(csp)
+            .csp_report_only(settings.csp_report_only)
+            .hsts(hsts);
+        let https = settings.https_redirect.then(|| {
+            let mut layer =
+                HttpsRedirectLayer::new().exempt_paths(settings.https_exempt_paths.iter().cloned());
+            if let Some(host) = &settings.canonical_host {
+                layer = layer.canonical_host(host.clone());
+            }
+            let port = settings
+                .https_port
+                .or_else(|| settings.serves_tls().then(|| settings.bind.port()));
+            if let Some(p) = port {
+                layer = layer.port(p);
+            }
+            layer
+        });
+        let proxy = ProxyConfig::default()
+            .trust_all(settings.trusted_proxies.iter().copied())
+            .header(settings.proxy_header)
+            .allowed_hosts(settings.allowed_hosts.iter().cloned());
+
+        Ok(Buttress {
+            environment: settings.environment,
+            keyring,
+            notices: findings,
+            proxy,
+            headers,
+            https,
+            debug: settings.debug && !prod,
+            body_limit: settings.body_limit,
+            request_timeout: settings.request_timeout,
+        })
+    }
+
+    /// The environment the stack was built for.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// The keyring (primary + fallback keys) for layers that sign or encrypt.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The checklist findings found at start-up (in Production, none are errors).
+    pub fn notices(&self) -> &[Finding] {
+        &self.notices
+    }
+
+    /// Replaces the secure headers layer (e.g. to add a CSP source for a CDN).
+    pub fn with_headers(mut self, headers: SecureHeadersLayer) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Wraps `router` in every layer. Add your routes (and route layers) first.
+    pub fn apply(self, router: Router) -> Router {
+        let x_request_id = HeaderName::from_static("x-request-id");
+        router
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(RequestBodyLimitLayer::new(self.body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.request_timeout,
+            ))
+            .layer(tower::util::option_layer(self.https))
+            .layer(errors::catch_panic_layer())
+            .layer(ProxyLayer::new(self.proxy))
+            .layer(self.headers)
+            .layer(errors::ErrorPagesLayer::new(self.debug))
+            .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+            .layer(TraceLayer::new_for_http())
+            .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+            .layer(tower::util::MapRequestLayer::new(
+                |mut req: Request<axum::body::Body>| {
+                    // Request ids are ours: a client-chosen id could collide with or forge log lines.
+                    req.headers_mut().remove("x-request-id");
+                    req
+                },
+            ))
+    }
+}

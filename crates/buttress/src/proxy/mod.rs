@@ -1,0 +1,516 @@
+//! The client's address, scheme and host, trusting forwarding headers only from trusted proxies.
+//!
+//! [`ProxyLayer`] reads the TCP peer address (axum's [`ConnectInfo`]) and, only when that peer
+//! is inside one of the trusted CIDRs, the forwarding header family the proxies are declared to
+//! set ([`ProxyHeader`]). It walks the chain from the right and takes the first hop that is not
+//! itself a trusted proxy: the rightmost untrusted hop. Everything to the left of it was written
+//! by the client and is ignored, so a spoofed `X-Forwarded-For` changes nothing. The results are
+//! put into the request's extensions as [`ClientIp`] and [`RequestOrigin`], which later layers
+//! (HTTPS, rate limits, CSRF, error pages) and handlers read.
+//!
+//! | header family | client | scheme | host |
+//! |---|---|---|---|
+//! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host` |
+//! | `forwarded` | rightmost untrusted `for=` | `proto=` of that element | `host=` of that element |
+//!
+//! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
+//! that could be trusted stands in for the client. A syntactically broken `Forwarded` header
+//! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use buttress::proxy::{ClientIp, ProxyConfig, ProxyLayer};
+//!
+//! let config = ProxyConfig::default().trust("10.0.0.0/8".parse().unwrap());
+//! let app: Router = Router::new()
+//!     .route("/", get(|ClientIp(ip): ClientIp| async move { ip.to_string() }))
+//!     .layer(ProxyLayer::new(config));
+//! ```
+//!
+//! # Deployment caveat
+//!
+//! List exactly the proxies in front of the application, and set `proxy_header` to the family
+//! they write. A proxy that appends to `X-Forwarded-For` but passes a client's `Forwarded`
+//! through untouched is safe only because the other family is never read.
+
+pub mod parse;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use futures_util::future::{Either, Ready};
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use ipnet::IpNet;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::errors::Problem;
+pub use crate::settings::ProxyHeader;
+use parse::{parse_forwarded, parse_x_forwarded_for, Element, Node};
+
+/// Set by the server on each request: whether the connection itself is TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// The connection is TLS.
+    pub tls: bool,
+}
+
+/// The client's IP address as resolved by [`ProxyLayer`].
+///
+/// ```
+/// use buttress::proxy::ClientIp;
+/// async fn handler(ClientIp(ip): ClientIp) -> String { ip.to_string() }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub IpAddr);
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// The scheme and host the client used, as resolved by [`ProxyLayer`].
+///
+/// ```
+/// use buttress::proxy::RequestOrigin;
+/// async fn handler(origin: RequestOrigin) -> String { origin.origin() }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The host, lower-cased, with a port when one was given (`example.org`, `localhost:8000`).
+    pub host: String,
+}
+
+impl RequestOrigin {
+    /// The web origin, e.g. `https://example.org`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.host)
+    }
+
+    /// The host without its port.
+    pub fn hostname(&self) -> &str {
+        host_without_port(&self.host)
+    }
+
+    /// Whether the client used HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::Https
+    }
+}
+
+/// Configuration for [`ProxyLayer`]. The default trusts no proxy and allows any host.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ProxyConfig {
+    trusted: Vec<IpNet>,
+    header: ProxyHeader,
+    allowed_hosts: Vec<String>,
+}
+
+impl ProxyConfig {
+    /// Trusts forwarding headers from peers inside `net`.
+    pub fn trust(mut self, net: IpNet) -> Self {
+        self.trusted.push(net.trunc());
+        self
+    }
+
+    /// Trusts forwarding headers from peers inside any of `nets`.
+    pub fn trust_all(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        self.trusted.extend(nets.into_iter().map(|n| n.trunc()));
+        self
+    }
+
+    /// Which header family the trusted proxies set.
+    pub fn header(mut self, header: ProxyHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400.
+    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Resolves client, scheme and host for a request from `peer` (over TLS or not).
+    ///
+    /// ```
+    /// use buttress::proxy::{ProxyConfig, Scheme};
+    /// let cfg = ProxyConfig::default().trust("10.0.0.0/8".parse().unwrap());
+    /// let mut h = http::HeaderMap::new();
+    /// h.insert("host", "example.org".parse().unwrap());
+    /// h.insert("x-forwarded-for", "1.1.1.1, 203.0.113.5".parse().unwrap());
+    /// h.insert("x-forwarded-proto", "https".parse().unwrap());
+    /// let r = cfg.resolve("10.0.0.2:4000".parse().unwrap(), false, &h, None).unwrap();
+    /// assert_eq!(r.client.0.to_string(), "203.0.113.5");
+    /// assert_eq!(r.origin.scheme, Scheme::Https);
+    /// ```
+    pub fn resolve(
+        &self,
+        peer: SocketAddr,
+        tls: bool,
+        headers: &HeaderMap,
+        uri_host: Option<&str>,
+    ) -> Result<Resolved, ProxyRejection> {
+        let peer_ip = peer.ip().to_canonical();
+        let mut client = peer_ip;
+        let mut scheme = if tls { Scheme::Https } else { Scheme::Http };
+        let mut host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| uri_host.map(str::to_owned));
+
+        if self.is_trusted(peer_ip) {
+            match self.header {
+                ProxyHeader::XForwarded => {
+                    let hops = parse_x_forwarded_for(&lines(headers, "x-forwarded-for"));
+                    let elements: Vec<Element> = hops
+                        .into_iter()
+                        .map(|n| Element {
+                            for_node: Some(n),
+                            ..Element::default()
+                        })
+                        .collect();
+                    client = self.walk(peer_ip, &elements).0;
+                    if let Some(p) = rightmost(headers, "x-forwarded-proto") {
+                        scheme = parse_scheme(&p).ok_or(ProxyRejection::BadForwardedProto)?;
+                    }
+                    if let Some(h) = rightmost(headers, "x-forwarded-host") {
+                        host = Some(h);
+                    }
+                }
+                ProxyHeader::Forwarded => {
+                    let elements = parse_forwarded(&lines(headers, "forwarded"))
+                        .map_err(|_| ProxyRejection::MalformedForwarded)?;
+                    let (ip, idx) = self.walk(peer_ip, &elements);
+                    client = ip;
+                    if let Some(el) = idx.and_then(|i| elements.get(i)) {
+                        if let Some(p) = &el.proto {
+                            scheme = parse_scheme(p).ok_or(ProxyRejection::BadForwardedProto)?;
+                        }
+                        if let Some(h) = &el.host {
+                            host = Some(h.clone());
+                        }
+                    }
+                }
+            }
+        }
+
+        let host = host
+            .ok_or(ProxyRejection::MissingHost)?
+            .to_ascii_lowercase();
+        if !valid_host(&host) {
+            return Err(ProxyRejection::BadHost);
+        }
+        if !self.allowed_hosts.is_empty() && !self.host_allowed(host_without_port(&host)) {
+            return Err(ProxyRejection::HostNotAllowed);
+        }
+        Ok(Resolved {
+            client: ClientIp(client),
+            origin: RequestOrigin { scheme, host },
+        })
+    }
+
+    /// Walks the chain from the right; returns the client and the index of its element.
+    fn walk(&self, peer: IpAddr, elements: &[Element]) -> (IpAddr, Option<usize>) {
+        let mut client = peer;
+        let mut index = None;
+        for (i, el) in elements.iter().enumerate().rev() {
+            match &el.for_node {
+                Some(Node::Ip(ip)) => {
+                    client = *ip;
+                    index = Some(i);
+                    if !self.is_trusted(*ip) {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        (client, index)
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
+                None => allowed == host,
+            })
+    }
+}
+
+/// The result of [`ProxyConfig::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The client's address.
+    pub client: ClientIp,
+    /// The scheme and host the client used.
+    pub origin: RequestOrigin,
+}
+
+/// Why a request was refused by [`ProxyLayer`] (all are 400 except a missing peer address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyRejection {
+    /// No `Host` header and no authority in the request target.
+    #[error("the request has no Host header")]
+    MissingHost,
+    /// The host has characters no host name has.
+    #[error("the Host header is not a valid host name")]
+    BadHost,
+    /// The host is not in `allowed_hosts`.
+    #[error("this host name is not served here")]
+    HostNotAllowed,
+    /// A trusted proxy sent a `Forwarded` header that does not parse.
+    #[error("the Forwarded header is malformed")]
+    MalformedForwarded,
+    /// A trusted proxy sent a forwarded protocol other than http or https.
+    #[error("the forwarded protocol is neither http nor https")]
+    BadForwardedProto,
+    /// The server did not record the peer address (a setup mistake, not the client's).
+    #[error("the peer address is unknown")]
+    NoPeerAddress,
+}
+
+impl ProxyRejection {
+    fn into_response<B: Default>(self) -> Response<B> {
+        let status = match self {
+            ProxyRejection::NoPeerAddress => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let problem = match self {
+            ProxyRejection::NoPeerAddress => {
+                tracing::error!("ProxyLayer found no ConnectInfo<SocketAddr>: serve with buttress::server or into_make_service_with_connect_info");
+                Problem::new(status)
+            }
+            _ => Problem::new(status).with_detail(self.to_string()),
+        };
+        problem.into_empty_response()
+    }
+}
+
+fn lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .collect()
+}
+
+fn rightmost(headers: &HeaderMap, name: &str) -> Option<String> {
+    lines(headers, name)
+        .iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .rfind(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn parse_scheme(text: &str) -> Option<Scheme> {
+    match text.to_ascii_lowercase().as_str() {
+        "https" => Some(Scheme::Https),
+        "http" => Some(Scheme::Http),
+        _ => None,
+    }
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()]);
+    }
+    host.split(':').next().unwrap_or(host)
+}
+
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+/// Layer that resolves [`ClientIp`] and [`RequestOrigin`]. See the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProxyLayer {
+    config: Arc<ProxyConfig>,
+}
+
+impl ProxyLayer {
+    /// A layer with the given configuration.
+    pub fn new(config: ProxyConfig) -> Self {
+        ProxyLayer {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S> Layer<S> for ProxyLayer {
+    type Service = Proxy<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Proxy {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service made by [`ProxyLayer`].
+#[derive(Debug, Clone)]
+pub struct Proxy<S> {
+    inner: S,
+    config: Arc<ProxyConfig>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Proxy<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = Either<ResolvedFuture<S::Future>, Ready<Result<Response<ResBody>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let Some(peer) = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+        else {
+            return Either::Right(futures_util::future::ready(Ok(
+                ProxyRejection::NoPeerAddress.into_response(),
+            )));
+        };
+        let tls = req.extensions().get::<Transport>().is_some_and(|t| t.tls);
+        let uri_host = req.uri().authority().map(|a| a.as_str().to_owned());
+        match self
+            .config
+            .resolve(peer, tls, req.headers(), uri_host.as_deref())
+        {
+            Ok(resolved) => {
+                req.extensions_mut().insert(resolved.client);
+                req.extensions_mut().insert(resolved.origin.clone());
+                Either::Left(ResolvedFuture {
+                    inner: self.inner.call(req),
+                    resolved: Some(resolved),
+                })
+            }
+            Err(rejection) => {
+                tracing::warn!(%peer, reason = %rejection, "request refused by proxy layer");
+                let mut res = rejection.into_response();
+                res.extensions_mut()
+                    .insert(ClientIp(peer.ip().to_canonical()));
+                Either::Right(futures_util::future::ready(Ok(res)))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`Proxy`]: copies [`ClientIp`] and [`RequestOrigin`] into the response's
+    /// extensions, for the layers outside it (error pages, secure headers).
+    pub struct ResolvedFuture<F> {
+        #[pin]
+        inner: F,
+        resolved: Option<Resolved>,
+    }
+}
+
+impl<F, B> std::future::Future for ResolvedFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<B>, Infallible>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Poll::Ready(Ok(mut res)) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        if let Some(r) = this.resolved.take() {
+            res.extensions_mut().insert(r.client);
+            res.extensions_mut().insert(r.origin);
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+/// Rejection of the [`ClientIp`] and [`RequestOrigin`] extractors when [`ProxyLayer`] is not
+/// installed: a setup mistake, answered with a generic 500.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("ProxyLayer is not installed in front of this handler")]
+pub struct MissingProxyLayer;
+
+impl axum::response::IntoResponse for MissingProxyLayer {
+    fn into_response(self) -> axum::response::Response {
+        tracing::error!("{self}");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = MissingProxyLayer;
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .ok_or(MissingProxyLayer)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = MissingProxyLayer;
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestOrigin>()
+            .cloned()
+            .ok_or(MissingProxyLayer)
+    }
+}
+
+#[cfg(test)]
+mod tests;

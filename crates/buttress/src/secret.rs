@@ -1,0 +1,505 @@
+//! Secret keys: loading, strength checks, per-purpose sub-keys and rotation.
+//!
+//! There is no default key anywhere in Buttress. A [`Keyring`] holds one *primary* key, which
+//! signs and encrypts, and any number of *fallback* keys, which only verify and decrypt, so a key
+//! can be rotated without signing every user out: put the new key in `SECRET_KEY`, move the old
+//! one to `SECRET_KEY_FALLBACKS`, and remove it once the longest session lifetime has passed.
+//!
+//! The master key is never used directly. Every purpose (session cookies, CSRF tokens, …) gets
+//! its own 256-bit sub-key through HKDF-SHA256 ([RFC 5869]) with the purpose in the `info`
+//! string, so a value made for one purpose can never be accepted for another.
+//!
+//! # Example
+//!
+//! ```
+//! use buttress::secret::{Keyring, SecretKey};
+//!
+//! let primary = SecretKey::generate();
+//! let keyring = Keyring::new(primary, Vec::new());
+//! let keys = keyring.derive("session-cookie");
+//! assert_eq!(keys.primary().len(), 32);
+//! assert_ne!(keys.primary(), keyring.derive("csrf-token").primary());
+//! ```
+//!
+//! # Strength rules
+//!
+//! | rule | why |
+//! |---|---|
+//! | at least 32 bytes | a 256-bit key, as [`SecretKey::generate`] makes |
+//! | at least 12 distinct characters and 3.5 bits of Shannon entropy per character | rejects `aaaa…`, `changeme…` and keyboard walks |
+//! | no known published value or placeholder word (`changeme`, `secret-key`, `insecure`, …) | keys copied from tutorials are the first ones attackers try |
+//!
+//! [RFC 5869]: https://www.rfc-editor.org/rfc/rfc5869
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use hkdf::Hkdf;
+use rand::RngCore as _;
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// The least number of bytes a key must have.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Values published in tutorials, framework docs and our own README examples. A key that equals
+/// one of them, or contains one of the placeholder words, is refused in Production.
+const PUBLISHED_KEYS: &[&str] = &[
+    // Flask's documentation example (`app.secret_key = b'_5#y2L"F4Q8z\n\xec]/'`).
+    "_5#y2L\"F4Q8z\\n\\xec]/",
+    // Flask-Security / many tutorials.
+    "super-secret",
+    "you-will-never-guess",
+    "your-secret-key-here",
+    // Django's generated insecure development key prefix.
+    "django-insecure-",
+    // Our own README and docs examples.
+    "btr_example_do_not_use_8f3c1a9e7b6d5c4f2e1d0c9b8a7f6e5d",
+];
+
+/// Words that mark a placeholder rather than a real key.
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "change_me",
+    "secret-key",
+    "secret_key",
+    "secretkey",
+    "insecure",
+    "example",
+    "password",
+    "placeholder",
+    "do-not-use",
+    "notsecret",
+];
+
+/// Why a key was refused. Each message says what is wrong; the fix is always the same:
+/// generate a key with `buttress keygen`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// No key was configured.
+    #[error("no secret key is set")]
+    Missing,
+    /// The key is shorter than [`MIN_KEY_BYTES`].
+    #[error("the secret key is {len} bytes long; at least {MIN_KEY_BYTES} are required")]
+    TooShort {
+        /// The key's length in bytes.
+        len: usize,
+    },
+    /// The key has too little variety to be random.
+    #[error("the secret key has too little entropy ({distinct} distinct characters, {bits_per_char:.1} bits per character); it does not look random")]
+    LowEntropy {
+        /// Distinct byte values in the key.
+        distinct: usize,
+        /// Shannon entropy per byte.
+        bits_per_char: f64,
+    },
+    /// The key is a value published in documentation or a placeholder.
+    #[error("the secret key is a published example or placeholder value")]
+    Published,
+    /// The key file could not be read.
+    #[error("cannot read the secret key file {path}: {reason}")]
+    File {
+        /// The file's path.
+        path: PathBuf,
+        /// The I/O error, without the file's content.
+        reason: String,
+    },
+}
+
+impl KeyError {
+    /// The one-line fix a user can act on.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            KeyError::File { .. } => {
+                "check the path and permissions of SECRET_KEY_FILE, or generate a key with `buttress keygen`"
+            }
+            _ => "generate a key with `buttress keygen` and set it as SECRET_KEY (or in a file named by SECRET_KEY_FILE)",
+        }
+    }
+}
+
+/// A secret key. Its bytes are wiped from memory on drop and never printed by `Debug`.
+///
+/// ```
+/// use buttress::secret::SecretKey;
+///
+/// let key = SecretKey::generate();
+/// assert!(key.check_strength().is_ok());
+/// assert_eq!(format!("{key:?}"), "SecretKey(<redacted>)");
+/// ```
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SecretKey(Vec<u8>);
+
+impl SecretKey {
+    /// Wraps raw key bytes. Use [`SecretKey::check_strength`] before trusting them.
+    ///
+    /// ```
+    /// use buttress::secret::SecretKey;
+    /// assert!(SecretKey::from_bytes(b"short".to_vec()).check_strength().is_err());
+    /// ```
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        SecretKey(bytes)
+    }
+
+    /// Generates a fresh 256-bit key from the operating system's random source.
+    ///
+    /// ```
+    /// use buttress::secret::SecretKey;
+    /// assert_ne!(SecretKey::generate().as_bytes(), SecretKey::generate().as_bytes());
+    /// ```
+    pub fn generate() -> Self {
+        SecretKey(generate_key_string().into_bytes())
+    }
+
+    /// Reads a key from a file, dropping one trailing newline.
+    ///
+    /// ```no_run
+    /// use buttress::secret::SecretKey;
+    /// let key = SecretKey::from_file("/run/secrets/buttress_key".as_ref())?;
+    /// # Ok::<(), buttress::secret::KeyError>(())
+    /// ```
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        let mut bytes = std::fs::read(path).map_err(|e| KeyError::File {
+            path: path.to_owned(),
+            reason: e.kind().to_string(),
+        })?;
+        while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        Ok(SecretKey(bytes))
+    }
+
+    /// The key's bytes.
+    ///
+    /// ```
+    /// use buttress::secret::SecretKey;
+    /// assert_eq!(SecretKey::from_bytes(vec![1, 2]).as_bytes(), &[1, 2]);
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Checks the [strength rules](self#strength-rules).
+    ///
+    /// ```
+    /// use buttress::secret::{KeyError, SecretKey};
+    /// let weak = SecretKey::from_bytes(b"changeme-changeme-changeme-changeme!".to_vec());
+    /// assert!(weak.check_strength().is_err());
+    /// ```
+    pub fn check_strength(&self) -> Result<(), KeyError> {
+        let key = &self.0;
+        if key.is_empty() {
+            return Err(KeyError::Missing);
+        }
+        if is_published(key) {
+            return Err(KeyError::Published);
+        }
+        if key.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort { len: key.len() });
+        }
+        let (distinct, bits_per_char) = entropy(key);
+        if distinct < 12 || bits_per_char < 3.5 {
+            return Err(KeyError::LowEntropy {
+                distinct,
+                bits_per_char,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// Returns a new key as text: 32 random bytes in unpadded URL-safe base64 (43 characters).
+/// This is what `buttress keygen` prints.
+///
+/// ```
+/// let key = buttress::secret::generate_key_string();
+/// assert_eq!(key.len(), 43);
+/// ```
+pub fn generate_key_string() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    bytes.zeroize();
+    text
+}
+
+fn is_published(key: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(key).to_ascii_lowercase();
+    PUBLISHED_KEYS
+        .iter()
+        .any(|p| lower == p.to_ascii_lowercase() || lower.starts_with(&p.to_ascii_lowercase()))
+        || PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// Distinct byte values and Shannon entropy in bits per byte.
+fn entropy(key: &[u8]) -> (usize, f64) {
+    let mut counts = [0u32; 256];
+    for &b in key {
+        counts[usize::from(b)] += 1;
+    }
+    let n = key.len() as f64;
+    let distinct = counts.iter().filter(|&&c| c > 0).count();
+    let bits = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    (distinct, bits)
+}
+
+/// One primary key that signs, plus fallback keys that only verify (for rotation).
+///
+/// ```
+/// use buttress::secret::{Keyring, SecretKey};
+/// let old = SecretKey::generate();
+/// let ring = Keyring::new(SecretKey::generate(), vec![old]);
+/// assert_eq!(ring.derive("session-cookie").fallbacks().len(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    primary: SecretKey,
+    fallbacks: Vec<SecretKey>,
+    ephemeral: bool,
+}
+
+impl Keyring {
+    /// A keyring from a primary key and verify-only fallback keys.
+    pub fn new(primary: SecretKey, fallbacks: Vec<SecretKey>) -> Self {
+        Keyring {
+            primary,
+            fallbacks,
+            ephemeral: false,
+        }
+    }
+
+    /// A keyring with a random key that lives as long as the process: for Development only.
+    /// Everything signed with it becomes invalid at the next start.
+    ///
+    /// ```
+    /// let ring = buttress::secret::Keyring::ephemeral();
+    /// assert!(ring.is_ephemeral());
+    /// ```
+    pub fn ephemeral() -> Self {
+        Keyring {
+            primary: SecretKey::generate(),
+            fallbacks: Vec::new(),
+            ephemeral: true,
+        }
+    }
+
+    /// Whether the primary key was generated at start-up rather than configured.
+    pub fn is_ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+
+    /// The primary key.
+    pub fn primary(&self) -> &SecretKey {
+        &self.primary
+    }
+
+    /// The verify-only fallback keys, newest first.
+    pub fn fallbacks(&self) -> &[SecretKey] {
+        &self.fallbacks
+    }
+
+    /// Derives the 256-bit sub-keys for one purpose: HKDF-SHA256 with the info string
+    /// `buttress/v1/<purpose>`. Different purposes give unrelated keys.
+    ///
+    /// ```
+    /// let ring = buttress::secret::Keyring::ephemeral();
+    /// assert_eq!(ring.derive("a").primary(), ring.derive("a").primary());
+    /// assert_ne!(ring.derive("a").primary(), ring.derive("b").primary());
+    /// ```
+    pub fn derive(&self, purpose: &str) -> DerivedKeys {
+        DerivedKeys {
+            primary: derive_one(&self.primary, purpose),
+            fallbacks: self
+                .fallbacks
+                .iter()
+                .map(|k| derive_one(k, purpose))
+                .collect(),
+        }
+    }
+}
+
+fn derive_one(key: &SecretKey, purpose: &str) -> SubKey {
+    let hk = Hkdf::<Sha256>::new(Some(b"buttress-hkdf-salt-v1"), key.as_bytes());
+    let mut out = [0u8; 32];
+    let info = format!("buttress/v1/{purpose}");
+    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so this cannot fail.
+    if hk.expand(info.as_bytes(), &mut out).is_err() {
+        unreachable!("HKDF-SHA256 can always expand 32 bytes");
+    }
+    SubKey(out)
+}
+
+/// A derived 256-bit key, wiped on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct SubKey([u8; 32]);
+
+impl SubKey {
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key's length in bytes (always 32).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for SubKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubKey(<redacted>)")
+    }
+}
+
+/// The sub-keys of one purpose: the primary signs, the fallbacks only verify.
+#[derive(Clone, Debug)]
+pub struct DerivedKeys {
+    primary: SubKey,
+    fallbacks: Vec<SubKey>,
+}
+
+impl DerivedKeys {
+    /// The key to sign or encrypt with.
+    pub fn primary(&self) -> &SubKey {
+        &self.primary
+    }
+
+    /// Keys that may still verify or decrypt older values.
+    pub fn fallbacks(&self) -> &[SubKey] {
+        &self.fallbacks
+    }
+
+    /// The primary key, then the fallbacks: the order to try when verifying.
+    pub fn verification_order(&self) -> impl Iterator<Item = &SubKey> {
+        std::iter::once(&self.primary).chain(self.fallbacks.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        name: &'static str,
+        key: &'static [u8],
+        ok: bool,
+    }
+
+    #[test]
+    fn strength_rules() {
+        let cases = [
+            Case {
+                name: "empty",
+                key: b"",
+                ok: false,
+            },
+            Case {
+                name: "short",
+                key: b"Xk3#pQ9!aZ",
+                ok: false,
+            },
+            Case {
+                name: "repeated",
+                key: &[b'a'; 64],
+                ok: false,
+            },
+            Case {
+                name: "two letters",
+                key: b"abababababababababababababababababababab",
+                ok: false,
+            },
+            Case {
+                name: "placeholder",
+                key: b"please-changeme-before-deploying-this-app-4u",
+                ok: false,
+            },
+            Case {
+                name: "flask docs",
+                key: b"_5#y2L\"F4Q8z\\n\\xec]/",
+                ok: false,
+            },
+            Case {
+                name: "django insecure",
+                key: b"django-insecure-8s7d6f5g4h3j2k1l0q9w8e7r6t5y4u3i2o1p",
+                ok: false,
+            },
+            Case {
+                name: "readme example",
+                key: b"btr_example_do_not_use_8f3c1a9e7b6d5c4f2e1d0c9b8a7f6e5d",
+                ok: false,
+            },
+            Case {
+                name: "random base64",
+                key: b"q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E",
+                ok: true,
+            },
+        ];
+        for case in cases {
+            let result = SecretKey::from_bytes(case.key.to_vec()).check_strength();
+            assert_eq!(result.is_ok(), case.ok, "{}: {result:?}", case.name);
+        }
+    }
+
+    #[test]
+    fn generated_keys_are_strong_and_distinct() {
+        for _ in 0..100 {
+            let a = SecretKey::generate();
+            a.check_strength().expect("a generated key is strong");
+            assert_ne!(a.as_bytes(), SecretKey::generate().as_bytes());
+        }
+    }
+
+    #[test]
+    fn purposes_and_keys_separate() {
+        let ring = Keyring::new(SecretKey::generate(), vec![SecretKey::generate()]);
+        let s = ring.derive("session");
+        assert_ne!(s.primary(), ring.derive("csrf").primary());
+        assert_ne!(s.primary(), &s.fallbacks()[0]);
+        assert_eq!(s.verification_order().count(), 2);
+    }
+
+    #[test]
+    fn hkdf_is_deterministic_for_a_key() {
+        let key = SecretKey::from_bytes(b"q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E".to_vec());
+        let a = Keyring::new(key.clone(), vec![]).derive("p");
+        let b = Keyring::new(key, vec![]).derive("p");
+        assert_eq!(a.primary(), b.primary());
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let key = SecretKey::from_bytes(b"q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E".to_vec());
+        let ring = Keyring::new(key, vec![]);
+        let text = format!("{ring:?} {:?}", ring.derive("x"));
+        assert!(!text.contains("q3Jx9"), "{text}");
+        assert!(text.contains("redacted"));
+    }
+
+    #[test]
+    fn key_file_drops_trailing_newline() {
+        let dir = std::env::temp_dir().join(format!("btr-key-{}", std::process::id()));
+        std::fs::write(&dir, "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E\n").expect("write");
+        let key = SecretKey::from_file(&dir).expect("read");
+        assert_eq!(key.as_bytes().len(), 43);
+        std::fs::remove_file(&dir).ok();
+        let missing = SecretKey::from_file(Path::new("/nonexistent/key")).unwrap_err();
+        assert!(matches!(missing, KeyError::File { .. }));
+    }
+}

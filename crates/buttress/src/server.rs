@@ -1,0 +1,364 @@
+//! A hardened HTTP server for a [`Router`]: TLS with rustls, header-read timeout, header size
+//! limit, peer address for the proxy layer, and graceful shutdown.
+//!
+//! `axum::serve` exposes neither hyper's header-read timeout nor its header buffer size, which
+//! are the defence against slow-header (slowloris) clients and oversized heads, so this module
+//! drives hyper-util's connection builder itself. Every request gets the TCP peer address as
+//! axum's [`ConnectInfo`] and a [`Transport`] saying whether the connection is TLS.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use buttress::server::{ServeOptions, Server};
+//!
+//! # async fn run() -> Result<(), buttress::server::ServerError> {
+//! let app = Router::new().route("/", get(|| async { "hi" }));
+//! let server = Server::bind(app, ServeOptions::default()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+use crate::proxy::Transport;
+use crate::settings::{Settings, Tls};
+
+/// A server that could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}. Fix: choose a free port with --bind, or stop the process using it")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: io::Error,
+    },
+    /// A TLS certificate or key could not be loaded.
+    #[error("TLS setup failed: {0}. Fix: give a PEM certificate chain and its PEM private key with --tls-cert/--tls-key, or use --dev-tls on loopback")]
+    Tls(String),
+}
+
+/// How to serve: addresses, TLS and connection limits.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// The main listener.
+    pub bind: SocketAddr,
+    /// With TLS, a plain-HTTP listener (its requests go through the same stack, whose HTTPS
+    /// layer redirects them).
+    pub http_bind: Option<SocketAddr>,
+    /// TLS for the main listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Time allowed to receive a request head (and the TLS handshake).
+    pub header_read_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Where a `--dev-tls` certificate was written, for clients to trust.
+    pub dev_cert_path: Option<PathBuf>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_bind: None,
+            tls: None,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            dev_cert_path: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("bind", &self.bind)
+            .field("http_bind", &self.http_bind)
+            .field("tls", &self.tls.is_some())
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .finish()
+    }
+}
+
+impl ServeOptions {
+    /// Options from settings; loads the certificate files, or makes a self-signed certificate
+    /// for `localhost` (written to `<data_dir>/dev-tls/cert.pem`) with `dev_tls`.
+    pub fn from_settings(s: &Settings) -> Result<ServeOptions, ServerError> {
+        let mut opts = ServeOptions {
+            bind: s.bind,
+            http_bind: s.http_bind.filter(|_| s.serves_tls()),
+            tls: None,
+            header_read_timeout: s.header_read_timeout,
+            max_header_bytes: s.max_header_bytes,
+            dev_cert_path: None,
+        };
+        match &s.tls {
+            Tls::Off => {}
+            Tls::Files { cert, key } => opts.tls = Some(tls_from_files(cert, key)?),
+            Tls::DevSelfSigned => {
+                let (config, path) = dev_tls(&s.data_dir)?;
+                opts.tls = Some(config);
+                opts.dev_cert_path = Some(path);
+            }
+        }
+        Ok(opts)
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_config(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn tls_from_files(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .map_err(|e| ServerError::Tls(format!("cannot read {}: {}", p.display(), e.kind())))
+    };
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ServerError::Tls(format!("{} is not a PEM certificate chain", cert.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!(
+            "{} holds no certificate",
+            cert.display()
+        )));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| ServerError::Tls(format!("{} holds no PEM private key", key.display())))?;
+    server_config(certs, key)
+}
+
+fn dev_tls(data_dir: &Path) -> Result<(Arc<rustls::ServerConfig>, PathBuf), ServerError> {
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|e| ServerError::Tls(e.to_string()))?;
+    let dir = data_dir.join("dev-tls");
+    let path = dir.join("cert.pem");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, certified.cert.pem()))
+        .map_err(|e| ServerError::Tls(format!("cannot write {}: {}", path.display(), e.kind())))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let config = server_config(vec![certified.cert.der().clone()], key)?;
+    Ok((config, path))
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the listeners (port 0 picks a free port) and starts serving `app`.
+    pub async fn bind(app: Router, opts: ServeOptions) -> Result<Server, ServerError> {
+        let listener = TcpListener::bind(opts.bind)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
+        let (stop, stop_rx) = watch::channel(false);
+        let opts = Arc::new(opts);
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            listener,
+            app.clone(),
+            opts.clone(),
+            opts.tls.clone(),
+            stop_rx.clone(),
+        ))];
+        let mut http_addr = None;
+        if let Some(http) = opts.http_bind {
+            let l = TcpListener::bind(http)
+                .await
+                .map_err(|source| ServerError::Bind { addr: http, source })?;
+            http_addr = l.local_addr().ok();
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                app,
+                opts.clone(),
+                None,
+                stop_rx,
+            )));
+        }
+        Ok(Server {
+            addr,
+            http_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The main listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The plain-HTTP redirect listener's address, if any.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns when all connections closed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    opts: Arc<ServeOptions>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let opts = opts.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match acceptor {
+                None => serve_io(stream, peer, false, app, &opts, watcher).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(opts.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(tls)) => serve_io(tls, peer, true, app, &opts, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    app: Router,
+    opts: &ServeOptions,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(Transport { tls });
+        app.clone().oneshot(req)
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_buf_size(opts.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
