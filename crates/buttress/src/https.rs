@@ -74,7 +74,8 @@ impl HttpsRedirectLayer {
         self
     }
 
-    /// The HTTPS port to redirect to (443 is left out of the URL).
+    /// The HTTPS port to redirect to (443 is left out of the URL). Without it, the port of the
+    /// serving [`Server`](crate::server::Server)'s TLS listener is used, else 443.
     pub fn port(mut self, port: u16) -> Self {
         Arc::make_mut(&mut self.config).port = Some(port);
         self
@@ -153,7 +154,11 @@ where
             .map(|o| o.hostname().to_owned())
             .unwrap_or_default()
     });
-    let port = match config.port {
+    let server_port = req
+        .extensions()
+        .get::<crate::proxy::Transport>()
+        .and_then(|t| t.https_port);
+    let port = match config.port.or(server_port) {
         Some(p) if p != 443 => format!(":{p}"),
         _ => String::new(),
     };

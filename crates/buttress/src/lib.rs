@@ -185,10 +185,7 @@ impl Buttress {
             if let Some(host) = &settings.canonical_host {
                 layer = layer.canonical_host(host.clone());
             }
-            let port = settings
-                .https_port
-                .or_else(|| settings.serves_tls().then(|| settings.bind.port()));
-            if let Some(p) = port {
+            if let Some(p) = settings.https_port {
                 layer = layer.port(p);
             }
             layer

@@ -217,6 +217,7 @@ impl Server {
             app.clone(),
             opts.clone(),
             opts.tls.clone(),
+            None,
             stop_rx.clone(),
         ))];
         let mut http_addr = None;
@@ -225,11 +226,13 @@ impl Server {
                 .await
                 .map_err(|source| ServerError::Bind { addr: http, source })?;
             http_addr = l.local_addr().ok();
+            let https_port = opts.tls.as_ref().map(|_| addr.port());
             tasks.push(tokio::spawn(accept_loop(
                 l,
                 app,
                 opts.clone(),
                 None,
+                https_port,
                 stop_rx,
             )));
         }
@@ -287,6 +290,7 @@ async fn accept_loop(
     app: Router,
     opts: Arc<ServeOptions>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    https_port: Option<u16>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -312,13 +316,25 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
-                None => serve_io(stream, peer, false, app, &opts, watcher).await,
+                None => {
+                    let transport = Transport {
+                        tls: false,
+                        https_port,
+                    };
+                    serve_io(stream, peer, transport, app, &opts, watcher).await;
+                }
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(opts.header_read_timeout, acceptor.accept(stream))
                             .await;
                     match handshake {
-                        Ok(Ok(tls)) => serve_io(tls, peer, true, app, &opts, watcher).await,
+                        Ok(Ok(tls)) => {
+                            let transport = Transport {
+                                tls: true,
+                                https_port: None,
+                            };
+                            serve_io(tls, peer, transport, app, &opts, watcher).await;
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -333,7 +349,7 @@ async fn accept_loop(
 async fn serve_io<I>(
     io: I,
     peer: SocketAddr,
-    tls: bool,
+    transport: Transport,
     app: Router,
     opts: &ServeOptions,
     watcher: hyper_util::server::graceful::Watcher,
@@ -343,7 +359,7 @@ async fn serve_io<I>(
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
-        req.extensions_mut().insert(Transport { tls });
+        req.extensions_mut().insert(transport);
         app.clone().oneshot(req)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

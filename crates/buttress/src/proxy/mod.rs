@@ -53,11 +53,14 @@ use crate::errors::Problem;
 pub use crate::settings::ProxyHeader;
 use parse::{parse_forwarded, parse_x_forwarded_for, Element, Node};
 
-/// Set by the server on each request: whether the connection itself is TLS.
+/// Set by the server on each request: whether the connection itself is TLS, and on a plain
+/// listener of a server that also serves TLS, the TLS listener's port (for HTTPS redirects).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transport {
     /// The connection is TLS.
     pub tls: bool,
+    /// The port of the same server's TLS listener, if it has one.
+    pub https_port: Option<u16>,
 }
 
 /// The client's IP address as resolved by [`ProxyLayer`].

@@ -1,0 +1,71 @@
+//! HTTPS enforcement: redirects, exemptions, canonical host, no loop behind a trusted proxy.
+
+use axum::body::Body;
+use axum::http::Request;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn plain_requests_are_redirected() {
+    let app = app(&production(&[]));
+    let get = send(&app, "127.0.0.1:1", get_req("/a/b?c=d", &[])).await;
+    assert_eq!(get.status, 301);
+    assert_eq!(get.header("location"), Some("https://example.org/a/b?c=d"));
+    let post = Request::builder()
+        .method("POST")
+        .uri("/upload")
+        .header("host", "example.org")
+        .body(Body::from("x"))
+        .expect("req");
+    let post = send(&app, "127.0.0.1:1", post).await;
+    assert_eq!(post.status, 308, "non-GET keeps method and body");
+    let head = Request::builder()
+        .method("HEAD")
+        .uri("/")
+        .header("host", "example.org")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(send(&app, "127.0.0.1:1", head).await.status, 301);
+}
+
+#[tokio::test]
+async fn no_loop_behind_trusted_proxy_and_health_exempt() {
+    let app = app(&production(&[]));
+    let r = send(
+        &app,
+        "127.0.0.1:1",
+        get_req("/", &[("x-forwarded-proto", "https")]),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let h = send(&app, "127.0.0.1:1", get_req("/healthz", &[])).await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.body, "ok");
+}
+
+#[tokio::test]
+async fn canonical_host_and_port() {
+    let app = app(&production(&[
+        ("BUTTRESS_CANONICAL_HOST", "www.example.org"),
+        ("BUTTRESS_HTTPS_PORT", "8443"),
+    ]));
+    let r = send(&app, "127.0.0.1:1", get_req("/x", &[])).await;
+    assert_eq!(r.header("location"), Some("https://www.example.org:8443/x"));
+}
+
+#[tokio::test]
+async fn host_header_cannot_steer_redirects_to_other_sites() {
+    let app = app(&production(&[]));
+    let mut req = get_req("/", &[]);
+    req.headers_mut()
+        .insert("host", "evil.test".parse().expect("v"));
+    let r = send(&app, "127.0.0.1:1", req).await;
+    assert_eq!(r.status, 400, "host not allowed");
+    assert_eq!(r.header("location"), None);
+}
+
+#[tokio::test]
+async fn development_over_plain_http_is_not_redirected() {
+    let r = send(&app(&settings(&[])), "127.0.0.1:1", get_req("/", &[])).await;
+    assert_eq!(r.status, 200);
+}

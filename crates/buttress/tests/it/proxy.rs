@@ -1,0 +1,92 @@
+//! Client address through the stack: spoofing from untrusted peers changes nothing.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_from_untrusted_peer_change_nothing() {
+    let app = app(&settings(&[("BUTTRESS_TRUSTED_PROXIES", "10.0.0.0/8")]));
+    let r = send(
+        &app,
+        "127.0.0.1:4000",
+        get_req(
+            "/whoami",
+            &[
+                ("x-forwarded-for", "1.2.3.4"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "evil.test"),
+                ("forwarded", "for=5.6.7.8;proto=https;host=evil.test"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.body, "127.0.0.1 http://example.org");
+}
+
+#[tokio::test]
+async fn trusted_proxy_chain_yields_rightmost_untrusted_hop() {
+    let app = app(&settings(&[(
+        "BUTTRESS_TRUSTED_PROXIES",
+        "127.0.0.1, 10.0.0.0/8",
+    )]));
+    let r = send(
+        &app,
+        "127.0.0.1:4000",
+        get_req(
+            "/whoami",
+            &[
+                ("x-forwarded-for", "1.2.3.4, 198.51.100.20, 10.1.2.3"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "www.example.org"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.body, "198.51.100.20 https://www.example.org");
+}
+
+#[tokio::test]
+async fn forwarded_family_when_configured() {
+    let app = app(&settings(&[
+        ("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1"),
+        ("BUTTRESS_PROXY_HEADER", "forwarded"),
+    ]));
+    let r = send(
+        &app,
+        "127.0.0.1:4000",
+        get_req(
+            "/whoami",
+            &[
+                ("x-forwarded-for", "1.2.3.4"),
+                ("forwarded", "for=\"[2001:db8::5]:443\";proto=https"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.body, "2001:db8::5 https://example.org");
+    let bad = send(
+        &app,
+        "127.0.0.1:4000",
+        get_req(
+            "/whoami",
+            &[("forwarded", "for=\"oops"), ("accept", "application/json")],
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("Forwarded header is malformed"),
+        "{}",
+        bad.body
+    );
+}
+
+#[tokio::test]
+async fn missing_connect_info_fails_closed() {
+    use tower::ServiceExt as _;
+    let app = app(&settings(&[]));
+    let res = app
+        .oneshot(get_req("/whoami", &[]))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), 500);
+}

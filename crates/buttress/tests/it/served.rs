@@ -1,0 +1,278 @@
+//! The stack as a real server on a free loopback port: TLS, redirect listener, slow and
+//! oversized clients, graceful shutdown, and the Observatory grade.
+
+use std::time::{Duration, Instant};
+
+use buttress::server::{ServeOptions, Server};
+use buttress::settings::Settings;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::observatory::{score, Input, Ruleset};
+use crate::support::*;
+
+async fn start(settings: &Settings) -> Server {
+    let opts = ServeOptions::from_settings(settings).expect("serve options");
+    Server::bind(app(settings), opts)
+        .await
+        .expect("server binds")
+}
+
+/// Development with its own TLS (self-signed for localhost) and a plain redirect listener.
+fn tls_settings(dir: &std::path::Path) -> Settings {
+    settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_HTTP_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_DEV_TLS", "true"),
+        ("BUTTRESS_DATA_DIR", dir.to_str().expect("utf-8 path")),
+        ("SECRET_KEY", STRONG_KEY),
+    ])
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("buttress-it-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn client_trusting(cert: &std::path::Path) -> reqwest::Client {
+    let pem = std::fs::read(cert).expect("dev cert written");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn tls_server_redirect_listener_and_observatory_a_plus() {
+    let dir = temp_dir("tls");
+    let s = tls_settings(&dir);
+    let server = start(&s).await;
+    let client = client_trusting(&dir.join("dev-tls/cert.pem"));
+    let port = server.local_addr().port();
+
+    let page = client
+        .get(format!("https://localhost:{port}/"))
+        .send()
+        .await
+        .expect("https GET");
+    assert_eq!(page.status(), 200);
+    let headers: Vec<(String, String)> = page
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = page.text().await.expect("body");
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "strict-transport-security" && v.starts_with("max-age=31536000")));
+
+    let http_port = server.http_addr().expect("redirect listener").port();
+    let plain = client
+        .get(format!("http://localhost:{http_port}/a?b=c"))
+        .send()
+        .await
+        .expect("http GET");
+    assert_eq!(plain.status(), 301);
+    assert_eq!(
+        plain.headers()["location"].to_str().expect("ascii"),
+        format!("https://localhost:{port}/a?b=c"),
+        "first hop goes to HTTPS on the same host"
+    );
+    assert!(
+        plain.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+
+    for rules in [Ruleset::Classic, Ruleset::MdnV2] {
+        let graded = score(
+            rules,
+            &Input {
+                headers: &headers,
+                https: true,
+                http_redirects_to_https: Some(true),
+                html: Some(&body),
+            },
+        );
+        assert_eq!(graded.grade, "A+", "{rules:?}: {graded}");
+        assert!(graded.score >= 100, "{rules:?}: {graded}");
+    }
+    server.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn observatory_grade_of_error_pages_and_redirects_too() {
+    let dir = temp_dir("grade");
+    let server = start(&tls_settings(&dir)).await;
+    let client = client_trusting(&dir.join("dev-tls/cert.pem"));
+    let port = server.local_addr().port();
+    for path in ["/missing", "/panic", "/leak"] {
+        let res = client
+            .get(format!("https://localhost:{port}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        let headers: Vec<(String, String)> = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = res.text().await.expect("body");
+        let graded = score(
+            Ruleset::MdnV2,
+            &Input {
+                headers: &headers,
+                https: true,
+                http_redirects_to_https: Some(true),
+                html: Some(&body),
+            },
+        );
+        assert_eq!(graded.grade, "A+", "{path}: {graded}");
+    }
+    server.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn spoofed_xff_over_the_wire_changes_nothing() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_TRUSTED_PROXIES", "10.0.0.0/8"),
+    ]);
+    let server = start(&s).await;
+    let url = format!("http://127.0.0.1:{}/whoami", server.local_addr().port());
+    let body = reqwest::Client::new()
+        .get(&url)
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        body,
+        format!("127.0.0.1 http://127.0.0.1:{}", server.local_addr().port())
+    );
+    server.shutdown().await;
+
+    let trusted = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    let server = start(&trusted).await;
+    let url = format!("http://127.0.0.1:{}/whoami", server.local_addr().port());
+    let body = reqwest::Client::new()
+        .get(&url)
+        .header("x-forwarded-for", "1.2.3.4, 198.51.100.3")
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.starts_with("198.51.100.3 "), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_header_client_is_cut_off_while_others_are_served() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_HEADER_READ_TIMEOUT", "1s"),
+    ]);
+    let server = start(&s).await;
+    let addr = server.local_addr();
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("partial head");
+    let started = Instant::now();
+    let ok = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("normal client");
+    assert_eq!(ok.status(), 200);
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the slow connection was closed by the server");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_head_gets_431_and_oversized_body_413_before_upload() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_MAX_HEADER_BYTES", "8KiB"),
+    ]);
+    let server = start(&s).await;
+    let addr = server.local_addr();
+    let mut big = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), big.read(&mut buf))
+        .await
+        .expect("answer")
+        .unwrap_or(0);
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    let mut upload = TcpStream::connect(addr).await.expect("connect");
+    upload
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 104857600\r\n\r\n")
+        .await
+        .expect("head");
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), upload.read(&mut buf))
+        .await
+        .expect("answered before any body byte")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let s = settings(&[("BUTTRESS_BIND", "127.0.0.1:0")]);
+    let server = start(&s).await;
+    let url = format!("http://{}/slow-ok", server.local_addr());
+    let in_flight = tokio::spawn(async move {
+        reqwest::get(url)
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let addr = server.local_addr();
+    server.shutdown().await;
+    assert_eq!(in_flight.await.expect("task"), "finished");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
