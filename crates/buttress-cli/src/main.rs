@@ -4,6 +4,9 @@
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
 //! Production, an unsafe Production setting, or a non-loopback address in Development).
 
+// A command-line program prints its reports on standard output by design.
+#![allow(clippy::print_stdout)]
+
 mod landing;
 
 use std::net::SocketAddr;
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let serve_args = match &cli.command {
         Command::Serve(a) => Some(a),
@@ -151,8 +155,16 @@ fn run_check(settings: &Settings, format: Format) -> ExitCode {
             println!("{doc:#}");
         }
         Format::Text => {
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
             for f in &findings {
-                println!("{} {:<7} {} Fix: {}", f.id, f.severity, f.message, f.fix);
+                let severity = format!("{:<7}", f.severity);
+                let severity = match (colour, f.severity) {
+                    (false, _) => severity,
+                    (true, Severity::Error) => format!("\x1b[1;31m{severity}\x1b[0m"),
+                    (true, Severity::Warning) => format!("\x1b[33m{severity}\x1b[0m"),
+                    (true, Severity::Info) => format!("\x1b[36m{severity}\x1b[0m"),
+                };
+                println!("{}  {severity}  {}  Fix: {}", f.id, f.message, f.fix);
             }
             println!(
                 "{} finding(s): {errors} error(s), {warnings} warning(s) for {}",
@@ -230,9 +242,10 @@ fn announce(addr: SocketAddr, tls: bool, http: Option<SocketAddr>, dev_cert: Opt
     let host = if addr.ip().is_loopback() && addr.is_ipv4() {
         "localhost".to_owned()
     } else {
-        addr.ip().to_string()
+        addr.to_string()
+            .rsplit_once(':')
+            .map_or(String::new(), |(h, _)| h.to_owned())
     };
-    eprintln!("buttress: listening on {scheme}://{host}:{}/", addr.port());
     if let Some(h) = http {
         eprintln!("buttress: plain HTTP on {h} redirects to HTTPS");
     }
@@ -242,4 +255,6 @@ fn announce(addr: SocketAddr, tls: bool, http: Option<SocketAddr>, dev_cert: Opt
             p.display()
         );
     }
+    // Printed last: scripts and tests wait for this line.
+    eprintln!("buttress: listening on {scheme}://{host}:{}/", addr.port());
 }

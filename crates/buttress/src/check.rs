@@ -488,8 +488,10 @@ mod tests {
 
     #[test]
     fn development_off_loopback_is_an_error() {
-        let mut s = Settings::default();
-        s.bind = "0.0.0.0:8000".parse().expect("addr");
+        let s = Settings {
+            bind: "0.0.0.0:8000".parse().expect("addr"),
+            ..Settings::default()
+        };
         assert!(ids(&s).contains(&"BTR-E013"));
     }
 

@@ -268,6 +268,9 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<http_body_util
     res
 }
 
+/// The function [`catch_panic_layer`] turns panics into responses with.
+pub type PanicHandler = fn(Box<dyn Any + Send + 'static>) -> Response<http_body_util::Full<Bytes>>;
+
 /// The panic catcher: tower-http's `CatchPanicLayer` with a handler that leaks nothing.
 ///
 /// ```
@@ -276,9 +279,7 @@ fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<http_body_util
 ///     .route("/", get(|| async { "ok" }))
 ///     .layer(buttress::errors::catch_panic_layer());
 /// ```
-pub fn catch_panic_layer() -> tower_http::catch_panic::CatchPanicLayer<
-    fn(Box<dyn Any + Send + 'static>) -> Response<http_body_util::Full<Bytes>>,
-> {
+pub fn catch_panic_layer() -> tower_http::catch_panic::CatchPanicLayer<PanicHandler> {
     tower_http::catch_panic::CatchPanicLayer::custom(panic_response as fn(_) -> _)
 }
 

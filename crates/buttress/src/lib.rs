@@ -170,7 +170,7 @@ impl Buttress {
             Some(uri) => csp.report_uri(uri),
             None => csp,
         };
-        let hsts = (!settings.hsts_max_age.is_zero()).then(|| Hsts {
+        let hsts = (!settings.hsts_max_age.is_zero()).then_some(Hsts {
             max_age: settings.hsts_max_age.as_secs(),
             include_subdomains: settings.hsts_include_subdomains,
             preload: settings.hsts_preload,

@@ -499,7 +499,8 @@ mod tests {
         let key = SecretKey::from_file(&dir).expect("read");
         assert_eq!(key.as_bytes().len(), 43);
         std::fs::remove_file(&dir).ok();
-        let missing = SecretKey::from_file(Path::new("/nonexistent/key")).unwrap_err();
+        let missing =
+            SecretKey::from_file(Path::new("/nonexistent/key")).expect_err("missing file");
         assert!(matches!(missing, KeyError::File { .. }));
     }
 }

@@ -1,0 +1,300 @@
+//! The `buttress` binary end to end: keygen, check, and serve's refusals, serving and shutdown.
+
+#![allow(missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const STRONG_KEY: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
+
+fn buttress(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_buttress"));
+    cmd.args(args).env_clear().env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    buttress(args, env).output().expect("runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn keygen_prints_a_fresh_strong_key() {
+    let a = run(&["keygen"], &[]);
+    let b = run(&["keygen"], &[]);
+    assert!(a.status.success());
+    let key = text(&a.stdout).trim().to_owned();
+    assert_eq!(key.len(), 43, "{key}");
+    assert_ne!(key, text(&b.stdout).trim());
+    buttress::secret::SecretKey::from_bytes(key.into_bytes())
+        .check_strength()
+        .expect("keygen output passes the strength check");
+}
+
+#[test]
+fn check_on_defaults_fails_with_ids_and_fixes() {
+    let out = run(&["check"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    for id in ["BTR-E002", "BTR-E005", "BTR-W001"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {stdout}"));
+        assert!(line.contains("Fix:"), "{line}");
+    }
+}
+
+fn hardened_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("BUTTRESS_ENV", "production"),
+        ("BUTTRESS_BEHIND_PROXY", "true"),
+        ("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1"),
+        ("BUTTRESS_ALLOWED_HOSTS", "localhost"),
+        ("BUTTRESS_HSTS_PRELOAD", "true"),
+        ("SECRET_KEY", STRONG_KEY),
+    ]
+}
+
+#[test]
+fn check_json_and_exit_codes() {
+    let out = run(&["check", "--format", "json"], &hardened_env());
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["environment"], "production");
+    assert_eq!(doc["errors"], 0);
+
+    let mut weak = hardened_env();
+    weak.push(("BUTTRESS_INSTANCES", "2"));
+    weak.push(("BUTTRESS_CSP", "default-src 'self' 'unsafe-inline'"));
+    let out = run(&["check", "--format", "json"], &weak);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids: Vec<&str> = doc["findings"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"BTR-E011") && ids.contains(&"BTR-E009"),
+        "{ids:?}"
+    );
+    for f in doc["findings"].as_array().expect("array") {
+        for field in ["id", "severity", "message", "fix"] {
+            assert!(f[field].is_string(), "{f}");
+        }
+    }
+}
+
+#[test]
+fn config_file_and_flags() {
+    let dir = std::env::temp_dir().join(format!("buttress-cli-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("buttress.toml");
+    std::fs::write(&cfg, "behind_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nallowed_hosts = [\"example.org\"]\nhsts_preload = true\n").expect("write");
+    let out = run(
+        &[
+            "check",
+            "--production",
+            "--config",
+            cfg.to_str().expect("utf-8"),
+        ],
+        &[("SECRET_KEY", STRONG_KEY)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    std::fs::write(&cfg, "hsts_max_ag = 5\n").expect("write");
+    let out = run(&["check", "--config", cfg.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("did you mean hsts_max_age"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn serve_refuses_weak_key_in_production() {
+    let mut env = hardened_env();
+    env.retain(|(k, _)| *k != "SECRET_KEY");
+    env.push(("SECRET_KEY", "changeme-changeme-changeme-changeme-123"));
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], &env);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains("buttress keygen"), "{err}");
+    assert!(
+        !err.contains("changeme-changeme"),
+        "the key is never echoed: {err}"
+    );
+
+    env.retain(|(k, _)| *k != "SECRET_KEY");
+    let out = run(&["serve", "--bind", "127.0.0.1:0"], &env);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("no secret key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_refuses_public_address_in_development_and_bad_values() {
+    let out = run(&["serve", "--bind", "0.0.0.0:0"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("BUTTRESS_ENV=production"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["serve"], &[("BUTTRESS_BODY_LIMIT", "lots")]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("BUTTRESS_BODY_LIMIT") && err.contains("Fix:"),
+        "{err}"
+    );
+    let out = run(&["serve", "--bind", "nowhere"], &[]);
+    assert!(
+        text(&out.stderr).contains("flag --bind"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A running `buttress serve`; reads the listening line from stderr.
+struct Served {
+    child: Child,
+    url: String,
+    lines: Vec<String>,
+}
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
+    let mut child = buttress(args, env)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut reader = BufReader::new(stderr);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read") == 0 || Instant::now() > deadline {
+            panic!("server did not announce itself: {lines:?}");
+        }
+        lines.push(line.clone());
+        if let Some(rest) = line.trim().strip_prefix("buttress: listening on ") {
+            let url = rest.trim_end_matches('/').to_owned();
+            // Keep reading (and discarding) stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return Served { child, url, lines };
+        }
+    }
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn serve_answers_through_the_stack_and_stops_on_sigterm() {
+    let mut s = serve(&["serve", "--bind", "127.0.0.1:0"], &[]);
+    let res = reqwest::get(format!("{}/", s.url)).await.expect("GET /");
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    let body = res.text().await.expect("body");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|n| n.split('\'').next())
+        .expect("nonce");
+    assert!(body.contains(&format!("nonce=\"{nonce}\"")));
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", s.url))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body"),
+        "ok"
+    );
+    let status = sigterm(&mut s.child);
+    assert!(status.success(), "{status:?} {:?}", s.lines);
+}
+
+#[tokio::test]
+async fn serve_dev_tls_with_redirect_listener() {
+    let dir = std::env::temp_dir().join(format!("buttress-cli-tls-{}", std::process::id()));
+    let data = dir.to_str().expect("utf-8").to_owned();
+    let mut s = serve(
+        &[
+            "serve",
+            "--dev-tls",
+            "--bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            "127.0.0.1:0",
+        ],
+        &[("BUTTRESS_DATA_DIR", &data)],
+    );
+    assert!(s.url.starts_with("https://localhost:"), "{}", s.url);
+    let pem = std::fs::read(dir.join("dev-tls/cert.pem")).expect("cert written");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let res = client
+        .get(format!("{}/", s.url))
+        .send()
+        .await
+        .expect("GET over TLS");
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("strict-transport-security"));
+    let http_addr = s
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("buttress: plain HTTP on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("redirect listener announced")
+        .to_owned();
+    let plain = client
+        .get(format!("http://{http_addr}/donors?q=1"))
+        .send()
+        .await
+        .expect("plain GET");
+    assert_eq!(plain.status(), 301);
+    let tls_port = s.url.rsplit(':').next().expect("port");
+    let http_host = http_addr.rsplit_once(':').expect("host:port").0;
+    assert_eq!(
+        plain.headers()["location"].to_str().expect("ascii"),
+        format!("https://{http_host}:{tls_port}/donors?q=1"),
+        "same host, the TLS listener's port"
+    );
+    let status = sigterm(&mut s.child);
+    assert!(status.success());
+    std::fs::remove_dir_all(dir).ok();
+}
