@@ -1,0 +1,332 @@
+//! Storage: one [`Db`] over SQLite (the default, a file in a data directory) or PostgreSQL
+//! (when the URL starts with `postgres://`), with the same migrations on both.
+//!
+//! # Design
+//!
+//! The pool is a [`sqlx::AnyPool`]: one code path for both backends, every query a static SQL
+//! string with `$1, $2, …` placeholders (SQLite reads `$N` as positional parameters too) and
+//! values bound with `.bind()`; no SQL is ever built from input. The price is that `Any` only
+//! carries integers, floats, booleans, text and bytes, so the schema (see `migrations/`) keeps
+//! to those: random BIGINT ids chosen by the application, Unix-second BIGINT times and
+//! `YYYY-MM-DD` TEXT dates.
+//!
+//! | setting | SQLite | PostgreSQL |
+//! | --- | --- | --- |
+//! | URL | `sqlite://PATH` (created if missing) | `postgres://user@host:port/db` |
+//! | per connection | `journal_mode=WAL`, `foreign_keys=ON`, `synchronous=NORMAL`, `busy_timeout=5000` | — |
+//! | max connections | 8 | 8 |
+//! | acquire timeout | [`ACQUIRE_TIMEOUT`] | [`ACQUIRE_TIMEOUT`] |
+//!
+//! A database that cannot be reached surfaces as [`Error::Unavailable`] (HTTP 503) within the
+//! acquire timeout, distinct from [`Error::NotFound`] and [`Error::Conflict`]; once it is back,
+//! the pool reconnects by itself.
+//!
+//! # Migrations and the session layer
+//!
+//! [`Db::open`] runs the portal's migrations (`migrations/0001_portal.sql`) in sqlx's
+//! `_sqlx_migrations` table, with `ignore_missing` on, so that another component (the session
+//! store, which owns its `sessions` table) may record its own migrations in the same database
+//! without making this migrator refuse to start.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, Row};
+use time::{Date, OffsetDateTime};
+
+use crate::domain::{format_date, parse_date};
+use crate::error::{Error, Result};
+
+/// How long a query waits for a connection before the database counts as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The file [`Db::open_in_dir`] keeps the SQLite database in.
+pub const SQLITE_FILE: &str = "portal.sqlite3";
+
+/// Rows per page in every paginated list.
+pub const PAGE_SIZE: u32 = 20;
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (a file, or memory in tests).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The portal's database handle: cheap to clone (a pool inside).
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// One page of a list, numbered from 1.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page<T> {
+    /// The rows of this page (at most [`PAGE_SIZE`]).
+    pub items: Vec<T>,
+    /// This page's number, 1-based, clamped to `1..=total_pages`.
+    pub page: u32,
+    /// Number of pages; at least 1, even for an empty list.
+    pub total_pages: u32,
+    /// Number of rows over all pages.
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    /// Whether there is a page before this one.
+    #[must_use]
+    pub fn has_prev(&self) -> bool {
+        self.page > 1
+    }
+
+    /// Whether there is a page after this one.
+    #[must_use]
+    pub fn has_next(&self) -> bool {
+        self.page < self.total_pages
+    }
+}
+
+/// The page to show and its SQL offset, for `total` rows and a requested page (clamped).
+pub(crate) fn page_window(total: i64, requested: u32) -> (u32, u32, i64) {
+    let total = u64::try_from(total).unwrap_or(0);
+    let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
+    let total_pages = u32::try_from(pages).unwrap_or(u32::MAX);
+    let page = requested.clamp(1, total_pages);
+    let offset = i64::from(page - 1) * i64::from(PAGE_SIZE);
+    (page, total_pages, offset)
+}
+
+fn migrator() -> Migrator {
+    let mut m = Migrator::DEFAULT;
+    m.migrations = Cow::Owned(vec![Migration::new(
+        1,
+        Cow::Borrowed("portal"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../migrations/0001_portal.sql")),
+        false,
+    )]);
+    m.set_ignore_missing(true);
+    m
+}
+
+impl Db {
+    /// Opens the database at `url` and runs the migrations.
+    ///
+    /// `postgres://…` / `postgresql://…` open PostgreSQL; `sqlite://PATH` opens (creating if
+    /// missing) a SQLite file; `sqlite::memory:` a private in-memory database (one connection).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the server cannot be reached; [`Error::Internal`] for a bad
+    /// URL or a failed migration (details in the source, for logs).
+    pub async fn open(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::internal(
+                "unsupported database URL: use sqlite://PATH or postgres://…",
+            ));
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        let url = if backend == Backend::Sqlite {
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            if memory {
+                // Each connection would get its own empty database: keep exactly one, forever.
+                options = options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            }
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            });
+            if memory || url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            }
+        } else {
+            url.to_string()
+        };
+        let pool = options.connect(&url).await.map_err(Error::from)?;
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens (creating the directory and file if missing) the SQLite database
+    /// [`SQLITE_FILE`] inside `data_dir`.
+    ///
+    /// # Errors
+    /// As [`Db::open`], and [`Error::Internal`] when the directory cannot be created or its
+    /// path is not UTF-8 or holds `?` or `#`.
+    pub async fn open_in_dir(data_dir: &Path) -> Result<Db> {
+        std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
+        let path = data_dir.join(SQLITE_FILE);
+        let Some(path) = path.to_str().filter(|p| !p.contains(['?', '#'])) else {
+            return Err(Error::internal(
+                "the data directory's path must be UTF-8 without ? or #",
+            ));
+        };
+        Db::open(&format!("sqlite://{path}")).await
+    }
+
+    /// Opens PostgreSQL when `database_url` is given (as `DATABASE_URL` would be), SQLite in
+    /// `data_dir` otherwise.
+    ///
+    /// # Errors
+    /// As [`Db::open`] and [`Db::open_in_dir`].
+    pub async fn from_config(database_url: Option<&str>, data_dir: &Path) -> Result<Db> {
+        match database_url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Db::open(url).await,
+            None => Db::open_in_dir(data_dir).await,
+        }
+    }
+
+    /// A fresh private in-memory SQLite database, migrated (for tests and demos).
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub async fn in_memory() -> Result<Db> {
+        Db::open("sqlite::memory:").await
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrator().run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => Error::from(e),
+            other => Error::internal(other),
+        })
+    }
+
+    /// The pool, for components that keep their own tables here (the session store).
+    #[must_use]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers (for a readiness probe).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection; later queries fail with [`Error::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Number of rows in one of the portal's tables (for tests and the demo seed report).
+    ///
+    /// # Errors
+    /// As any query.
+    pub async fn count_rows(&self, table: Table) -> Result<u64> {
+        let sql = match table {
+            Table::Users => "SELECT COUNT(*) FROM users",
+            Table::Donors => "SELECT COUNT(*) FROM donors",
+            Table::BloodRequests => "SELECT COUNT(*) FROM blood_requests",
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        Ok(u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0))
+    }
+}
+
+/// The portal's tables, for [`Db::count_rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `users`
+    Users,
+    /// `donors`
+    Donors,
+    /// `blood_requests`
+    BloodRequests,
+}
+
+/// A new random id: positive and below 2^53, so it survives JSON numbers in JavaScript.
+pub(crate) fn new_id() -> i64 {
+    rand::thread_rng().gen_range(1..(1_i64 << 53))
+}
+
+/// Now, in Unix seconds (UTC).
+#[must_use]
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Today's date in UTC.
+#[must_use]
+pub fn today_utc() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+/// Converts stored Unix seconds to a UTC date-time (the epoch if out of range).
+#[must_use]
+pub fn from_unix(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn date_to_sql(d: Option<Date>) -> Option<String> {
+    d.map(format_date)
+}
+
+pub(crate) fn date_from_row(row: &AnyRow, col: &str) -> Result<Option<Date>> {
+    let text: Option<String> = row.try_get(col)?;
+    match text {
+        None => Ok(None),
+        Some(t) => parse_date(&t)
+            .map(Some)
+            .ok_or_else(|| Error::internal("a stored date is not YYYY-MM-DD")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_window_edges() {
+        assert_eq!(page_window(0, 1), (1, 1, 0));
+        assert_eq!(page_window(0, 7), (1, 1, 0));
+        assert_eq!(page_window(20, 1), (1, 1, 0));
+        assert_eq!(page_window(21, 2), (2, 2, 20));
+        assert_eq!(page_window(21, 0), (1, 2, 0));
+        assert_eq!(page_window(21, u32::MAX), (2, 2, 20));
+        assert_eq!(page_window(-1, 3), (1, 1, 0));
+    }
+
+    #[test]
+    fn ids_are_positive_and_js_safe() {
+        for _ in 0..1000 {
+            let id = new_id();
+            assert!(id > 0 && id < (1 << 53));
+        }
+    }
+}
