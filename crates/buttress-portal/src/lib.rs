@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod donors;
 pub mod error;
+pub mod render;
 pub mod requests;
 pub mod validate;
 
