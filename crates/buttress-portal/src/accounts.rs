@@ -300,12 +300,11 @@ impl Accounts {
     }
 
     async fn user_with_hash(&self, email: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(
-            "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let row =
+            sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(self.db.pool())
+                .await?;
         row.map(|row| {
             Ok((
                 User {
@@ -369,7 +368,8 @@ async fn verify_blocking(
             .is_ok();
         let current = Params::try_from(&hash).ok().map(|p| {
             hash.algorithm.as_str() == "argon2id"
-                && (p.m_cost(), p.t_cost(), p.p_cost()) == (params.m_cost, params.t_cost, params.p_cost)
+                && (p.m_cost(), p.t_cost(), p.p_cost())
+                    == (params.m_cost, params.t_cost, params.p_cost)
         });
         Ok((ok, current != Some(true)))
     })

@@ -308,6 +308,7 @@ pub(crate) fn date_from_row(row: &AnyRow, col: &str) -> Result<Option<Date>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

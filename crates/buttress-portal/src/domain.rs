@@ -145,7 +145,13 @@ impl FromStr for BloodGroup {
         let compact: String = s
             .chars()
             .filter(|c| !c.is_whitespace())
-            .map(|c| if c == '\u{2212}' { '-' } else { c.to_ascii_uppercase() })
+            .map(|c| {
+                if c == '\u{2212}' {
+                    '-'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
             .collect();
         BloodGroup::ALL
             .into_iter()
@@ -289,6 +295,7 @@ pub fn parse_date(s: &str) -> Option<Date> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use time::macros::date;
@@ -301,14 +308,38 @@ mod tests {
             donors: &'static [BloodGroup],
         }
         let cases = [
-            Case { recipient: ONeg, donors: &[ONeg] },
-            Case { recipient: OPos, donors: &[OPos, ONeg] },
-            Case { recipient: ANeg, donors: &[ANeg, ONeg] },
-            Case { recipient: APos, donors: &[APos, ANeg, OPos, ONeg] },
-            Case { recipient: BNeg, donors: &[BNeg, ONeg] },
-            Case { recipient: BPos, donors: &[BPos, BNeg, OPos, ONeg] },
-            Case { recipient: AbNeg, donors: &[ANeg, BNeg, AbNeg, ONeg] },
-            Case { recipient: AbPos, donors: &BloodGroup::ALL },
+            Case {
+                recipient: ONeg,
+                donors: &[ONeg],
+            },
+            Case {
+                recipient: OPos,
+                donors: &[OPos, ONeg],
+            },
+            Case {
+                recipient: ANeg,
+                donors: &[ANeg, ONeg],
+            },
+            Case {
+                recipient: APos,
+                donors: &[APos, ANeg, OPos, ONeg],
+            },
+            Case {
+                recipient: BNeg,
+                donors: &[BNeg, ONeg],
+            },
+            Case {
+                recipient: BPos,
+                donors: &[BPos, BNeg, OPos, ONeg],
+            },
+            Case {
+                recipient: AbNeg,
+                donors: &[ANeg, BNeg, AbNeg, ONeg],
+            },
+            Case {
+                recipient: AbPos,
+                donors: &BloodGroup::ALL,
+            },
         ];
         for case in cases {
             let mut got = case.recipient.compatible_donors();
@@ -334,7 +365,17 @@ mod tests {
         ] {
             assert_eq!(input.parse::<BloodGroup>(), Ok(want), "{input:?}");
         }
-        for bad in ["", "A", "0+", "A pos", "C+", "AB", "A++", "' OR 1=1 --", "A+\0"] {
+        for bad in [
+            "",
+            "A",
+            "0+",
+            "A pos",
+            "C+",
+            "AB",
+            "A++",
+            "' OR 1=1 --",
+            "A+\0",
+        ] {
             assert!(bad.parse::<BloodGroup>().is_err(), "{bad:?}");
         }
         for g in BloodGroup::ALL {
@@ -349,7 +390,9 @@ mod tests {
         // 55 days later: not yet, with the date.
         assert_eq!(
             Eligibility::on(date!(2026 - 02 - 25), Some(gave)),
-            Eligibility::NotYet { from: date!(2026 - 02 - 26) }
+            Eligibility::NotYet {
+                from: date!(2026 - 02 - 26)
+            }
         );
         // exactly 56 days later: eligible.
         assert!(Eligibility::on(date!(2026 - 02 - 26), Some(gave)).is_eligible());

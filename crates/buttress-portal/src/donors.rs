@@ -195,7 +195,12 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::NotFound`] when there is no such user; database errors.
-    pub async fn upsert_donor(&self, user_id: i64, profile: &Profile, today: Date) -> Result<Donor> {
+    pub async fn upsert_donor(
+        &self,
+        user_id: i64,
+        profile: &Profile,
+        today: Date,
+    ) -> Result<Donor> {
         sqlx::query(
             "INSERT INTO donors (user_id, display_name, blood_group, city, city_key, phone, \
              last_donation, available, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -224,7 +229,11 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub async fn donor(&self, user_id: i64, today: Date) -> Result<Option<Donor>> {
-        let sql = concat!("SELECT ", donor_columns!(), " FROM donors WHERE user_id = $1");
+        let sql = concat!(
+            "SELECT ",
+            donor_columns!(),
+            " FROM donors WHERE user_id = $1"
+        );
         let row = sqlx::query(sql)
             .bind(user_id)
             .fetch_optional(self.pool())

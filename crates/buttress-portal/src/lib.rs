@@ -18,6 +18,7 @@ pub mod donors;
 pub mod error;
 pub mod render;
 pub mod requests;
+pub mod seed;
 pub mod validate;
 
 pub use accounts::{Accounts, PasswordParams, SignUpOutcome, User};

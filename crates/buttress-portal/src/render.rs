@@ -350,7 +350,8 @@ pub fn log_in(ctx: &PageContext<'_>, email: &str, error: Option<&str>) -> Result
 }
 
 /// The message for any failed sign-in: the same for an unknown email and a wrong password.
-pub const LOG_IN_FAILED: &str = "That email and password do not match an account. Check both and try again.";
+pub const LOG_IN_FAILED: &str =
+    "That email and password do not match an account. Check both and try again.";
 
 #[derive(Template)]
 #[template(path = "profile.html")]
@@ -442,7 +443,11 @@ impl SearchPage<'_> {
             "{}?blood_group={}&mode={}&city={}",
             paths::DONORS,
             encode_component(self.form.blood_group.trim()),
-            encode_component(if self.compatible() { "compatible" } else { "exact" }),
+            encode_component(if self.compatible() {
+                "compatible"
+            } else {
+                "exact"
+            }),
             encode_component(self.form.city.trim()),
         );
         if self.eligible_only() {
@@ -654,14 +659,32 @@ struct ErrorPage<'a> {
 /// [`Error::Internal`] if rendering fails.
 pub fn error_page(ctx: &PageContext<'_>, status: u16, request_id: Option<&str>) -> Result<String> {
     let (title, message) = match status {
-        400 => ("Bad request", "The request could not be read. Go back and try again."),
-        403 => ("Not allowed", "You cannot do this. If you were signed out, sign in and try again."),
+        400 => (
+            "Bad request",
+            "The request could not be read. Go back and try again.",
+        ),
+        403 => (
+            "Not allowed",
+            "You cannot do this. If you were signed out, sign in and try again.",
+        ),
         404 => ("Not found", "There is nothing at this address."),
-        409 => ("Conflict", "This changed in the meantime. Reload the page and try again."),
-        422 => ("Check your input", "Some fields need attention. Go back and correct them."),
+        409 => (
+            "Conflict",
+            "This changed in the meantime. Reload the page and try again.",
+        ),
+        422 => (
+            "Check your input",
+            "Some fields need attention. Go back and correct them.",
+        ),
         429 => ("Too many attempts", "Wait a little, then try again."),
-        503 => ("Temporarily unavailable", "The registry cannot reach its database right now. Try again in a minute."),
-        _ => ("Something went wrong", "An unexpected error happened on our side. Try again later."),
+        503 => (
+            "Temporarily unavailable",
+            "The registry cannot reach its database right now. Try again in a minute.",
+        ),
+        _ => (
+            "Something went wrong",
+            "An unexpected error happened on our side. Try again later.",
+        ),
     };
     render(&ErrorPage {
         ctx: *ctx,
@@ -675,7 +698,11 @@ pub fn error_page(ctx: &PageContext<'_>, status: u16, request_id: Option<&str>) 
 ///
 /// # Errors
 /// [`Error::Internal`] if rendering fails.
-pub fn error_for(ctx: &PageContext<'_>, error: &Error, request_id: Option<&str>) -> Result<(u16, String)> {
+pub fn error_for(
+    ctx: &PageContext<'_>,
+    error: &Error,
+    request_id: Option<&str>,
+) -> Result<(u16, String)> {
     let status = error.status_code();
     Ok((status, error_page(ctx, status, request_id)?))
 }

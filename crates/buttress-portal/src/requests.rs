@@ -127,7 +127,11 @@ impl Db {
     /// # Errors
     /// [`Error::NotFound`]; database errors.
     pub async fn request(&self, id: i64) -> Result<BloodRequest> {
-        let sql = concat!("SELECT ", request_columns!(), " FROM blood_requests WHERE id = $1");
+        let sql = concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM blood_requests WHERE id = $1"
+        );
         let row = sqlx::query(sql)
             .bind(id)
             .fetch_optional(self.pool())
@@ -141,11 +145,10 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub async fn open_requests(&self, page: u32) -> Result<Page<BloodRequest>> {
-        let total: i64 =
-            sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE status = 'open'")
-                .fetch_one(self.pool())
-                .await?
-                .try_get(0)?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE status = 'open'")
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
         let (page, total_pages, offset) = page_window(total, page);
         let sql = concat!(
             "SELECT ",

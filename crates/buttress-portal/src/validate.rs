@@ -285,22 +285,32 @@ impl ProfileInput {
                 .parse::<BloodGroup>()
                 .map_err(|e| e.to_string()),
         );
-        let city = take(&mut errors, "city", text(&self.city, 80, "Enter your city."));
+        let city = take(
+            &mut errors,
+            "city",
+            text(&self.city, 80, "Enter your city."),
+        );
         let phone = take(&mut errors, "phone", normalize_phone(&self.phone));
-        let last_donation = take(&mut errors, "last_donation", last_donation(&self.last_donation, today));
+        let last_donation = take(
+            &mut errors,
+            "last_donation",
+            last_donation(&self.last_donation, today),
+        );
         match (display_name, blood_group, city, phone, last_donation) {
-            (Some(display_name), Some(blood_group), Some(city), Some(phone), Some(last_donation))
-                if errors.is_empty() =>
-            {
-                Ok(Profile {
-                    display_name,
-                    blood_group,
-                    city,
-                    phone,
-                    last_donation,
-                    available: self.available,
-                })
-            }
+            (
+                Some(display_name),
+                Some(blood_group),
+                Some(city),
+                Some(phone),
+                Some(last_donation),
+            ) if errors.is_empty() => Ok(Profile {
+                display_name,
+                blood_group,
+                city,
+                phone,
+                last_donation,
+                available: self.available,
+            }),
             _ => Err(Error::Invalid(errors)),
         }
     }
@@ -371,7 +381,11 @@ impl RequestInput {
                 .parse::<BloodGroup>()
                 .map_err(|e| e.to_string()),
         );
-        let city = take(&mut errors, "city", text(&self.city, 80, "Enter the hospital's city."));
+        let city = take(
+            &mut errors,
+            "city",
+            text(&self.city, 80, "Enter the hospital's city."),
+        );
         let hospital = take(
             &mut errors,
             "hospital",
@@ -420,6 +434,7 @@ pub struct ChangePasswordInput {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use time::macros::date;
@@ -432,7 +447,10 @@ mod tests {
     fn emails() {
         for (input, want) in [
             ("Ada@Example.org", Some("ada@example.org")),
-            ("  bob.smith+tag@mail.example.co.uk ", Some("bob.smith+tag@mail.example.co.uk")),
+            (
+                "  bob.smith+tag@mail.example.co.uk ",
+                Some("bob.smith+tag@mail.example.co.uk"),
+            ),
             ("", None),
             ("plain", None),
             ("a@b", None),
@@ -456,14 +474,23 @@ mod tests {
         let email = "ada@example.org";
         assert!(password_problem("correct horse battery staple", email).is_none());
         assert!(password_problem("short", email).unwrap().contains("12"));
-        assert!(password_problem(&"x".repeat(1025), email).unwrap().contains("1024"));
-        assert!(password_problem(&"é".repeat(12), email).is_none(), "counts characters");
+        assert!(password_problem(&"x".repeat(1025), email)
+            .unwrap()
+            .contains("1024"));
+        assert!(
+            password_problem(&"é".repeat(12), email).is_none(),
+            "counts characters"
+        );
         // On the list (first 1,000) and long enough to pass the length rule.
         assert!(is_common_password("qwertyuiop12"));
         assert!(is_common_password("1q2w3e4r5t6y"));
-        assert!(password_problem("1Q2W3E4R5T6Y", email).unwrap().contains("common"));
+        assert!(password_problem("1Q2W3E4R5T6Y", email)
+            .unwrap()
+            .contains("common"));
         assert!(is_common_password("password"));
-        assert!(password_problem("ADA@EXAMPLE.ORG", email).unwrap().contains("email"));
+        assert!(password_problem("ADA@EXAMPLE.ORG", email)
+            .unwrap()
+            .contains("email"));
         assert!(password_problem("adalovelace1815", "adalovelace1815@x.org").is_some());
         assert!(common_passwords().len() > 1000);
     }
@@ -494,13 +521,19 @@ mod tests {
 
     #[test]
     fn sign_up_reports_every_field() {
-        let e = SignUpInput { email: "nope".into(), password: "short".into() }
-            .validate()
-            .unwrap_err();
+        let e = SignUpInput {
+            email: "nope".into(),
+            password: "short".into(),
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(fields(e), ["email", "password"]);
-        let ok = SignUpInput { email: " Ada@Example.ORG ".into(), password: "correct horse battery".into() }
-            .validate()
-            .unwrap();
+        let ok = SignUpInput {
+            email: " Ada@Example.ORG ".into(),
+            password: "correct horse battery".into(),
+        }
+        .validate()
+        .unwrap();
         assert_eq!(ok.email, "ada@example.org");
     }
 
@@ -517,7 +550,16 @@ mod tests {
         }
         .validate(today)
         .unwrap_err();
-        assert_eq!(fields(e), ["display_name", "blood_group", "city", "phone", "last_donation"]);
+        assert_eq!(
+            fields(e),
+            [
+                "display_name",
+                "blood_group",
+                "city",
+                "phone",
+                "last_donation"
+            ]
+        );
         let p = ProfileInput {
             display_name: "  Ada   Lovelace ".into(),
             blood_group: "ab-".into(),
@@ -532,11 +574,34 @@ mod tests {
         assert_eq!(p.blood_group, BloodGroup::AbNeg);
         assert_eq!(p.last_donation, None);
         let html = "<img src=x onerror=alert(1)>";
-        let p = ProfileInput { display_name: html.into(), ..valid_profile() }.validate(today).unwrap();
-        assert_eq!(p.display_name, html, "stored as typed; escaped when rendered");
-        assert!(ProfileInput { last_donation: "1899-12-31".into(), ..valid_profile() }.validate(today).is_err());
-        assert!(ProfileInput { last_donation: "2026-06-01".into(), ..valid_profile() }.validate(today).is_ok());
-        assert!(ProfileInput { display_name: "x".repeat(81), ..valid_profile() }.validate(today).is_err());
+        let p = ProfileInput {
+            display_name: html.into(),
+            ..valid_profile()
+        }
+        .validate(today)
+        .unwrap();
+        assert_eq!(
+            p.display_name, html,
+            "stored as typed; escaped when rendered"
+        );
+        assert!(ProfileInput {
+            last_donation: "1899-12-31".into(),
+            ..valid_profile()
+        }
+        .validate(today)
+        .is_err());
+        assert!(ProfileInput {
+            last_donation: "2026-06-01".into(),
+            ..valid_profile()
+        }
+        .validate(today)
+        .is_ok());
+        assert!(ProfileInput {
+            display_name: "x".repeat(81),
+            ..valid_profile()
+        }
+        .validate(today)
+        .is_err());
     }
 
     fn valid_profile() -> ProfileInput {
@@ -561,8 +626,19 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(fields(e), ["blood_group", "city", "hospital", "units", "urgency"]);
-        for (units, ok) in [("0", false), ("1", true), ("20", true), ("21", false), ("-1", false), ("1.5", false), ("x", false)] {
+        assert_eq!(
+            fields(e),
+            ["blood_group", "city", "hospital", "units", "urgency"]
+        );
+        for (units, ok) in [
+            ("0", false),
+            ("1", true),
+            ("20", true),
+            ("21", false),
+            ("-1", false),
+            ("1.5", false),
+            ("x", false),
+        ] {
             let r = RequestInput {
                 blood_group: "A+".into(),
                 city: "Leeds".into(),

@@ -1,6 +1,8 @@
 //! Pages rendered with hostile data: everything a user typed comes out as text, every POST
 //! form carries the CSRF token, every script the nonce, and phones only for signed-in viewers.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use buttress_portal::db::Page;
 use buttress_portal::domain::{BloodGroup, Eligibility, RequestStatus, Urgency};
 use buttress_portal::donors::{Donor, SearchInput};
@@ -27,7 +29,10 @@ fn ctx(signed_in: bool, flash: Option<&'static str>) -> PageContext<'static> {
         nonce: NONCE,
         signed_in,
         user_email: signed_in.then_some("<b>me</b>@example.org"),
-        flash: flash.map(|message| Flash { kind: FlashKind::Error, message }),
+        flash: flash.map(|message| Flash {
+            kind: FlashKind::Error,
+            message,
+        }),
     }
 }
 
@@ -41,7 +46,9 @@ fn donor(name: &str, city: &str) -> Donor {
         last_donation: Some(date!(2026 - 05 - 01)),
         available: true,
         updated_at: 0,
-        eligibility: Eligibility::NotYet { from: date!(2026 - 06 - 26) },
+        eligibility: Eligibility::NotYet {
+            from: date!(2026 - 06 - 26),
+        },
     }
 }
 
@@ -62,7 +69,12 @@ fn request(owner_id: i64, hospital: &str, city: &str, status: RequestStatus) -> 
 
 fn page<T>(items: Vec<T>, page: u32, total_pages: u32) -> Page<T> {
     let total = items.len() as u64;
-    Page { items, page, total_pages, total }
+    Page {
+        items,
+        page,
+        total_pages,
+        total,
+    }
 }
 
 /// Asserts the security properties every page must have.
@@ -82,18 +94,26 @@ fn check_page(html: &str, payload: &str) {
         html.matches(&format!("<script nonce=\"{NONCE}\">")).count(),
         "a script without the nonce"
     );
-    assert!(!lower.contains("<style") && !lower.contains(" style="), "inline style");
+    assert!(
+        !lower.contains("<style") && !lower.contains(" style="),
+        "inline style"
+    );
     assert!(html.contains("href=\"/static/portal.css\""));
     // Every POST form carries the token exactly once; GET forms never do.
     for form in html.split("<form").skip(1) {
         let form = &form[..form.find("</form>").expect("closed form")];
         let tokens = form
-            .matches(&format!("<input type=\"hidden\" name=\"csrf_token\" value=\"{TOKEN}\">"))
+            .matches(&format!(
+                "<input type=\"hidden\" name=\"csrf_token\" value=\"{TOKEN}\">"
+            ))
             .count();
         if form.contains("method=\"post\"") {
             assert_eq!(tokens, 1, "POST form without exactly one token: {form}");
         } else {
-            assert!(form.contains("method=\"get\""), "form without a method: {form}");
+            assert!(
+                form.contains("method=\"get\""),
+                "form without a method: {form}"
+            );
             assert!(!form.contains("csrf_token"), "token in a GET form: {form}");
         }
     }
@@ -111,21 +131,45 @@ fn every_page_escapes_user_data_and_carries_token_and_nonce() {
             render::landing(&c, &page(vec![r.clone()], 1, 1)).unwrap(),
             render::sign_up(&c, x, &field_errors).unwrap(),
             render::log_in(&signed_out, x, Some(x)).unwrap(),
-            render::profile(&c, &render::profile_input(&d), &[FieldError::new("city", x)], Some(&d)).unwrap(),
-            render::requests(&c, &page(vec![r.clone()], 1, 1), &[r.clone()]).unwrap(),
+            render::profile(
+                &c,
+                &render::profile_input(&d),
+                &[FieldError::new("city", x)],
+                Some(&d),
+            )
+            .unwrap(),
+            render::requests(&c, &page(vec![r.clone()], 1, 1), std::slice::from_ref(&r)).unwrap(),
             render::request_detail(&c, &r, &page(vec![d.clone()], 1, 2), Some(1)).unwrap(),
             render::request_detail(&signed_out, &r, &page(vec![d.clone()], 1, 1), None).unwrap(),
             render::request_form(
                 &c,
-                &RequestInput { blood_group: x.into(), city: x.into(), hospital: x.into(), units: x.into(), urgency: x.into() },
+                &RequestInput {
+                    blood_group: x.into(),
+                    city: x.into(),
+                    hospital: x.into(),
+                    units: x.into(),
+                    urgency: x.into(),
+                },
                 &[FieldError::new("hospital", x)],
             )
             .unwrap(),
             render::sessions(
                 &c,
                 &[
-                    SessionRow { id: x.into(), created: 0, last_seen: 60, client: x.into(), current: true },
-                    SessionRow { id: "abc".into(), created: 0, last_seen: 60, client: "curl".into(), current: false },
+                    SessionRow {
+                        id: x.into(),
+                        created: 0,
+                        last_seen: 60,
+                        client: x.into(),
+                        current: true,
+                    },
+                    SessionRow {
+                        id: "abc".into(),
+                        created: 0,
+                        last_seen: 60,
+                        client: "curl".into(),
+                        current: false,
+                    },
                 ],
             )
             .unwrap(),
@@ -133,8 +177,22 @@ fn every_page_escapes_user_data_and_carries_token_and_nonce() {
             render::error_page(&c, 404, Some(x)).unwrap(),
             render::error_page(&signed_out, 503, None).unwrap(),
         ];
-        let form = SearchInput { blood_group: x.into(), mode: x.into(), city: x.into(), eligible_only: Some(x.into()), page: x.into() };
-        pages.push(render::search(&c, &form, &[FieldError::new("city", x)], Some(&page(vec![d.clone()], 1, 3))).unwrap());
+        let form = SearchInput {
+            blood_group: x.into(),
+            mode: x.into(),
+            city: x.into(),
+            eligible_only: Some(x.into()),
+            page: x.into(),
+        };
+        pages.push(
+            render::search(
+                &c,
+                &form,
+                &[FieldError::new("city", x)],
+                Some(&page(vec![d.clone()], 1, 3)),
+            )
+            .unwrap(),
+        );
         pages.push(render::search(&signed_out, &form, &[], None).unwrap());
         for html in &pages {
             check_page(html, x);
@@ -146,16 +204,32 @@ fn every_page_escapes_user_data_and_carries_token_and_nonce() {
             .replace('>', "&#62;")
             .replace('"', "&#34;")
             .replace('\'', "&#39;");
-        assert!(pages[5].contains(&format!("<td data-label=\"Name\">{escaped}</td>")), "{escaped}");
+        assert!(
+            pages[5].contains(&format!("<td data-label=\"Name\">{escaped}</td>")),
+            "{escaped}"
+        );
     }
 }
 
 #[test]
 fn script_payload_in_a_donor_name_is_text() {
     let d = donor("<script>alert(1)</script>", "London");
-    let html = render::search(&ctx(true, None), &SearchInput::default(), &[], Some(&page(vec![d], 1, 1))).unwrap();
-    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{html}");
-    assert_eq!(html.matches("<script").count(), 1, "only the nonce'd script");
+    let html = render::search(
+        &ctx(true, None),
+        &SearchInput::default(),
+        &[],
+        Some(&page(vec![d], 1, 1)),
+    )
+    .unwrap();
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the nonce'd script"
+    );
 }
 
 #[test]
@@ -164,7 +238,10 @@ fn phones_only_for_signed_in_viewers() {
     let results = page(vec![d.clone()], 1, 1);
     let form = SearchInput::default();
     let out = render::search(&ctx(false, None), &form, &[], Some(&results)).unwrap();
-    assert!(!out.contains("2079460958"), "phone leaked to a signed-out viewer");
+    assert!(
+        !out.contains("2079460958"),
+        "phone leaked to a signed-out viewer"
+    );
     assert!(out.contains("Sign in</a> to see phone numbers"));
     let signed = render::search(&ctx(true, None), &form, &[], Some(&results)).unwrap();
     assert!(signed.contains("tel:+442079460958"));
@@ -180,11 +257,19 @@ fn close_button_only_for_the_owner_of_an_open_request() {
     let matches = page(Vec::new(), 1, 1);
     let open = request(1, "H", "C", RequestStatus::Open);
     let has_close = |html: String| html.contains("action=\"/requests/42/close\"");
-    assert!(has_close(render::request_detail(&ctx(true, None), &open, &matches, Some(1)).unwrap()));
-    assert!(!has_close(render::request_detail(&ctx(true, None), &open, &matches, Some(2)).unwrap()));
-    assert!(!has_close(render::request_detail(&ctx(false, None), &open, &matches, None).unwrap()));
+    assert!(has_close(
+        render::request_detail(&ctx(true, None), &open, &matches, Some(1)).unwrap()
+    ));
+    assert!(!has_close(
+        render::request_detail(&ctx(true, None), &open, &matches, Some(2)).unwrap()
+    ));
+    assert!(!has_close(
+        render::request_detail(&ctx(false, None), &open, &matches, None).unwrap()
+    ));
     let closed = request(1, "H", "C", RequestStatus::Closed);
-    assert!(!has_close(render::request_detail(&ctx(true, None), &closed, &matches, Some(1)).unwrap()));
+    assert!(!has_close(
+        render::request_detail(&ctx(true, None), &closed, &matches, Some(1)).unwrap()
+    ));
 }
 
 #[test]
@@ -197,17 +282,30 @@ fn field_errors_sit_next_to_fields_and_input_is_kept() {
         last_donation: "2026-01-01".into(),
         available: true,
     };
-    let errors = [FieldError::new("phone", "A phone number has 7 to 15 digits.")];
+    let errors = [FieldError::new(
+        "phone",
+        "A phone number has 7 to 15 digits.",
+    )];
     let html = render::profile(&ctx(true, None), &form, &errors, None).unwrap();
     assert!(html.contains("id=\"phone\" name=\"phone\""));
     assert!(html.contains("aria-invalid=\"true\" aria-errormessage=\"phone-error\""));
-    assert!(html.contains("<p class=\"field-error\" id=\"phone-error\">A phone number has 7 to 15 digits.</p>"));
-    assert!(html.contains("<a href=\"#phone\">A phone number has 7 to 15 digits.</a>"), "summary links to the field");
+    assert!(html.contains(
+        "<p class=\"field-error\" id=\"phone-error\">A phone number has 7 to 15 digits.</p>"
+    ));
+    assert!(
+        html.contains("<a href=\"#phone\">A phone number has 7 to 15 digits.</a>"),
+        "summary links to the field"
+    );
     assert!(html.contains("value=\"Lon don\""));
     assert!(html.contains("<option value=\"AB-\" selected>"));
     assert!(html.contains("checked"));
     // Passwords are never refilled: the sign-up page has no value on the password input.
-    let html = render::sign_up(&ctx(false, None), "ada@example.org", &[FieldError::new("password", "Too short")]).unwrap();
+    let html = render::sign_up(
+        &ctx(false, None),
+        "ada@example.org",
+        &[FieldError::new("password", "Too short")],
+    )
+    .unwrap();
     let pw = &html[html.find("id=\"password\"").unwrap()..];
     let pw = &pw[..pw.find('>').unwrap()];
     assert!(!pw.contains("value="), "{pw}");
@@ -231,17 +329,41 @@ fn pagination_links_keep_the_search_and_encode_it() {
     assert!(html.contains("&#38;page=3\""));
     assert!(html.contains("Page 2 of 3"));
     // First and last pages have no link beyond the ends.
-    let first = render::search(&ctx(false, None), &form, &[], Some(&page(vec![donor("A", "B")], 1, 3))).unwrap();
+    let first = render::search(
+        &ctx(false, None),
+        &form,
+        &[],
+        Some(&page(vec![donor("A", "B")], 1, 3)),
+    )
+    .unwrap();
     assert!(!first.contains("rel=\"prev\""));
-    let last = render::search(&ctx(false, None), &form, &[], Some(&page(vec![donor("A", "B")], 3, 3))).unwrap();
+    let last = render::search(
+        &ctx(false, None),
+        &form,
+        &[],
+        Some(&page(vec![donor("A", "B")], 3, 3)),
+    )
+    .unwrap();
     assert!(!last.contains("rel=\"next\""));
 }
 
 #[test]
 fn sessions_page_lists_rows_with_revoke_buttons() {
     let rows = [
-        SessionRow { id: "s1".into(), created: 1_780_000_000, last_seen: 1_780_000_600, client: "Firefox on Linux".into(), current: true },
-        SessionRow { id: "s2".into(), created: 1_779_000_000, last_seen: 1_779_000_600, client: "curl/8".into(), current: false },
+        SessionRow {
+            id: "s1".into(),
+            created: 1_780_000_000,
+            last_seen: 1_780_000_600,
+            client: "Firefox on Linux".into(),
+            current: true,
+        },
+        SessionRow {
+            id: "s2".into(),
+            created: 1_779_000_000,
+            last_seen: 1_779_000_600,
+            client: "curl/8".into(),
+            current: false,
+        },
     ];
     let html = render::sessions(&ctx(true, None), &rows).unwrap();
     assert!(html.contains("action=\"/account/sessions/s1/revoke\""));

@@ -4,6 +4,8 @@
 //! database, and `postgres_all` runs every check, each on its own new database, on one
 //! PostgreSQL server (one server per test process keeps the suite quick under nextest).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::time::{Duration, Instant};
 
 use buttress_portal::accounts::{Accounts, PasswordParams, SignUpOutcome};
@@ -48,6 +50,7 @@ checks!(
     requests_lifecycle_and_owner_only_close,
     matching_donors_for_a_request,
     injection_payloads_through_every_input,
+    seed_demo_check,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +78,9 @@ async fn postgres_unavailable_is_503_and_recovers() {
     assert_eq!(err.status_code(), 503);
     assert!(!err.to_string().to_lowercase().contains("select"));
     assert!(started.elapsed() < Duration::from_secs(10));
-    let err = Db::open(&pg.url()).await.expect_err("cannot open while down");
+    let err = Db::open(&pg.url())
+        .await
+        .expect_err("cannot open while down");
     assert_eq!(err.status_code(), 503);
     pg.restart().expect("restart");
     // The pool reconnects on its own.
@@ -100,7 +105,10 @@ async fn accounts(db: &Db) -> Accounts {
 
 async fn user(accounts: &Accounts, email: &str) -> i64 {
     match accounts
-        .sign_up(&SignUpInput { email: email.into(), password: PASSWORD.into() })
+        .sign_up(&SignUpInput {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
         .await
         .expect("sign up")
     {
@@ -129,7 +137,11 @@ async fn donor(db: &Db, accounts: &Accounts, email: &str, p: ProfileInput) -> i6
 }
 
 fn search(groups: GroupFilter, city: Option<&str>, eligible_only: bool) -> DonorSearch {
-    DonorSearch { groups, city: city.map(Into::into), eligible_only }
+    DonorSearch {
+        groups,
+        city: city.map(Into::into),
+        eligible_only,
+    }
 }
 
 fn request_input(group: &str, city: &str) -> RequestInput {
@@ -147,20 +159,50 @@ fn request_input(group: &str, city: &str) -> RequestInput {
 async fn sign_up_and_authenticate(db: Db) {
     let accounts = accounts(&db).await;
     let id = user(&accounts, "Ada@Example.org").await;
-    let u = accounts.authenticate("ada@example.org", PASSWORD).await.unwrap().expect("signed in");
+    let u = accounts
+        .authenticate("ada@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .expect("signed in");
     assert_eq!(u.id, id);
     assert_eq!(u.email, "ada@example.org");
     // Case-insensitive email, surrounding spaces.
-    assert!(accounts.authenticate(" ADA@EXAMPLE.ORG ", PASSWORD).await.unwrap().is_some());
-    assert!(accounts.authenticate("ada@example.org", "wrong password!!").await.unwrap().is_none());
-    assert!(accounts.authenticate("nobody@example.org", PASSWORD).await.unwrap().is_none());
-    assert!(accounts.authenticate("not an email", PASSWORD).await.unwrap().is_none());
-    assert!(accounts.authenticate("ada@example.org", &"x".repeat(5000)).await.unwrap().is_none());
-    assert_eq!(accounts.user(id).await.unwrap().unwrap().email, "ada@example.org");
+    assert!(accounts
+        .authenticate(" ADA@EXAMPLE.ORG ", PASSWORD)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(accounts
+        .authenticate("ada@example.org", "wrong password!!")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts
+        .authenticate("nobody@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts
+        .authenticate("not an email", PASSWORD)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts
+        .authenticate("ada@example.org", &"x".repeat(5000))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        accounts.user(id).await.unwrap().unwrap().email,
+        "ada@example.org"
+    );
     assert_eq!(accounts.user(12345).await.unwrap(), None);
     // Validation lists every field.
     let err = accounts
-        .sign_up(&SignUpInput { email: "nope".into(), password: "password".into() })
+        .sign_up(&SignUpInput {
+            email: "nope".into(),
+            password: "password".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.status_code(), 422);
@@ -171,12 +213,19 @@ async fn duplicate_email_is_not_revealed(db: Db) {
     let accounts = accounts(&db).await;
     user(&accounts, "bob@example.org").await;
     let again = accounts
-        .sign_up(&SignUpInput { email: "BOB@example.org".into(), password: "another long passphrase".into() })
+        .sign_up(&SignUpInput {
+            email: "BOB@example.org".into(),
+            password: "another long passphrase".into(),
+        })
         .await
         .expect("a duplicate is not an error");
     assert_eq!(again, SignUpOutcome::AlreadyRegistered);
     // The first password still works; the second did not replace it.
-    assert!(accounts.authenticate("bob@example.org", PASSWORD).await.unwrap().is_some());
+    assert!(accounts
+        .authenticate("bob@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .is_some());
     assert!(accounts
         .authenticate("bob@example.org", "another long passphrase")
         .await
@@ -189,24 +238,56 @@ async fn change_password_checks_the_old_one(db: Db) {
     let accounts = accounts(&db).await;
     let id = user(&accounts, "carol@example.org").await;
     let err = accounts
-        .change_password(id, &ChangePasswordInput { current_password: "wrong one here".into(), new_password: "short".into() })
+        .change_password(
+            id,
+            &ChangePasswordInput {
+                current_password: "wrong one here".into(),
+                new_password: "short".into(),
+            },
+        )
         .await
         .unwrap_err();
     let fields: Vec<_> = err.field_errors().iter().map(|f| f.field).collect();
     assert_eq!(fields, ["current_password", "new_password"]);
     let err = accounts
-        .change_password(id, &ChangePasswordInput { current_password: PASSWORD.into(), new_password: PASSWORD.into() })
+        .change_password(
+            id,
+            &ChangePasswordInput {
+                current_password: PASSWORD.into(),
+                new_password: PASSWORD.into(),
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.field_errors()[0].field, "new_password");
     accounts
-        .change_password(id, &ChangePasswordInput { current_password: PASSWORD.into(), new_password: "a brand new passphrase".into() })
+        .change_password(
+            id,
+            &ChangePasswordInput {
+                current_password: PASSWORD.into(),
+                new_password: "a brand new passphrase".into(),
+            },
+        )
         .await
         .expect("changed");
-    assert!(accounts.authenticate("carol@example.org", PASSWORD).await.unwrap().is_none());
-    assert!(accounts.authenticate("carol@example.org", "a brand new passphrase").await.unwrap().is_some());
+    assert!(accounts
+        .authenticate("carol@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts
+        .authenticate("carol@example.org", "a brand new passphrase")
+        .await
+        .unwrap()
+        .is_some());
     let err = accounts
-        .change_password(999, &ChangePasswordInput { current_password: PASSWORD.into(), new_password: "a brand new passphrase".into() })
+        .change_password(
+            999,
+            &ChangePasswordInput {
+                current_password: PASSWORD.into(),
+                new_password: "a brand new passphrase".into(),
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound));
@@ -214,10 +295,17 @@ async fn change_password_checks_the_old_one(db: Db) {
 
 async fn dummy_hash_timing(db: Db) {
     // Heavier than the other tests' parameters so argon2 dominates the database lookup.
-    let params = PasswordParams { m_cost: 8 * 1024, t_cost: 2, p_cost: 1 };
+    let params = PasswordParams {
+        m_cost: 8 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
     let accounts = Accounts::new(db.clone(), params).await.unwrap();
     let _ = accounts
-        .sign_up(&SignUpInput { email: "dave@example.org".into(), password: PASSWORD.into() })
+        .sign_up(&SignUpInput {
+            email: "dave@example.org".into(),
+            password: PASSWORD.into(),
+        })
         .await
         .unwrap();
     let time = |email: &'static str| {
@@ -227,7 +315,11 @@ async fn dummy_hash_timing(db: Db) {
             let mut total = Duration::ZERO;
             for _ in 0..8 {
                 let t = Instant::now();
-                assert!(accounts.authenticate(email, "wrong password!!").await.unwrap().is_none());
+                assert!(accounts
+                    .authenticate(email, "wrong password!!")
+                    .await
+                    .unwrap()
+                    .is_none());
                 let e = t.elapsed();
                 best = best.min(e);
                 total += e;
@@ -240,28 +332,46 @@ async fn dummy_hash_timing(db: Db) {
     let (unknown_best, unknown_avg) = time("nobody@example.org").await;
     let ratio = known_best.as_secs_f64() / unknown_best.as_secs_f64();
     eprintln!("wrong password {known_best:?} (avg {known_avg:?}), unknown user {unknown_best:?} (avg {unknown_avg:?}), ratio {ratio:.2}");
-    assert!((1.0 / 3.0..3.0).contains(&ratio), "timing differs: ratio {ratio:.2}");
+    assert!(
+        (1.0 / 3.0..3.0).contains(&ratio),
+        "timing differs: ratio {ratio:.2}"
+    );
     // And both clearly paid for an argon2 verification (not a fast path).
-    assert!(unknown_best > Duration::from_micros(500), "{unknown_best:?}");
+    assert!(
+        unknown_best > Duration::from_micros(500),
+        "{unknown_best:?}"
+    );
 }
 
 async fn profile_upsert_and_get(db: Db) {
     let accounts = accounts(&db).await;
     let id = user(&accounts, "erin@example.org").await;
     assert_eq!(db.donor(id, TODAY).await.unwrap(), None);
-    let p = profile("  Erin   Doe ", "ab-", " New   York ", "2026-05-01", true).validate(TODAY).unwrap();
+    let p = profile("  Erin   Doe ", "ab-", " New   York ", "2026-05-01", true)
+        .validate(TODAY)
+        .unwrap();
     let d = db.upsert_donor(id, &p, TODAY).await.unwrap();
     assert_eq!(d.display_name, "Erin Doe");
     assert_eq!(d.city, "New York");
     assert_eq!(d.blood_group, BloodGroup::AbNeg);
     assert_eq!(d.phone, "+442079460958");
     assert_eq!(d.last_donation, Some(date!(2026 - 05 - 01)));
-    assert_eq!(d.eligibility, Eligibility::NotYet { from: date!(2026 - 06 - 26) });
+    assert_eq!(
+        d.eligibility,
+        Eligibility::NotYet {
+            from: date!(2026 - 06 - 26)
+        }
+    );
     assert!(d.available);
     // Update in place.
-    let p = profile("Erin", "O+", "Boston", "", false).validate(TODAY).unwrap();
+    let p = profile("Erin", "O+", "Boston", "", false)
+        .validate(TODAY)
+        .unwrap();
     let d = db.upsert_donor(id, &p, TODAY).await.unwrap();
-    assert_eq!((d.blood_group, d.city.as_str(), d.last_donation, d.available), (BloodGroup::OPos, "Boston", None, false));
+    assert_eq!(
+        (d.blood_group, d.city.as_str(), d.last_donation, d.available),
+        (BloodGroup::OPos, "Boston", None, false)
+    );
     assert!(d.eligibility.is_eligible());
     assert_eq!(db.count_rows(Table::Donors).await.unwrap(), 1);
     // Unknown user: not found (foreign key).
@@ -273,18 +383,57 @@ async fn search_filters_and_compatibility(db: Db) {
     let accounts = accounts(&db).await;
     // One available donor of every group in London, plus extras elsewhere / unavailable.
     for (i, g) in BloodGroup::ALL.iter().enumerate() {
-        donor(&db, &accounts, &format!("d{i}@example.org"), profile(&format!("D{i}"), g.as_str(), "London", "", true)).await;
+        donor(
+            &db,
+            &accounts,
+            &format!("d{i}@example.org"),
+            profile(&format!("D{i}"), g.as_str(), "London", "", true),
+        )
+        .await;
     }
-    donor(&db, &accounts, "away@example.org", profile("Away", "O-", "Paris", "", true)).await;
-    donor(&db, &accounts, "off@example.org", profile("Off", "O-", "London", "", false)).await;
+    donor(
+        &db,
+        &accounts,
+        "away@example.org",
+        profile("Away", "O-", "Paris", "", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "off@example.org",
+        profile("Off", "O-", "London", "", false),
+    )
+    .await;
 
-    let all = db.search_donors(&search(GroupFilter::Any, None, false), 1, TODAY).await.unwrap();
+    let all = db
+        .search_donors(&search(GroupFilter::Any, None, false), 1, TODAY)
+        .await
+        .unwrap();
     assert_eq!(all.total, 9, "unavailable donors are never listed");
-    let london = db.search_donors(&search(GroupFilter::Any, Some("  LONDON "), false), 1, TODAY).await.unwrap();
-    assert_eq!(london.total, 8, "city matched case- and space-insensitively");
+    let london = db
+        .search_donors(
+            &search(GroupFilter::Any, Some("  LONDON "), false),
+            1,
+            TODAY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        london.total, 8,
+        "city matched case- and space-insensitively"
+    );
     for recipient in BloodGroup::ALL {
         let page = db
-            .search_donors(&search(GroupFilter::CompatibleWith(recipient), Some("london"), false), 1, TODAY)
+            .search_donors(
+                &search(
+                    GroupFilter::CompatibleWith(recipient),
+                    Some("london"),
+                    false,
+                ),
+                1,
+                TODAY,
+            )
             .await
             .unwrap();
         let mut got: Vec<_> = page.items.iter().map(|d| d.blood_group).collect();
@@ -293,7 +442,11 @@ async fn search_filters_and_compatibility(db: Db) {
         want.sort();
         assert_eq!(got, want, "donors for recipient {recipient}");
         let exact = db
-            .search_donors(&search(GroupFilter::Exact(recipient), Some("london"), false), 1, TODAY)
+            .search_donors(
+                &search(GroupFilter::Exact(recipient), Some("london"), false),
+                1,
+                TODAY,
+            )
             .await
             .unwrap();
         assert_eq!(exact.items.len(), 1);
@@ -311,27 +464,74 @@ async fn search_filters_and_compatibility(db: Db) {
     .unwrap();
     assert_eq!(page, 1);
     assert_eq!(db.search_donors(&s, page, TODAY).await.unwrap().total, 4);
-    let err = SearchInput { blood_group: "Z".into(), mode: "fuzzy".into(), ..Default::default() }.validate().unwrap_err();
+    let err = SearchInput {
+        blood_group: "Z".into(),
+        mode: "fuzzy".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err();
     assert_eq!(err.field_errors().len(), 2);
 }
 
 async fn fifty_six_day_boundary_in_search(db: Db) {
     let accounts = accounts(&db).await;
     // TODAY - 56 days = 2026-04-06: eligible; one day later: not yet.
-    donor(&db, &accounts, "a@example.org", profile("Exactly56", "A+", "Leeds", "2026-04-06", true)).await;
-    donor(&db, &accounts, "b@example.org", profile("Only55", "A+", "Leeds", "2026-04-07", true)).await;
-    donor(&db, &accounts, "c@example.org", profile("Never", "A+", "Leeds", "", true)).await;
-    let all = db.search_donors(&search(GroupFilter::Exact(BloodGroup::APos), Some("leeds"), false), 1, TODAY).await.unwrap();
+    donor(
+        &db,
+        &accounts,
+        "a@example.org",
+        profile("Exactly56", "A+", "Leeds", "2026-04-06", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "b@example.org",
+        profile("Only55", "A+", "Leeds", "2026-04-07", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "c@example.org",
+        profile("Never", "A+", "Leeds", "", true),
+    )
+    .await;
+    let all = db
+        .search_donors(
+            &search(GroupFilter::Exact(BloodGroup::APos), Some("leeds"), false),
+            1,
+            TODAY,
+        )
+        .await
+        .unwrap();
     assert_eq!(all.total, 3);
     for d in &all.items {
         match d.display_name.as_str() {
             "Exactly56" | "Never" => assert!(d.eligibility.is_eligible(), "{}", d.display_name),
-            "Only55" => assert_eq!(d.eligibility, Eligibility::NotYet { from: TODAY.next_day().unwrap() }),
+            "Only55" => assert_eq!(
+                d.eligibility,
+                Eligibility::NotYet {
+                    from: TODAY.next_day().unwrap()
+                }
+            ),
             other => panic!("{other}"),
         }
     }
-    let eligible = db.search_donors(&search(GroupFilter::Exact(BloodGroup::APos), Some("leeds"), true), 1, TODAY).await.unwrap();
-    let mut names: Vec<_> = eligible.items.iter().map(|d| d.display_name.clone()).collect();
+    let eligible = db
+        .search_donors(
+            &search(GroupFilter::Exact(BloodGroup::APos), Some("leeds"), true),
+            1,
+            TODAY,
+        )
+        .await
+        .unwrap();
+    let mut names: Vec<_> = eligible
+        .items
+        .iter()
+        .map(|d| d.display_name.clone())
+        .collect();
     names.sort();
     assert_eq!(names, ["Exactly56", "Never"]);
 }
@@ -340,13 +540,30 @@ async fn pagination_edges(db: Db) {
     let accounts = accounts(&db).await;
     let s = search(GroupFilter::Any, None, false);
     let empty = db.search_donors(&s, 1, TODAY).await.unwrap();
-    assert_eq!((empty.items.len(), empty.page, empty.total_pages, empty.total), (0, 1, 1, 0));
+    assert_eq!(
+        (
+            empty.items.len(),
+            empty.page,
+            empty.total_pages,
+            empty.total
+        ),
+        (0, 1, 1, 0)
+    );
     assert!(!empty.has_prev() && !empty.has_next());
     for i in 0..41 {
-        donor(&db, &accounts, &format!("p{i}@example.org"), profile(&format!("P{i}"), "O+", "Rome", "", true)).await;
+        donor(
+            &db,
+            &accounts,
+            &format!("p{i}@example.org"),
+            profile(&format!("P{i}"), "O+", "Rome", "", true),
+        )
+        .await;
     }
     let p1 = db.search_donors(&s, 1, TODAY).await.unwrap();
-    assert_eq!((p1.items.len(), p1.page, p1.total_pages, p1.total), (20, 1, 3, 41));
+    assert_eq!(
+        (p1.items.len(), p1.page, p1.total_pages, p1.total),
+        (20, 1, 3, 41)
+    );
     assert!(p1.has_next() && !p1.has_prev());
     let p2 = db.search_donors(&s, 2, TODAY).await.unwrap();
     assert_eq!(p2.items.len(), 20);
@@ -354,10 +571,22 @@ async fn pagination_edges(db: Db) {
     assert_eq!((p3.items.len(), p3.has_next()), (1, false));
     // Beyond the end: the last page; page 0: the first.
     assert_eq!(db.search_donors(&s, 99, TODAY).await.unwrap().page, 3);
-    assert_eq!(db.search_donors(&s, u32::MAX, TODAY).await.unwrap().items, p3.items);
-    assert_eq!(db.search_donors(&s, 0, TODAY).await.unwrap().items, p1.items);
+    assert_eq!(
+        db.search_donors(&s, u32::MAX, TODAY).await.unwrap().items,
+        p3.items
+    );
+    assert_eq!(
+        db.search_donors(&s, 0, TODAY).await.unwrap().items,
+        p1.items
+    );
     // No donor on two pages, none missing.
-    let mut ids: Vec<_> = p1.items.iter().chain(&p2.items).chain(&p3.items).map(|d| d.user_id).collect();
+    let mut ids: Vec<_> = p1
+        .items
+        .iter()
+        .chain(&p2.items)
+        .chain(&p3.items)
+        .map(|d| d.user_id)
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 41);
@@ -374,40 +603,114 @@ async fn requests_lifecycle_and_owner_only_close(db: Db) {
     assert_eq!(db.request(r.id).await.unwrap(), r);
     let mut crit = request_input("O+", "Cardiff");
     crit.urgency = "critical".into();
-    let r2 = db.create_request(other, &crit.validate().unwrap()).await.unwrap();
+    let r2 = db
+        .create_request(other, &crit.validate().unwrap())
+        .await
+        .unwrap();
     let open = db.open_requests(1).await.unwrap();
     assert_eq!(open.total, 2);
     assert_eq!(open.items[0].id, r2.id, "critical first");
-    assert_eq!(db.requests_of(owner, 1).await.unwrap().items, vec![r.clone()]);
+    assert_eq!(
+        db.requests_of(owner, 1).await.unwrap().items,
+        vec![r.clone()]
+    );
     // Not the owner: refused, and nothing changed.
-    assert!(matches!(db.close_request(r.id, other).await.unwrap_err(), Error::Forbidden));
+    assert!(matches!(
+        db.close_request(r.id, other).await.unwrap_err(),
+        Error::Forbidden
+    ));
     assert_eq!(db.request(r.id).await.unwrap().status, RequestStatus::Open);
-    assert!(matches!(db.close_request(777, owner).await.unwrap_err(), Error::NotFound));
-    assert!(matches!(db.request(777).await.unwrap_err(), Error::NotFound));
+    assert!(matches!(
+        db.close_request(777, owner).await.unwrap_err(),
+        Error::NotFound
+    ));
+    assert!(matches!(
+        db.request(777).await.unwrap_err(),
+        Error::NotFound
+    ));
     let closed = db.close_request(r.id, owner).await.unwrap();
     assert_eq!(closed.status, RequestStatus::Closed);
     assert!(closed.closed_at.is_some());
-    assert_eq!(db.close_request(r.id, owner).await.unwrap(), closed, "closing twice is a no-op");
-    assert!(matches!(db.close_request(r.id, other).await.unwrap_err(), Error::Forbidden));
+    assert_eq!(
+        db.close_request(r.id, owner).await.unwrap(),
+        closed,
+        "closing twice is a no-op"
+    );
+    assert!(matches!(
+        db.close_request(r.id, other).await.unwrap_err(),
+        Error::Forbidden
+    ));
     assert_eq!(db.open_requests(1).await.unwrap().total, 1);
     // Owner must exist.
-    assert!(matches!(db.create_request(999_999, &new).await.unwrap_err(), Error::NotFound));
+    assert!(matches!(
+        db.create_request(999_999, &new).await.unwrap_err(),
+        Error::NotFound
+    ));
 }
 
 async fn matching_donors_for_a_request(db: Db) {
     let accounts = accounts(&db).await;
-    let owner = donor(&db, &accounts, "needs@example.org", profile("Owner", "A-", "Oslo", "", true)).await;
-    donor(&db, &accounts, "m1@example.org", profile("Match O-", "O-", "oslo", "", true)).await;
-    donor(&db, &accounts, "m2@example.org", profile("Match A-", "A-", "Oslo", "2026-01-01", true)).await;
-    donor(&db, &accounts, "n1@example.org", profile("Wrong group", "A+", "Oslo", "", true)).await;
-    donor(&db, &accounts, "n2@example.org", profile("Too recent", "O-", "Oslo", "2026-05-20", true)).await;
-    donor(&db, &accounts, "n3@example.org", profile("Elsewhere", "O-", "Bergen", "", true)).await;
-    donor(&db, &accounts, "n4@example.org", profile("Unavailable", "O-", "Oslo", "", false)).await;
-    let r = db.create_request(owner, &request_input("A-", "OSLO").validate().unwrap()).await.unwrap();
+    let owner = donor(
+        &db,
+        &accounts,
+        "needs@example.org",
+        profile("Owner", "A-", "Oslo", "", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "m1@example.org",
+        profile("Match O-", "O-", "oslo", "", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "m2@example.org",
+        profile("Match A-", "A-", "Oslo", "2026-01-01", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "n1@example.org",
+        profile("Wrong group", "A+", "Oslo", "", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "n2@example.org",
+        profile("Too recent", "O-", "Oslo", "2026-05-20", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "n3@example.org",
+        profile("Elsewhere", "O-", "Bergen", "", true),
+    )
+    .await;
+    donor(
+        &db,
+        &accounts,
+        "n4@example.org",
+        profile("Unavailable", "O-", "Oslo", "", false),
+    )
+    .await;
+    let r = db
+        .create_request(owner, &request_input("A-", "OSLO").validate().unwrap())
+        .await
+        .unwrap();
     let m = db.matching_donors(&r, 1, TODAY).await.unwrap();
     let mut names: Vec<_> = m.items.iter().map(|d| d.display_name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["Match A-", "Match O-"], "owner, wrong group, too recent, elsewhere, unavailable left out");
+    assert_eq!(
+        names,
+        ["Match A-", "Match O-"],
+        "owner, wrong group, too recent, elsewhere, unavailable left out"
+    );
     assert!(m.items.iter().all(|d| d.eligibility.is_eligible()));
 }
 
@@ -433,8 +736,16 @@ const PAYLOADS: &[&str] = &[
 
 async fn injection_payloads_through_every_input(db: Db) {
     let accounts = accounts(&db).await;
-    let owner = donor(&db, &accounts, "real@example.org", profile("Real", "O-", "London", "", true)).await;
-    db.create_request(owner, &request_input("O-", "London").validate().unwrap()).await.unwrap();
+    let owner = donor(
+        &db,
+        &accounts,
+        "real@example.org",
+        profile("Real", "O-", "London", "", true),
+    )
+    .await;
+    db.create_request(owner, &request_input("O-", "London").validate().unwrap())
+        .await
+        .unwrap();
     let counts = |db: Db| async move {
         (
             db.count_rows(Table::Users).await.unwrap(),
@@ -449,17 +760,42 @@ async fn injection_payloads_through_every_input(db: Db) {
     };
     for p in PAYLOADS {
         // Sign-in: never an error, never a user.
-        assert!(accounts.authenticate(p, p).await.unwrap().is_none(), "login {p:?}");
-        assert!(accounts.authenticate(&format!("{p}@x.org"), PASSWORD).await.unwrap().is_none());
+        assert!(
+            accounts.authenticate(p, p).await.unwrap().is_none(),
+            "login {p:?}"
+        );
+        assert!(accounts
+            .authenticate(&format!("{p}@x.org"), PASSWORD)
+            .await
+            .unwrap()
+            .is_none());
         // Sign-up: validation only (a payload with a long password may be a valid account).
         only_validation(
-            accounts.sign_up(&SignUpInput { email: (*p).into(), password: format!("{p} long enough pass") }).await.map(|_| ()),
+            accounts
+                .sign_up(&SignUpInput {
+                    email: (*p).into(),
+                    password: format!("{p} long enough pass"),
+                })
+                .await
+                .map(|_| ()),
             "sign up",
         );
         // Search: every filter field; results only what the filter means.
-        let r = SearchInput { blood_group: (*p).into(), mode: (*p).into(), city: (*p).into(), eligible_only: Some((*p).into()), page: (*p).into() }.validate();
+        let r = SearchInput {
+            blood_group: (*p).into(),
+            mode: (*p).into(),
+            city: (*p).into(),
+            eligible_only: Some((*p).into()),
+            page: (*p).into(),
+        }
+        .validate();
         assert!(matches!(r, Err(Error::Invalid(_))), "search {p:?}");
-        match (SearchInput { city: (*p).into(), ..Default::default() }).validate() {
+        match (SearchInput {
+            city: (*p).into(),
+            ..Default::default()
+        })
+        .validate()
+        {
             Ok((s, page)) => {
                 let found = db.search_donors(&s, page, TODAY).await.unwrap();
                 assert_eq!(found.total, 0, "city {p:?} matched rows");
@@ -468,7 +804,14 @@ async fn injection_payloads_through_every_input(db: Db) {
             Err(e) => panic!("{e:?}"),
         }
         // Profile and request: every field.
-        let prof = ProfileInput { display_name: (*p).into(), blood_group: (*p).into(), city: (*p).into(), phone: (*p).into(), last_donation: (*p).into(), available: true };
+        let prof = ProfileInput {
+            display_name: (*p).into(),
+            blood_group: (*p).into(),
+            city: (*p).into(),
+            phone: (*p).into(),
+            last_donation: (*p).into(),
+            available: true,
+        };
         assert!(matches!(prof.validate(TODAY), Err(Error::Invalid(_))));
         let text_only = profile(p, "A+", p, "", true);
         match text_only.validate(TODAY) {
@@ -477,13 +820,22 @@ async fn injection_payloads_through_every_input(db: Db) {
                 assert_eq!(d.display_name, p.trim(), "stored verbatim");
                 let s = search(GroupFilter::Any, Some(p), false);
                 let found = db.search_donors(&s, 1, TODAY).await.unwrap();
-                assert_eq!(found.total, 1, "only the donor whose city is literally {p:?}");
+                assert_eq!(
+                    found.total, 1,
+                    "only the donor whose city is literally {p:?}"
+                );
                 assert_eq!(found.items[0].user_id, owner);
             }
             Err(Error::Invalid(_)) => assert!(p.contains('\0') || p.trim().is_empty(), "{p:?}"),
             Err(e) => panic!("{e:?}"),
         }
-        let req = RequestInput { blood_group: (*p).into(), city: (*p).into(), hospital: (*p).into(), units: (*p).into(), urgency: (*p).into() };
+        let req = RequestInput {
+            blood_group: (*p).into(),
+            city: (*p).into(),
+            hospital: (*p).into(),
+            units: (*p).into(),
+            urgency: (*p).into(),
+        };
         assert!(matches!(req.validate(), Err(Error::Invalid(_))));
         let mut text_req = request_input("AB+", p);
         text_req.hospital = (*p).into();
@@ -494,15 +846,28 @@ async fn injection_payloads_through_every_input(db: Db) {
     }
     // Tables intact: the same users (plus any valid sign-ups), all tables still answer.
     let after = counts(db.clone()).await;
-    assert!(after.0 >= before.0 && after.1 == before.1 && after.2 >= before.2, "{before:?} -> {after:?}");
-    assert!(accounts.authenticate("real@example.org", PASSWORD).await.unwrap().is_some());
+    assert!(
+        after.0 >= before.0 && after.1 == before.1 && after.2 >= before.2,
+        "{before:?} -> {after:?}"
+    );
+    assert!(accounts
+        .authenticate("real@example.org", PASSWORD)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_database_created_in_data_dir() {
-    let dir = std::env::temp_dir().join(format!("buttress-portal-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "buttress-portal-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     let nested = dir.join("data dir");
-    let db = Db::from_config(None, &nested).await.expect("created on first run");
+    let db = Db::from_config(None, &nested)
+        .await
+        .expect("created on first run");
     assert_eq!(db.backend(), buttress_portal::Backend::Sqlite);
     let accounts = accounts(&db).await;
     user(&accounts, "file@example.org").await;
@@ -511,14 +876,85 @@ async fn sqlite_file_database_created_in_data_dir() {
     // Reopen: data kept, migrations not re-run.
     let db = Db::open_in_dir(&nested).await.expect("reopen");
     assert_eq!(db.count_rows(Table::Users).await.unwrap(), 1);
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(db.pool()).await.unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
     db.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+async fn seed_demo_check(db: Db) {
+    use buttress_portal::seed::{seed_demo_with, DEMO_CITIES};
+    let added = seed_demo_with(&db, 300, 7, TODAY).await.unwrap();
+    assert_eq!(added, 300);
+    // Deterministic: the same seed again adds nothing new.
+    assert_eq!(seed_demo_with(&db, 300, 7, TODAY).await.unwrap(), 0);
+    let other = Db::in_memory().await.unwrap();
+    seed_demo_with(&other, 300, 7, TODAY).await.unwrap();
+    let all = |db: Db| async move {
+        let mut out = Vec::new();
+        let s = search(GroupFilter::Any, None, false);
+        let first = db.search_donors(&s, 1, TODAY).await.unwrap();
+        for p in 1..=first.total_pages {
+            out.extend(
+                db.search_donors(&s, p, TODAY)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|d| {
+                        (
+                            d.user_id,
+                            d.display_name,
+                            d.blood_group,
+                            d.city,
+                            d.last_donation,
+                        )
+                    }),
+            );
+        }
+        out.sort_by_key(|r| r.0);
+        out
+    };
+    let a = all(db.clone()).await;
+    assert_eq!(a, all(other).await, "same seed, same donors");
+    assert!(
+        a.len() > 200 && a.len() < 300,
+        "about 85% available: {}",
+        a.len()
+    );
+    let groups: std::collections::HashSet<_> = a.iter().map(|r| r.2).collect();
+    assert!(groups.len() >= 6, "{groups:?}");
+    assert!(a.iter().all(|r| DEMO_CITIES.contains(&r.3.as_str())));
+    let not_yet = a
+        .iter()
+        .filter(|r| !Eligibility::on(TODAY, r.4).is_eligible())
+        .count();
+    assert!(not_yet > 30, "some recently donated: {not_yet}");
+    // Demo accounts cannot sign in.
+    let accounts = accounts(&db).await;
+    assert!(accounts
+        .authenticate("demo-0@example.org", "")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts
+        .authenticate("demo-0@example.org", "!demo-account-cannot-sign-in")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -73,7 +73,17 @@ impl PostgresServer {
         let data = server.data_dir();
         let out = server
             .command("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-N", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+                "-D",
+            ])
             .arg(&data)
             .output()?;
         checked(out, "initdb")?;
@@ -198,7 +208,10 @@ impl PostgresServer {
             if Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("PostgreSQL did not accept connections on port {}", self.port),
+                    format!(
+                        "PostgreSQL did not accept connections on port {}",
+                        self.port
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -283,7 +296,11 @@ fn fresh_dir() -> io::Result<PathBuf> {
 }
 
 fn find_bin_dir() -> io::Result<PathBuf> {
-    let has_tools = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+    let has_tools = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
     if let Some(dir) = std::env::var_os("BUTTRESS_PG_BIN").map(PathBuf::from) {
         if has_tools(&dir) {
             return Ok(dir);
@@ -299,7 +316,7 @@ fn find_bin_dir() -> io::Result<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .collect();
-    majors.sort_by(|a, b| b.0.cmp(&a.0));
+    majors.sort_by_key(|m| std::cmp::Reverse(m.0));
     if let Some((_, dir)) = majors.into_iter().find(|(_, d)| has_tools(d)) {
         return Ok(dir);
     }
