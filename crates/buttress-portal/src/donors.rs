@@ -261,6 +261,10 @@ impl Db {
         today: Date,
         exclude_user: i64,
     ) -> Result<Page<Donor>> {
+        if search.city.as_deref().is_some_and(|c| c.contains('\0')) {
+            // PostgreSQL text cannot hold NUL; such a city can match nothing.
+            return Err(Error::invalid("city", "Remove the control characters (such as NUL)."));
+        }
         let groups = search.groups.groups();
         let group = |i: usize| groups.get(i).map_or("", |g| g.as_str());
         let city = search.city.as_deref().map(city_key).unwrap_or_default();

@@ -6,7 +6,46 @@
 //! ([`requests`]), server-rendered pages ([`render`]) and demo data ([`seed`]). The HTTP routes
 //! (sessions, CSRF) are a thin layer over these.
 //!
-//! See `docs/portal.md` for the data model, the rules and how to run it on PostgreSQL.
+//! # Example
+//!
+//! ```
+//! use buttress_portal::validate::{ProfileInput, SignUpInput};
+//! use buttress_portal::{Accounts, Db, DonorSearch, GroupFilter, PasswordParams, SignUpOutcome};
+//! use buttress_portal::BloodGroup;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), buttress_portal::Error> {
+//! let db = Db::in_memory().await?; // or Db::from_config(DATABASE_URL, data_dir)
+//! let accounts = Accounts::new(db.clone(), PasswordParams::insecure_fast_for_tests()).await?;
+//! let input = SignUpInput { email: "ada@example.org".into(), password: "correct horse battery".into() };
+//! let SignUpOutcome::Created(user) = accounts.sign_up(&input).await? else { unreachable!() };
+//!
+//! let today = buttress_portal::db::today_utc();
+//! let profile = ProfileInput {
+//!     display_name: "Ada".into(),
+//!     blood_group: "O-".into(),
+//!     city: "London".into(),
+//!     phone: "+44 20 7946 0958".into(),
+//!     last_donation: String::new(),
+//!     available: true,
+//! }
+//! .validate(today)?;
+//! db.upsert_donor(user.id, &profile, today).await?;
+//!
+//! let search = DonorSearch {
+//!     groups: GroupFilter::CompatibleWith(BloodGroup::AbPos),
+//!     city: Some("london".into()),
+//!     eligible_only: true,
+//! };
+//! let page = db.search_donors(&search, 1, today).await?;
+//! assert_eq!(page.items[0].display_name, "Ada");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The rest of this page is `docs/portal.md`.
+//!
+#![doc = include_str!("../../../docs/portal.md")]
 
 #![deny(unreachable_pub, unsafe_code)]
 #![warn(missing_docs)]
