@@ -7,6 +7,7 @@
 mod observatory;
 mod support;
 
+mod docs;
 mod errors;
 mod headers;
 mod https;
