@@ -41,6 +41,7 @@ pub mod proxy;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod session;
 pub mod settings;
 
 use std::time::Duration;
