@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod csrf;
 pub mod errors;
 pub mod headers;
 pub mod https;
