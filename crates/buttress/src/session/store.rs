@@ -27,7 +27,7 @@ pub enum Cas {
 
 /// A server-side session store. Implementations must be safe to share between instances of
 /// the application (memory is the exception and says so).
-pub trait SessionStore: Send + Sync + 'static {
+pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Loads a live record (expired records are treated as absent).
     fn load<'a>(
         &'a self,

@@ -621,7 +621,14 @@ impl Loader {
     }
 }
 
-fn env_name(key: &str) -> String {
+/// The environment variable of a settings key: `bind` -> `BUTTRESS_BIND`,
+/// `secret_key` -> `SECRET_KEY`, `database_url` -> `DATABASE_URL`.
+///
+/// ```
+/// assert_eq!(buttress::settings::env_name("hsts_max_age"), "BUTTRESS_HSTS_MAX_AGE");
+/// assert_eq!(buttress::settings::env_name("redis_url"), "REDIS_URL");
+/// ```
+pub fn env_name(key: &str) -> String {
     if key.starts_with("secret_key") || key == "database_url" || key == "redis_url" {
         key.to_ascii_uppercase()
     } else {

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use load::{Loader, Origin, SettingsError, KEYS};
+pub use load::{env_name, Loader, Origin, SettingsError, KEYS};
 
 use crate::secret::SecretKey;
 
@@ -276,6 +276,15 @@ impl Settings {
             loader = loader.file(path);
         }
         loader.process_env().load()
+    }
+
+    /// The CSP report path when `csp_report_uri` is a local path: exempt from CSRF checks,
+    /// since browsers send reports without tokens.
+    pub fn csrf_report_path(&self) -> Option<String> {
+        self.csp_report_uri
+            .as_deref()
+            .filter(|u| u.starts_with('/'))
+            .map(str::to_owned)
     }
 
     /// Whether this instance serves TLS itself.

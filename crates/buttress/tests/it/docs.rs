@@ -5,11 +5,7 @@ fn readme_lists_every_setting_and_check_id() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README.md");
     for (key, _, _) in buttress::settings::KEYS {
-        let var = if key.starts_with("secret_key") {
-            key.to_ascii_uppercase()
-        } else {
-            format!("BUTTRESS_{}", key.to_ascii_uppercase())
-        };
+        let var = buttress::settings::env_name(key);
         assert!(readme.contains(&format!("`{var}`")), "README misses {var}");
     }
     let check_src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/check.rs"))
