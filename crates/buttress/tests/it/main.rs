@@ -14,4 +14,5 @@ mod https;
 mod limits;
 mod proxy;
 mod served;
+mod session_stores;
 mod startup;
