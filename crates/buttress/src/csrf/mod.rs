@@ -59,7 +59,7 @@ use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use token::{verify_token, CsrfToken};
+pub use token::{mask_token, verify_token, CsrfToken};
 
 use crate::errors::Problem;
 use crate::proxy::{ClientIp, RequestOrigin};
