@@ -221,7 +221,7 @@ fn serve(settings: &Settings) -> ExitCode {
     let tls = opts.tls.is_some();
     let dev_cert = opts.dev_cert_path.clone();
     runtime.block_on(async move {
-        let app = stack.apply(landing::router());
+        let app = stack.csrf_exempt("/csp-report").apply(landing::router());
         let server = match Server::bind(app, opts).await {
             Ok(s) => s,
             Err(e) => {

@@ -176,27 +176,39 @@ struct Served {
     lines: Vec<String>,
 }
 
+impl Drop for Served {
+    /// Stops the server even when a test fails half-way.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
-    let mut child = buttress(args, env)
+    let child = buttress(args, env)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut served = Served {
+        child,
+        url: String::new(),
+        lines: Vec::new(),
+    };
+    let stderr = served.child.stderr.take().expect("stderr");
     let mut reader = BufReader::new(stderr);
-    let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).expect("read") == 0 || Instant::now() > deadline {
-            panic!("server did not announce itself: {lines:?}");
+            panic!("server did not announce itself: {:?}", served.lines);
         }
-        lines.push(line.clone());
+        served.lines.push(line.clone());
         if let Some(rest) = line.trim().strip_prefix("buttress: listening on ") {
-            let url = rest.trim_end_matches('/').to_owned();
+            served.url = rest.trim_end_matches('/').to_owned();
             // Keep reading (and discarding) stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in reader.lines() {});
-            return Served { child, url, lines };
+            return served;
         }
     }
 }

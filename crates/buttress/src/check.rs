@@ -19,6 +19,7 @@
 //! | `BTR-E012` | error | every address trusted as a proxy (`0.0.0.0/0`, `::/0`) |
 //! | `BTR-E013` | error | Development environment bound to a non-loopback address |
 //! | `BTR-E014` | error | CSP turned off |
+//! | `BTR-E015` | error | in-memory session store with more than one instance |
 //! | `BTR-W001` | warning | Development environment (not for deployment) |
 //! | `BTR-W002` | warning | `allowed_hosts` empty: any `Host` is answered |
 //! | `BTR-W003` | warning | HSTS shorter than one year |
@@ -234,6 +235,13 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             "BTR-E011",
             format!("{} instances declared but rate limits are kept in memory: each instance counts alone, so limits are multiplied", s.instances),
             "set BUTTRESS_RATELIMIT_STORAGE=redis://HOST:6379",
+        ));
+    }
+    if s.instances > 1 && s.session_store == crate::settings::SessionStoreKind::Memory {
+        out.push(finding(
+            "BTR-E015",
+            format!("{} instances declared but sessions are kept in memory: a user signed in on one instance is unknown to the others, and revocation misses them", s.instances),
+            "set BUTTRESS_SESSION_STORE=sql or redis (or cookie)",
         ));
     }
     if prod && s.allowed_hosts.is_empty() {
@@ -474,6 +482,10 @@ mod tests {
                 s.trusted_proxies = vec!["0.0.0.0/0".parse().expect("cidr")]
             }),
             ("BTR-E011", |s| s.instances = 3),
+            ("BTR-E015", |s| {
+                s.instances = 2;
+                s.session_store = crate::settings::SessionStoreKind::Memory;
+            }),
             ("BTR-W002", |s| s.allowed_hosts.clear()),
             ("BTR-W007", |s| s.body_limit = 1 << 30),
             ("BTR-I001", |s| s.hsts_preload = false),

@@ -409,12 +409,12 @@ where
                     .get::<ClientIp>()
                     .is_some_and(|ip| ip.0.is_loopback());
             let (mut parts, body) = res.into_parts();
-            let problem = parts
-                .extensions
-                .remove::<Problem>()
-                .unwrap_or_else(|| Problem::new(parts.status));
+            let carried = parts.extensions.remove::<Problem>();
+            let has_problem = carried.is_some();
+            let problem = carried.unwrap_or_else(|| Problem::new(parts.status));
             let mut detail = parts.extensions.get::<DebugDetail>().map(|d| d.0.clone());
-            if show_debug && detail.is_none() {
+            // A problem's body is its own rendering: nothing more to show.
+            if show_debug && detail.is_none() && !has_problem {
                 detail = read_prefix(body).await.filter(|t| !t.trim().is_empty());
             }
             let nonce = parts

@@ -12,7 +12,9 @@
 //! 5. panic catcher ([`errors::catch_panic_layer`]): a panic becomes a generic 500
 //! 6. [`https::HttpsRedirectLayer`]: plain HTTP redirected to HTTPS
 //! 7. request limits: whole-request timeout (408) and body size (413)
-//! 8. your router
+//! 8. [`session::SessionLayer`]: encrypted cookie or server-side store, loaded lazily
+//! 9. [`csrf::CsrfLayer`]: Fetch-Metadata/Origin verdict and session-bound token
+//! 10. your router
 //!
 //! The error pages sit outside the headers so that even a panic's 500 and a proxy layer's 400
 //! carry every security header; the proxy sits outside the panic catcher so the error page
@@ -34,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod csrf;
 pub mod errors;
 pub mod headers;
 pub mod https;
@@ -41,6 +44,7 @@ pub mod proxy;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod session;
 pub mod settings;
 
 use std::time::Duration;
@@ -53,12 +57,16 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use std::sync::Arc;
+
 use check::{Finding, Severity};
+use csrf::CsrfLayer;
 use headers::{Csp, Hsts, SecureHeadersLayer};
 use https::HttpsRedirectLayer;
 use proxy::{ProxyConfig, ProxyLayer};
 use secret::{KeyError, Keyring};
-use settings::{Environment, Settings};
+use session::{MemoryStore, SessionLayer, SessionStore};
+use settings::{Environment, SessionStoreKind, Settings};
 
 /// Why Buttress refused to start. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +116,9 @@ pub struct Buttress {
     debug: bool,
     body_limit: usize,
     request_timeout: Duration,
+    settings: Arc<Settings>,
+    session_store: Option<Arc<dyn SessionStore>>,
+    csrf: CsrfLayer,
 }
 
 impl Buttress {
@@ -195,7 +206,22 @@ impl Buttress {
             .header(settings.proxy_header)
             .allowed_hosts(settings.allowed_hosts.iter().cloned());
 
+        let mut csrf = CsrfLayer::new().allow_same_site(settings.csrf_allow_same_site);
+        for origin in &settings.csrf_trusted_origins {
+            csrf = csrf.trust_origin(origin.clone());
+        }
+        if let Some(uri) = settings.csrf_report_path() {
+            csrf = csrf.exempt(uri);
+        }
+        let session_store: Option<Arc<dyn SessionStore>> = match settings.session_store {
+            SessionStoreKind::Memory => Some(Arc::new(MemoryStore::default())),
+            _ => None,
+        };
+
         Ok(Buttress {
+            settings: Arc::new(settings.clone()),
+            session_store,
+            csrf,
             environment: settings.environment,
             keyring,
             notices: findings,
@@ -229,10 +255,34 @@ impl Buttress {
         self
     }
 
+    /// Keeps sessions in `store` (SQL, Redis, or your own) instead of what the settings say.
+    pub fn with_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
+    /// Exempts one exact path from CSRF checks (a webhook that authenticates itself).
+    pub fn csrf_exempt(mut self, path: impl Into<String>) -> Self {
+        self.csrf = self.csrf.exempt(path);
+        self
+    }
+
+    /// The session store in use, if sessions are server-side.
+    pub fn session_store(&self) -> Option<&Arc<dyn SessionStore>> {
+        self.session_store.as_ref()
+    }
+
     /// Wraps `router` in every layer. Add your routes (and route layers) first.
     pub fn apply(self, router: Router) -> Router {
         let x_request_id = HeaderName::from_static("x-request-id");
+        if self.settings.session_store != SessionStoreKind::Cookie && self.session_store.is_none() {
+            tracing::error!("BUTTRESS_SESSION_STORE asks for a server-side store that was not provided (Buttress::with_session_store); falling back to encrypted cookies");
+        }
+        let sessions =
+            SessionLayer::from_settings(&self.settings, &self.keyring, self.session_store.clone());
         router
+            .layer(self.csrf)
+            .layer(sessions)
             .layer(DefaultBodyLimit::max(self.body_limit))
             .layer(RequestBodyLimitLayer::new(self.body_limit))
             .layer(TimeoutLayer::with_status_code(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{Environment, ProxyHeader, SameSite, Settings, Tls};
+use super::{Environment, ProxyHeader, SameSite, SessionStoreKind, Settings, Tls};
 use crate::secret::SecretKey;
 
 /// Every setting: TOML key, what it takes, and its default. The environment variable is
@@ -115,6 +115,37 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "directory for files Buttress makes",
         "./buttress-data",
     ),
+    (
+        "session_store",
+        "cookie | memory | sql | redis: where sessions live",
+        "cookie",
+    ),
+    (
+        "session_idle_timeout",
+        "duration a session may sit unused",
+        "30m",
+    ),
+    (
+        "session_absolute_timeout",
+        "duration after which a session ends however active",
+        "12h",
+    ),
+    (
+        "csrf_trusted_origins",
+        "comma-separated extra origins allowed to POST (https://admin.example.org)",
+        "none",
+    ),
+    (
+        "csrf_allow_same_site",
+        "bool: accept Sec-Fetch-Site: same-site (sibling subdomains)",
+        "false",
+    ),
+    (
+        "database_url",
+        "sqlite:PATH or postgres://… (DATABASE_URL)",
+        "SQLite under data_dir",
+    ),
+    ("redis_url", "redis://host:port (REDIS_URL)", "none"),
     (
         "secret_key",
         "the master key (environment only: SECRET_KEY)",
@@ -275,9 +306,11 @@ impl Loader {
         for (name, value) in vars {
             let name = name.as_ref();
             let key = match name {
-                "SECRET_KEY" | "SECRET_KEY_FILE" | "SECRET_KEY_FALLBACKS" => {
-                    name.to_ascii_lowercase()
-                }
+                "SECRET_KEY"
+                | "SECRET_KEY_FILE"
+                | "SECRET_KEY_FALLBACKS"
+                | "DATABASE_URL"
+                | "REDIS_URL" => name.to_ascii_lowercase(),
                 _ => match name.strip_prefix("BUTTRESS_") {
                     Some(rest) => rest.to_ascii_lowercase(),
                     None => continue,
@@ -493,6 +526,71 @@ impl Loader {
         if let Some(f) = get("data_dir") {
             s.data_dir = PathBuf::from(f.value);
         }
+        if let Some(f) = get("session_store") {
+            s.session_store = match f.lower().as_str() {
+                "cookie" => SessionStoreKind::Cookie,
+                "memory" => SessionStoreKind::Memory,
+                "sql" => SessionStoreKind::Sql,
+                "redis" => SessionStoreKind::Redis,
+                _ => return Err(f.fail("not a session store", "use cookie, memory, sql or redis")),
+            };
+        }
+        if let Some(f) = get("session_idle_timeout") {
+            s.session_idle_timeout = f.parse_positive_duration()?;
+        }
+        if let Some(f) = get("session_absolute_timeout") {
+            s.session_absolute_timeout = f.parse_positive_duration()?;
+        }
+        if s.session_absolute_timeout < s.session_idle_timeout {
+            let f = get("session_absolute_timeout").or_else(|| get("session_idle_timeout"));
+            if let Some(f) = f {
+                return Err(f.fail(
+                    "the absolute session timeout is shorter than the idle timeout",
+                    "make BUTTRESS_SESSION_ABSOLUTE_TIMEOUT at least BUTTRESS_SESSION_IDLE_TIMEOUT",
+                ));
+            }
+        }
+        if let Some(f) = get("csrf_trusted_origins") {
+            s.csrf_trusted_origins = f.list();
+            if let Some(bad) = s.csrf_trusted_origins.iter().find(|o| !is_origin(o)) {
+                return Err(f.fail(
+                    &format!("{bad:?} is not an origin"),
+                    "list origins as scheme://host[:port] with no path, e.g. https://admin.example.org",
+                ));
+            }
+        }
+        if let Some(f) = get("csrf_allow_same_site") {
+            s.csrf_allow_same_site = f.parse_bool()?;
+        }
+        if let Some(f) = get("database_url") {
+            let l = f.lower();
+            if !(l.starts_with("sqlite:")
+                || l.starts_with("postgres://")
+                || l.starts_with("postgresql://"))
+            {
+                return Err(f.fail(
+                    "not a database URL",
+                    "use sqlite:PATH or postgres://user@host/db",
+                ));
+            }
+            s.database_url = Some(f.value.to_owned());
+        }
+        if let Some(f) = get("redis_url") {
+            let l = f.lower();
+            if !(l.starts_with("redis://") || l.starts_with("rediss://")) {
+                return Err(f.fail("not a Redis URL", "use redis://host:6379"));
+            }
+            s.redis_url = Some(f.value.to_owned());
+        }
+        if s.session_store == SessionStoreKind::Redis && s.redis_url.is_none() {
+            if let Some(f) = get("session_store") {
+                return Err(f.fail(
+                    "the Redis session store needs a Redis server",
+                    "set REDIS_URL=redis://host:6379",
+                ));
+            }
+        }
+
         match (get("secret_key"), get("secret_key_file")) {
             (Some(f), Some(_)) => {
                 return Err(f.fail_redacted(
@@ -523,8 +621,15 @@ impl Loader {
     }
 }
 
-fn env_name(key: &str) -> String {
-    if key.starts_with("secret_key") {
+/// The environment variable of a settings key: `bind` -> `BUTTRESS_BIND`,
+/// `secret_key` -> `SECRET_KEY`, `database_url` -> `DATABASE_URL`.
+///
+/// ```
+/// assert_eq!(buttress::settings::env_name("hsts_max_age"), "BUTTRESS_HSTS_MAX_AGE");
+/// assert_eq!(buttress::settings::env_name("redis_url"), "REDIS_URL");
+/// ```
+pub fn env_name(key: &str) -> String {
+    if key.starts_with("secret_key") || key == "database_url" || key == "redis_url" {
         key.to_ascii_uppercase()
     } else {
         format!("BUTTRESS_{}", key.to_ascii_uppercase())
@@ -703,6 +808,14 @@ impl Field<'_> {
             )
         })
     }
+}
+
+/// `scheme://host[:port]` with no path.
+fn is_origin(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && !r.contains('?') && !r.contains('#'))
 }
 
 /// Parses `1048576`, `1MiB`, `512 KiB`, `2MB`, `64k`.

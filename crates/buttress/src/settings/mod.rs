@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use load::{Loader, Origin, SettingsError, KEYS};
+pub use load::{env_name, Loader, Origin, SettingsError, KEYS};
 
 use crate::secret::SecretKey;
 
@@ -97,6 +97,20 @@ pub enum SameSite {
     Strict,
     /// Always sent (requires `Secure`); weakens CSRF defence.
     None,
+}
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionStoreKind {
+    /// Encrypted cookies: no server state, no revocation.
+    #[default]
+    Cookie,
+    /// This process's memory: one instance only.
+    Memory,
+    /// The SQL database (`DATABASE_URL`).
+    Sql,
+    /// Redis (`REDIS_URL`).
+    Redis,
 }
 
 /// The effective settings. `Settings::default()` is the Development default; see the README's
@@ -170,6 +184,20 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// `BUTTRESS_DATA_DIR`: where files Buttress makes are kept. Default `./buttress-data`.
     pub data_dir: PathBuf,
+    /// `BUTTRESS_SESSION_STORE`: where sessions live. Default: encrypted cookies.
+    pub session_store: SessionStoreKind,
+    /// `BUTTRESS_SESSION_IDLE_TIMEOUT`. Default 30 minutes.
+    pub session_idle_timeout: Duration,
+    /// `BUTTRESS_SESSION_ABSOLUTE_TIMEOUT`. Default 12 hours.
+    pub session_absolute_timeout: Duration,
+    /// `BUTTRESS_CSRF_TRUSTED_ORIGINS`: other origins allowed to send unsafe requests.
+    pub csrf_trusted_origins: Vec<String>,
+    /// `BUTTRESS_CSRF_ALLOW_SAME_SITE`: accept `Sec-Fetch-Site: same-site`. Default off.
+    pub csrf_allow_same_site: bool,
+    /// `DATABASE_URL`: `sqlite:PATH` or `postgres://…`. Default: SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: Redis for sessions (with `session_store = redis`) and rate limits.
+    pub redis_url: Option<String>,
     /// `SECRET_KEY` or the content of `SECRET_KEY_FILE`.
     pub secret_key: Option<SecretKey>,
     /// `SECRET_KEY_FILE`, when the key came from a file (for permission checks).
@@ -210,6 +238,13 @@ impl Default for Settings {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             data_dir: PathBuf::from("buttress-data"),
+            session_store: SessionStoreKind::Cookie,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 3600),
+            csrf_trusted_origins: Vec::new(),
+            csrf_allow_same_site: false,
+            database_url: None,
+            redis_url: None,
             secret_key: None,
             secret_key_file: None,
             secret_key_fallbacks: Vec::new(),
@@ -241,6 +276,15 @@ impl Settings {
             loader = loader.file(path);
         }
         loader.process_env().load()
+    }
+
+    /// The CSP report path when `csp_report_uri` is a local path: exempt from CSRF checks,
+    /// since browsers send reports without tokens.
+    pub fn csrf_report_path(&self) -> Option<String> {
+        self.csp_report_uri
+            .as_deref()
+            .filter(|u| u.starts_with('/'))
+            .map(str::to_owned)
     }
 
     /// Whether this instance serves TLS itself.

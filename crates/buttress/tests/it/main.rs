@@ -7,10 +7,12 @@
 mod observatory;
 mod support;
 
+mod docs;
 mod errors;
 mod headers;
 mod https;
 mod limits;
 mod proxy;
 mod served;
+mod session_stores;
 mod startup;

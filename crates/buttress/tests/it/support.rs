@@ -154,6 +154,7 @@ pub fn production(extra: &[(&str, &str)]) -> Settings {
 pub fn app(settings: &Settings) -> Router {
     Buttress::from_settings(settings)
         .expect("stack builds")
+        .csrf_exempt("/upload")
         .apply(routes())
 }
 

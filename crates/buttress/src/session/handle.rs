@@ -1,0 +1,455 @@
+//! The [`Session`] handle: lazy loading, typed values, id rotation, and the save on the way out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::layer::{Config, Mode};
+use super::record::{random_token, SessionData, SessionId, StoreKey};
+use super::store::Cas;
+use super::SessionError;
+
+/// How many times a conflicting write is merged and retried before giving up with 503.
+const CAS_RETRIES: usize = 8;
+
+/// The session of the current request. Cheap to clone; all clones share state.
+///
+/// Values are typed (serde). Nothing is written unless something changed or the idle clock
+/// needs a refresh; a request that never touches its session costs nothing.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    incoming: Option<String>,
+    client: Option<String>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    loaded: bool,
+    /// The session's content, if there is one.
+    data: Option<SessionData>,
+    /// Store mode: the id and the version read.
+    id: Option<SessionId>,
+    version: Option<u64>,
+    /// Per-key changes made by this request (`None`: removed), merged on conflict.
+    changes: BTreeMap<String, Option<serde_json::Value>>,
+    /// The user or CSRF secret changed, or the id rotated.
+    meta_changed: bool,
+    /// A new id: written as a new record.
+    fresh: bool,
+    /// Store keys to delete on the way out (rotated or flushed sessions).
+    doomed: Vec<StoreKey>,
+    /// The cookie must be re-sent (fallback key, idle refresh).
+    reissue: bool,
+    /// The browser's cookie must be cleared (expired, forged, flushed).
+    clear_cookie: bool,
+}
+
+/// One of a user's sessions, for an account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The handle to revoke it with (not the session id).
+    pub handle: StoreKey,
+    /// Created (Unix seconds).
+    pub created: i64,
+    /// Last activity (Unix seconds, refreshed at most once a minute).
+    pub last_seen: i64,
+    /// Client address and user agent at creation.
+    pub client: String,
+    /// Whether it is the session of this request.
+    pub current: bool,
+}
+
+/// What the layer must do with the response once the handler is done.
+pub(crate) enum Outcome {
+    /// Leave the response alone.
+    Nothing,
+    /// Send this `Set-Cookie` value.
+    SetCookie { value: String, max_age: i64 },
+    /// Clear the browser's cookie.
+    Clear,
+}
+
+impl Session {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        incoming: Option<String>,
+        client: Option<String>,
+    ) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                config,
+                incoming,
+                client,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.inner.config.clock)()
+    }
+
+    /// Loads the session on first use.
+    async fn state(&self) -> Result<tokio::sync::MutexGuard<'_, State>, SessionError> {
+        let mut st = self.inner.state.lock().await;
+        if !st.loaded {
+            st.loaded = true;
+            self.load(&mut st).await?;
+        }
+        Ok(st)
+    }
+
+    async fn load(&self, st: &mut State) -> Result<(), SessionError> {
+        let Some(raw) = self.inner.incoming.as_deref() else {
+            return Ok(());
+        };
+        let config = &self.inner.config;
+        let now = self.now();
+        let alive = |d: &SessionData| now < d.expires && now - d.last_seen < config.idle_secs();
+        match &config.mode {
+            Mode::Cookie(codec) => match codec.decode(raw) {
+                Ok(opened) if alive(&opened.data) => {
+                    st.reissue = opened.stale_key;
+                    st.data = Some(opened.data);
+                }
+                Ok(_) => st.clear_cookie = true,
+                Err(e) => {
+                    tracing::debug!(reason = %e, "session cookie refused");
+                    st.clear_cookie = true;
+                }
+            },
+            Mode::Store(store) => {
+                let Some(id) = SessionId::parse(raw) else {
+                    st.clear_cookie = true;
+                    return Ok(());
+                };
+                match store.load(&id.store_key(), now).await? {
+                    Some(rec) if alive(&rec.data) => {
+                        st.data = Some(rec.data);
+                        st.version = Some(rec.version);
+                        st.id = Some(id);
+                    }
+                    Some(_) => {
+                        st.doomed.push(id.store_key());
+                        st.clear_cookie = true;
+                    }
+                    None => st.clear_cookie = true,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an empty session if there is none.
+    fn ensure<'s>(&self, st: &'s mut State) -> &'s mut SessionData {
+        if st.data.is_none() {
+            let now = self.now();
+            let mut data = SessionData::new(now, now + self.inner.config.absolute_secs());
+            data.client = self.inner.client.clone();
+            st.data = Some(data);
+            st.fresh = true;
+            st.meta_changed = true;
+            if matches!(self.inner.config.mode, Mode::Store(_)) {
+                st.id = Some(SessionId::generate());
+                st.version = None;
+            }
+        }
+        st.data.get_or_insert_with(|| SessionData::new(0, 0))
+    }
+
+    /// Reads a value.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let st = self.state().await?;
+        let Some(value) = st.data.as_ref().and_then(|d| d.values.get(key)) else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| SessionError::Value(e.to_string()))
+    }
+
+    /// Stores a value (creating the session if needed).
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| SessionError::Value(e.to_string()))?;
+        let mut st = self.state().await?;
+        self.ensure(&mut st)
+            .values
+            .insert(key.to_owned(), value.clone());
+        st.changes.insert(key.to_owned(), Some(value));
+        Ok(())
+    }
+
+    /// Removes a value; returns whether it was there.
+    pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        let mut st = self.state().await?;
+        let had = st
+            .data
+            .as_mut()
+            .and_then(|d| d.values.remove(key))
+            .is_some();
+        if st.data.is_some() {
+            st.changes.insert(key.to_owned(), None);
+        }
+        Ok(had)
+    }
+
+    /// Gives the session a new id (and a new CSRF secret), keeping its values; the old record
+    /// is deleted. Call it on login and on any privilege change, against session fixation.
+    pub async fn cycle_id(&self) -> Result<(), SessionError> {
+        let mut st = self.state().await?;
+        self.cycle(&mut st);
+        Ok(())
+    }
+
+    fn cycle(&self, st: &mut State) {
+        if let Some(old) = st.id.take() {
+            if !st.fresh {
+                st.doomed.push(old.store_key());
+            }
+        }
+        let data = self.ensure(st);
+        data.csrf = Some(random_token());
+        if matches!(self.inner.config.mode, Mode::Store(_)) {
+            st.id = Some(SessionId::generate());
+            st.version = None;
+        }
+        st.fresh = true;
+        st.meta_changed = true;
+    }
+
+    /// Ends the session: its record is deleted and the cookie cleared (logout). Values
+    /// inserted afterwards start a new session.
+    pub async fn flush(&self) -> Result<(), SessionError> {
+        let mut st = self.state().await?;
+        if let Some(old) = st.id.take() {
+            st.doomed.push(old.store_key());
+        }
+        st.data = None;
+        st.version = None;
+        st.changes.clear();
+        st.fresh = false;
+        st.clear_cookie = true;
+        Ok(())
+    }
+
+    /// Binds the session to a user (or unbinds it), rotating its id and CSRF secret.
+    pub async fn set_user(&self, user: Option<&str>) -> Result<(), SessionError> {
+        let mut st = self.state().await?;
+        self.cycle(&mut st);
+        if let Some(d) = st.data.as_mut() {
+            d.user = user.map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    /// The user the session is bound to.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        Ok(self
+            .state()
+            .await?
+            .data
+            .as_ref()
+            .and_then(|d| d.user.clone()))
+    }
+
+    /// The CSRF secret, created (with the session) if needed: a pre-login session carries one.
+    pub(crate) async fn csrf_secret(&self) -> Result<String, SessionError> {
+        let mut st = self.state().await?;
+        let data = self.ensure(&mut st);
+        if let Some(s) = &data.csrf {
+            return Ok(s.clone());
+        }
+        let secret = random_token();
+        data.csrf = Some(secret.clone());
+        st.meta_changed = true;
+        Ok(secret)
+    }
+
+    /// The CSRF secret if the session exists and has one (no session is created).
+    pub(crate) async fn existing_csrf_secret(&self) -> Result<Option<String>, SessionError> {
+        Ok(self
+            .state()
+            .await?
+            .data
+            .as_ref()
+            .and_then(|d| d.csrf.clone()))
+    }
+
+    /// The user's live sessions (store mode only), the current one marked.
+    pub async fn list_user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        let Mode::Store(store) = &self.inner.config.mode else {
+            return Err(SessionError::NeedsStore);
+        };
+        let (user, current) = {
+            let st = self.state().await?;
+            let user = st.data.as_ref().and_then(|d| d.user.clone());
+            (user, st.id.as_ref().map(SessionId::store_key))
+        };
+        let Some(user) = user else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<SessionInfo> = store
+            .list_user(&user, self.now())
+            .await?
+            .into_iter()
+            .map(|(handle, d)| SessionInfo {
+                current: Some(&handle) == current.as_ref(),
+                handle,
+                created: d.created,
+                last_seen: d.last_seen,
+                client: d.client.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        Ok(out)
+    }
+
+    /// Revokes one of the user's sessions by handle; returns whether it was the user's.
+    pub async fn revoke(&self, handle: &StoreKey) -> Result<bool, SessionError> {
+        let sessions = self.list_user_sessions().await?;
+        let Some(target) = sessions.iter().find(|s| &s.handle == handle) else {
+            return Ok(false);
+        };
+        if target.current {
+            self.flush().await?;
+        } else if let Mode::Store(store) = &self.inner.config.mode {
+            store.delete(handle).await?;
+        }
+        Ok(true)
+    }
+
+    /// Revokes all of the user's other sessions ("sign out everywhere else"); returns how many.
+    pub async fn revoke_others(&self) -> Result<usize, SessionError> {
+        let Mode::Store(store) = &self.inner.config.mode else {
+            return Err(SessionError::NeedsStore);
+        };
+        let mut n = 0;
+        for s in self
+            .list_user_sessions()
+            .await?
+            .into_iter()
+            .filter(|s| !s.current)
+        {
+            store.delete(&s.handle).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes what changed; called by the layer after the handler.
+    pub(crate) async fn commit(&self) -> Result<Outcome, SessionError> {
+        let mut st = self.inner.state.lock().await;
+        if !st.loaded {
+            return Ok(Outcome::Nothing);
+        }
+        let config = self.inner.config.clone();
+        let now = self.now();
+        if let Some(d) = st.data.as_mut() {
+            if now - d.last_seen >= config.touch_secs() {
+                d.last_seen = now;
+                st.reissue = true;
+            }
+        }
+        let dirty = st.fresh || st.meta_changed || st.reissue || !st.changes.is_empty();
+        match &config.mode {
+            Mode::Cookie(codec) => match (&st.data, dirty) {
+                (Some(d), true) => Ok(Outcome::SetCookie {
+                    value: codec.encode(d)?,
+                    max_age: d.expires - now,
+                }),
+                (Some(_), false) => Ok(Outcome::Nothing),
+                (None, _) if st.clear_cookie => Ok(Outcome::Clear),
+                (None, _) => Ok(Outcome::Nothing),
+            },
+            Mode::Store(store) => {
+                for key in std::mem::take(&mut st.doomed) {
+                    store.delete(&key).await?;
+                }
+                let (Some(data), Some(id)) = (st.data.clone(), st.id.clone()) else {
+                    return Ok(if st.clear_cookie {
+                        Outcome::Clear
+                    } else {
+                        Outcome::Nothing
+                    });
+                };
+                if !dirty {
+                    return Ok(Outcome::Nothing);
+                }
+                let key = id.store_key();
+                let deadline = data.expires.min(data.last_seen + config.idle_secs());
+                let mut data = data;
+                let mut expected = if st.fresh { None } else { st.version };
+                for _ in 0..CAS_RETRIES {
+                    match store.save(&key, expected, &data, deadline).await? {
+                        Cas::Done => {
+                            let max_age = data.expires - now;
+                            return Ok(if st.fresh || st.clear_cookie {
+                                Outcome::SetCookie {
+                                    value: id.as_str().to_owned(),
+                                    max_age,
+                                }
+                            } else {
+                                Outcome::Nothing
+                            });
+                        }
+                        Cas::Conflict => {
+                            // Another request wrote first: merge our per-key changes onto its version.
+                            let Some(latest) = store.load(&key, now).await? else {
+                                // Revoked or expired meanwhile: revocation wins.
+                                return Ok(Outcome::Clear);
+                            };
+                            let mut merged = latest.data;
+                            for (k, v) in &st.changes {
+                                match v {
+                                    Some(v) => merged.values.insert(k.clone(), v.clone()),
+                                    None => merged.values.remove(k),
+                                };
+                            }
+                            // A fresh id never conflicts, so only a first CSRF secret can be
+                            // ours here: keep the secret another request already stored.
+                            if merged.csrf.is_none() {
+                                merged.csrf = data.csrf.clone();
+                            }
+                            merged.last_seen = merged.last_seen.max(data.last_seen);
+                            data = merged;
+                            expected = Some(latest.version);
+                        }
+                    }
+                }
+                Err(SessionError::Store(super::StoreError(
+                    "too many concurrent writes to one session".into(),
+                )))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionError;
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(SessionError::MissingLayer)
+    }
+}

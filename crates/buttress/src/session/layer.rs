@@ -1,0 +1,318 @@
+//! [`SessionLayer`]: puts a lazy [`Session`] into each request and saves it on the way out.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use futures_util::future::BoxFuture;
+use http::{header, HeaderValue, Request};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::codec::CookieCodec;
+use super::handle::{Outcome, Session};
+use super::store::SessionStore;
+use super::{system_clock, Clock, COOKIE_PURPOSE, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_TOUCH};
+use crate::proxy::ClientIp;
+use crate::secret::Keyring;
+use crate::settings::{SameSite, Settings};
+
+pub(crate) enum Mode {
+    Cookie(CookieCodec),
+    Store(Arc<dyn SessionStore>),
+}
+
+pub(crate) struct Config {
+    pub(crate) mode: Mode,
+    cookie_name: String,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    idle: Duration,
+    absolute: Duration,
+    touch: Duration,
+    pub(crate) clock: Clock,
+}
+
+impl Config {
+    pub(crate) fn idle_secs(&self) -> i64 {
+        secs(self.idle)
+    }
+    pub(crate) fn absolute_secs(&self) -> i64 {
+        secs(self.absolute)
+    }
+    pub(crate) fn touch_secs(&self) -> i64 {
+        secs(self.touch)
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Layer that provides [`Session`]. Defaults: `__Host-session` cookie, `Secure`, `HttpOnly`,
+/// `SameSite=Lax`, `Path=/`, idle timeout 30 min, absolute timeout 12 h.
+///
+/// ```
+/// use buttress::secret::Keyring;
+/// use buttress::session::{MemoryStore, SessionLayer};
+/// use std::{sync::Arc, time::Duration};
+///
+/// let ring = Keyring::ephemeral();
+/// let cookie_sessions = SessionLayer::cookie(&ring);
+/// let stored = SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
+///     .idle_timeout(Duration::from_secs(15 * 60));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct SessionLayer {
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("cookie", &self.config.cookie_name)
+            .field("store", &matches!(self.config.mode, Mode::Store(_)))
+            .finish()
+    }
+}
+
+const BASE_NAME: &str = "session";
+
+impl SessionLayer {
+    fn with_mode(mode: Mode) -> Self {
+        SessionLayer {
+            config: Arc::new(Config {
+                mode,
+                cookie_name: format!("__Host-{BASE_NAME}"),
+                secure: true,
+                http_only: true,
+                same_site: SameSite::Lax,
+                idle: DEFAULT_IDLE,
+                absolute: DEFAULT_ABSOLUTE,
+                touch: DEFAULT_TOUCH,
+                clock: system_clock(),
+            }),
+        }
+    }
+
+    /// Sessions in an encrypted cookie (no server state), keyed from `keyring`.
+    pub fn cookie(keyring: &Keyring) -> Self {
+        let codec = CookieCodec::new(
+            keyring.derive(COOKIE_PURPOSE),
+            format!("__Host-{BASE_NAME}"),
+        );
+        Self::with_mode(Mode::Cookie(codec))
+    }
+
+    /// Sessions in a server-side store; the cookie holds only a 256-bit random id.
+    pub fn store(_keyring: &Keyring, store: Arc<dyn SessionStore>) -> Self {
+        Self::with_mode(Mode::Store(store))
+    }
+
+    /// Configured from settings: cookie flags, timeouts, and the `__Host-` prefix (dropped
+    /// only in Development over plain HTTP on loopback). `store` chooses store mode.
+    pub fn from_settings(
+        settings: &Settings,
+        keyring: &Keyring,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Self {
+        let layer = match store {
+            Some(s) => Self::store(keyring, s),
+            None => Self::cookie(keyring),
+        };
+        let plain_dev = settings.plain_http_loopback_dev();
+        layer
+            .secure(!plain_dev && settings.cookie_secure)
+            .http_only(settings.cookie_http_only)
+            .same_site(settings.cookie_same_site)
+            .idle_timeout(settings.session_idle_timeout)
+            .absolute_timeout(settings.session_absolute_timeout)
+            .rename_for_keyring(keyring)
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        if let Some(c) = Arc::get_mut(&mut self.config) {
+            f(c);
+        }
+        self
+    }
+
+    fn rename_for_keyring(self, keyring: &Keyring) -> Self {
+        let name = self.config.cookie_name.clone();
+        self.edit(|c| {
+            if let Mode::Cookie(_) = c.mode {
+                c.mode = Mode::Cookie(CookieCodec::new(keyring.derive(COOKIE_PURPOSE), name));
+            }
+        })
+    }
+
+    /// `Secure` and the `__Host-` prefix. Turning it off is for plain-HTTP loopback
+    /// development only; [`SessionLayer::from_settings`] decides that from the settings.
+    pub fn secure(self, secure: bool) -> Self {
+        let name = if secure {
+            format!("__Host-{BASE_NAME}")
+        } else {
+            BASE_NAME.to_owned()
+        };
+        self.edit(|c| {
+            c.secure = secure;
+            c.cookie_name = name.clone();
+            if let Mode::Cookie(codec) = &c.mode {
+                c.mode = Mode::Cookie(codec.renamed(name));
+            }
+        })
+    }
+
+    /// `HttpOnly` (default on).
+    pub fn http_only(self, on: bool) -> Self {
+        self.edit(|c| c.http_only = on)
+    }
+
+    /// `SameSite` (default Lax).
+    pub fn same_site(self, same_site: SameSite) -> Self {
+        self.edit(|c| c.same_site = same_site)
+    }
+
+    /// Idle timeout (default 30 min).
+    pub fn idle_timeout(self, d: Duration) -> Self {
+        self.edit(|c| c.idle = d)
+    }
+
+    /// Absolute timeout (default 12 h).
+    pub fn absolute_timeout(self, d: Duration) -> Self {
+        self.edit(|c| c.absolute = d)
+    }
+
+    /// How often a read-only session's idle clock is written (default 60 s).
+    pub fn touch_interval(self, d: Duration) -> Self {
+        self.edit(|c| c.touch = d)
+    }
+
+    /// Replaces the clock (tests of timeouts).
+    pub fn clock(self, clock: Clock) -> Self {
+        self.edit(|c| c.clock = clock)
+    }
+
+    /// The cookie's name (`__Host-session`, or `session` on plain-HTTP loopback development).
+    pub fn cookie_name(&self) -> &str {
+        &self.config.cookie_name
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Service made by [`SessionLayer`].
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionService")
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = axum::response::Response, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let incoming = read_cookie(req.headers(), &self.config.cookie_name);
+        let client = describe_client(&req);
+        let session = Session::new(self.config.clone(), incoming, client);
+        req.extensions_mut().insert(session.clone());
+        let fut = self.inner.call(req);
+        let config = self.config.clone();
+        Box::pin(async move {
+            let mut res = fut.await?;
+            match session.commit().await {
+                Ok(Outcome::Nothing) => {}
+                Ok(Outcome::SetCookie { value, max_age }) => {
+                    set_cookie(&mut res, &config, &value, max_age)
+                }
+                Ok(Outcome::Clear) => set_cookie(&mut res, &config, "", 0),
+                Err(e) => return Ok(e.into_response()),
+            }
+            if res.headers().contains_key(header::SET_COOKIE) {
+                // A response that sets a session cookie must never be cached by a shared cache.
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// The first cookie named `name` (several are possible when a sibling domain tossed one in:
+/// the `__Host-` prefix rules that out over HTTPS).
+fn read_cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+}
+
+fn describe_client<B>(req: &Request<B>) -> Option<String> {
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0.to_string());
+    let agent: String = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(160)
+        .collect();
+    match (ip, agent.is_empty()) {
+        (None, true) => None,
+        (Some(ip), true) => Some(ip),
+        (None, false) => Some(agent),
+        (Some(ip), false) => Some(format!("{ip} — {agent}")),
+    }
+}
+
+fn set_cookie(res: &mut axum::response::Response, config: &Config, value: &str, max_age: i64) {
+    let mut c = cookie::Cookie::new(config.cookie_name.clone(), value.to_owned());
+    c.set_path("/");
+    c.set_http_only(config.http_only);
+    c.set_secure(config.secure);
+    c.set_same_site(match config.same_site {
+        SameSite::Lax => cookie::SameSite::Lax,
+        SameSite::Strict => cookie::SameSite::Strict,
+        SameSite::None => cookie::SameSite::None,
+    });
+    c.set_max_age(cookie::time::Duration::seconds(max_age.max(0)));
+    if let Ok(v) = HeaderValue::from_str(&c.encoded().to_string()) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}

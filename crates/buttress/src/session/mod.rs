@@ -1,0 +1,133 @@
+//! Hardened sessions: encrypted cookies or server-side stores behind one [`Session`] API.
+//!
+//! | property | Buttress | Flask / Django / tower-sessions (where they fall short) |
+//! |---|---|---|
+//! | cookie | `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain` | Flask signs but does not encrypt, no prefix |
+//! | cookie mode | XChaCha20-Poly1305; cookie name, purpose and times authenticated inside | Flask: readable payload, expiry only in the browser |
+//! | store mode | 256-bit ids; the store keeps SHA-256(id), so a leaked store holds no usable id | Django stores raw keys |
+//! | timeouts | idle (30 min) **and** absolute (12 h), both checked on the server | Flask: one lifetime, enforced by the browser |
+//! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary | |
+//! | fixation | `cycle_id()` (and `set_user`) deletes the old record and rotates the CSRF secret | tower-sessions: manual |
+//! | revocation | list a user's sessions, revoke one or all ("sign out everywhere") | Flask: none |
+//! | concurrency | per-key patches merged with compare-and-swap: parallel requests do not lose each other's writes | last write wins silently |
+//!
+//! Sessions load lazily: a request that never touches its session costs nothing. A request that
+//! does counts as activity; `last_seen` is written at most once per `touch_interval` (60 s) so
+//! read-only traffic keeps a session alive without a write per request.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use buttress::secret::Keyring;
+//! use buttress::session::{Session, SessionLayer};
+//!
+//! async fn visits(session: Session) -> Result<String, buttress::session::SessionError> {
+//!     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+//!     session.insert("visits", n).await?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(visits))
+//!     .layer(SessionLayer::cookie(&Keyring::ephemeral()));
+//! ```
+//!
+//! # Deployment caveat
+//!
+//! Cookie mode keeps all state in the browser: it cannot revoke a session before it expires and
+//! two parallel requests that both write may race (the later response's cookie wins). Use a
+//! server-side store (memory for one instance; SQL or Redis for several) where either matters.
+
+pub mod codec;
+mod handle;
+mod layer;
+pub mod record;
+#[cfg(feature = "sql")]
+pub mod sql;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use http::StatusCode;
+
+pub use handle::{Session, SessionInfo};
+pub use layer::{SessionLayer, SessionService};
+pub use record::{SessionData, SessionId, StoreKey};
+pub use store::{Cas, MemoryStore, SessionStore, StoreError};
+
+use crate::errors::Problem;
+
+/// The purpose string of the session cookie's sub-key.
+pub const COOKIE_PURPOSE: &str = "session-cookie";
+
+/// A clock returning Unix seconds; injectable for tests of timeouts.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    })
+}
+
+/// Default idle timeout: 30 minutes (the article's `PERMANENT_SESSION_LIFETIME`).
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Default absolute timeout: 12 hours.
+pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+/// Default interval between idle-clock refreshes of a read-only session.
+pub const DEFAULT_TOUCH: Duration = Duration::from_secs(60);
+
+/// A session operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store could not be reached: answered with 503.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session would not fit in a cookie.
+    #[error("the session is {size} bytes encoded, over the {limit}-byte cookie limit; keep less in the session or use a server-side store")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit (4096).
+        limit: usize,
+    },
+    /// A value could not be serialized or deserialized as the requested type.
+    #[error("a session value could not be (de)serialized: {0}")]
+    Value(String),
+    /// The session could not be encoded.
+    #[error("the session could not be encoded")]
+    Encode,
+    /// Listing and revoking need a server-side store.
+    #[error("this operation needs a server-side session store")]
+    NeedsStore,
+    /// [`SessionLayer`] is not installed.
+    #[error("SessionLayer is not installed in front of this handler")]
+    MissingLayer,
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> axum::response::Response {
+        match &self {
+            SessionError::Store(_) => {
+                tracing::error!(error = %self, "session store failure");
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_kind("session-store-unavailable")
+                    .with_detail("Sessions are unavailable for a moment. Please try again shortly.")
+                    .into_response()
+            }
+            _ => {
+                tracing::error!(error = %self, "session error");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::Request;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::secret::{Keyring, SecretKey};
+
+fn clock() -> (Arc<AtomicI64>, Clock) {
+    let t = Arc::new(AtomicI64::new(1_000_000));
+    let c = t.clone();
+    (t, Arc::new(move || c.load(Ordering::SeqCst)))
+}
+
+async fn counter(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/", get(counter))
+        .route(
+            "/peek",
+            get(
+                |s: Session| async move { format!("{:?}", s.get::<u64>("n").await.ok().flatten()) },
+            ),
+        )
+        .layer(layer)
+}
+
+/// Sends a GET with `cookie` (if any); returns (body, Set-Cookie value).
+async fn call(app: &Router, path: &str, cookie: Option<&str>) -> (String, Option<String>) {
+    let mut b = Request::builder().uri(path);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    let res = app
+        .clone()
+        .oneshot(b.body(Body::empty()).expect("req"))
+        .await
+        .expect("infallible");
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (String::from_utf8_lossy(&body).into_owned(), set)
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("name=value").to_owned()
+}
+
+#[tokio::test]
+async fn cookie_mode_counts_and_sets_hardened_cookie() {
+    let app = app(SessionLayer::cookie(&Keyring::ephemeral()));
+    let (body, set) = call(&app, "/", None).await;
+    assert_eq!(body, "1");
+    let set = set.expect("cookie set");
+    for attr in [
+        "__Host-session=",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=43200",
+    ] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+    let (body, _) = call(&app, "/", Some(&pair(&set))).await;
+    assert_eq!(body, "2");
+}
+
+#[tokio::test]
+async fn read_only_requests_do_not_write() {
+    let app = app(SessionLayer::cookie(&Keyring::ephemeral()));
+    let (_, set) = call(&app, "/", None).await;
+    let (body, again) = call(&app, "/peek", Some(&pair(&set.expect("set")))).await;
+    assert_eq!(body, "Some(1)");
+    assert!(
+        again.is_none(),
+        "no write for a read within the touch interval"
+    );
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_are_enforced_server_side() {
+    for store in [false, true] {
+        let (t, c) = clock();
+        let ring = Keyring::ephemeral();
+        let layer = if store {
+            SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
+        } else {
+            SessionLayer::cookie(&ring)
+        };
+        let app = app(layer
+            .clock(c)
+            .idle_timeout(std::time::Duration::from_secs(600))
+            .absolute_timeout(std::time::Duration::from_secs(3600)));
+        let (_, set) = call(&app, "/", None).await;
+        let cookie = pair(&set.expect("set"));
+        // Active every 5 minutes: survives idle, until the absolute timeout.
+        let mut cookie = cookie;
+        for step in 1..=11 {
+            t.fetch_add(300, Ordering::SeqCst);
+            let (body, set) = call(&app, "/", Some(&cookie)).await;
+            assert_eq!(body, (step + 1).to_string(), "store={store} step {step}");
+            if let Some(s) = set {
+                cookie = pair(&s);
+            }
+        }
+        t.fetch_add(300, Ordering::SeqCst); // 3600 s after creation
+        let (body, set) = call(&app, "/", Some(&cookie)).await;
+        assert_eq!(
+            body, "1",
+            "store={store}: absolute timeout starts a new session"
+        );
+        let fresh = pair(&set.expect("new cookie"));
+        t.fetch_add(601, Ordering::SeqCst);
+        let (body, _) = call(&app, "/peek", Some(&fresh)).await;
+        assert_eq!(body, "None", "store={store}: idle timeout");
+    }
+}
+
+#[tokio::test]
+async fn forged_and_foreign_cookies_are_refused_and_cleared() {
+    let ring = Keyring::ephemeral();
+    let app = app(SessionLayer::cookie(&ring));
+    let (_, set) = call(&app, "/", None).await;
+    let good = pair(&set.expect("set"));
+    let mut tampered = good.clone().into_bytes();
+    let i = tampered.len() - 5;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let other = app_with(Keyring::ephemeral());
+    let (_, other_set) = call(&other, "/", None).await;
+    for (what, cookie) in [
+        ("tampered", tampered),
+        ("truncated", good[..good.len() - 6].to_owned()),
+        ("other key", pair(&other_set.expect("set"))),
+        ("garbage", "__Host-session=%%%".to_owned()),
+    ] {
+        let (body, set) = call(&app, "/peek", Some(&cookie)).await;
+        assert_eq!(body, "None", "{what}");
+        let set = set.unwrap_or_default();
+        assert!(
+            set.contains("Max-Age=0"),
+            "{what}: the bad cookie is cleared: {set}"
+        );
+    }
+}
+
+fn app_with(ring: Keyring) -> Router {
+    app(SessionLayer::cookie(&ring))
+}
+
+#[tokio::test]
+async fn fallback_key_cookie_opens_and_is_reissued_under_primary() {
+    let old = SecretKey::generate();
+    let before = app_with(Keyring::new(old.clone(), vec![]));
+    let (_, set) = call(&before, "/", None).await;
+    let old_cookie = pair(&set.expect("set"));
+    let rotated_ring = Keyring::new(SecretKey::generate(), vec![old]);
+    let rotated = app_with(rotated_ring.clone());
+    let (body, set) = call(&rotated, "/peek", Some(&old_cookie)).await;
+    assert_eq!(body, "Some(1)", "old cookie still opens");
+    let new_cookie = pair(&set.expect("re-issued"));
+    // The re-issued cookie opens with the new key alone.
+    let only_new = app_with(Keyring::new(rotated_ring.primary().clone(), vec![]));
+    assert_eq!(
+        call(&only_new, "/peek", Some(&new_cookie)).await.0,
+        "Some(1)"
+    );
+    assert_eq!(call(&only_new, "/peek", Some(&old_cookie)).await.0, "None");
+}
+
+#[tokio::test]
+async fn store_mode_keeps_hashed_ids_and_rotates_on_login() {
+    let store = Arc::new(MemoryStore::default());
+    let ring = Keyring::ephemeral();
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/logout",
+            get(|s: Session| async move { s.flush().await.map(|()| "out") }),
+        )
+        .route(
+            "/peek",
+            get(|s: Session| async move {
+                format!(
+                    "{:?} {:?}",
+                    s.get::<u64>("n").await.ok().flatten(),
+                    s.user().await.ok().flatten()
+                )
+            }),
+        )
+        .layer(SessionLayer::store(&ring, store.clone()));
+    let (_, set) = call(&app, "/", None).await;
+    let pre_login = pair(&set.expect("set"));
+    let id = pre_login.split_once('=').expect("pair").1.to_owned();
+    assert_eq!(id.len(), 43, "256-bit id");
+    assert!(store
+        .load(&SessionId::parse(&id).expect("id").store_key(), 0)
+        .await
+        .expect("load")
+        .is_some());
+    let (_, set) = call(&app, "/login", Some(&pre_login)).await;
+    let logged_in = pair(&set.expect("new id on login"));
+    assert_ne!(logged_in, pre_login);
+    // Fixation: the pre-login id no longer works.
+    assert_eq!(call(&app, "/peek", Some(&pre_login)).await.0, "None None");
+    assert_eq!(
+        call(&app, "/peek", Some(&logged_in)).await.0,
+        "Some(1) Some(\"alice\")"
+    );
+    // Logout ends it; replaying the cookie gives nothing.
+    let (_, set) = call(&app, "/logout", Some(&logged_in)).await;
+    assert!(set.expect("cleared").contains("Max-Age=0"));
+    assert_eq!(call(&app, "/peek", Some(&logged_in)).await.0, "None None");
+}
+
+#[tokio::test]
+async fn parallel_writes_to_different_keys_are_all_kept() {
+    let store = Arc::new(MemoryStore::default());
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/set/{k}",
+            get(
+                |s: Session, axum::extract::Path(k): axum::extract::Path<String>| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    s.insert(&k, true).await.map(|()| "ok")
+                },
+            ),
+        )
+        .route(
+            "/keys",
+            get(|s: Session| async move {
+                let mut n = 0;
+                for i in 0..16 {
+                    if s.get::<bool>(&format!("k{i}"))
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        n += 1;
+                    }
+                }
+                n.to_string()
+            }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store));
+    let (_, set) = call(&app, "/", None).await;
+    let cookie = pair(&set.expect("set"));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let app = app.clone();
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move {
+            call(&app, &format!("/set/k{i}"), Some(&cookie)).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), "ok");
+    }
+    assert_eq!(
+        call(&app, "/keys", Some(&cookie)).await.0,
+        "16",
+        "no write lost"
+    );
+}
+
+#[tokio::test]
+async fn plain_dev_cookie_drops_prefix_and_secure() {
+    let settings = crate::settings::Settings::default();
+    let layer = SessionLayer::from_settings(&settings, &Keyring::ephemeral(), None);
+    assert_eq!(layer.cookie_name(), "session");
+    let (_, set) = call(&app(layer), "/", None).await;
+    let set = set.expect("set");
+    assert!(
+        set.starts_with("session=") && !set.contains("Secure"),
+        "{set}"
+    );
+    let prod = crate::settings::Settings::loader()
+        .env_vars([("BUTTRESS_ENV", "production")])
+        .load()
+        .expect("loads");
+    assert_eq!(
+        SessionLayer::from_settings(&prod, &Keyring::ephemeral(), None).cookie_name(),
+        "__Host-session"
+    );
+}

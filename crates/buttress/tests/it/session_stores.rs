@@ -1,0 +1,304 @@
+//! One conformance suite for every server-side session store, and the session layer's
+//! guarantees (fixation, revocation, parallel writes) run on each store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path};
+use axum::http::Request;
+use axum::routing::{get, post};
+use axum::Router;
+use buttress::secret::Keyring;
+use buttress::session::sql::SqlStore;
+use buttress::session::{
+    Cas, MemoryStore, Session, SessionData, SessionLayer, SessionStore, StoreKey,
+};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+fn key(n: u8) -> StoreKey {
+    StoreKey(format!("{n:064x}"))
+}
+
+fn data(user: Option<&str>) -> SessionData {
+    let mut d = SessionData::new(100, 10_000);
+    d.user = user.map(str::to_owned);
+    d
+}
+
+/// The store contract: CAS versions, deadlines, listing by user, deletion, cleanup.
+pub async fn conformance(store: Arc<dyn SessionStore>) {
+    let k = key(1);
+    assert!(store.load(&k, 100).await.expect("load").is_none());
+    assert_eq!(
+        store
+            .save(&k, None, &data(Some("alice")), 1_000)
+            .await
+            .expect("save"),
+        Cas::Done
+    );
+    assert_eq!(
+        store
+            .save(&k, None, &data(None), 1_000)
+            .await
+            .expect("save"),
+        Cas::Conflict,
+        "insert-only when absent"
+    );
+    let rec = store.load(&k, 100).await.expect("load").expect("present");
+    assert_eq!((rec.version, rec.deadline), (1, 1_000));
+    assert_eq!(rec.data.user.as_deref(), Some("alice"));
+    let mut changed = rec.data.clone();
+    changed.values.insert("x".into(), serde_json::json!(1));
+    assert_eq!(
+        store.save(&k, Some(1), &changed, 2_000).await.expect("cas"),
+        Cas::Done
+    );
+    assert_eq!(
+        store.save(&k, Some(1), &changed, 2_000).await.expect("cas"),
+        Cas::Conflict,
+        "stale version"
+    );
+    let rec = store.load(&k, 100).await.expect("load").expect("present");
+    assert_eq!(rec.version, 2);
+    assert_eq!(rec.data.values["x"], 1);
+    assert!(
+        store.load(&k, 2_000).await.expect("load").is_none(),
+        "past its deadline"
+    );
+
+    store
+        .save(&key(2), None, &data(Some("alice")), 5_000)
+        .await
+        .expect("save");
+    store
+        .save(&key(3), None, &data(Some("bob")), 5_000)
+        .await
+        .expect("save");
+    store
+        .save(&key(4), None, &data(Some("alice")), 50)
+        .await
+        .expect("save");
+    let mut alice: Vec<String> = store
+        .list_user("alice", 100)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k.0)
+        .collect();
+    alice.sort();
+    assert_eq!(
+        alice,
+        vec![key(1).0, key(2).0],
+        "live sessions of alice only"
+    );
+    store.delete(&key(2)).await.expect("delete");
+    assert!(store.load(&key(2), 100).await.expect("load").is_none());
+    let removed = store.cleanup(100).await.expect("cleanup");
+    assert_eq!(removed, 1, "the expired record of alice");
+    assert!(store.load(&key(3), 100).await.expect("load").is_some());
+}
+
+async fn sqlite_store(name: &str) -> Arc<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!("buttress-sess-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("sessions.db");
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::AnyPool::connect(&url).await.expect("sqlite opens");
+    let store = SqlStore::new(pool);
+    store.migrate().await.expect("migrates");
+    Arc::new(store)
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    conformance(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms() {
+    conformance(sqlite_store("conf").await).await;
+}
+
+fn app(store: Arc<dyn SessionStore>) -> Router {
+    Router::new()
+        .route(
+            "/login/{user}",
+            post(|s: Session, Path(u): Path<String>| async move {
+                s.set_user(Some(&u)).await.map(|()| "in")
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { s.user().await.map(|u| u.unwrap_or_default()) }),
+        )
+        .route(
+            "/set/{k}",
+            post(|s: Session, Path(k): Path<String>| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                s.insert(&k, 1).await.map(|()| "ok")
+            }),
+        )
+        .route(
+            "/count",
+            get(|s: Session| async move {
+                let mut n = 0;
+                for i in 0..12 {
+                    if s.get::<i32>(&format!("k{i}"))
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
+                        n += 1
+                    }
+                }
+                n.to_string()
+            }),
+        )
+        .route(
+            "/sessions",
+            get(|s: Session| async move {
+                s.list_user_sessions().await.map(|l| {
+                    l.iter()
+                        .map(|i| format!("{}{}", i.handle.0, if i.current { "*" } else { "" }))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            }),
+        )
+        .route(
+            "/revoke/{h}",
+            post(|s: Session, Path(h): Path<String>| async move {
+                let h = StoreKey::parse(&h).ok_or(buttress::session::SessionError::NeedsStore)?;
+                s.revoke(&h).await.map(|ok| ok.to_string())
+            }),
+        )
+        .route(
+            "/revoke-others",
+            post(|s: Session| async move { s.revoke_others().await.map(|n| n.to_string()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store))
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (String, Option<String>) {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    let mut req = b.body(Body::empty()).expect("req");
+    req.extensions_mut()
+        .insert(ConnectInfo::<std::net::SocketAddr>(
+            "127.0.0.1:1".parse().expect("addr"),
+        ));
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let set = res.headers().get("set-cookie").map(|v| {
+        v.to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned()
+    });
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (String::from_utf8_lossy(&body).into_owned(), set)
+}
+
+/// Login rotation, listing, revoking one, revoking all others, replay after revocation.
+pub async fn layer_guarantees(store: Arc<dyn SessionStore>) {
+    let app = app(store);
+    let (_, laptop) = call(&app, "POST", "/login/alice", None).await;
+    let laptop = laptop.expect("laptop session");
+    let (_, phone) = call(&app, "POST", "/login/alice", None).await;
+    let phone = phone.expect("phone session");
+    let (_, tablet) = call(&app, "POST", "/login/alice", None).await;
+    let tablet = tablet.expect("tablet session");
+    let (_, bob) = call(&app, "POST", "/login/bob", None).await;
+    let bob = bob.expect("bob session");
+    let (list, _) = call(&app, "GET", "/sessions", Some(&laptop)).await;
+    let handles: Vec<&str> = list.split(',').collect();
+    assert_eq!(handles.len(), 3, "alice's sessions only: {list}");
+    assert_eq!(handles.iter().filter(|h| h.ends_with('*')).count(), 1);
+    // Revoke the phone from the laptop (the phone's handle is not the laptop's current one).
+    let (phone_list, _) = call(&app, "GET", "/sessions", Some(&phone)).await;
+    let phone_handle = phone_list
+        .split(',')
+        .find(|h| h.ends_with('*'))
+        .expect("current")
+        .trim_end_matches('*')
+        .to_owned();
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &format!("/revoke/{phone_handle}"),
+            Some(&laptop)
+        )
+        .await
+        .0,
+        "true"
+    );
+    assert_eq!(
+        call(&app, "GET", "/me", Some(&phone)).await.0,
+        "",
+        "revoked phone is signed out"
+    );
+    // Bob cannot revoke alice's sessions.
+    let (laptop_list, _) = call(&app, "GET", "/sessions", Some(&laptop)).await;
+    let laptop_handle = laptop_list
+        .split(',')
+        .find(|h| h.ends_with('*'))
+        .expect("current")
+        .trim_end_matches('*')
+        .to_owned();
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &format!("/revoke/{laptop_handle}"),
+            Some(&bob)
+        )
+        .await
+        .0,
+        "false"
+    );
+    assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
+    // Sign out everywhere else, from the laptop.
+    assert_eq!(
+        call(&app, "POST", "/revoke-others", Some(&laptop)).await.0,
+        "1"
+    );
+    assert_eq!(call(&app, "GET", "/me", Some(&tablet)).await.0, "");
+    assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
+    assert_eq!(call(&app, "GET", "/me", Some(&bob)).await.0, "bob");
+    // Parallel writes of different keys to one session: none lost.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let app = app.clone();
+        let c = laptop.clone();
+        tasks.push(tokio::spawn(async move {
+            call(&app, "POST", &format!("/set/k{i}"), Some(&c)).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), "ok");
+    }
+    assert_eq!(call(&app, "GET", "/count", Some(&laptop)).await.0, "12");
+}
+
+#[tokio::test]
+async fn memory_store_layer_guarantees() {
+    layer_guarantees(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_layer_guarantees() {
+    layer_guarantees(sqlite_store("layer").await).await;
+}
