@@ -24,9 +24,10 @@
 //! # Migrations and the session layer
 //!
 //! [`Db::open`] runs the portal's migrations (`migrations/0001_portal.sql`) in sqlx's
-//! `_sqlx_migrations` table, with `ignore_missing` on, so that another component (the session
-//! store, which owns its `sessions` table) may record its own migrations in the same database
-//! without making this migrator refuse to start.
+//! `_sqlx_migrations` table, with `ignore_missing` on, so that another component may record its
+//! own migrations in the same database without making this migrator refuse to start. The
+//! session store owns its table (`buttress_sessions`, created by
+//! `buttress::session::sql::SqlStore::migrate`) and can share this pool: [`Db::pool`].
 
 use std::borrow::Cow;
 use std::path::Path;

@@ -263,7 +263,10 @@ impl Db {
     ) -> Result<Page<Donor>> {
         if search.city.as_deref().is_some_and(|c| c.contains('\0')) {
             // PostgreSQL text cannot hold NUL; such a city can match nothing.
-            return Err(Error::invalid("city", "Remove the control characters (such as NUL)."));
+            return Err(Error::invalid(
+                "city",
+                "Remove the control characters (such as NUL).",
+            ));
         }
         let groups = search.groups.groups();
         let group = |i: usize| groups.get(i).map_or("", |g| g.as_str());

@@ -46,7 +46,6 @@
 //! The rest of this page is `docs/portal.md`.
 //!
 #![doc = include_str!("../../../docs/portal.md")]
-
 #![deny(unreachable_pub, unsafe_code)]
 #![warn(missing_docs)]
 
