@@ -90,6 +90,20 @@ impl Error {
         }
     }
 
+    /// A stable machine-readable name of the variant (`invalid`, `not_found`, `forbidden`,
+    /// `conflict`, `unavailable`, `internal`), e.g. for a problem document's type.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid",
+            Error::NotFound => "not_found",
+            Error::Forbidden => "forbidden",
+            Error::Conflict => "conflict",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     /// The field errors of an [`Error::Invalid`], empty for every other variant.
     #[must_use]
     pub fn field_errors(&self) -> &[FieldError] {
@@ -167,5 +181,9 @@ mod tests {
         assert_eq!(e.status_code(), 422);
         assert_eq!(e.field_errors().len(), 2);
         assert!(e.to_string().contains("email: Enter"));
+        assert_eq!(e.kind(), "invalid");
+        // Serialises as the JSON API lists them: [{"field": …, "message": …}].
+        let json = serde_json::to_value(e.field_errors()).unwrap();
+        assert_eq!(json[1]["field"], "password");
     }
 }

@@ -140,10 +140,12 @@ pub fn collapse_spaces(input: &str) -> String {
     input.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The search key of a city: spaces collapsed and lowercased, so "  New   york " finds "New York".
+/// The search key of a city: spaces collapsed and case folded, so "  New   york " finds
+/// "New York" (and "STRASSE" finds "Straße"). Folding is upper-casing then lower-casing, which
+/// also maps the characters whose lower case is not unique (`ß`, `ῲ`, final sigma) alike.
 #[must_use]
 pub fn city_key(input: &str) -> String {
-    collapse_spaces(input).to_lowercase()
+    collapse_spaces(input).to_uppercase().to_lowercase()
 }
 
 /// Checks a one-line text field: collapsed, 1..=max characters, no control characters.
@@ -517,6 +519,7 @@ mod tests {
         assert_eq!(collapse_spaces("  New   York \t"), "New York");
         assert_eq!(city_key("  new   YORK "), "new york");
         assert_eq!(city_key("MÜNCHEN"), "münchen");
+        assert_eq!(city_key("Straße"), city_key("STRASSE"));
     }
 
     #[test]
