@@ -7,7 +7,7 @@
 //! | password | 12 to 1,024 characters, not a common password (embedded list), not the email or its local part | argon2id hash only |
 //! | display name | 1 to 80 characters, no control characters | trimmed, inner spaces collapsed |
 //! | blood group | `A+ A- B+ B- AB+ AB- O+ O-`, any case | canonical (`AB+`) |
-//! | city | 1 to 80 characters, no control characters | trimmed and spaces collapsed; a lowercased search key beside it |
+//! | city | 1 to 80 characters, no control characters | trimmed and spaces collapsed; a case-folded search key beside it |
 //! | phone | optional `+`, then 7 to 15 digits; spaces, dashes, dots and parentheses allowed | `+` and digits only |
 //! | last donation | empty, or `YYYY-MM-DD`, not in the future, not before 1900 | the date |
 //! | hospital | 1 to 120 characters, no control characters | trimmed, spaces collapsed |
