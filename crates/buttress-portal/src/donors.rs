@@ -40,6 +40,48 @@ pub struct Donor {
     pub eligibility: Eligibility,
 }
 
+/// What a viewer may see of a donor (for the JSON API; the pages use the same rule): the
+/// phone number only when signed in, and whether and from when the donor can give, not the
+/// date of their last donation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DonorView {
+    /// The donor's user id.
+    pub user_id: i64,
+    /// Name shown to searchers.
+    pub display_name: String,
+    /// Blood group (`"AB+"`).
+    pub blood_group: String,
+    /// City as entered.
+    pub city: String,
+    /// Phone, only for signed-in viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Whether the donor can give today.
+    pub eligible: bool,
+    /// When not yet eligible, the first day they can give (`YYYY-MM-DD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eligible_from: Option<String>,
+}
+
+impl Donor {
+    /// What a viewer may see of this donor; `signed_in` decides whether the phone is included.
+    #[must_use]
+    pub fn view(&self, signed_in: bool) -> DonorView {
+        DonorView {
+            user_id: self.user_id,
+            display_name: self.display_name.clone(),
+            blood_group: self.blood_group.as_str().to_string(),
+            city: self.city.clone(),
+            phone: signed_in.then(|| self.phone.clone()),
+            eligible: self.eligibility.is_eligible(),
+            eligible_from: match self.eligibility {
+                Eligibility::Eligible => None,
+                Eligibility::NotYet { from } => Some(format_date(from)),
+            },
+        }
+    }
+}
+
 /// Which blood groups a search asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupFilter {

@@ -62,6 +62,6 @@ pub mod validate;
 pub use accounts::{Accounts, PasswordParams, SignUpOutcome, User};
 pub use db::{Backend, Db, Page, PAGE_SIZE};
 pub use domain::{BloodGroup, Eligibility, RequestStatus, Urgency};
-pub use donors::{Donor, DonorSearch, GroupFilter, SearchInput};
+pub use donors::{Donor, DonorSearch, DonorView, GroupFilter, SearchInput};
 pub use error::{Error, FieldError, Result};
 pub use requests::BloodRequest;

@@ -253,6 +253,19 @@ fn phones_only_for_signed_in_viewers() {
 }
 
 #[test]
+fn json_view_drops_the_phone_for_anonymous_viewers() {
+    let d = donor("Ada", "London");
+    let anonymous = serde_json::to_value(d.view(false)).unwrap();
+    assert!(anonymous.get("phone").is_none());
+    assert_eq!(anonymous["eligible"], false);
+    assert_eq!(anonymous["eligible_from"], "2026-06-26");
+    assert!(anonymous.get("last_donation").is_none());
+    let signed_in = serde_json::to_value(d.view(true)).unwrap();
+    assert_eq!(signed_in["phone"], "+442079460958");
+    assert_eq!(signed_in["blood_group"], "O-");
+}
+
+#[test]
 fn close_button_only_for_the_owner_of_an_open_request() {
     let matches = page(Vec::new(), 1, 1);
     let open = request(1, "H", "C", RequestStatus::Open);

@@ -338,6 +338,42 @@ async fn dummy_hash_timing(db: Db) {
     );
     // Both clearly paid for an argon2 verification (no fast path for unknown users).
     assert!(u > Duration::from_micros(500), "{u:?}");
+
+    // Sign-up: a new and an already registered address cost the same (hash first).
+    let (mut new, mut existing) = (Vec::new(), Vec::new());
+    for i in 0..9 {
+        let t = Instant::now();
+        let outcome = accounts
+            .sign_up(&SignUpInput {
+                email: format!("new{i}@example.org"),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+        new.push(t.elapsed());
+        assert!(matches!(outcome, SignUpOutcome::Created(_)));
+        let t = Instant::now();
+        let outcome = accounts
+            .sign_up(&SignUpInput {
+                email: "dave@example.org".into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+        existing.push(t.elapsed());
+        assert_eq!(outcome, SignUpOutcome::AlreadyRegistered);
+    }
+    new.sort();
+    existing.sort();
+    let ratio = new[4].as_secs_f64() / existing[4].as_secs_f64();
+    eprintln!(
+        "median sign-up: new {:?}, existing {:?}, ratio {ratio:.2}",
+        new[4], existing[4]
+    );
+    assert!(
+        (1.0 / 3.0..3.0).contains(&ratio),
+        "sign-up timing differs: ratio {ratio:.2}"
+    );
 }
 
 async fn profile_upsert_and_get(db: Db) {
