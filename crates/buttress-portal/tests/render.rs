@@ -398,3 +398,18 @@ fn error_pages_are_generic() {
     assert!(!html.to_lowercase().contains("sql"));
     assert!(render::PORTAL_CSS.contains("@media"));
 }
+
+#[test]
+#[ignore = "prints a page for eyeballing: cargo test -p buttress-portal --test render show -- --ignored --nocapture"]
+fn show_request_detail() {
+    let d = donor("Ada Lovelace", "London");
+    let r = request(1, "St Thomas' Hospital", "London", RequestStatus::Open);
+    let html = render::request_detail(
+        &ctx(true, Some("Request posted.")),
+        &r,
+        &page(vec![d], 1, 2),
+        Some(1),
+    )
+    .unwrap();
+    println!("{html}");
+}
