@@ -411,5 +411,5 @@ fn show_request_detail() {
         Some(1),
     )
     .unwrap();
-    println!("{html}");
+    eprintln!("{html}");
 }
