@@ -65,3 +65,31 @@ pub use domain::{BloodGroup, Eligibility, RequestStatus, Urgency};
 pub use donors::{Donor, DonorSearch, DonorView, GroupFilter, SearchInput};
 pub use error::{Error, FieldError, Result};
 pub use requests::BloodRequest;
+
+/// The portal's state for the HTTP layer: the database and the accounts over it. Cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// Storage and queries.
+    pub db: Db,
+    /// Sign-up, sign-in, password changes.
+    pub accounts: Accounts,
+}
+
+impl Portal {
+    /// Opens the database ([`Db::from_config`]: PostgreSQL when `database_url` is given,
+    /// SQLite in `data_dir` otherwise), runs the migrations and prepares the accounts.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the database cannot be reached; [`Error::Internal`] for a bad
+    /// URL, an unusable data directory, a failed migration or bad password parameters.
+    pub async fn open(
+        database_url: Option<&str>,
+        data_dir: &std::path::Path,
+        params: PasswordParams,
+    ) -> Result<Portal> {
+        let db = Db::from_config(database_url, data_dir).await?;
+        let accounts = Accounts::new(db.clone(), params).await?;
+        Ok(Portal { db, accounts })
+    }
+}

@@ -898,9 +898,11 @@ async fn sqlite_file_database_created_in_data_dir() {
         rand_suffix()
     ));
     let nested = dir.join("data dir");
-    let db = Db::from_config(None, &nested)
-        .await
-        .expect("created on first run");
+    let portal =
+        buttress_portal::Portal::open(None, &nested, PasswordParams::insecure_fast_for_tests())
+            .await
+            .expect("created on first run");
+    let db = portal.db.clone();
     assert_eq!(db.backend(), buttress_portal::Backend::Sqlite);
     let accounts = accounts(&db).await;
     user(&accounts, "file@example.org").await;
