@@ -310,7 +310,7 @@ impl Session {
                 client: d.client.unwrap_or_default(),
             })
             .collect();
-        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        out.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         Ok(out)
     }
 

@@ -7,6 +7,7 @@
 mod observatory;
 mod support;
 
+mod csrf_stack;
 mod docs;
 mod errors;
 mod headers;

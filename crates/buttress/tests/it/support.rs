@@ -120,6 +120,17 @@ pub fn routes() -> Router {
             "/upload",
             post(|body: Bytes| async move { format!("got {}", body.len()) }),
         )
+        .route(
+            "/form",
+            get(|t: buttress::csrf::CsrfToken| async move { t.masked() })
+                .post(|| async { "accepted" }),
+        )
+        .route(
+            "/login",
+            post(|s: buttress::session::Session| async move {
+                s.set_user(Some("alice")).await.map(|()| "signed in")
+            }),
+        )
 }
 
 async fn panics() -> &'static str {
