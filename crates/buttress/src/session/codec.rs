@@ -184,10 +184,10 @@ mod tests {
             raw[i] ^= 1;
         }
         // Truncated.
-        assert_eq!(
-            codec.decode(&v[..v.len() - 4]).unwrap_err(),
-            DecodeError::Forged
-        );
+        // (Cutting characters may leave invalid base64 or a short ciphertext: either way refused.)
+        for cut in 1..8 {
+            assert!(codec.decode(&v[..v.len() - cut]).is_err(), "truncated by {cut}");
+        }
         assert_eq!(codec.decode(&v[..10]).unwrap_err(), DecodeError::Malformed);
         // Renamed: same key, another cookie name.
         let renamed = CookieCodec::new(ring.derive("session-cookie"), "session");
