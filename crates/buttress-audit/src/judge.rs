@@ -856,6 +856,7 @@ fn finish(
                 draft.fix.clone()
             },
             modifier,
+            source: if c.observatory.is_some() { "observatory" } else { "ours" },
             observatory: draft.observatory.as_ref().map(|(r, _)| r.clone()),
         });
     }

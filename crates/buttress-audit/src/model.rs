@@ -174,6 +174,9 @@ pub struct Finding {
     pub fix: String,
     /// Points this finding adds to or takes from 100.
     pub modifier: i32,
+    /// `observatory` for a check shared with Mozilla HTTP Observatory (same modifier), `ours`
+    /// for a check of this scanner alone.
+    pub source: &'static str,
     /// For checks shared with the Observatory: its result name, e.g. `hsts-not-implemented`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observatory: Option<String>,
