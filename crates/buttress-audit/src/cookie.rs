@@ -168,7 +168,8 @@ mod tests {
         assert_eq!(SetCookie::parse(";;"), None);
         let c = SetCookie::parse("novalue").expect("nameless");
         assert_eq!((c.name.as_str(), c.value.as_str()), ("", "novalue"));
-        let c = SetCookie::parse("a=b; Max-Age=99999999999999999999; max-age=x; SameSite").expect("c");
+        let c =
+            SetCookie::parse("a=b; Max-Age=99999999999999999999; max-age=x; SameSite").expect("c");
         assert_eq!(c.max_age, Some(i64::MAX));
         assert_eq!(c.same_site.as_deref(), Some(""));
         assert!(!c.same_site_valid());

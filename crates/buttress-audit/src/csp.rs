@@ -43,10 +43,7 @@ impl Policy {
                 .filter(|t| !t.is_empty());
             let Some(name) = tokens.next() else { continue };
             let name = name.to_ascii_lowercase();
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 continue;
             }
             if p.directives.iter().any(|(n, _)| *n == name) {
@@ -146,7 +143,12 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
         fix,
     };
     out.push(match (enforced.is_empty(), report_only.is_empty()) {
-        (true, true) => j("AUD-CSP-011", Verdict::Info, "no policy at all (see AUD-CSP-001)".into(), ""),
+        (true, true) => j(
+            "AUD-CSP-011",
+            Verdict::Info,
+            "no policy at all (see AUD-CSP-001)".into(),
+            "",
+        ),
         (true, false) => j(
             "AUD-CSP-011",
             Verdict::Fail,
@@ -196,13 +198,19 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     };
 
     let (v, e) = best(&|p| match scripts(p) {
-        None => (Verdict::Fail, "no script-src or default-src: any inline script runs".into()),
+        None => (
+            Verdict::Fail,
+            "no script-src or default-src: any inline script runs".into(),
+        ),
         Some((n, s)) if has(&s, "'unsafe-inline'") && !nonce_or_hash(&s) => {
             (Verdict::Fail, render(&n, &s))
         }
         Some((n, s)) if has(&s, "'unsafe-inline'") => (
             Verdict::Pass,
-            format!("{} ('unsafe-inline' is ignored beside a nonce or hash)", render(&n, &s)),
+            format!(
+                "{} ('unsafe-inline' is ignored beside a nonce or hash)",
+                render(&n, &s)
+            ),
         ),
         Some((n, s)) => (Verdict::Pass, render(&n, &s)),
     });
@@ -214,7 +222,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     ));
 
     let (v, e) = best(&|p| match scripts(p) {
-        None => (Verdict::Fail, "no script-src or default-src: eval() runs".into()),
+        None => (
+            Verdict::Fail,
+            "no script-src or default-src: eval() runs".into(),
+        ),
         Some((n, s)) if has(&s, "'unsafe-eval'") => (Verdict::Fail, render(&n, &s)),
         Some((n, s)) => (Verdict::Pass, render(&n, &s)),
     });
@@ -226,7 +237,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     ));
 
     let (v, e) = best(&|p| match scripts(p) {
-        None => (Verdict::Fail, "no script-src or default-src: scripts load from anywhere".into()),
+        None => (
+            Verdict::Fail,
+            "no script-src or default-src: scripts load from anywhere".into(),
+        ),
         Some((n, s)) => {
             let strict_dynamic = has(&s, "'strict-dynamic'") && nonce_or_hash(&s);
             let broad: Vec<&String> = s.iter().filter(|x| is_broad(x)).collect();
@@ -248,7 +262,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     ));
 
     let (v, e) = best(&|p| match scripts(p) {
-        None => (Verdict::Fail, "no script-src or default-src: data: scripts run".into()),
+        None => (
+            Verdict::Fail,
+            "no script-src or default-src: data: scripts run".into(),
+        ),
         Some((n, s)) if has(&s, "data:") => (Verdict::Fail, render(&n, &s)),
         Some((n, s)) if has(&s, "blob:") => (Verdict::Warn, render(&n, &s)),
         Some((n, s)) => (Verdict::Pass, render(&n, &s)),
@@ -265,10 +282,18 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
         Some((n, s)) if s.len() == 1 && has(s, "'none'") => (Verdict::Pass, render(n, s)),
         Some((n, s)) => (Verdict::Fail, render(n, s)),
     });
-    out.push(j("AUD-CSP-006", v, e, "Add object-src 'none' (plugins run script)."));
+    out.push(j(
+        "AUD-CSP-006",
+        v,
+        e,
+        "Add object-src 'none' (plugins run script).",
+    ));
 
     let (v, e) = best(&|p| match p.get("base-uri") {
-        None => (Verdict::Fail, "no base-uri (it does not fall back to default-src)".into()),
+        None => (
+            Verdict::Fail,
+            "no base-uri (it does not fall back to default-src)".into(),
+        ),
         Some(s) if has(s, "'none'") || (s.len() == 1 && has(s, "'self'")) => {
             (Verdict::Pass, render("base-uri", s))
         }
@@ -282,7 +307,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     ));
 
     let (v, e) = best(&|p| match p.get("frame-ancestors") {
-        None => (Verdict::Warn, "no frame-ancestors (it does not fall back to default-src)".into()),
+        None => (
+            Verdict::Warn,
+            "no frame-ancestors (it does not fall back to default-src)".into(),
+        ),
         Some(s) if s.iter().any(|x| is_broad(x)) => (Verdict::Warn, render("frame-ancestors", s)),
         Some(s) => (Verdict::Pass, render("frame-ancestors", s)),
     });
@@ -294,7 +322,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     ));
 
     let (v, e) = best(&|p| match p.get("form-action") {
-        None => (Verdict::Fail, "no form-action (it does not fall back to default-src)".into()),
+        None => (
+            Verdict::Fail,
+            "no form-action (it does not fall back to default-src)".into(),
+        ),
         Some(s) if s.iter().any(|x| is_broad(x)) => (Verdict::Warn, render("form-action", s)),
         Some(s) => (Verdict::Pass, render("form-action", s)),
     });
@@ -308,9 +339,10 @@ pub fn judge(enforced: &[Policy], report_only: &[Policy]) -> Vec<Judgement> {
     let (v, e) = best(&|p| match scripts(p) {
         None => (Verdict::Warn, "no script restriction".into()),
         Some((n, s)) if nonce_or_hash(&s) => (Verdict::Pass, render(&n, &s)),
-        Some((n, s)) if s.len() == 1 && has(&s, "'none'") => {
-            (Verdict::Pass, format!("{} (no scripts at all)", render(&n, &s)))
-        }
+        Some((n, s)) if s.len() == 1 && has(&s, "'none'") => (
+            Verdict::Pass,
+            format!("{} (no scripts at all)", render(&n, &s)),
+        ),
         Some((n, s)) => (Verdict::Warn, render(&n, &s)),
     });
     out.push(j(
@@ -338,17 +370,72 @@ mod tests {
     #[test]
     fn table() {
         let cases = [
-            Case { name: "nonce neutralises unsafe-inline", policy: "script-src 'nonce-abc' 'unsafe-inline'", id: "AUD-CSP-002", expect: Verdict::Pass },
-            Case { name: "unsafe-inline", policy: "default-src 'self' 'unsafe-inline'", id: "AUD-CSP-002", expect: Verdict::Fail },
-            Case { name: "eval", policy: "script-src 'self' 'unsafe-eval'", id: "AUD-CSP-003", expect: Verdict::Fail },
-            Case { name: "wasm eval is fine", policy: "script-src 'self' 'wasm-unsafe-eval'", id: "AUD-CSP-003", expect: Verdict::Pass },
-            Case { name: "https: scheme", policy: "script-src https:", id: "AUD-CSP-004", expect: Verdict::Fail },
-            Case { name: "strict-dynamic", policy: "script-src 'nonce-a' 'strict-dynamic' https:", id: "AUD-CSP-004", expect: Verdict::Pass },
-            Case { name: "data scripts", policy: "script-src 'self' data:", id: "AUD-CSP-005", expect: Verdict::Fail },
-            Case { name: "object via default none", policy: "default-src 'none'", id: "AUD-CSP-006", expect: Verdict::Pass },
-            Case { name: "base-uri missing", policy: "default-src 'none'", id: "AUD-CSP-007", expect: Verdict::Fail },
-            Case { name: "upper-case names", policy: "BASE-URI 'NONE'", id: "AUD-CSP-007", expect: Verdict::Pass },
-            Case { name: "first wins", policy: "form-action 'self'; form-action *", id: "AUD-CSP-009", expect: Verdict::Pass },
+            Case {
+                name: "nonce neutralises unsafe-inline",
+                policy: "script-src 'nonce-abc' 'unsafe-inline'",
+                id: "AUD-CSP-002",
+                expect: Verdict::Pass,
+            },
+            Case {
+                name: "unsafe-inline",
+                policy: "default-src 'self' 'unsafe-inline'",
+                id: "AUD-CSP-002",
+                expect: Verdict::Fail,
+            },
+            Case {
+                name: "eval",
+                policy: "script-src 'self' 'unsafe-eval'",
+                id: "AUD-CSP-003",
+                expect: Verdict::Fail,
+            },
+            Case {
+                name: "wasm eval is fine",
+                policy: "script-src 'self' 'wasm-unsafe-eval'",
+                id: "AUD-CSP-003",
+                expect: Verdict::Pass,
+            },
+            Case {
+                name: "https: scheme",
+                policy: "script-src https:",
+                id: "AUD-CSP-004",
+                expect: Verdict::Fail,
+            },
+            Case {
+                name: "strict-dynamic",
+                policy: "script-src 'nonce-a' 'strict-dynamic' https:",
+                id: "AUD-CSP-004",
+                expect: Verdict::Pass,
+            },
+            Case {
+                name: "data scripts",
+                policy: "script-src 'self' data:",
+                id: "AUD-CSP-005",
+                expect: Verdict::Fail,
+            },
+            Case {
+                name: "object via default none",
+                policy: "default-src 'none'",
+                id: "AUD-CSP-006",
+                expect: Verdict::Pass,
+            },
+            Case {
+                name: "base-uri missing",
+                policy: "default-src 'none'",
+                id: "AUD-CSP-007",
+                expect: Verdict::Fail,
+            },
+            Case {
+                name: "upper-case names",
+                policy: "BASE-URI 'NONE'",
+                id: "AUD-CSP-007",
+                expect: Verdict::Pass,
+            },
+            Case {
+                name: "first wins",
+                policy: "form-action 'self'; form-action *",
+                id: "AUD-CSP-009",
+                expect: Verdict::Pass,
+            },
         ];
         for c in cases {
             let got = judge(&[Policy::parse(c.policy)], &[]);
@@ -369,7 +456,10 @@ mod tests {
     #[test]
     fn garbage_is_read_like_a_browser() {
         let p = Policy::parse(";;  ; bad^name x; img-src\t'self'  ;");
-        assert_eq!(p.directives, vec![("img-src".to_owned(), vec!["'self'".to_owned()])]);
+        assert_eq!(
+            p.directives,
+            vec![("img-src".to_owned(), vec!["'self'".to_owned()])]
+        );
         assert_eq!(Policy::parse_list("a b, c d").len(), 2);
     }
 }

@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn forms_in_scripts_are_not_forms() {
-        let page = "<script>var s = '<form method=post>';</script><FORM METHOD=POST><input name=q></FORM>";
+        let page =
+            "<script>var s = '<form method=post>';</script><FORM METHOD=POST><input name=q></FORM>";
         let f = forms(page);
         assert_eq!(f.len(), 1);
         assert!(f[0].is_unsafe() && !f[0].has_token());
@@ -280,7 +281,16 @@ mod tests {
 
     #[test]
     fn truncated_markup_never_panics() {
-        for s in ["<", "<form", "<form method='", "<a href=", "</", "<!--", "<input name=x", "<\u{e9}"] {
+        for s in [
+            "<",
+            "<form",
+            "<form method='",
+            "<a href=",
+            "</",
+            "<!--",
+            "<input name=x",
+            "<\u{e9}",
+        ] {
             let _ = forms(s);
             let _ = links(s);
         }

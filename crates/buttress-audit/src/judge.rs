@@ -127,7 +127,11 @@ fn host_of(url: &str) -> (String, String) {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let host = if authority.starts_with('[') {
-        authority.split(']').next().unwrap_or("").trim_start_matches('[')
+        authority
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
     } else {
         authority.split(':').next().unwrap_or("")
     };
@@ -330,12 +334,16 @@ pub fn judge(obs: &Observations) -> Report {
     } else {
         "page is plain HTTP: HSTS only counts over HTTPS".into()
     };
-    a.fix = "Send Strict-Transport-Security: max-age=31536000; includeSubDomains on HTTPS responses.".into();
+    a.fix =
+        "Send Strict-Transport-Security: max-age=31536000; includeSubDomains on HTTPS responses."
+            .into();
     drafts.push(("AUD-HSTS-001", a));
     drafts.push((
         "AUD-HSTS-002",
         match (https, hsts) {
-            (false, _) | (true, None) => d(Verdict::Info, "no HSTS over HTTPS (see AUD-HSTS-001)", ""),
+            (false, _) | (true, None) => {
+                d(Verdict::Info, "no HSTS over HTTPS (see AUD-HSTS-001)", "")
+            }
             (true, Some(v)) => {
                 let l = v.to_ascii_lowercase();
                 let sub = l.contains("includesubdomains");
@@ -440,12 +448,16 @@ pub fn judge(obs: &Observations) -> Report {
     a.evidence = if seen.is_empty() {
         "no cookies set".into()
     } else {
-        seen.iter().map(|c| c.summary()).collect::<Vec<_>>().join(" | ")
+        seen.iter()
+            .map(|c| c.summary())
+            .collect::<Vec<_>>()
+            .join(" | ")
     };
     if seen.is_empty() {
         a.verdict = Verdict::Info;
     }
-    a.fix = "Set cookies with Secure, HttpOnly (all session cookies) and SameSite=Lax or Strict.".into();
+    a.fix = "Set cookies with Secure, HttpOnly (all session cookies) and SameSite=Lax or Strict."
+        .into();
     drafts.push(("AUD-COOK-001", a));
     drafts.extend(cookie_details(&seen, https));
 
@@ -542,7 +554,10 @@ pub fn judge(obs: &Observations) -> Report {
             ),
             None => d(
                 Verdict::Pass,
-                format!("no listing among {} page(s)", obs.listings.len() + 1 + obs.pages.len()),
+                format!(
+                    "no listing among {} page(s)",
+                    obs.listings.len() + 1 + obs.pages.len()
+                ),
                 "",
             ),
         },
@@ -591,7 +606,12 @@ pub fn judge(obs: &Observations) -> Report {
 fn banner(main: &Page) -> Draft {
     let mut version = Vec::new();
     let mut product = Vec::new();
-    for name in ["server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"] {
+    for name in [
+        "server",
+        "x-powered-by",
+        "x-aspnet-version",
+        "x-aspnetmvc-version",
+    ] {
         for v in main.all(name) {
             let item = format!("{name}: {v}");
             if v.chars().any(|c| c.is_ascii_digit()) {
@@ -613,10 +633,15 @@ fn banner(main: &Page) -> Draft {
 
 fn cookie_details(seen: &[SetCookie], https: bool) -> Vec<(&'static str, Draft)> {
     if seen.is_empty() {
-        return ["AUD-COOK-002", "AUD-COOK-003", "AUD-COOK-004", "AUD-COOK-005"]
-            .into_iter()
-            .map(|id| (id, d(Verdict::Info, "no cookies set", "")))
-            .collect();
+        return [
+            "AUD-COOK-002",
+            "AUD-COOK-003",
+            "AUD-COOK-004",
+            "AUD-COOK-005",
+        ]
+        .into_iter()
+        .map(|id| (id, d(Verdict::Info, "no cookies set", "")))
+        .collect();
     }
     let names = |f: &dyn Fn(&SetCookie) -> bool| -> Vec<String> {
         seen.iter().filter(|c| f(c)).map(|c| c.summary()).collect()
@@ -711,7 +736,11 @@ fn csrf(obs: &Observations, main: &Page) -> Vec<(&'static str, Draft)> {
                     "{} form on {} → {} (fields: {})",
                     f.method.to_ascii_uppercase(),
                     p.url,
-                    if f.action.is_empty() { "(itself)" } else { &f.action },
+                    if f.action.is_empty() {
+                        "(itself)"
+                    } else {
+                        &f.action
+                    },
                     fields.join(", ")
                 ));
             }
@@ -856,7 +885,11 @@ fn finish(
                 draft.fix.clone()
             },
             modifier,
-            source: if c.observatory.is_some() { "observatory" } else { "ours" },
+            source: if c.observatory.is_some() {
+                "observatory"
+            } else {
+                "ours"
+            },
             observatory: draft.observatory.as_ref().map(|(r, _)| r.clone()),
         });
     }
@@ -902,19 +935,46 @@ mod tests {
 
     #[test]
     fn https_redirect_rule() {
-        assert!(redirects_to_https("http://a.example/x", 301, Some("https://a.example/x")));
-        assert!(redirects_to_https("http://localhost:8080/", 308, Some("https://localhost:8443/")));
-        assert!(!redirects_to_https("http://a.example/", 301, Some("https://www.a.example/")));
-        assert!(!redirects_to_https("http://a.example/", 200, Some("https://a.example/")));
-        assert!(!redirects_to_https("http://a.example/", 302, Some("/login")));
+        assert!(redirects_to_https(
+            "http://a.example/x",
+            301,
+            Some("https://a.example/x")
+        ));
+        assert!(redirects_to_https(
+            "http://localhost:8080/",
+            308,
+            Some("https://localhost:8443/")
+        ));
+        assert!(!redirects_to_https(
+            "http://a.example/",
+            301,
+            Some("https://www.a.example/")
+        ));
+        assert!(!redirects_to_https(
+            "http://a.example/",
+            200,
+            Some("https://a.example/")
+        ));
+        assert!(!redirects_to_https(
+            "http://a.example/",
+            302,
+            Some("/login")
+        ));
     }
 
     #[test]
     fn every_check_is_reported_once_even_when_unreadable() {
-        let obs = Observations::failed("https://x.invalid/", vec![], Failure::Connect("refused".into()));
+        let obs = Observations::failed(
+            "https://x.invalid/",
+            vec![],
+            Failure::Connect("refused".into()),
+        );
         let r = judge(&obs);
         assert_eq!(r.findings.len(), CHECKS.len());
         assert_eq!((r.grade, r.score), ("F", 0));
-        assert_eq!(r.finding("AUD-NET-001").map(|f| f.verdict), Some(Verdict::Fail));
+        assert_eq!(
+            r.finding("AUD-NET-001").map(|f| f.verdict),
+            Some(Verdict::Fail)
+        );
     }
 }

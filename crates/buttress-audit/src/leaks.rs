@@ -25,9 +25,18 @@ pub struct Leak {
 const SIGNATURES: &[(&str, &str)] = &[
     ("werkzeug debugger", "Werkzeug interactive debugger"),
     ("__debugger__", "Werkzeug interactive debugger"),
-    ("the debugger caught an exception", "Werkzeug interactive debugger"),
-    ("you're seeing this error because you have <code>debug = true</code>", "Django debug page"),
-    ("you're seeing this error because you have debug = true", "Django debug page"),
+    (
+        "the debugger caught an exception",
+        "Werkzeug interactive debugger",
+    ),
+    (
+        "you're seeing this error because you have <code>debug = true</code>",
+        "Django debug page",
+    ),
+    (
+        "you're seeing this error because you have debug = true",
+        "Django debug page",
+    ),
     ("traceback (most recent call last)", "Python traceback"),
     ("panicked at ", "Rust panic message"),
     ("stack backtrace:", "Rust backtrace"),
@@ -38,7 +47,10 @@ const SIGNATURES: &[(&str, &str)] = &[
     ("sqlstate[", "SQL error (PDO)"),
     ("psycopg2.", "SQL error (PostgreSQL)"),
     ("syntax error at or near", "SQL error (PostgreSQL)"),
-    ("unclosed quotation mark after the character string", "SQL error (SQL Server)"),
+    (
+        "unclosed quotation mark after the character string",
+        "SQL error (SQL Server)",
+    ),
     ("ora-00933", "SQL error (Oracle)"),
     ("ora-01756", "SQL error (Oracle)"),
     ("sql error", "SQL error"),
@@ -102,9 +114,18 @@ mod tests {
     #[test]
     fn signatures() {
         let cases = [
-            ("<title>TypeError // Werkzeug Debugger</title>", Some("Werkzeug interactive debugger")),
-            ("Traceback (most recent call last):\n  File \"app.py\"", Some("Python traceback")),
-            ("sqlite3.OperationalError: near \"'\": syntax error", Some("SQL error (SQLite)")),
+            (
+                "<title>TypeError // Werkzeug Debugger</title>",
+                Some("Werkzeug interactive debugger"),
+            ),
+            (
+                "Traceback (most recent call last):\n  File \"app.py\"",
+                Some("Python traceback"),
+            ),
+            (
+                "sqlite3.OperationalError: near \"'\": syntax error",
+                Some("SQL error (SQLite)"),
+            ),
             ("<h1>Not Found</h1><p>Request id 42</p>", None),
             ("ünïcödé panicked at src/ä.rs", Some("Rust panic message")),
         ];

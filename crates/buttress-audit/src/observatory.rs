@@ -13,7 +13,7 @@
 //!     Ruleset::MdnV2,
 //!     &Input { headers: &headers, https: true, http_redirects_to_https: Some(true), html: None },
 //! );
-//! assert_eq!(graded.grade, "D-", "{graded}");
+//! assert_eq!((graded.score, graded.grade), (35, "D"), "{graded}");
 //! assert!(graded.tests.iter().any(|t| t.result == "csp-not-implemented" && t.modifier == -25));
 //! ```
 //!

@@ -138,7 +138,10 @@ pub async fn audit(target: &str, opts: &Options) -> Result<crate::Report, ScanEr
 
 /// Whether the active probes may touch `host`: loopback, `localhost`, or an allowed host.
 pub fn host_allowed(host: &str, allow: &[String]) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let h = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
     if h == "localhost" || h.ends_with(".localhost") {
         return true;
     }
@@ -166,10 +169,7 @@ enum Err {
 impl Err {
     fn text(&self, url: &str, opts: &Options) -> String {
         match self {
-            Err::Budget => format!(
-                "request budget of {} spent before {url}",
-                opts.max_requests
-            ),
+            Err::Budget => format!("request budget of {} spent before {url}", opts.max_requests),
             Err::Timeout => format!(
                 "no answer from {url} within the {}s time budget",
                 opts.max_time.as_secs_f32()
@@ -305,7 +305,8 @@ impl Fetcher<'_> {
                 .push(format!("{what} skipped: request budget spent"));
             true
         } else if self.out_of_time() {
-            self.notes.push(format!("{what} skipped: time budget spent"));
+            self.notes
+                .push(format!("{what} skipped: time budget spent"));
             true
         } else {
             false
@@ -324,7 +325,9 @@ fn nonce() -> String {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Builds the HTTP client for `opts`: no automatic redirects, rustls, extra roots.
@@ -367,9 +370,9 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
             Some(u64::from(opts.max_requests)),
             ProgressDrawTarget::stderr(),
         );
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {pos:>3}/{len} requests {elapsed:>3} {wide_msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {pos:>3}/{len} requests {elapsed:>3} {wide_msg}",
+        ) {
             bar.set_style(style);
         }
         bar
@@ -427,7 +430,11 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         if !visited.insert(next.to_string()) {
             let loop_text = format!(
                 "redirect loop: {} → {next}",
-                chain.iter().map(|h| h.url.as_str()).collect::<Vec<_>>().join(" → ")
+                chain
+                    .iter()
+                    .map(|h| h.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
             );
             f.bar.finish_and_clear();
             let mut obs = Observations::failed(target, chain, Failure::RedirectLoop(loop_text));
@@ -435,7 +442,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
             obs.notes = f.notes;
             return Ok(obs);
         }
-        if chain.len() as u32 >= opts.max_redirects {
+        if chain.len() as u32 > opts.max_redirects {
             let text = format!(
                 "more than {} redirects from {target} (last: {next})",
                 opts.max_redirects
@@ -453,7 +460,8 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     obs.verified = !opts.insecure;
 
     // Reserve what the asked-for probes need so that crawling cannot starve them.
-    let rate_allowed = opts.rate_limit_path.is_some() && host_allowed(final_url.host_str().unwrap_or(""), &opts.allow_hosts);
+    let rate_allowed = opts.rate_limit_path.is_some()
+        && host_allowed(final_url.host_str().unwrap_or(""), &opts.allow_hosts);
     let reserve = if rate_allowed { opts.burst } else { 0 };
 
     // 2. plain HTTP: does the first hop go to HTTPS on the same host?
@@ -596,9 +604,16 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                 .collect();
             let mut posted: HashSet<String> = HashSet::new();
             'pages: for (page_url, body) in pages {
-                let Ok(base) = Url::parse(&page_url) else { continue };
-                for form in html::forms(&body).into_iter().filter(|x| x.method == "post") {
-                    let Ok(action) = base.join(&form.action) else { continue };
+                let Ok(base) = Url::parse(&page_url) else {
+                    continue;
+                };
+                for form in html::forms(&body)
+                    .into_iter()
+                    .filter(|x| x.method == "post")
+                {
+                    let Ok(action) = base.join(&form.action) else {
+                        continue;
+                    };
                     if !same_origin(&action, &final_url) || !posted.insert(action.to_string()) {
                         continue;
                     }
@@ -610,7 +625,11 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                         .iter()
                         .filter(|x| !html::is_token_name(&x.name))
                         .map(|x| {
-                            let v = if x.value.is_empty() { "buttress-audit".to_owned() } else { x.value.clone() };
+                            let v = if x.value.is_empty() {
+                                "buttress-audit".to_owned()
+                            } else {
+                                x.value.clone()
+                            };
                             (x.name.clone(), v)
                         })
                         .collect();
@@ -698,7 +717,10 @@ mod tests {
         assert!(host_allowed("LOCALHOST", &[]));
         assert!(host_allowed("app.localhost", &[]));
         assert!(!host_allowed("example.org", &[]));
-        assert!(host_allowed("staging.example.org", &["Staging.Example.org".into()]));
+        assert!(host_allowed(
+            "staging.example.org",
+            &["Staging.Example.org".into()]
+        ));
         assert!(!host_allowed("10.0.0.1", &[]));
     }
 }

@@ -156,7 +156,10 @@ pub(crate) fn run(args: &AuditArgs) -> ExitCode {
         ([a, b], AuditFormat::Json) => report::compare_json(a, b),
         ([a, b], AuditFormat::Html) => report::html_compare(a, b),
         ([a, b], AuditFormat::Sarif) => {
-            eprintln!("buttress audit: SARIF holds one site; writing the first ({})", b.target);
+            eprintln!(
+                "buttress audit: SARIF holds one site; writing the first ({})",
+                b.target
+            );
             report::sarif(a)
         }
         ([a, ..], AuditFormat::Table) => report::table(a, colour),
@@ -172,7 +175,10 @@ pub(crate) fn run(args: &AuditArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             for r in &reports {
-                eprintln!("buttress audit: {} graded {} ({})", r.target, r.grade, r.score);
+                eprintln!(
+                    "buttress audit: {} graded {} ({})",
+                    r.target, r.grade, r.score
+                );
             }
         }
         None => print!("{text}"),
@@ -184,7 +190,10 @@ pub(crate) fn run(args: &AuditArgs) -> ExitCode {
             .collect();
         if !below.is_empty() {
             for r in below {
-                eprintln!("buttress audit: {} graded {}, below --min-grade {min}", r.target, r.grade);
+                eprintln!(
+                    "buttress audit: {} graded {}, below --min-grade {min}",
+                    r.target, r.grade
+                );
             }
             return ExitCode::FAILURE;
         }

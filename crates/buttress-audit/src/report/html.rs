@@ -102,7 +102,10 @@ fn grade_badge(grade: &str) -> String {
         Some('B' | 'C') => "#e09000",
         _ => "#c62828",
     };
-    format!("<span class=\"grade\" style=\"background:{colour}\">{}</span>", esc(grade))
+    format!(
+        "<span class=\"grade\" style=\"background:{colour}\">{}</span>",
+        esc(grade)
+    )
 }
 
 fn summary(r: &Report) -> String {

@@ -68,20 +68,36 @@ pub fn table(r: &Report, colour: bool) -> String {
         }
     }
     let (fail, warn, pass, info) = r.counts();
-    let grade = paint(colour, grade_verdict(r.grade), &format!("grade {}", r.grade));
+    let grade = paint(
+        colour,
+        grade_verdict(r.grade),
+        &format!("grade {}", r.grade),
+    );
     let _ = write!(out, "{grade}  score {}", r.score);
     if let Some(o) = &r.observatory {
-        let _ = write!(out, "  (Observatory {} rules on the same responses: {} {})", o.ruleset, o.grade, o.score);
+        let _ = write!(
+            out,
+            "  (Observatory {} rules on the same responses: {} {})",
+            o.ruleset, o.grade, o.score
+        );
     }
     let _ = writeln!(
         out,
         "\n{fail} fail, {warn} warn, {pass} pass, {info} info; {} request(s)\n",
         r.requests
     );
-    let _ = writeln!(out, "{:<13} {:<10} {:<7} {:>6}  {:<4}  CHECK", "ID", "LAYER", "VERDICT", "POINTS", "FROM");
+    let _ = writeln!(
+        out,
+        "{:<13} {:<10} {:<7} {:>6}  {:<4}  CHECK",
+        "ID", "LAYER", "VERDICT", "POINTS", "FROM"
+    );
     for f in &r.findings {
         let verdict = paint(colour, f.verdict, &format!("{:<7}", f.verdict.as_str()));
-        let from = if f.source == "observatory" { "obs" } else { "ours" };
+        let from = if f.source == "observatory" {
+            "obs"
+        } else {
+            "ours"
+        };
         let _ = writeln!(
             out,
             "{:<13} {:<10} {verdict} {:>+6}  {from:<4}  {}",
@@ -154,8 +170,16 @@ pub fn compare_rows(a: &Report, b: &Report) -> Vec<CompareRow> {
 pub fn compare_table(a: &Report, b: &Report, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "buttress audit --compare");
-    let _ = writeln!(out, "  left:  {}  grade {}  score {}", a.target, a.grade, a.score);
-    let _ = writeln!(out, "  right: {}  grade {}  score {}", b.target, b.grade, b.score);
+    let _ = writeln!(
+        out,
+        "  left:  {}  grade {}  score {}",
+        a.target, a.grade, a.score
+    );
+    let _ = writeln!(
+        out,
+        "  right: {}  grade {}  score {}",
+        b.target, b.grade, b.score
+    );
     let rows = compare_rows(a, b);
     let _ = writeln!(
         out,
@@ -164,7 +188,11 @@ pub fn compare_table(a: &Report, b: &Report, colour: bool) -> String {
         rows.len()
     );
     let _ = writeln!(out, "   {:<13} {:<7} {:<7} CHECK", "ID", "LEFT", "RIGHT");
-    let _ = writeln!(out, "   {:<13} {:<7} {:<7} {}", "grade", a.grade, b.grade, "letter grade");
+    let _ = writeln!(
+        out,
+        "   {:<13} {:<7} {:<7} {}",
+        "grade", a.grade, b.grade, "letter grade"
+    );
     for r in rows {
         let mark = if r.differs { "≠" } else { " " };
         let _ = writeln!(
