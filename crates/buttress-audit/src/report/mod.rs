@@ -190,8 +190,8 @@ pub fn compare_table(a: &Report, b: &Report, colour: bool) -> String {
     let _ = writeln!(out, "   {:<13} {:<7} {:<7} CHECK", "ID", "LEFT", "RIGHT");
     let _ = writeln!(
         out,
-        "   {:<13} {:<7} {:<7} {}",
-        "grade", a.grade, b.grade, "letter grade"
+        "   {:<13} {:<7} {:<7} letter grade",
+        "grade", a.grade, b.grade
     );
     for r in rows {
         let mark = if r.differs { "≠" } else { " " };
