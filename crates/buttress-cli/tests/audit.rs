@@ -25,7 +25,12 @@ fn closed_port_url() -> String {
 fn unreachable_site_is_graded_f_not_an_error() {
     let url = closed_port_url();
     let out = audit(&[&url, "--format", "json", "--max-time", "5s"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["grade"], "F");
     assert_eq!(v["findings"][0]["id"], "AUD-NET-001");
@@ -47,8 +52,16 @@ fn min_grade_sets_the_exit_code() {
 #[test]
 fn bad_arguments_exit_2() {
     assert_eq!(audit(&["ftp://example.org/"], &[]).status.code(), Some(2));
-    assert_eq!(audit(&["http://localhost/", "--min-grade", "Z"], &[]).status.code(), Some(2));
-    let out = audit(&["https://localhost/", "--ca-cert", "/nonexistent/ca.pem"], &[]);
+    assert_eq!(
+        audit(&["http://localhost/", "--min-grade", "Z"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = audit(
+        &["https://localhost/", "--ca-cert", "/nonexistent/ca.pem"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-cert"));
 }
@@ -66,7 +79,12 @@ fn audit_needs_no_settings() {
             ("BUTTRESS_BIND", "not an address"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -76,7 +94,13 @@ fn html_report_is_self_contained() {
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("report.html");
     let out = audit(
-        &[&url, "--format", "html", "--output", file.to_str().expect("utf-8")],
+        &[
+            &url,
+            "--format",
+            "html",
+            "--output",
+            file.to_str().expect("utf-8"),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(0));

@@ -37,7 +37,7 @@ h1{margin:.2rem 0}h2{margin-top:2rem}.grade{display:inline-block;font-size:2.4re
 th{background:#f5f5f5}.pill{display:inline-block;min-width:3.2rem;text-align:center;color:#fff;border-radius:1rem;padding:0 .5rem;font-size:.85rem}
 .pass{background:#2e7d32}.warn{background:#f9a825;color:#222}.fail{background:#c62828}.info{background:#9e9e9e}
 .ev{font-family:ui-monospace,monospace;font-size:.82rem;word-break:break-all;color:#333}.fix{font-size:.85rem;color:#6d4c00}.id{font-family:ui-monospace,monospace;white-space:nowrap}
-.diff{background:#fff8e1}.layers{display:flex;gap:2rem;flex-wrap:wrap}";
+.diff{background:#fff8e1}.layers{display:flex;gap:2rem;flex-wrap:wrap}.layers>div{flex:1 1 0;min-width:22rem}svg{max-width:100%;height:auto}";
 
 /// The SVG picture: the layers as courses of a wall, outermost at the top, each coloured by its
 /// worst verdict, with counts.

@@ -127,8 +127,14 @@ async fn active_probes_need_loopback_or_an_allowed_host() {
 async fn compare_weak_against_hardened() {
     let h = hardened("compare").await;
     let weak = serve(weak_app()).await;
-    let a = audit(&weak, &Options::new()).await.expect("weak scan");
-    let b = audit(&h.url, &h.options()).await.expect("hardened scan");
+    let mut probe = Options::new();
+    probe.active = true;
+    probe.rate_limit_path = Some("/api/ping".into());
+    probe.burst = 5;
+    let a = audit(&weak, &probe).await.expect("weak scan");
+    let mut hard = h.options();
+    hard.active = true;
+    let b = audit(&h.url, &hard).await.expect("hardened scan");
     let side = report::compare_table(&a, &b, false);
     assert!(side.contains(&format!("left:  {weak}  grade F")), "{side}");
     assert!(
@@ -150,6 +156,15 @@ async fn compare_weak_against_hardened() {
     assert_eq!(json["left"]["grade"], "F");
     assert_eq!(json["right"]["grade"], "A+");
     let page = report::html_compare(&a, &b);
+    // For the docs: AUDIT_REPORT_DIR=dir keeps the reports of this run.
+    if let Some(dir) = std::env::var_os("AUDIT_REPORT_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join("compare.html"), &page).expect("write");
+        std::fs::write(dir.join("weak.html"), report::html(&a)).expect("write");
+        std::fs::write(dir.join("hardened.html"), report::html(&b)).expect("write");
+        std::fs::write(dir.join("weak.txt"), report::table(&a, false)).expect("write");
+        std::fs::write(dir.join("compare.txt"), &side).expect("write");
+    }
     assert!(page.contains("<svg") && !page.contains("<script") && !page.contains("http-equiv"));
     h.stop().await;
 }
