@@ -120,6 +120,17 @@ impl SetCookie {
         None
     }
 
+    /// Seconds the cookie lives from `now` (epoch seconds): `Max-Age` wins over `Expires`;
+    /// `None` for a session cookie (or an `Expires` that does not parse).
+    pub fn lifetime(&self, now: i64) -> Option<i64> {
+        self.max_age.or_else(|| {
+            self.expires
+                .as_deref()
+                .and_then(crate::observatory::parse_cookie_date)
+                .map(|t| t - now)
+        })
+    }
+
     /// Whether the name carries `__Host-` or `__Secure-`.
     pub fn has_prefix(&self) -> bool {
         let l = self.name.to_ascii_lowercase();
@@ -173,6 +184,14 @@ mod tests {
         assert_eq!(c.max_age, Some(i64::MAX));
         assert_eq!(c.same_site.as_deref(), Some(""));
         assert!(!c.same_site_valid());
+        let c = SetCookie::parse("id=1; Expires=Wed, 21 Oct 2015 07:28:00 GMT").expect("c");
+        assert_eq!(c.lifetime(1_445_412_480), Some(0));
+        assert_eq!(
+            SetCookie::parse("id=1; Expires=soon")
+                .expect("c")
+                .lifetime(0),
+            None
+        );
         let c = SetCookie::parse("session=1; Max-Age=-1").expect("c");
         assert!(c.is_deletion() && c.is_session_like());
     }

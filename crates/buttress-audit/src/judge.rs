@@ -704,7 +704,8 @@ fn cookie_details(seen: &[SetCookie], https: bool) -> Vec<(&'static str, Draft)>
         },
     ));
     const MONTH: i64 = 30 * 24 * 3600;
-    let long = names(&|c| c.is_session_like() && c.max_age.is_some_and(|a| a > MONTH));
+    let now = observatory::now_epoch();
+    let long = names(&|c| c.is_session_like() && c.lifetime(now).is_some_and(|a| a > MONTH));
     out.push((
         "AUD-COOK-005",
         if long.is_empty() {

@@ -310,7 +310,7 @@ struct Ctx<'a> {
     now: i64,
 }
 
-fn now_epoch() -> i64 {
+pub(crate) fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -2193,7 +2193,8 @@ fn mdn_corp(c: &Ctx<'_>) -> Raw {
 // ---------------------------------------------------------------------------------------------
 // RFC 6265 section 5.1.1 cookie-date parsing (as in tough-cookie), in seconds since the epoch
 
-fn parse_cookie_date(s: &str) -> Option<i64> {
+/// Seconds since the epoch of a cookie date (RFC 6265 §5.1.1 algorithm), if it parses.
+pub(crate) fn parse_cookie_date(s: &str) -> Option<i64> {
     fn digits(tok: &str, min: usize, max: usize, trailing_ok: bool) -> Option<i64> {
         let count = tok.bytes().take_while(|b| b.is_ascii_digit()).count();
         if count < min || count > max || (!trailing_ok && count != tok.len()) {

@@ -78,6 +78,9 @@ pub struct Options {
     pub http_port: Option<u16>,
     /// Draw a progress bar on standard error (only when it is a terminal).
     pub progress: bool,
+    /// Host names to connect to at a fixed address instead of asking DNS (like curl's
+    /// `--resolve`): scan a staging host by its address, or a test server by a real name.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for Options {
@@ -96,6 +99,7 @@ impl Default for Options {
             insecure: false,
             http_port: None,
             progress: false,
+            resolve: Vec::new(),
         }
     }
 }
@@ -352,6 +356,9 @@ fn client(opts: &Options) -> Result<reqwest::Client, ScanError> {
     }
     if opts.insecure {
         b = b.danger_accept_invalid_certs(true);
+    }
+    for (host, addr) in &opts.resolve {
+        b = b.resolve(host, *addr);
     }
     b.build().map_err(|e| ScanError::Client(e.to_string()))
 }

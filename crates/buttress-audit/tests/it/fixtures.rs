@@ -197,3 +197,45 @@ pub fn edge_app() -> Router {
             get(|| async { Redirect::temporary("https://elsewhere.invalid/") }),
         )
 }
+
+/// A page that answers 429 with `Retry-After: 60` from the 6th request on (`/login`), and one
+/// that answers 429 without it (`/bare`).
+pub fn limited_app() -> Router {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let hits = Arc::new(AtomicU32::new(0));
+    let bare = Arc::new(AtomicU32::new(0));
+    Router::new()
+        .route(
+            "/login",
+            get(move || {
+                let hits = hits.clone();
+                async move {
+                    if hits.fetch_add(1, Ordering::SeqCst) >= 5 {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", "60")],
+                            "slow down",
+                        )
+                            .into_response()
+                    } else {
+                        "login".into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/bare",
+            get(move || {
+                let bare = bare.clone();
+                async move {
+                    if bare.fetch_add(1, Ordering::SeqCst) >= 2 {
+                        StatusCode::TOO_MANY_REQUESTS.into_response()
+                    } else {
+                        "ok".into_response()
+                    }
+                }
+            }),
+        )
+        .route("/", get(|| async { Html("<p>home</p>") }))
+}

@@ -108,19 +108,63 @@ async fn weak_app_has_every_weakness_found() {
 
 #[tokio::test]
 async fn active_probes_need_loopback_or_an_allowed_host() {
-    // The weak app on 127.0.0.1 reached through a name that is not loopback-looking is not
-    // possible without DNS, so check the rule through the options instead: an allow-list that
-    // does not name the host still permits loopback, and the probe is recorded as run.
+    // The weak app reached under a real-looking name (resolved to loopback by the scanner).
     let url = serve(weak_app()).await;
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let named = format!("http://weak.example:{port}/");
     let mut opts = Options::new();
+    opts.resolve = vec![("weak.example".into(), ([127, 0, 0, 1], port).into())];
     opts.active = true;
-    opts.allow_hosts = vec!["example.org".into()];
-    let r = audit(&url, &opts).await.expect("scan");
+    opts.rate_limit_path = Some("/api/ping".into());
+    let r = audit(&named, &opts).await.expect("scan");
+    for id in ["AUD-CSRF-002", "AUD-RATE-001"] {
+        let f = r.finding(id).expect("finding");
+        assert_eq!(f.verdict, Verdict::Info, "{f:?}");
+        assert!(
+            f.evidence
+                .contains("weak.example is not loopback and not named by --allow-host"),
+            "{f:?}"
+        );
+    }
+    assert_eq!(
+        r.finding("AUD-CSRF-001").map(|f| f.verdict),
+        Some(Verdict::Warn),
+        "passive checks still run"
+    );
+
+    opts.allow_hosts = vec!["WEAK.example".into()];
+    let r = audit(&named, &opts).await.expect("scan");
     assert_eq!(verdict(&r, "AUD-CSRF-002"), Verdict::Fail);
-    assert!(!buttress_audit::scan::host_allowed(
-        "example.com",
-        &opts.allow_hosts
-    ));
+    assert_eq!(verdict(&r, "AUD-RATE-001"), Verdict::Fail);
+}
+
+#[tokio::test]
+async fn rate_limit_probe_sees_429_and_retry_after() {
+    let url = serve(limited_app()).await;
+    let mut opts = Options::new();
+    opts.rate_limit_path = Some("/login".into());
+    let r = audit(&url, &opts).await.expect("scan");
+    let f = r.finding("AUD-RATE-001").expect("finding");
+    assert_eq!(f.verdict, Verdict::Pass, "{f:?}");
+    assert!(
+        f.evidence.starts_with("6 request(s)")
+            && f.evidence.contains("first at #6, Retry-After: 60"),
+        "{}",
+        f.evidence
+    );
+
+    opts.rate_limit_path = Some("/bare".into());
+    let r = audit(&url, &opts).await.expect("scan");
+    assert_eq!(
+        verdict(&r, "AUD-RATE-001"),
+        Verdict::Warn,
+        "429 without Retry-After"
+    );
 }
 
 #[tokio::test]
