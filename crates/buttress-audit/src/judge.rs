@@ -348,7 +348,18 @@ pub fn judge(obs: &Observations) -> Report {
                 let l = v.to_ascii_lowercase();
                 let sub = l.contains("includesubdomains");
                 let pre = l.contains("preload");
-                if sub {
+                let age = l
+                    .split(';')
+                    .find_map(|d| d.trim().strip_prefix("max-age="))
+                    .and_then(|v| v.trim().trim_matches('"').parse::<u64>().ok())
+                    .unwrap_or(0);
+                if pre && (!sub || age < 31_536_000) {
+                    d(
+                        Verdict::Warn,
+                        format!("strict-transport-security: {v} (preload asked for, but the preload list needs max-age >= 31536000 and includeSubDomains)"),
+                        "Use max-age=31536000; includeSubDomains; preload, or drop preload.",
+                    )
+                } else if sub {
                     d(
                         Verdict::Pass,
                         format!(
@@ -961,6 +972,37 @@ mod tests {
             302,
             Some("/login")
         ));
+    }
+
+    #[test]
+    fn hsts_detail() {
+        let cases = [
+            (
+                "max-age=31536000; includeSubDomains; preload",
+                Verdict::Pass,
+            ),
+            ("max-age=31536000; includeSubDomains", Verdict::Pass),
+            ("max-age=31536000", Verdict::Warn),
+            ("max-age=600; includeSubDomains; preload", Verdict::Warn),
+        ];
+        for (hsts, want) in cases {
+            let mut obs =
+                Observations::failed("https://a.test/", vec![], Failure::Other(String::new()));
+            obs.main = Ok(Page {
+                url: "https://a.test/".into(),
+                status: 200,
+                headers: vec![("strict-transport-security".into(), hsts.into())],
+                body: String::new(),
+                truncated: false,
+            });
+            obs.verified = true;
+            let r = judge(&obs);
+            assert_eq!(
+                r.finding("AUD-HSTS-002").map(|f| f.verdict),
+                Some(want),
+                "{hsts}"
+            );
+        }
     }
 
     #[test]
