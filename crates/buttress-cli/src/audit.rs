@@ -59,6 +59,10 @@ pub(crate) struct AuditArgs {
     /// URL has no port).
     #[arg(long, value_name = "PORT")]
     http_port: Option<u16>,
+    /// Connect to HOST at ADDR instead of asking DNS, e.g. `staging.example.org=203.0.113.7`
+    /// (repeatable; the URL's port is kept).
+    #[arg(long, value_name = "HOST=ADDR", value_parser = host_addr)]
+    resolve: Vec<(String, std::net::SocketAddr)>,
     /// Port of URL2's plain-HTTP listener (with --compare).
     #[arg(long, value_name = "PORT", requires = "compare")]
     compare_http_port: Option<u16>,
@@ -74,6 +78,21 @@ enum AuditFormat {
     Sarif,
     /// A self-contained HTML page.
     Html,
+}
+
+fn host_addr(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (host, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected HOST=ADDR, got {s:?}"))?;
+    let ip: std::net::IpAddr = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("not an IP address: {addr:?}"))?;
+    if host.is_empty() {
+        return Err(format!("expected HOST=ADDR, got {s:?}"));
+    }
+    Ok((host.to_ascii_lowercase(), (ip, 0).into()))
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -123,6 +142,7 @@ pub(crate) fn run(args: &AuditArgs) -> ExitCode {
     opts.ca_cert_pem = ca;
     opts.insecure = args.insecure;
     opts.http_port = args.http_port;
+    opts.resolve = args.resolve.clone();
     opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -212,5 +232,13 @@ mod tests {
         assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(humantime_duration("7"), Ok(Duration::from_secs(7)));
         assert!(humantime_duration("x").is_err());
+        let (h, a) = host_addr("Staging.Example.org=203.0.113.7").expect("parses");
+        assert_eq!(
+            (h.as_str(), a.ip().to_string()),
+            ("staging.example.org", "203.0.113.7".into())
+        );
+        assert!(
+            host_addr("x=y").is_err() && host_addr("=1.2.3.4").is_err() && host_addr("x").is_err()
+        );
     }
 }
