@@ -1,4 +1,4 @@
-//! The `buttress` command: `serve`, `check`, `keygen`.
+//! The `buttress` command: `serve`, `check`, `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
 //!
 //! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
@@ -7,6 +7,7 @@
 // A command-line program prints its reports on standard output by design.
 #![allow(clippy::print_stdout)]
 
+mod audit;
 mod landing;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Print a new random 256-bit secret key.
     Keygen,
+    /// Scan a live site from the outside and grade it (needs no settings).
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +85,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Audit(args) = &cli.command {
+        return audit::run(args);
+    }
     let serve_args = match &cli.command {
         Command::Serve(a) => Some(a),
         _ => None,
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
         }
         Command::Check { format } => run_check(&settings, format),
         Command::Serve(_) => serve(&settings),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 
