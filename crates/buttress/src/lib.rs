@@ -38,6 +38,7 @@ pub mod errors;
 pub mod headers;
 pub mod https;
 pub mod proxy;
+pub mod ratelimit;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;

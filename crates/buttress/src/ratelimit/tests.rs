@@ -1,0 +1,2 @@
+//! Unit and property tests of the grammar, the strategies and the memory store.
+use super::*;
