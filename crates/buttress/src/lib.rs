@@ -11,8 +11,9 @@
 //! 4. [`proxy::ProxyLayer`]: [`proxy::ClientIp`] and scheme, trusting only listed proxies
 //! 5. panic catcher ([`errors::catch_panic_layer`]): a panic becomes a generic 500
 //! 6. [`https::HttpsRedirectLayer`]: plain HTTP redirected to HTTPS
-//! 7. request limits: whole-request timeout (408) and body size (413)
-//! 8. your router
+//! 7. [`ratelimit::RateLimitLayer`]: the global limit per client (`200 per day; 50 per hour`)
+//! 8. request limits: whole-request timeout (408) and body size (413)
+//! 9. your router, with per-route limits from [`Buttress::rate_limit`]
 //!
 //! The error pages sit outside the headers so that even a panic's 500 and a proxy layer's 400
 //! carry every security header; the proxy sits outside the panic catcher so the error page
@@ -58,6 +59,7 @@ use check::{Finding, Severity};
 use headers::{Csp, Hsts, SecureHeadersLayer};
 use https::HttpsRedirectLayer;
 use proxy::{ProxyConfig, ProxyLayer};
+use ratelimit::{RateLimitLayer, RateLimiter, Scope};
 use secret::{KeyError, Keyring};
 use settings::{Environment, Settings};
 
@@ -83,6 +85,9 @@ pub enum StartupError {
         /// The error-level findings.
         findings: Vec<Finding>,
     },
+    /// A rate-limit setting that cannot be used (settings loading normally catches this first).
+    #[error("rate limiting cannot start: {0}. Fix: correct BUTTRESS_RATELIMIT_DEFAULT or BUTTRESS_RATELIMIT_STORAGE")]
+    RateLimit(#[from] ratelimit::RateLimitError),
     /// A CSP setting that does not parse (settings loading normally catches this first).
     #[error("BUTTRESS_CSP does not parse: {0}. Fix: correct the policy or unset it")]
     Csp(#[from] headers::csp::CspError),
@@ -109,6 +114,55 @@ pub struct Buttress {
     debug: bool,
     body_limit: usize,
     request_timeout: Duration,
+    ratelimit: Option<RateLimitLayer>,
+    ratelimit_base: RouteLimits,
+}
+
+/// What per-route limits share with the global one: storage, headers, grouping, cap.
+#[derive(Debug, Clone)]
+struct RouteLimits {
+    #[cfg(feature = "redis")]
+    redis: Option<ratelimit::RedisStore>,
+    headers: ratelimit::HeaderStyle,
+    grouping: ratelimit::IpGrouping,
+    max_keys: usize,
+}
+
+impl RouteLimits {
+    fn from_settings(settings: &Settings) -> Result<RouteLimits, ratelimit::RateLimitError> {
+        let storage = settings.ratelimit_storage.trim();
+        let is_redis = storage.starts_with("redis://") || storage.starts_with("rediss://");
+        #[cfg(not(feature = "redis"))]
+        if is_redis {
+            return Err(ratelimit::RateLimitError::RedisDisabled);
+        }
+        Ok(RouteLimits {
+            #[cfg(feature = "redis")]
+            redis: is_redis
+                .then(|| ratelimit::RedisStore::open(storage))
+                .transpose()?,
+            headers: settings.ratelimit_headers,
+            grouping: ratelimit::IpGrouping::new(32, settings.ratelimit_ipv6_prefix),
+            max_keys: settings.ratelimit_max_keys,
+        })
+    }
+
+    fn limiter(&self, limits: ratelimit::Limits) -> RateLimiter {
+        let limiter =
+            RateLimiter::new(limits).with_memory(ratelimit::MemoryStore::new(self.max_keys));
+        #[cfg(feature = "redis")]
+        let limiter = match &self.redis {
+            Some(store) => limiter.with_redis(store.clone()),
+            None => limiter,
+        };
+        limiter
+    }
+
+    fn layer(&self, limiter: RateLimiter) -> RateLimitLayer {
+        RateLimitLayer::new(limiter)
+            .headers(self.headers)
+            .ip_grouping(self.grouping)
+    }
 }
 
 impl Buttress {
@@ -196,6 +250,19 @@ impl Buttress {
             .header(settings.proxy_header)
             .allowed_hosts(settings.allowed_hosts.iter().cloned());
 
+        let ratelimit_base = RouteLimits::from_settings(settings)?;
+        let ratelimit = settings.ratelimit_default.clone().map(|limits| {
+            let limiter = ratelimit_base
+                .limiter(limits)
+                .with_name("global")
+                .with_on_store_error(settings.ratelimit_on_store_error);
+            // Health checks come from the load balancer's address, often: never count them.
+            ratelimit_base
+                .layer(limiter)
+                .scope(Scope::App)
+                .exempt_paths(settings.https_exempt_paths.iter().cloned())
+        });
+
         Ok(Buttress {
             environment: settings.environment,
             keyring,
@@ -206,7 +273,43 @@ impl Buttress {
             debug: settings.debug && !prod,
             body_limit: settings.body_limit,
             request_timeout: settings.request_timeout,
+            ratelimit,
+            ratelimit_base,
         })
+    }
+
+    /// The global rate limit layer (`None` when `ratelimit_default` is `none`).
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let global = b.rate_limiter().expect("on by default");
+    /// assert_eq!(global.limiter().limits().to_string(), "200 per day; 50 per hour");
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn rate_limiter(&self) -> Option<&RateLimitLayer> {
+        self.ratelimit.as_ref()
+    }
+
+    /// A per-route limit (e.g. `"5 per minute"` on login) with the same storage, headers and
+    /// address grouping as the global one; it fails closed when a shared store is down. Add it
+    /// with `.route_layer(..)` on the route.
+    ///
+    /// ```
+    /// use axum::{routing::post, Router};
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let app: Router = b.clone().apply(Router::new().route(
+    ///     "/login",
+    ///     post(|| async { "hi" }).route_layer(b.rate_limit("5 per minute")?),
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(&self, limits: &str) -> Result<RateLimitLayer, ratelimit::RateLimitError> {
+        let limiter = self
+            .ratelimit_base
+            .limiter(limits.parse()?)
+            .with_name("route")
+            .with_on_store_error(ratelimit::OnStoreError::FailClosed);
+        Ok(self.ratelimit_base.layer(limiter))
     }
 
     /// The environment the stack was built for.
@@ -240,6 +343,7 @@ impl Buttress {
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
             ))
+            .layer(tower::util::option_layer(self.ratelimit))
             .layer(tower::util::option_layer(self.https))
             .layer(errors::catch_panic_layer())
             .layer(ProxyLayer::new(self.proxy))

@@ -143,10 +143,18 @@ impl Limit {
     /// ```
     pub fn new(amount: u64, multiples: u64, unit: Unit) -> Result<Limit, GrammarError> {
         if amount == 0 || amount > MAX_AMOUNT {
-            return Err(GrammarError::new(0, "an amount from 1 to 1000000000", amount.to_string()));
+            return Err(GrammarError::new(
+                0,
+                "an amount from 1 to 1000000000",
+                amount.to_string(),
+            ));
         }
         if multiples == 0 || multiples > MAX_MULTIPLES {
-            return Err(GrammarError::new(0, "a multiple from 1 to 1000", multiples.to_string()));
+            return Err(GrammarError::new(
+                0,
+                "a multiple from 1 to 1000",
+                multiples.to_string(),
+            ));
         }
         Ok(Limit {
             amount,
@@ -207,7 +215,13 @@ impl fmt::Display for Limit {
         if self.multiples == 1 {
             write!(f, "{} per {}", self.amount, self.unit.name())
         } else {
-            write!(f, "{} per {} {}s", self.amount, self.multiples, self.unit.name())
+            write!(
+                f,
+                "{} per {} {}s",
+                self.amount,
+                self.multiples,
+                self.unit.name()
+            )
         }
     }
 }
@@ -250,6 +264,26 @@ impl Limits {
             return Err(GrammarError::new(0, "at least one limit", "nothing".into()));
         }
         Ok(Limits(limits))
+    }
+
+    /// `200 per day; 50 per hour`, the global default (Flask-Limiter's usual example).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::Limits::global_default().to_string(), "200 per day; 50 per hour");
+    /// ```
+    pub fn global_default() -> Limits {
+        Limits(vec![
+            Limit {
+                amount: 200,
+                multiples: 1,
+                unit: Unit::Day,
+            },
+            Limit {
+                amount: 50,
+                multiples: 1,
+                unit: Unit::Hour,
+            },
+        ])
     }
 
     /// The limits as a slice.
@@ -397,13 +431,20 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         let start = self.pos;
-        let value = rest[..digits].parse::<u64>().ok().filter(|v| (1..=max).contains(v));
+        let value = rest[..digits]
+            .parse::<u64>()
+            .ok()
+            .filter(|v| (1..=max).contains(v));
         match value {
             Some(v) => {
                 self.pos += digits;
                 Ok(Some(v))
             }
-            None => Err(GrammarError::new(start, expected, format!("{:?}", &rest[..digits]))),
+            None => Err(GrammarError::new(
+                start,
+                expected,
+                format!("{:?}", &rest[..digits]),
+            )),
         }
     }
 

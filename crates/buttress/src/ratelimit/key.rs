@@ -112,16 +112,12 @@ impl IpGrouping {
 /// [`ProxyLayer`](crate::proxy::ProxyLayer) (forwarding headers believed only from trusted
 /// proxies), else the TCP peer. Never a forwarding header read here.
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ClientIp>()
-        .map(|c| c.0)
-        .or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
+    parts.extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
 }
 
 /// The counter key of a request: scope, then client.

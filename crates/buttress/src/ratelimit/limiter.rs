@@ -178,6 +178,7 @@ enum Backend {
 #[derive(Debug)]
 struct State {
     backend: Backend,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fallback: MemoryStore,
     store_errors: AtomicU64,
     degraded: AtomicU64,
@@ -277,7 +278,11 @@ impl RateLimiter {
                 return Err(RateLimitError::WindowTooLarge(*l));
             }
         }
-        self.rules = self.limits.iter().map(|l| Rule::new(*l, strategy)).collect();
+        self.rules = self
+            .limits
+            .iter()
+            .map(|l| Rule::new(*l, strategy))
+            .collect();
         Ok(self)
     }
 
@@ -528,10 +533,10 @@ impl RateLimiter {
             OnStoreError::FailClosed => Err(Unavailable),
             OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
             OnStoreError::Memory => {
-                let outcomes = self
-                    .state
-                    .fallback
-                    .check(full.as_bytes(), &self.rules, cost, commit);
+                let outcomes =
+                    self.state
+                        .fallback
+                        .check(full.as_bytes(), &self.rules, cost, commit);
                 Ok(Decision::from_outcomes(&self.rules, &outcomes, true))
             }
         }

@@ -39,9 +39,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{IpGrouping, Limits, OnStoreError, RateLimitError, RateLimiter, Strategy, Unavailable};
 #[cfg(feature = "redis")]
 use super::RedisStore;
+use super::{IpGrouping, Limits, OnStoreError, RateLimitError, RateLimiter, Strategy, Unavailable};
 
 /// The verdict before a password is checked.
 ///
@@ -104,9 +104,8 @@ impl LoginThrottle {
     /// ```
     pub fn new() -> Self {
         // The default strings are constants that parse (checked by a unit test).
-        Self::with_limits("100 per hour", "5 per 15 minutes", "50 per hour").unwrap_or_else(|_| {
-            unreachable!("the default login limits parse")
-        })
+        Self::with_limits("100 per hour", "5 per 15 minutes", "50 per hour")
+            .unwrap_or_else(|_| unreachable!("the default login limits parse"))
     }
 
     /// Custom limits for the three counters (per address, per account and address, per
@@ -116,7 +115,11 @@ impl LoginThrottle {
     /// let t = buttress::ratelimit::LoginThrottle::with_limits("20/hour", "3 per 10 minutes", "30/hour")?;
     /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
     /// ```
-    pub fn with_limits(per_ip: &str, per_account_ip: &str, per_account: &str) -> Result<Self, RateLimitError> {
+    pub fn with_limits(
+        per_ip: &str,
+        per_account_ip: &str,
+        per_account: &str,
+    ) -> Result<Self, RateLimitError> {
         Ok(LoginThrottle {
             per_ip: gcra(per_ip, "login-ip")?,
             per_account_ip: gcra(per_account_ip, "login-account-ip")?,

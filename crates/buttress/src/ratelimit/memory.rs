@@ -198,7 +198,11 @@ impl Maps {
         let ctrl = 1;
         self.gcra.capacity() * (16 + ctrl)
             + self.window.capacity() * (8 + std::mem::size_of::<VecDeque<u64>>() + ctrl)
-            + self.window.values().map(|l| l.capacity() * 8).sum::<usize>()
+            + self
+                .window
+                .values()
+                .map(|l| l.capacity() * 8)
+                .sum::<usize>()
     }
 }
 
@@ -337,7 +341,13 @@ impl MemoryStore {
     }
 
     /// Checks (and when allowed and `commit`, records) `cost` for `key` against all `rules`.
-    pub(crate) fn check(&self, key: &[u8], rules: &[Rule], cost: u64, commit: bool) -> Vec<Outcome> {
+    pub(crate) fn check(
+        &self,
+        key: &[u8],
+        rules: &[Rule],
+        cost: u64,
+        commit: bool,
+    ) -> Vec<Outcome> {
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
@@ -352,7 +362,9 @@ impl MemoryStore {
             }
             &ids[..rules.len()]
         } else {
-            many = (0..rules.len()).map(|i| entry_id(base, i)).collect::<Vec<_>>();
+            many = (0..rules.len())
+                .map(|i| entry_id(base, i))
+                .collect::<Vec<_>>();
             &many
         };
         let missing = rules

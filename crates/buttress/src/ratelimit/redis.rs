@@ -192,7 +192,8 @@ impl RedisStore {
     /// A store for the Redis at `url` (`redis://` or `rediss://`). Nothing connects until the
     /// first check, so a start with Redis down works (and applies the failure policy).
     pub fn open(url: &str) -> Result<RedisStore, RateLimitError> {
-        let client = redis::Client::open(url).map_err(|e| RateLimitError::RedisUrl(e.to_string()))?;
+        let client =
+            redis::Client::open(url).map_err(|e| RateLimitError::RedisUrl(e.to_string()))?;
         Ok(RedisStore {
             shared: Arc::new(Shared {
                 client,
@@ -265,7 +266,8 @@ impl RedisStore {
             Err(_) => Err(StoreError::Timeout(self.shared.budget)),
         };
         if result.is_err() {
-            let until = self.now_ms() + u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(250);
+            let until =
+                self.now_ms() + u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(250);
             self.shared.paused_until.store(until, Ordering::Relaxed);
         }
         result

@@ -107,7 +107,8 @@ pub(crate) fn set_headers(
         .position(|l| *l == decision.limit())
         .map_or(1, |i| i + 1);
     // A limit nearer the handler (a route's) has already said its piece: keep it.
-    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key("ratelimit") {
+    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key("ratelimit")
+    {
         headers.insert(HeaderName::from_static("ratelimit-policy"), policy.clone());
         let text = format!(
             "\"{idx}\";r={};t={}",
