@@ -5,6 +5,8 @@
 
 #[path = "../support/observatory.rs"]
 mod observatory;
+#[path = "../support/servers.rs"]
+mod servers;
 mod support;
 
 mod errors;
@@ -12,5 +14,6 @@ mod headers;
 mod https;
 mod limits;
 mod proxy;
+mod ratelimit;
 mod served;
 mod startup;
