@@ -98,7 +98,7 @@ impl Rule {
 }
 
 /// The outcome of one limit for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Outcome {
     pub(crate) allowed: bool,
     /// Units still available after this request.
@@ -107,6 +107,53 @@ pub(crate) struct Outcome {
     pub(crate) reset_after: u64,
     /// Microseconds until this request would be admitted (0 when allowed).
     pub(crate) retry_after: u64,
+}
+
+/// Outcomes of one check, inline for up to 8 limits (no allocation on the hot path).
+#[derive(Debug, Clone)]
+pub(crate) struct Outcomes {
+    inline: [Outcome; 8],
+    len: usize,
+    heap: Vec<Outcome>,
+}
+
+impl Outcomes {
+    pub(crate) fn new() -> Self {
+        Outcomes {
+            inline: [Outcome::default(); 8],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, o: Outcome) {
+        if self.len < self.inline.len() && self.heap.is_empty() {
+            self.inline[self.len] = o;
+            self.len += 1;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.heap.push(o);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.heap.clear();
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Outcome] {
+        if self.heap.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+
+    pub(crate) fn all_allowed(&self) -> bool {
+        self.as_slice().iter().all(|o| o.allowed)
+    }
 }
 
 /// GCRA: `tat` is the theoretical arrival time (0 for a fresh key). Returns the outcome and

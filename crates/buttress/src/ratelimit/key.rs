@@ -151,12 +151,15 @@ pub(crate) fn request_key(
     format!("{scope_part}\u{1f}{client}")
 }
 
+/// A predicate on the request head.
+pub(crate) type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
+
 /// Requests that are not counted at all.
 #[derive(Clone, Default)]
 pub(crate) struct Exemptions {
     pub(crate) paths: Vec<String>,
     pub(crate) nets: Vec<IpNet>,
-    pub(crate) predicate: Option<Arc<dyn Fn(&Parts) -> bool + Send + Sync>>,
+    pub(crate) predicate: Option<Predicate>,
 }
 
 impl fmt::Debug for Exemptions {

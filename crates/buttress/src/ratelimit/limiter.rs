@@ -460,16 +460,15 @@ impl RateLimiter {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn reset(&self, key: &str) -> Result<(), Unavailable> {
-        let full = self.full_key(key);
         match &self.state.backend {
             Backend::Memory(m) => {
-                m.reset(full.as_bytes(), &self.rules);
+                m.reset(&self.memory_key(key), &self.rules);
                 Ok(())
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
-                self.state.fallback.reset(full.as_bytes(), &self.rules);
-                match r.reset(&full, &self.rules).await {
+                self.state.fallback.reset(&self.memory_key(key), &self.rules);
+                match r.reset(&self.full_key(key), &self.rules).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
                         self.store_failed(&e);
@@ -483,6 +482,11 @@ impl RateLimiter {
         }
     }
 
+    fn memory_key<'a>(&'a self, key: &'a str) -> [&'a [u8]; 2] {
+        [self.name.as_bytes(), key.as_bytes()]
+    }
+
+    #[cfg(feature = "redis")]
     fn full_key(&self, key: &str) -> String {
         let mut full = String::with_capacity(self.name.len() + key.len() + 1);
         full.push_str(&self.name);
@@ -494,9 +498,8 @@ impl RateLimiter {
     async fn run(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
         match &self.state.backend {
             Backend::Memory(m) => {
-                let full = self.full_key(key);
-                let outcomes = m.check(full.as_bytes(), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(&self.rules, &outcomes, false))
+                let outcomes = m.check(&self.memory_key(key), &self.rules, cost, commit);
+                Ok(Decision::from_outcomes(&self.rules, outcomes.as_slice(), false))
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
@@ -508,7 +511,7 @@ impl RateLimiter {
                             self.store_failed(&e);
                         }
                         self.state.degraded.fetch_add(1, Ordering::Relaxed);
-                        self.on_failure(&full, cost, commit)
+                        self.on_failure(key, cost, commit)
                     }
                 }
             }
@@ -528,7 +531,7 @@ impl RateLimiter {
     }
 
     #[cfg(feature = "redis")]
-    fn on_failure(&self, full: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
+    fn on_failure(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
         match self.on_error {
             OnStoreError::FailClosed => Err(Unavailable),
             OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
@@ -536,8 +539,8 @@ impl RateLimiter {
                 let outcomes =
                     self.state
                         .fallback
-                        .check(full.as_bytes(), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(&self.rules, &outcomes, true))
+                        .check(&self.memory_key(key), &self.rules, cost, commit);
+                Ok(Decision::from_outcomes(&self.rules, outcomes.as_slice(), true))
             }
         }
     }

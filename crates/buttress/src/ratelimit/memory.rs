@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::algorithm::{gcra, gcra_idle, window, window_idle, Outcome, Rule, Strategy};
+use super::algorithm::{gcra, gcra_idle, window, window_idle, Outcome, Outcomes, Rule, Strategy};
 
 /// The default cap on tracked keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -324,9 +324,12 @@ impl MemoryStore {
         self.shards.iter().map(|s| lock(s).approx_bytes()).sum()
     }
 
-    fn base_hash(&self, key: &[u8]) -> u64 {
+    fn base_hash(&self, key: &[&[u8]]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write(key);
+        for part in key {
+            h.write_usize(part.len());
+            h.write(part);
+        }
         h.finish()
     }
 
@@ -343,11 +346,11 @@ impl MemoryStore {
     /// Checks (and when allowed and `commit`, records) `cost` for `key` against all `rules`.
     pub(crate) fn check(
         &self,
-        key: &[u8],
+        key: &[&[u8]],
         rules: &[Rule],
         cost: u64,
         commit: bool,
-    ) -> Vec<Outcome> {
+    ) -> Outcomes {
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
@@ -389,7 +392,7 @@ impl MemoryStore {
     }
 
     /// Forgets `key` for these rules (a successful login resets its failure count).
-    pub(crate) fn reset(&self, key: &[u8], rules: &[Rule]) {
+    pub(crate) fn reset(&self, key: &[&[u8]], rules: &[Rule]) {
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
         for (i, r) in rules.iter().enumerate() {
@@ -411,15 +414,15 @@ fn evaluate_overflow(
     rules: &[Rule],
     cost: u64,
     now: u64,
-) -> Vec<Outcome> {
+) -> Outcomes {
     let own: Vec<bool> = rules
         .iter()
         .zip(ids)
         .map(|(r, id)| maps.contains(r.strategy, *id))
         .collect();
-    let mut outcomes = Vec::with_capacity(rules.len());
+    let mut outcomes = Outcomes::new();
     for commit in [false, true] {
-        if commit && !outcomes.iter().all(|o: &Outcome| o.allowed) {
+        if commit && !outcomes.all_allowed() {
             break;
         }
         outcomes.clear();
@@ -451,23 +454,22 @@ fn evaluate(
     cost: u64,
     commit: bool,
     now: u64,
-) -> Vec<Outcome> {
+) -> Outcomes {
+    let mut out = Outcomes::new();
     if rules.len() == 1 {
-        return vec![step(maps, &rules[0], ids[0], cost, commit, now)];
+        out.push(step(maps, &rules[0], ids[0], cost, commit, now));
+        return out;
     }
-    let outcomes: Vec<Outcome> = rules
-        .iter()
-        .zip(ids)
-        .map(|(r, id)| step(maps, r, *id, cost, false, now))
-        .collect();
-    if commit && outcomes.iter().all(|o| o.allowed) {
-        return rules
-            .iter()
-            .zip(ids)
-            .map(|(r, id)| step(maps, r, *id, cost, true, now))
-            .collect();
+    for (r, id) in rules.iter().zip(ids) {
+        out.push(step(maps, r, *id, cost, false, now));
     }
-    outcomes
+    if commit && out.all_allowed() {
+        out.clear();
+        for (r, id) in rules.iter().zip(ids) {
+            out.push(step(maps, r, *id, cost, true, now));
+        }
+    }
+    out
 }
 
 /// One rule on one entry. With `commit`, an allowed outcome is recorded (a fresh key is

@@ -331,15 +331,16 @@ impl RedisStore {
     }
 }
 
-/// `buttress:rl:{digest}:amount-period-strategy` per rule.
+/// `buttress:rl:{digest}:index-amount-period-strategy` per rule.
 fn redis_keys(full_key: &str, rules: &[Rule]) -> Vec<String> {
     let digest = Sha256::digest(full_key.as_bytes());
     let tag: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     rules
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             format!(
-                "buttress:rl:{{{tag}}}:{}-{}-{}",
+                "buttress:rl:{{{tag}}}:{i}-{}-{}-{}",
                 r.amount,
                 r.period,
                 match r.strategy {
