@@ -67,7 +67,12 @@ fn memory_phase(phase: &str) {
             let m = l.memory_store().expect("memory");
             let out = (m.len(), m.approx_bytes());
             let rss = rss_bytes();
-            eprintln!("{phase} {KEYS} {} {} {}", out.0, rss.saturating_sub(before), out.1);
+            eprintln!(
+                "{phase} {KEYS} {} {} {}",
+                out.0,
+                rss.saturating_sub(before),
+                out.1
+            );
             return;
         }
         "capped" => {
@@ -91,7 +96,10 @@ fn memory_phase(phase: &str) {
         _ => (0, 0),
     };
     let rss = rss_bytes();
-    eprintln!("{phase} {KEYS} {tracked} {} {store_bytes}", rss.saturating_sub(before));
+    eprintln!(
+        "{phase} {KEYS} {tracked} {} {store_bytes}",
+        rss.saturating_sub(before)
+    );
 }
 
 fn memory_report() {
@@ -125,10 +133,14 @@ fn memory_report() {
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("hot_key");
     let l = ours(100_000);
-    g.bench_function("buttress", |b| b.iter(|| check(&l, black_box("203.0.113.7"))));
+    g.bench_function("buttress", |b| {
+        b.iter(|| check(&l, black_box("203.0.113.7")))
+    });
     let gov = Governor::keyed(governor_quota());
     let key = "203.0.113.7".to_owned();
-    g.bench_function("governor", |b| b.iter(|| gov.check_key(black_box(&key)).is_ok()));
+    g.bench_function("governor", |b| {
+        b.iter(|| gov.check_key(black_box(&key)).is_ok())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("new_key");

@@ -109,10 +109,10 @@ pub(crate) struct Outcome {
     pub(crate) retry_after: u64,
 }
 
-/// Outcomes of one check, inline for up to 8 limits (no allocation on the hot path).
+/// Outcomes of one check, inline for up to 4 limits (no allocation on the hot path).
 #[derive(Debug, Clone)]
 pub(crate) struct Outcomes {
-    inline: [Outcome; 8],
+    inline: [Outcome; 4],
     len: usize,
     heap: Vec<Outcome>,
 }
@@ -120,7 +120,7 @@ pub(crate) struct Outcomes {
 impl Outcomes {
     pub(crate) fn new() -> Self {
         Outcomes {
-            inline: [Outcome::default(); 8],
+            inline: [Outcome::default(); 4],
             len: 0,
             heap: Vec::new(),
         }

@@ -467,7 +467,9 @@ impl RateLimiter {
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
-                self.state.fallback.reset(&self.memory_key(key), &self.rules);
+                self.state
+                    .fallback
+                    .reset(&self.memory_key(key), &self.rules);
                 match r.reset(&self.full_key(key), &self.rules).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
@@ -499,7 +501,11 @@ impl RateLimiter {
         match &self.state.backend {
             Backend::Memory(m) => {
                 let outcomes = m.check(&self.memory_key(key), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(&self.rules, outcomes.as_slice(), false))
+                Ok(Decision::from_outcomes(
+                    &self.rules,
+                    outcomes.as_slice(),
+                    false,
+                ))
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
@@ -540,7 +546,11 @@ impl RateLimiter {
                     self.state
                         .fallback
                         .check(&self.memory_key(key), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(&self.rules, outcomes.as_slice(), true))
+                Ok(Decision::from_outcomes(
+                    &self.rules,
+                    outcomes.as_slice(),
+                    true,
+                ))
             }
         }
     }
