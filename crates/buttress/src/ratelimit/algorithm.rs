@@ -126,6 +126,7 @@ impl Outcomes {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, o: Outcome) {
         if self.len < self.inline.len() && self.heap.is_empty() {
             self.inline[self.len] = o;

@@ -123,6 +123,9 @@ impl Decision {
     }
 
     fn from_outcomes(rules: &[Rule], outcomes: &[Outcome], degraded: bool) -> Decision {
+        if let ([rule], [o]) = (rules, outcomes) {
+            return Decision::from_one(rule, o, degraded);
+        }
         let allowed = outcomes.iter().all(|o| o.allowed);
         let pick = if allowed {
             outcomes
@@ -148,6 +151,19 @@ impl Decision {
             remaining: o.remaining,
             reset_after: Duration::from_micros(o.reset_after),
             retry_after: (!allowed && o.retry_after != u64::MAX)
+                .then(|| Duration::from_micros(o.retry_after)),
+            degraded,
+        }
+    }
+
+    #[inline]
+    fn from_one(rule: &Rule, o: &Outcome, degraded: bool) -> Decision {
+        Decision {
+            allowed: o.allowed,
+            limit: rule.limit,
+            remaining: o.remaining,
+            reset_after: Duration::from_micros(o.reset_after),
+            retry_after: (!o.allowed && o.retry_after != u64::MAX)
                 .then(|| Duration::from_micros(o.retry_after)),
             degraded,
         }
@@ -484,8 +500,9 @@ impl RateLimiter {
         }
     }
 
-    fn memory_key<'a>(&'a self, key: &'a str) -> [&'a [u8]; 2] {
-        [self.name.as_bytes(), key.as_bytes()]
+    /// A memory store belongs to one limiter, so the name need not be part of its keys.
+    fn memory_key<'a>(&'a self, key: &'a str) -> [&'a [u8]; 1] {
+        [key.as_bytes()]
     }
 
     #[cfg(feature = "redis")]
@@ -500,12 +517,11 @@ impl RateLimiter {
     async fn run(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
         match &self.state.backend {
             Backend::Memory(m) => {
-                let outcomes = m.check(&self.memory_key(key), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(
-                    &self.rules,
-                    outcomes.as_slice(),
-                    false,
-                ))
+                Ok(
+                    m.check(&self.memory_key(key), &self.rules, cost, commit, |o| {
+                        Decision::from_outcomes(&self.rules, o, false)
+                    }),
+                )
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
@@ -541,17 +557,13 @@ impl RateLimiter {
         match self.on_error {
             OnStoreError::FailClosed => Err(Unavailable),
             OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
-            OnStoreError::Memory => {
-                let outcomes =
-                    self.state
-                        .fallback
-                        .check(&self.memory_key(key), &self.rules, cost, commit);
-                Ok(Decision::from_outcomes(
-                    &self.rules,
-                    outcomes.as_slice(),
-                    true,
-                ))
-            }
+            OnStoreError::Memory => Ok(self.state.fallback.check(
+                &self.memory_key(key),
+                &self.rules,
+                cost,
+                commit,
+                |o| Decision::from_outcomes(&self.rules, o, true),
+            )),
         }
     }
 }

@@ -43,7 +43,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::algorithm::{gcra, gcra_idle, window, window_idle, Outcome, Outcomes, Rule, Strategy};
@@ -328,9 +330,13 @@ impl MemoryStore {
 
     fn base_hash(&self, key: &[&[u8]]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        for part in key {
-            h.write_usize(part.len());
-            h.write(part);
+        if let [only] = key {
+            h.write(only);
+        } else {
+            for part in key {
+                h.write_usize(part.len());
+                h.write(part);
+            }
         }
         h.finish()
     }
@@ -341,12 +347,20 @@ impl MemoryStore {
         } else {
             usize::try_from(base >> self.shard_shift).unwrap_or(0)
         };
-        // The index is below the shard count by construction (the top log2(shards) bits).
-        &self.shards[idx % self.shards.len()]
+        // The index is below the shard count by construction (the top log2(shards) bits), and
+        // the count is a power of two, so the mask changes nothing and proves the bound.
+        &self.shards[idx & (self.shards.len() - 1)]
     }
 
     /// Checks (and when allowed and `commit`, records) `cost` for `key` against all `rules`.
-    pub(crate) fn check(&self, key: &[&[u8]], rules: &[Rule], cost: u64, commit: bool) -> Outcomes {
+    pub(crate) fn check<R>(
+        &self,
+        key: &[&[u8]],
+        rules: &[Rule],
+        cost: u64,
+        commit: bool,
+        then: impl FnOnce(&[Outcome]) -> R,
+    ) -> R {
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
@@ -361,9 +375,7 @@ impl MemoryStore {
                     if commit && outcome.allowed {
                         *tat = new_tat;
                     }
-                    let mut out = Outcomes::new();
-                    out.push(outcome);
-                    return out;
+                    return then(std::slice::from_ref(&outcome));
                 }
             }
         }
@@ -395,10 +407,12 @@ impl MemoryStore {
                 self.overflowed.fetch_add(1, Ordering::Relaxed);
                 // Lock order: shard, then overflow (nothing locks them the other way round).
                 let mut overflow = lock(&self.overflow);
-                return evaluate_overflow(&mut maps, &mut overflow, ids, rules, cost, now);
+                let out = evaluate_overflow(&mut maps, &mut overflow, ids, rules, cost, now);
+                return then(out.as_slice());
             }
         }
-        evaluate(&mut maps, ids, rules, cost, commit, now)
+        let out = evaluate(&mut maps, ids, rules, cost, commit, now);
+        then(out.as_slice())
     }
 
     /// Forgets `key` for these rules (a successful login resets its failure count).
@@ -521,7 +535,7 @@ fn entry_id(base: u64, i: usize) -> u64 {
 }
 
 fn lock(m: &Mutex<Maps>) -> MutexGuard<'_, Maps> {
-    // A panic while holding the lock cannot leave the maps inconsistent (each update is one
-    // insert or remove), so a poisoned lock is used as is.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    // No poisoning: a panic while holding the lock cannot leave the maps inconsistent (each
+    // update is one insert or remove).
+    m.lock()
 }
