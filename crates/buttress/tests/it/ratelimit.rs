@@ -18,6 +18,7 @@ use crate::support::{self, send, Reply};
 
 /// How a suite moves time: by hand (memory) or by sleeping (Redis, real server time).
 #[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 enum Time {
     Manual(ManualClock),
     Real,
