@@ -41,7 +41,10 @@ use std::time::Duration;
 
 #[cfg(feature = "redis")]
 use super::RedisStore;
-use super::{IpGrouping, Limits, OnStoreError, RateLimitError, RateLimiter, Strategy, Unavailable};
+use super::{
+    Clock, IpGrouping, Limits, MemoryStore, OnStoreError, RateLimitError, RateLimiter, Strategy,
+    Unavailable,
+};
 
 /// The verdict before a password is checked.
 ///
@@ -143,6 +146,24 @@ impl LoginThrottle {
             per_account_ip: self.per_account_ip.with_redis(store.clone()),
             per_account: self.per_account.with_redis(store.clone()),
             known: self.known.with_redis(store),
+            grouping: self.grouping,
+        }
+    }
+
+    /// Counts in memory with `clock` (tests move time by hand), each counter in a store of
+    /// `max_keys` clients.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{LoginThrottle, ManualClock};
+    /// let t = LoginThrottle::new().with_memory_clock(ManualClock::new(), 10_000);
+    /// ```
+    pub fn with_memory_clock(self, clock: impl Clock + Clone, max_keys: usize) -> Self {
+        let store = || MemoryStore::new(max_keys).with_clock(clock.clone());
+        LoginThrottle {
+            per_ip: self.per_ip.with_memory(store()),
+            per_account_ip: self.per_account_ip.with_memory(store()),
+            per_account: self.per_account.with_memory(store()),
+            known: self.known.with_memory(store()),
             grouping: self.grouping,
         }
     }

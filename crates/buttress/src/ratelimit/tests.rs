@@ -343,3 +343,84 @@ fn ipv6_grouped_by_64_and_v4_mapped_as_v4() {
         "192.0.2.1/32"
     );
 }
+
+fn wait_of(v: LoginVerdict) -> Duration {
+    match v {
+        LoginVerdict::Allowed => Duration::ZERO,
+        LoginVerdict::Wait { retry_after } => retry_after,
+    }
+}
+
+#[test]
+fn login_backoff_is_capped_and_reset_by_success() {
+    block_on(async {
+        let clock = ManualClock::new();
+        let t = LoginThrottle::new().with_memory_clock(clock.clone(), 10_000);
+        let ip: std::net::IpAddr = "203.0.113.9".parse().expect("ip");
+        for _ in 0..5 {
+            assert!(t.check("Alice", ip).await.expect("c").is_allowed());
+            t.failed("Alice", ip).await.expect("f");
+        }
+        // Case and spaces do not make a new account.
+        let wait = wait_of(t.check(" alice ", ip).await.expect("c"));
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(180),
+            "{wait:?}"
+        );
+        // However many failures pile up, the next attempt is never more than T/N away.
+        for _ in 0..20 {
+            clock.advance(Duration::from_secs(180));
+            assert!(t.check("alice", ip).await.expect("c").is_allowed());
+            t.failed("alice", ip).await.expect("f");
+            let wait = wait_of(t.check("alice", ip).await.expect("c"));
+            assert!(wait <= Duration::from_secs(180), "{wait:?}");
+        }
+        // A success clears the account-and-network counter.
+        clock.advance(Duration::from_secs(180));
+        t.succeeded("alice", ip).await.expect("s");
+        for _ in 0..5 {
+            assert!(t.check("alice", ip).await.expect("c").is_allowed());
+            t.failed("alice", ip).await.expect("f");
+        }
+    });
+}
+
+#[test]
+fn distributed_attack_cannot_lock_the_victim_out() {
+    block_on(async {
+        let clock = ManualClock::new();
+        let t = LoginThrottle::new().with_memory_clock(clock.clone(), 10_000);
+        let home: std::net::IpAddr = "198.51.100.20".parse().expect("ip");
+        t.succeeded("victim", home).await.expect("s"); // the victim's usual network
+                                                       // 200 attacker addresses, 2 failures each, on the victim's account.
+        for i in 0..200u32 {
+            let ip = std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+            for _ in 0..2 {
+                t.failed("victim", ip).await.expect("f");
+            }
+        }
+        // A new attacker address is throttled by the account-wide counter, briefly.
+        let fresh: std::net::IpAddr = "192.0.2.99".parse().expect("ip");
+        let wait = wait_of(t.check("victim", fresh).await.expect("c"));
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(72),
+            "{wait:?}"
+        );
+        // The victim at home is not held back at all.
+        assert!(t.check("victim", home).await.expect("c").is_allowed());
+    });
+}
+
+#[test]
+fn one_address_guessing_many_accounts_is_throttled() {
+    block_on(async {
+        let t = LoginThrottle::new().with_memory_clock(ManualClock::new(), 10_000);
+        let ip: std::net::IpAddr = "2001:db8:7::1".parse().expect("ip");
+        for i in 0..100 {
+            t.failed(&format!("user{i}"), ip).await.expect("f");
+        }
+        // Same /64, another account never tried before.
+        let other: std::net::IpAddr = "2001:db8:7::ffff".parse().expect("ip");
+        assert!(!t.check("user-new", other).await.expect("c").is_allowed());
+    });
+}
