@@ -290,6 +290,25 @@ impl Buttress {
         self.ratelimit.as_ref()
     }
 
+    /// Failure counters for a login form ([`ratelimit::LoginThrottle`]) in the same storage as
+    /// the limits (Redis when configured), failing closed.
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let throttle = b.login_throttle();
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn login_throttle(&self) -> ratelimit::LoginThrottle {
+        let throttle =
+            ratelimit::LoginThrottle::new().with_ip_grouping(self.ratelimit_base.grouping);
+        #[cfg(feature = "redis")]
+        let throttle = match &self.ratelimit_base.redis {
+            Some(store) => throttle.with_redis(store.clone()),
+            None => throttle,
+        };
+        throttle
+    }
+
     /// A per-route limit (e.g. `"5 per minute"` on login) with the same storage, headers and
     /// address grouping as the global one; it fails closed when a shared store is down. Add it
     /// with `.route_layer(..)` on the route.
