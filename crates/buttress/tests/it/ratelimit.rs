@@ -445,6 +445,87 @@ async fn shadow_mode_only_logs() {
 }
 
 #[tokio::test]
+async fn scopes_keys_exemptions_and_cost() {
+    use buttress::ratelimit::Scope;
+    let per_route = RateLimitLayer::parse("2 per minute").expect("l");
+    let shared = RateLimitLayer::parse("2 per minute")
+        .expect("l")
+        .scope(Scope::shared("auth"));
+    let by_user = RateLimitLayer::parse("1 per minute")
+        .expect("l")
+        .key_fn(|p| {
+            p.headers
+                .get("x-user")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    let costly = RateLimitLayer::parse("10 per minute")
+        .expect("l")
+        .cost_fn(|p| if p.uri.path() == "/export" { 6 } else { 1 })
+        .exempt_paths(["/free"])
+        .exempt_networks(["192.0.2.200/32".parse().expect("net")]);
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }).route_layer(per_route.clone()))
+        .route("/b", get(|| async { "b" }).route_layer(per_route))
+        .route("/s1", get(|| async { "s1" }).route_layer(shared.clone()))
+        .route("/s2", get(|| async { "s2" }).route_layer(shared))
+        .route("/me", get(|| async { "me" }).route_layer(by_user))
+        .route("/export", get(|| async { "x" }).route_layer(costly.clone()))
+        .route("/free", get(|| async { "f" }).route_layer(costly));
+    let peer = "192.0.2.90:1";
+    let st = |path: &'static str, user: Option<&'static str>, peer: &'static str| {
+        let app = app.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = user.map(|u| ("x-user", u)).into_iter().collect();
+            send(&app, peer, support::get_req(path, &headers))
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    // Per route: /a and /b count apart.
+    assert_eq!(
+        [
+            st("/a", None, peer).await,
+            st("/a", None, peer).await,
+            st("/a", None, peer).await
+        ],
+        [200, 200, 429]
+    );
+    assert_eq!(st("/b", None, peer).await, 200);
+    // Shared: /s1 and /s2 count together.
+    assert_eq!(
+        [
+            st("/s1", None, peer).await,
+            st("/s2", None, peer).await,
+            st("/s1", None, peer).await
+        ],
+        [200, 200, 429]
+    );
+    // Own key: two users behind one address count apart; no key falls back to the address.
+    assert_eq!(
+        [
+            st("/me", Some("ann"), peer).await,
+            st("/me", Some("bob"), peer).await,
+            st("/me", Some("ann"), peer).await
+        ],
+        [200, 200, 429]
+    );
+    // Cost 6 of 10: one export passes, the second does not; exempt path and network pass.
+    assert_eq!(
+        [
+            st("/export", None, peer).await,
+            st("/export", None, peer).await
+        ],
+        [200, 429]
+    );
+    for _ in 0..20 {
+        assert_eq!(st("/free", None, peer).await, 200);
+        assert_eq!(st("/export", None, "192.0.2.200:1").await, 200);
+    }
+}
+
+#[tokio::test]
 async fn memory_flood_stays_under_cap_through_the_stack() {
     let settings = support::settings(&[
         ("BUTTRESS_RATELIMIT_DEFAULT", "2 per minute"),
@@ -588,6 +669,24 @@ mod redis_store {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ok, "fail-closed recovered without a restart");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn login_throttle_on_redis() {
+        let redis = RedisServer::start();
+        let settings = support::settings(&[("BUTTRESS_RATELIMIT_STORAGE", redis.url().as_str())]);
+        let buttress = Buttress::from_settings(&settings).expect("stack");
+        let (a, b) = (buttress.login_throttle(), buttress.login_throttle());
+        let ip: std::net::IpAddr = "203.0.113.50".parse().expect("ip");
+        for i in 0..5 {
+            // Two instances, one set of counters.
+            let t = if i % 2 == 0 { &a } else { &b };
+            assert!(t.check("carol", ip).await.expect("c").is_allowed());
+            t.failed("carol", ip).await.expect("f");
+        }
+        assert!(!b.check("carol", ip).await.expect("c").is_allowed());
+        a.succeeded("carol", ip).await.expect("s");
+        assert!(b.check("carol", ip).await.expect("c").is_allowed());
     }
 
     /// Two instances sharing one Redis hold one limit: exactly 5 logins pass in all, under
