@@ -24,9 +24,21 @@ use std::collections::VecDeque;
 use super::Limit;
 
 /// The largest amount the moving window accepts (it stores one timestamp per admitted unit).
+///
+/// ```
+/// use buttress::ratelimit::{RateLimiter, Strategy, MAX_WINDOW_AMOUNT};
+/// assert_eq!(MAX_WINDOW_AMOUNT, 1000);
+/// assert!(RateLimiter::parse("1001 per hour")?.with_strategy(Strategy::MovingWindow).is_err());
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
 pub const MAX_WINDOW_AMOUNT: u64 = 1000;
 
 /// Limits with at most this amount use the moving window under [`Strategy::for_amount`].
+///
+/// ```
+/// use buttress::ratelimit::{Strategy, AUTO_WINDOW_AMOUNT};
+/// assert_eq!(Strategy::for_amount(AUTO_WINDOW_AMOUNT + 1), Strategy::Gcra);
+/// ```
 pub const AUTO_WINDOW_AMOUNT: u64 = 20;
 
 /// How a limit counts.

@@ -32,8 +32,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The largest amount a limit may have.
+///
+/// ```
+/// assert!("1000000001 per day".parse::<buttress::ratelimit::Limit>().is_err());
+/// ```
 pub const MAX_AMOUNT: u64 = 1_000_000_000;
 /// The largest multiple of a unit (`per 1000 years` at most).
+///
+/// ```
+/// assert!("1 per 1001 years".parse::<buttress::ratelimit::Limit>().is_err());
+/// ```
 pub const MAX_MULTIPLES: u64 = 1000;
 
 /// A unit of time in a limit string.

@@ -46,6 +46,13 @@ impl Scope {
 }
 
 /// A function from the request to a key (`None` falls back to the client address).
+///
+/// ```
+/// use std::sync::Arc;
+/// let by_user: buttress::ratelimit::KeyFn = Arc::new(|parts| {
+///     parts.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned)
+/// });
+/// ```
 pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
 /// How the client address is grouped: IPv4 by `/v4` (default 32), IPv6 by `/v6` (default 64,
@@ -94,6 +101,11 @@ impl IpGrouping {
 
     /// The key of `ip`: its network at the configured prefix. An IPv4-mapped IPv6 address
     /// counts as IPv4.
+    ///
+    /// ```
+    /// let g = buttress::ratelimit::IpGrouping::default();
+    /// assert_eq!(g.key("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1/32");
+    /// ```
     pub fn key(&self, ip: IpAddr) -> String {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

@@ -259,6 +259,15 @@ impl<S> Layer<S> for RateLimitLayer {
 }
 
 /// The service made by [`RateLimitLayer`].
+///
+/// ```
+/// use tower_layer::Layer;
+/// let svc = buttress::ratelimit::RateLimitLayer::parse("5/second")?
+///     .layer(tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+///     }));
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
 #[derive(Clone)]
 pub struct RateLimit<S> {
     inner: S,

@@ -91,33 +91,81 @@ pub struct Decision {
 
 impl Decision {
     /// Whether the request is admitted.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("1/minute")?.check("k", 1).await?;
+    /// assert!(d.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn allowed(&self) -> bool {
         self.allowed
     }
 
     /// The limit that decided: the refusing one, else the one with the least left.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("200/day; 50/hour")?.check("k", 1).await?;
+    /// assert_eq!(d.limit().to_string(), "50 per hour");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn limit(&self) -> Limit {
         self.limit
     }
 
     /// Units left in [`limit`](Self::limit) after this request.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// assert_eq!(RateLimiter::parse("5/minute")?.check("k", 2).await?.remaining(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn remaining(&self) -> u64 {
         self.remaining
     }
 
     /// Time until [`limit`](Self::limit) is back to its full allowance.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("5/minute")?.check("k", 1).await?;
+    /// assert_eq!(d.reset_after().as_secs(), 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn reset_after(&self) -> Duration {
         self.reset_after
     }
 
     /// When refused: how long to wait before the same request would be admitted (`None` when
     /// admitted, or when the cost exceeds the limit and no wait helps).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1/minute")?;
+    /// assert_eq!(l.check("k", 1).await?.retry_after(), None);
+    /// assert!(l.check("k", 1).await?.retry_after().is_some());
+    /// assert_eq!(l.check("k", 2).await?.retry_after(), None, "never fits");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 
     /// Whether the store failed and the verdict came from the failure policy (fail-open, or the
     /// in-memory fallback).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// assert!(!RateLimiter::parse("1/minute")?.check("k", 1).await?.degraded());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub fn degraded(&self) -> bool {
         self.degraded
     }
@@ -445,6 +493,16 @@ impl RateLimiter {
 
     /// Counts `cost` units for `key` when every limit has room, and says so. A cost of 0 only
     /// reports the state. Fails only when the store fails and the policy is fail-closed.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("2 per second")?;
+    /// assert!(l.check("203.0.113.1", 1).await?.allowed());
+    /// assert!(l.check("203.0.113.1", 1).await?.allowed());
+    /// assert!(!l.check("203.0.113.1", 1).await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn check(&self, key: &str, cost: u64) -> Result<Decision, Unavailable> {
         self.run(key, cost, true).await
     }

@@ -75,7 +75,12 @@ impl LoginVerdict {
     }
 }
 
-/// Failure counters for a login form. Clones share the counters.
+/// Failure counters for a login form. Clones share the counters. See the
+/// [module docs](self) for the design.
+///
+/// ```
+/// let throttle = buttress::ratelimit::LoginThrottle::new();
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LoginThrottle {
@@ -188,6 +193,14 @@ impl LoginThrottle {
 
     /// Whether an attempt for `account` from `ip` may proceed. Call before checking the
     /// password; it counts nothing.
+    ///
+    /// ```
+    /// use buttress::ratelimit::LoginThrottle;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let t = LoginThrottle::new();
+    /// assert!(t.check("dave", "192.0.2.1".parse()?).await?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn check(&self, account: &str, ip: IpAddr) -> Result<LoginVerdict, Unavailable> {
         let (net, both, account) = self.keys(account, ip);
         let mut wait = Duration::ZERO;
@@ -213,6 +226,14 @@ impl LoginThrottle {
 
     /// Records a failed attempt (wrong password, unknown account: count both the same, so the
     /// throttle does not reveal which accounts exist).
+    ///
+    /// ```
+    /// use buttress::ratelimit::LoginThrottle;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let t = LoginThrottle::new();
+    /// t.failed("nobody", "192.0.2.1".parse()?).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn failed(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
         let (net, both, account) = self.keys(account, ip);
         self.per_ip.check(&net, 1).await?;
@@ -223,6 +244,18 @@ impl LoginThrottle {
 
     /// Records a successful login: clears the account-and-network counter and remembers the
     /// network as known for the account (30 days).
+    ///
+    /// ```
+    /// use buttress::ratelimit::LoginThrottle;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let t = LoginThrottle::new();
+    /// let ip = "192.0.2.1".parse()?;
+    /// for _ in 0..5 { t.failed("erin", ip).await?; }
+    /// assert!(!t.check("erin", ip).await?.is_allowed());
+    /// t.succeeded("erin", ip).await?;
+    /// assert!(t.check("erin", ip).await?.is_allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn succeeded(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
         let (_, both, _) = self.keys(account, ip);
         self.per_account_ip.reset(&both).await?;

@@ -51,6 +51,10 @@ use std::time::Duration;
 use super::algorithm::{gcra, gcra_idle, window, window_idle, Outcome, Outcomes, Rule, Strategy};
 
 /// The default cap on tracked keys.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::MemoryStore::default().max_keys(), buttress::ratelimit::DEFAULT_MAX_KEYS);
+/// ```
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 const MAX_SHARDS: usize = 64;
 const SWEEP_INTERVAL_US: u64 = 10_000_000;

@@ -38,12 +38,20 @@ use super::algorithm::{Outcome, Rule, Strategy};
 use super::RateLimitError;
 
 /// The default time budget of one check.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::DEFAULT_BUDGET.as_millis(), 50);
+/// ```
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(50);
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(250);
 
 /// The check script. KEYS: one per limit. ARGV: cost, commit (1/0), then per limit:
 /// strategy (`g` or `w`), amount, period in microseconds. Returns 4 integers per limit:
 /// allowed (1/0), remaining, reset after (µs), retry after (µs, -1 for never).
+///
+/// ```
+/// assert!(buttress::ratelimit::CHECK_SCRIPT.contains("redis.call('TIME')"));
+/// ```
 pub const CHECK_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -191,6 +199,10 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// A store for the Redis at `url` (`redis://` or `rediss://`). Nothing connects until the
     /// first check, so a start with Redis down works (and applies the failure policy).
+    ///
+    /// ```
+    /// assert!(buttress::ratelimit::RedisStore::open("redis://127.0.0.1:6379").is_ok());
+    /// ```
     pub fn open(url: &str) -> Result<RedisStore, RateLimitError> {
         let client =
             redis::Client::open(url).map_err(|e| RateLimitError::RedisUrl(e.to_string()))?;
@@ -229,6 +241,12 @@ impl RedisStore {
     }
 
     /// The time budget of one check.
+    ///
+    /// ```
+    /// let s = buttress::ratelimit::RedisStore::open("redis://127.0.0.1")?;
+    /// assert_eq!(s.budget(), buttress::ratelimit::DEFAULT_BUDGET);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
     pub fn budget(&self) -> Duration {
         self.shared.budget
     }
