@@ -4,7 +4,7 @@
 //!   start-up; a typo is an error naming the position, never a silent default.
 //! - [`Strategy`]: GCRA (O(1) per key) or the exact moving window, each with its guarantee.
 //! - [`MemoryStore`]: sharded, with a hard cap on keys and an overflow policy that never frees a
-//!   limited client; [`RedisStore`] (feature `redis`): the same semantics in one Lua round trip.
+//!   limited client; `RedisStore` (feature `redis`): the same semantics in one Lua round trip.
 //! - [`RateLimiter`]: limits + store + [`OnStoreError`] policy, checked by key.
 //! - [`RateLimitLayer`]: keyed on [`ClientIp`](crate::proxy::ClientIp) (IPv6 by /64), scopes,
 //!   exemptions, cost; 429 with `Retry-After` and `RateLimit` headers, rendered by the error
@@ -36,16 +36,16 @@
 //! The whole story (guarantees, overflow policy, Redis semantics, benchmarks) is in
 //! `docs/ratelimit.md`.
 
-mod algorithm;
-mod grammar;
-mod key;
-mod layer;
-mod limiter;
-mod login;
-mod memory;
+pub mod algorithm;
+pub mod grammar;
+pub mod key;
+pub mod layer;
+pub mod limiter;
+pub mod login;
+pub mod memory;
 #[cfg(feature = "redis")]
-mod redis;
-mod response;
+pub mod redis;
+pub mod response;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
