@@ -33,14 +33,21 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers PING.
+    /// Starts a server on a free port and waits until it answers PING. A port taken by someone
+    /// else between choosing and binding it is retried with another.
     pub fn start() -> RedisServer {
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-        };
-        server.spawn();
-        server
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                child: None,
+            };
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -73,10 +80,12 @@ impl RedisServer {
     /// Starts the server again on the same port (with empty data).
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
     }
 
-    fn spawn(&mut self) {
+    fn try_spawn(&mut self) -> Result<(), String> {
         let bin = redis_binary();
         let child = Command::new(&bin)
             .args(["--port", &self.port.to_string()])
@@ -95,21 +104,23 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if ping(self.port) {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
+                    self.child = None;
+                    return Err(format!(
                         "redis-server on port {} exited at start: {status}",
                         self.port
-                    );
+                    ));
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within 10 s",
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server on port {} did not answer PING within 10 s",
+                    self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
