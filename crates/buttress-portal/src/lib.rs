@@ -58,6 +58,7 @@ pub mod render;
 pub mod requests;
 pub mod seed;
 pub mod validate;
+pub mod web;
 
 pub use accounts::{Accounts, PasswordParams, SignUpOutcome, User};
 pub use db::{Backend, Db, Page, PAGE_SIZE};
