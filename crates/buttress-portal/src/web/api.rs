@@ -20,6 +20,7 @@ use super::requests::request_path;
 use super::{AppResult, AppState, Viewer};
 use crate::db::today_utc;
 use crate::donors::SearchInput;
+use crate::requests::BloodRequest;
 use crate::validate::RequestInput;
 
 pub(crate) async fn donors(
@@ -42,6 +43,21 @@ pub(crate) async fn donors(
         "total": found.total,
     }))
     .into_response())
+}
+
+/// A request as the API shows it (blood group, urgency and status as their display text).
+fn request_json(r: &BloodRequest) -> Value {
+    json!({
+        "id": r.id,
+        "blood_group": r.blood_group.as_str(),
+        "city": r.city,
+        "hospital": r.hospital,
+        "units": r.units,
+        "urgency": r.urgency.as_str(),
+        "status": r.status.as_str(),
+        "created_at": r.created_at,
+        "closed_at": r.closed_at,
+    })
 }
 
 /// A JSON member as form text: strings as they are, numbers written out, anything else
@@ -83,7 +99,7 @@ pub(crate) async fn create_request(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(created),
+        Json(request_json(&created)),
     )
         .into_response())
 }
