@@ -726,7 +726,8 @@ pub async fn csrf_refusals_change_nothing(app: TestApp) {
         ("urgency", "normal"),
     ];
     let body = form_body(&fields);
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Headers<'_>, &str, &str)] = &[
         (
             &[
                 ("sec-fetch-site", "cross-site"),
