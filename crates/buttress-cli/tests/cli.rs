@@ -185,7 +185,18 @@ impl Drop for Served {
 }
 
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
-    let child = buttress(args, env)
+    // The portal keeps its SQLite database in the data directory: never in the source tree.
+    let data = std::env::temp_dir().join(format!(
+        "buttress-cli-data-{}-{}",
+        std::process::id(),
+        args.join("_").replace(['/', ':', '.'], "")
+    ));
+    let data = data.to_str().expect("utf-8").to_owned();
+    let mut env = env.to_vec();
+    if !env.iter().any(|(k, _)| *k == "BUTTRESS_DATA_DIR") {
+        env.push(("BUTTRESS_DATA_DIR", &data));
+    }
+    let child = buttress(args, &env)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -309,4 +320,40 @@ async fn serve_dev_tls_with_redirect_listener() {
     let status = sigterm(&mut s.child);
     assert!(status.success());
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn serve_runs_the_portal_with_demo_donors() {
+    let mut s = serve(
+        &["serve", "--bind", "127.0.0.1:0", "--seed-demo", "40"],
+        &[],
+    );
+    let home = reqwest::get(format!("{}/", s.url)).await.expect("GET /");
+    assert_eq!(home.status(), 200);
+    assert!(home
+        .text()
+        .await
+        .expect("body")
+        .contains("Blood donor registry"));
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/donors", s.url))
+        .await
+        .expect("GET /api/donors")
+        .json()
+        .await
+        .expect("json");
+    let total = doc["total"].as_u64().expect("total");
+    assert!((20..=40).contains(&total), "available demo donors: {total}");
+    assert!(
+        doc["items"][0].get("phone").is_none(),
+        "no phones for anonymous clients"
+    );
+    let login = reqwest::get(format!("{}/login", s.url))
+        .await
+        .expect("GET /login");
+    assert!(login
+        .headers()
+        .get("set-cookie")
+        .is_some_and(|c| c.to_str().unwrap_or("").contains("HttpOnly")));
+    let status = sigterm(&mut s.child);
+    assert!(status.success(), "{status:?} {:?}", s.lines);
 }
