@@ -1,5 +1,5 @@
 //! The `buttress` command: `serve` (the blood-donor portal through the whole stack), `check`,
-//! `keygen`.
+//! `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
 //!
 //! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
@@ -7,6 +7,8 @@
 
 // A command-line program prints its reports on standard output by design.
 #![allow(clippy::print_stdout)]
+
+mod audit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +47,8 @@ enum Command {
     },
     /// Print a new random 256-bit secret key.
     Keygen,
+    /// Scan a live site from the outside and grade it (needs no settings).
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +89,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Audit(args) = &cli.command {
+        return audit::run(args);
+    }
     let serve_args = match &cli.command {
         Command::Serve(a) => Some(a),
         _ => None,
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         }
         Command::Check { format } => run_check(&settings, format),
         Command::Serve(a) => serve(&settings, a.seed_demo),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 

@@ -3,8 +3,7 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
-#[path = "../support/observatory.rs"]
-mod observatory;
+use buttress_audit::observatory;
 mod support;
 
 mod csrf_stack;

@@ -1,10 +1,21 @@
-//! Offline re-implementation of Mozilla HTTP Observatory scoring, so integration tests can
-//! demand a grade (e.g. `A+`) from one response's headers (and optionally its HTML body).
-//! Depends on `std` only.
+//! Offline re-implementation of Mozilla HTTP Observatory scoring: a grade (e.g. `A+`) from one
+//! response's headers (and optionally its HTML body), by either published rule set. Depends on
+//! `std` only. The scanner uses it for every check that overlaps an Observatory test, so the two
+//! agree on the same site; the layer tests use it to demand an A+ from the served stack.
 //!
-//! Include from an integration test with
-//! `#[allow(dead_code)] #[path = "support/observatory.rs"] mod observatory;`
-//! (the `allow` only matters if that test binary leaves some items unused).
+//! # Example
+//!
+//! ```
+//! use buttress_audit::observatory::{score, Input, Ruleset};
+//!
+//! let headers = vec![("X-Content-Type-Options".to_owned(), "nosniff".to_owned())];
+//! let graded = score(
+//!     Ruleset::MdnV2,
+//!     &Input { headers: &headers, https: true, http_redirects_to_https: Some(true), html: None },
+//! );
+//! assert_eq!((graded.score, graded.grade), (35, "D"), "{graded}");
+//! assert!(graded.tests.iter().any(|t| t.result == "csp-not-implemented" && t.modifier == -25));
+//! ```
 //!
 //! # Sources (read from the upstream repositories; names and modifiers are copied verbatim)
 //! Classic Observatory, `mozilla/http-observatory` (archived 2024):
@@ -51,10 +62,6 @@
 //!   Node keeps only the first `Content-Type`. Meta http-equiv tags are read only for HTML
 //!   content types, as the retrievers do.
 
-// The items are `pub` so tests can name them, but they live in a private module of each test
-// binary; the workspace's `unreachable_pub` lint would flag every one of them.
-#![allow(unreachable_pub)]
-
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -96,9 +103,11 @@ pub struct Input<'a> {
 /// One Observatory test outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
+    /// Observatory test name, e.g. `content-security-policy`.
     pub test: &'static str,
     /// Observatory result name, e.g. `csp-implemented-with-no-unsafe-default-src-none`.
     pub result: String,
+    /// Score modifier of the result in the published SCORE_TABLE.
     pub modifier: i32,
     /// The analyzer's own pass/fail flag (informational; the score uses only modifiers).
     pub pass: bool,
@@ -107,8 +116,11 @@ pub struct TestResult {
 /// Final score: `score` is after the extra-credit rule and clamped at 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Score {
+    /// Points, 0 and up (100 + modifiers, bonuses only when penalties leave at least 90).
     pub score: i32,
+    /// Letter grade from the published chart (`A+` .. `F`).
     pub grade: &'static str,
+    /// Every test's outcome, in the scanner's order.
     pub tests: Vec<TestResult>,
 }
 
@@ -173,9 +185,11 @@ pub fn score(rules: Ruleset, input: &Input<'_>) -> Score {
 // ---------------------------------------------------------------------------------------------
 // Grading tables (grade.py / charts.js)
 
-const MINIMUM_SCORE_FOR_EXTRA_CREDIT: i32 = 90;
+/// Bonuses count only when the penalties leave at least this many points.
+pub const MINIMUM_SCORE_FOR_EXTRA_CREDIT: i32 = 90;
 
-fn grade_for(score: i32) -> &'static str {
+/// The letter for a score, from the published grade chart (steps of 5 points).
+pub fn grade_for(score: i32) -> &'static str {
     let s = score.max(0);
     match (s - s % 5).min(100) {
         100 => "A+",
@@ -296,7 +310,7 @@ struct Ctx<'a> {
     now: i64,
 }
 
-fn now_epoch() -> i64 {
+pub(crate) fn now_epoch() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -2179,7 +2193,8 @@ fn mdn_corp(c: &Ctx<'_>) -> Raw {
 // ---------------------------------------------------------------------------------------------
 // RFC 6265 section 5.1.1 cookie-date parsing (as in tough-cookie), in seconds since the epoch
 
-fn parse_cookie_date(s: &str) -> Option<i64> {
+/// Seconds since the epoch of a cookie date (RFC 6265 §5.1.1 algorithm), if it parses.
+pub(crate) fn parse_cookie_date(s: &str) -> Option<i64> {
     fn digits(tok: &str, min: usize, max: usize, trailing_ok: bool) -> Option<i64> {
         let count = tok.bytes().take_while(|b| b.is_ascii_digit()).count();
         if count < min || count > max || (!trailing_ok && count != tok.len()) {

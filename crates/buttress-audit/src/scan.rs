@@ -1,0 +1,733 @@
+//! The live scanner: fetches a site as a browser and an attacker would, within bounds, and
+//! records [`Observations`] for [`judge`](crate::judge()).
+//!
+//! Bounds, all configurable in [`Options`]:
+//!
+//! | bound | default |
+//! |---|---|
+//! | requests in all (every hop and probe counts) | 60 |
+//! | wall-clock time for the whole scan | 30 s |
+//! | bytes read of one body (the rest is not read) | 1 MiB |
+//! | redirects followed to the page (each recorded; a loop stops at once) | 10 |
+//! | same-host pages read for forms | 5 |
+//! | rate-limit burst (`--probe-rate-limit`) | 30 |
+//!
+//! Only one host is scanned: a redirect to another host is recorded, not followed, and forms
+//! posting elsewhere are never submitted. The two probes that change state or load the site
+//! (`--active`'s tokenless cross-site POST, one per form, and the rate-limit burst) run only
+//! against loopback or hosts named in [`Options::allow_hosts`].
+//!
+//! Certificate problems are findings (`AUD-TLS-001`), not errors: [`scan`] fails only for a bad
+//! URL or an unreadable CA file.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), buttress_audit::scan::ScanError> {
+//! use buttress_audit::scan::{audit, Options};
+//!
+//! let report = audit("https://localhost:8443/", &Options::default()).await?;
+//! println!("{} ({} points)", report.grade, report.score);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::{Method, RequestBuilder};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::html;
+use crate::observatory::CORS_PROBE_ORIGIN;
+use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};
+
+/// Scan bounds and permissions. `Options::default()` is a passive scan within the defaults of
+/// the module table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Requests in all.
+    pub max_requests: u32,
+    /// Wall-clock budget for the whole scan.
+    pub max_time: Duration,
+    /// Bytes read of one body.
+    pub max_body: usize,
+    /// Redirects followed to the page.
+    pub max_redirects: u32,
+    /// Same-host pages read for forms (besides the page itself).
+    pub max_pages: u32,
+    /// Send one tokenless cross-site POST to each form found (loopback / allowed hosts only).
+    pub active: bool,
+    /// Hosts besides loopback that the active probes may touch.
+    pub allow_hosts: Vec<String>,
+    /// Path for the rate-limit burst, if asked for.
+    pub rate_limit_path: Option<String>,
+    /// Requests in the rate-limit burst.
+    pub burst: u32,
+    /// Extra trusted roots (PEM, one or more certificates), e.g. a private CA or a self-signed
+    /// development certificate.
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Skip certificate verification (reported as a warning).
+    pub insecure: bool,
+    /// Port of the plain-HTTP listener to test the redirect to HTTPS on (default: 80 when the
+    /// URL has no port, otherwise untested).
+    pub http_port: Option<u16>,
+    /// Draw a progress bar on standard error (only when it is a terminal).
+    pub progress: bool,
+    /// Host names to connect to at a fixed address instead of asking DNS (like curl's
+    /// `--resolve`): scan a staging host by its address, or a test server by a real name.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_requests: 60,
+            max_time: Duration::from_secs(30),
+            max_body: 1 << 20,
+            max_redirects: 10,
+            max_pages: 5,
+            active: false,
+            allow_hosts: Vec::new(),
+            rate_limit_path: None,
+            burst: 30,
+            ca_cert_pem: None,
+            insecure: false,
+            http_port: None,
+            progress: false,
+            resolve: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Options with the default bounds.
+    pub fn new() -> Options {
+        Options::default()
+    }
+}
+
+/// Why a scan could not start. Everything that happens once it runs is a finding instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The target is not an absolute http(s) URL with a host.
+    BadUrl(String),
+    /// The `--ca-cert` file holds no usable certificate.
+    BadCaCert(String),
+    /// The HTTP client could not be built.
+    Client(String),
+}
+
+impl std::error::Error for ScanError {}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanError::BadUrl(m) => write!(f, "bad URL: {m}"),
+            ScanError::BadCaCert(m) => write!(f, "bad CA certificate: {m}"),
+            ScanError::Client(m) => write!(f, "cannot build the HTTP client: {m}"),
+        }
+    }
+}
+
+/// Scans `target` and judges it: [`scan`] then [`judge`](crate::judge()).
+pub async fn audit(target: &str, opts: &Options) -> Result<crate::Report, ScanError> {
+    Ok(crate::judge(&scan(target, opts).await?))
+}
+
+/// Whether the active probes may touch `host`: loopback, `localhost`, or an allowed host.
+pub fn host_allowed(host: &str, allow: &[String]) -> bool {
+    let h = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    if h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return true;
+    }
+    allow.iter().any(|a| a.eq_ignore_ascii_case(&h))
+}
+
+const UA: &str = concat!(
+    "Mozilla/5.0 (compatible; buttress-audit/",
+    env!("CARGO_PKG_VERSION"),
+    "; security self-test)"
+);
+const ATTACKER: &str = "https://attacker.invalid";
+
+enum Err {
+    Budget,
+    Timeout,
+    Tls(String),
+    Connect(String),
+    Other(String),
+}
+
+impl Err {
+    fn text(&self, url: &str, opts: &Options) -> String {
+        match self {
+            Err::Budget => format!("request budget of {} spent before {url}", opts.max_requests),
+            Err::Timeout => format!(
+                "no answer from {url} within the {}s time budget",
+                opts.max_time.as_secs_f32()
+            ),
+            Err::Tls(m) => format!("{url}: {m}"),
+            Err::Connect(m) => format!("cannot connect to {url}: {m}"),
+            Err::Other(m) => format!("{url}: {m}"),
+        }
+    }
+
+    fn failure(self, url: &str, opts: &Options) -> Failure {
+        let t = self.text(url, opts);
+        match self {
+            Err::Budget => Failure::Budget(t),
+            Err::Timeout => Failure::Timeout(t),
+            Err::Tls(_) => Failure::Tls(t),
+            Err::Connect(_) => Failure::Connect(t),
+            Err::Other(_) => Failure::Other(t),
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> Err {
+    if e.is_timeout() {
+        return Err::Timeout;
+    }
+    let mut chain = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(x) = cur {
+        chain.push(x.to_string());
+        cur = x.source();
+    }
+    let all = chain.join(": ");
+    let lower = all.to_ascii_lowercase();
+    let deepest = chain.last().cloned().unwrap_or_default();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        Err::Tls(deepest)
+    } else if e.is_connect() {
+        Err::Connect(deepest)
+    } else {
+        Err::Other(deepest)
+    }
+}
+
+struct Fetcher<'o> {
+    client: reqwest::Client,
+    opts: &'o Options,
+    deadline: Instant,
+    sent: u32,
+    bar: ProgressBar,
+    notes: Vec<String>,
+}
+
+impl Fetcher<'_> {
+    fn left(&self) -> u32 {
+        self.opts.max_requests.saturating_sub(self.sent)
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Sends `req` and reads at most `max_body` bytes of the answer.
+    async fn send(&mut self, req: RequestBuilder, url: &str) -> Result<Page, Err> {
+        if self.sent >= self.opts.max_requests {
+            return Err(Err::Budget);
+        }
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(Err::Timeout);
+        }
+        self.sent += 1;
+        self.bar.inc(1);
+        self.bar.set_message(url.to_owned());
+        let max_body = self.opts.max_body;
+        let work = async move {
+            let mut res = req.send().await.map_err(|e| classify(&e))?;
+            let status = res.status().as_u16();
+            let headers: Vec<(String, String)> = res
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let mut body: Vec<u8> = Vec::new();
+            let mut truncated = false;
+            while let Some(chunk) = res.chunk().await.map_err(|e| classify(&e))? {
+                let room = max_body.saturating_sub(body.len());
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    truncated = true;
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Page {
+                url: url.to_owned(),
+                status,
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                truncated,
+            })
+        };
+        let page = match tokio::time::timeout(self.deadline - now, work).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Err::Timeout),
+        };
+        if page.truncated {
+            self.notes.push(format!(
+                "body of {url} cut at {} bytes (only that much was read)",
+                self.opts.max_body
+            ));
+        }
+        Ok(page)
+    }
+
+    fn get(&self, url: &Url) -> RequestBuilder {
+        self.client
+            .get(url.as_str())
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("sec-fetch-site", "none")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+    }
+
+    fn skip(&mut self, what: &str) -> bool {
+        if self.left() == 0 {
+            self.notes
+                .push(format!("{what} skipped: request budget spent"));
+            true
+        } else if self.out_of_time() {
+            self.notes
+                .push(format!("{what} skipped: time budget spent"));
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn nonce() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Builds the HTTP client for `opts`: no automatic redirects, rustls, extra roots.
+fn client(opts: &Options) -> Result<reqwest::Client, ScanError> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(UA)
+        .connect_timeout(opts.max_time.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(2);
+    if let Some(pem) = &opts.ca_cert_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ScanError::BadCaCert(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ScanError::BadCaCert(
+                "no PEM certificate found in the file".into(),
+            ));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if opts.insecure {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    for (host, addr) in &opts.resolve {
+        b = b.resolve(host, *addr);
+    }
+    b.build().map_err(|e| ScanError::Client(e.to_string()))
+}
+
+/// Scans `target` within `opts`' bounds.
+pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanError> {
+    let start = Url::parse(target).map_err(|e| ScanError::BadUrl(format!("{target}: {e}")))?;
+    if !matches!(start.scheme(), "http" | "https") || start.host_str().is_none() {
+        return Err(ScanError::BadUrl(format!(
+            "{target}: only http:// and https:// URLs with a host"
+        )));
+    }
+    let client = client(opts)?;
+    let bar = if opts.progress {
+        let bar = ProgressBar::with_draw_target(
+            Some(u64::from(opts.max_requests)),
+            ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {pos:>3}/{len} requests {elapsed:>3} {wide_msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut f = Fetcher {
+        client,
+        opts,
+        deadline: Instant::now() + opts.max_time,
+        sent: 0,
+        bar,
+        notes: Vec::new(),
+    };
+    if opts.insecure {
+        f.notes
+            .push("certificate verification skipped (--insecure)".into());
+    }
+
+    // 1. the page, following redirects one hop at a time
+    let mut url = start.clone();
+    let mut chain: Vec<Hop> = Vec::new();
+    let mut visited: HashSet<String> = HashSet::new();
+    visited.insert(url.to_string());
+    let main = loop {
+        let page = match f.send(f.get(&url), url.as_str()).await {
+            Ok(p) => p,
+            Err(e) => {
+                let failure = e.failure(url.as_str(), opts);
+                f.bar.finish_and_clear();
+                let mut obs = Observations::failed(target, chain, failure);
+                obs.requests = f.sent;
+                obs.notes = f.notes;
+                return Ok(obs);
+            }
+        };
+        let location = page.header("location").map(str::to_owned);
+        let next = match (&location, (300..400).contains(&page.status)) {
+            (Some(l), true) => url.join(l).ok(),
+            _ => None,
+        };
+        let Some(next) = next else { break page };
+        chain.push(Hop {
+            url: url.to_string(),
+            status: page.status,
+            location: location.clone(),
+        });
+        if next.host_str() != start.host_str() {
+            f.notes.push(format!(
+                "redirect from {url} to another host ({next}) recorded, not followed: one host per scan"
+            ));
+            chain.pop();
+            break page;
+        }
+        if !visited.insert(next.to_string()) {
+            let loop_text = format!(
+                "redirect loop: {} → {next}",
+                chain
+                    .iter()
+                    .map(|h| h.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            );
+            f.bar.finish_and_clear();
+            let mut obs = Observations::failed(target, chain, Failure::RedirectLoop(loop_text));
+            obs.requests = f.sent;
+            obs.notes = f.notes;
+            return Ok(obs);
+        }
+        if chain.len() as u32 > opts.max_redirects {
+            let text = format!(
+                "more than {} redirects from {target} (last: {next})",
+                opts.max_redirects
+            );
+            f.bar.finish_and_clear();
+            let mut obs = Observations::failed(target, chain, Failure::TooManyRedirects(text));
+            obs.requests = f.sent;
+            obs.notes = f.notes;
+            return Ok(obs);
+        }
+        url = next;
+    };
+    let final_url = Url::parse(&main.url).unwrap_or_else(|_| url.clone());
+    let mut obs = Observations::failed(target, chain, Failure::Other(String::new()));
+    obs.verified = !opts.insecure;
+
+    // Reserve what the asked-for probes need so that crawling cannot starve them.
+    let rate_allowed = opts.rate_limit_path.is_some()
+        && host_allowed(final_url.host_str().unwrap_or(""), &opts.allow_hosts);
+    let reserve = if rate_allowed { opts.burst } else { 0 };
+
+    // 2. plain HTTP: does the first hop go to HTTPS on the same host?
+    if start.scheme() == "http" {
+        obs.plain_http = Some(Ok(obs.chain.first().cloned().unwrap_or(Hop {
+            url: main.url.clone(),
+            status: main.status,
+            location: main.header("location").map(str::to_owned),
+        })));
+    } else {
+        let port = match (opts.http_port, start.port()) {
+            (Some(p), _) => Some(p),
+            (None, None) => Some(80),
+            (None, Some(_)) => None,
+        };
+        if let Some(port) = port {
+            let mut http = start.clone();
+            let ok = http.set_scheme("http").is_ok() && http.set_port(Some(port)).is_ok();
+            if ok && !f.skip("plain-HTTP probe") {
+                obs.plain_http = Some(match f.send(f.get(&http), http.as_str()).await {
+                    Ok(p) => Ok(Hop {
+                        url: http.to_string(),
+                        status: p.status,
+                        location: p.header("location").map(str::to_owned),
+                    }),
+                    Err(e) => Err(e.text(http.as_str(), opts)),
+                });
+            }
+        }
+    }
+
+    // 3. CORS: an arbitrary Origin (the Observatory's probe origin) on the page
+    if !f.skip("CORS probe") {
+        let req = f
+            .get(&final_url)
+            .header("origin", CORS_PROBE_ORIGIN)
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "cors")
+            .header("sec-fetch-dest", "empty");
+        obs.cors = f.send(req, final_url.as_str()).await.ok();
+    }
+
+    // 4. a 404, and common directories for listings
+    let tag = nonce();
+    if !f.skip("404 probe") {
+        if let Ok(u) = final_url.join(&format!("/buttress-audit-{tag}-missing")) {
+            obs.not_found = f.send(f.get(&u), u.as_str()).await.ok();
+        }
+    }
+    for dir in ["/static/", "/uploads/", "/files/"] {
+        if f.left() <= reserve || f.skip("directory-listing probe") {
+            break;
+        }
+        if let Ok(u) = final_url.join(dir) {
+            if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
+                obs.listings.push(p);
+            }
+        }
+    }
+
+    // 5. crawl same-origin links for forms and parameters
+    let mut seen: HashSet<String> = HashSet::new();
+    seen.insert(final_url.to_string());
+    let mut queue: Vec<Url> = html::links(&main.body)
+        .iter()
+        .filter_map(|l| final_url.join(l).ok())
+        .collect();
+    while let Some(mut u) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        if obs.pages.len() as u32 >= opts.max_pages {
+            break;
+        }
+        u.set_fragment(None);
+        let lower = u.path().to_ascii_lowercase();
+        if !same_origin(&u, &final_url)
+            || lower.contains("logout")
+            || lower.contains("signout")
+            || lower.contains("delete")
+            || !seen.insert(u.to_string())
+        {
+            continue;
+        }
+        if f.left() <= reserve + 3 || f.skip("crawl") {
+            break;
+        }
+        if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
+            for l in html::links(&p.body) {
+                if let Ok(n) = u.join(&l) {
+                    queue.push(n);
+                }
+            }
+            obs.pages.push(p);
+        }
+    }
+
+    // 6. malformed parameters: the page itself and up to two crawled URLs with a query
+    let mut targets: Vec<Url> = vec![final_url.clone()];
+    targets.extend(
+        obs.pages
+            .iter()
+            .filter_map(|p| Url::parse(&p.url).ok())
+            .filter(|u| u.query().is_some())
+            .take(2),
+    );
+    for mut u in targets {
+        if f.left() <= reserve || f.skip("malformed-parameter probe") {
+            break;
+        }
+        let names: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let bad = "'\"><%ff{{7*7}}";
+        {
+            let mut q = u.query_pairs_mut();
+            q.clear();
+            if names.is_empty() {
+                q.append_pair("id", bad);
+                q.append_pair("page", "-1");
+            } else {
+                for n in &names {
+                    q.append_pair(n, bad);
+                }
+            }
+            q.append_pair("q[]", "\u{0}");
+        }
+        if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
+            obs.malformed.push(p);
+        }
+    }
+
+    // 7. --active: one tokenless cross-site POST per form
+    if opts.active {
+        let host = final_url.host_str().unwrap_or("");
+        if !host_allowed(host, &opts.allow_hosts) {
+            obs.csrf = Probe::Skipped(format!(
+                "{host} is not loopback and not named by --allow-host"
+            ));
+        } else {
+            let mut attempts = Vec::new();
+            let pages: Vec<(String, String)> = std::iter::once(&main)
+                .chain(obs.pages.iter())
+                .map(|p| (p.url.clone(), p.body.clone()))
+                .collect();
+            let mut posted: HashSet<String> = HashSet::new();
+            'pages: for (page_url, body) in pages {
+                let Ok(base) = Url::parse(&page_url) else {
+                    continue;
+                };
+                for form in html::forms(&body)
+                    .into_iter()
+                    .filter(|x| x.method == "post")
+                {
+                    let Ok(action) = base.join(&form.action) else {
+                        continue;
+                    };
+                    if !same_origin(&action, &final_url) || !posted.insert(action.to_string()) {
+                        continue;
+                    }
+                    if f.left() <= reserve || f.skip("active CSRF probe") {
+                        break 'pages;
+                    }
+                    let fields: Vec<(String, String)> = form
+                        .fields
+                        .iter()
+                        .filter(|x| !html::is_token_name(&x.name))
+                        .map(|x| {
+                            let v = if x.value.is_empty() {
+                                "buttress-audit".to_owned()
+                            } else {
+                                x.value.clone()
+                            };
+                            (x.name.clone(), v)
+                        })
+                        .collect();
+                    let req = f
+                        .client
+                        .request(Method::POST, action.as_str())
+                        .header("origin", ATTACKER)
+                        .header("referer", format!("{ATTACKER}/"))
+                        .header("sec-fetch-site", "cross-site")
+                        .header("sec-fetch-mode", "navigate")
+                        .header("sec-fetch-dest", "document")
+                        .form(&fields);
+                    if let Ok(p) = f.send(req, action.as_str()).await {
+                        let loc = p.header("location").unwrap_or("").to_ascii_lowercase();
+                        let accepted = (200..300).contains(&p.status)
+                            || ((300..400).contains(&p.status)
+                                && !loc.contains("login")
+                                && !loc.contains("error"));
+                        attempts.push(CsrfAttempt {
+                            page: page_url.clone(),
+                            action: action.to_string(),
+                            status: p.status,
+                            accepted,
+                        });
+                    }
+                }
+            }
+            obs.csrf = Probe::Done(attempts);
+        }
+    }
+
+    // 8. --probe-rate-limit: a bounded burst
+    if let Some(path) = &opts.rate_limit_path {
+        let host = final_url.host_str().unwrap_or("");
+        if !rate_allowed {
+            obs.rate = Probe::Skipped(format!(
+                "{host} is not loopback and not named by --allow-host"
+            ));
+        } else if let Ok(u) = final_url.join(path) {
+            let mut r = RateProbe {
+                url: u.to_string(),
+                sent: 0,
+                limited: 0,
+                first_limited_at: None,
+                retry_after: None,
+            };
+            for i in 1..=opts.burst {
+                if f.skip("rate-limit burst") {
+                    break;
+                }
+                match f.send(f.client.get(u.as_str()), u.as_str()).await {
+                    Ok(p) => {
+                        r.sent = i;
+                        if p.status == 429 {
+                            r.limited += 1;
+                            if r.first_limited_at.is_none() {
+                                r.first_limited_at = Some(i);
+                                r.retry_after = p.header("retry-after").map(str::to_owned);
+                            }
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            obs.rate = Probe::Done(r);
+        }
+    }
+
+    f.bar.finish_and_clear();
+    obs.main = Ok(main);
+    obs.requests = f.sent;
+    obs.notes.extend(f.notes);
+    Ok(obs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_or_named_hosts_are_probed() {
+        assert!(host_allowed("127.0.0.1", &[]));
+        assert!(host_allowed("[::1]", &[]));
+        assert!(host_allowed("LOCALHOST", &[]));
+        assert!(host_allowed("app.localhost", &[]));
+        assert!(!host_allowed("example.org", &[]));
+        assert!(host_allowed(
+            "staging.example.org",
+            &["Staging.Example.org".into()]
+        ));
+        assert!(!host_allowed("10.0.0.1", &[]));
+    }
+}

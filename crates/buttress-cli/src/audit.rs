@@ -1,0 +1,244 @@
+//! `buttress audit URL`: the live scanner (crate `buttress-audit`). Needs no settings.
+//!
+//! Exit codes: 0 done (and the grade is at least `--min-grade`, if given); 1 the grade is below
+//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use buttress_audit::scan::{self, Options};
+use buttress_audit::{grade_rank, report, Report};
+use clap::ValueEnum;
+
+/// Arguments of `buttress audit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// The site to scan (http:// or https://).
+    url: String,
+    /// A second site to scan and show side by side (e.g. a default app against a hardened one).
+    #[arg(long, value_name = "URL2")]
+    compare: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    format: AuditFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Exit 1 when the grade (of every site scanned) is below this, e.g. `A` or `B+`.
+    #[arg(long, value_name = "GRADE")]
+    min_grade: Option<String>,
+    /// Requests in all (every redirect and probe counts).
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    max_requests: u32,
+    /// Time budget for the whole scan (e.g. `30s`, `2m`).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime_duration)]
+    max_time: Duration,
+    /// Same-host pages read for forms.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_pages: u32,
+    /// Send one tokenless cross-site POST to each form found (loopback or --allow-host only).
+    #[arg(long)]
+    active: bool,
+    /// A host besides loopback that --active and --probe-rate-limit may touch (repeatable).
+    #[arg(long, value_name = "HOST")]
+    allow_host: Vec<String>,
+    /// Send a bounded burst to PATH and look for 429 and Retry-After (loopback or --allow-host only).
+    #[arg(long, value_name = "PATH")]
+    probe_rate_limit: Option<String>,
+    /// Requests in the rate-limit burst.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    burst: u32,
+    /// Trust this PEM certificate (a private CA or a self-signed certificate) for the scan.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Do not verify certificates (reported as a warning).
+    #[arg(long)]
+    insecure: bool,
+    /// Port of the plain-HTTP listener whose redirect to HTTPS is tested (default 80 when the
+    /// URL has no port).
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+    /// Connect to HOST at ADDR instead of asking DNS, e.g. `staging.example.org=203.0.113.7`
+    /// (repeatable; the URL's port is kept).
+    #[arg(long, value_name = "HOST=ADDR", value_parser = host_addr)]
+    resolve: Vec<(String, std::net::SocketAddr)>,
+    /// Port of URL2's plain-HTTP listener (with --compare).
+    #[arg(long, value_name = "PORT", requires = "compare")]
+    compare_http_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuditFormat {
+    /// A table for people (colour on a terminal).
+    Table,
+    /// JSON: grade, score, findings.
+    Json,
+    /// SARIF 2.1.0 for code scanning.
+    Sarif,
+    /// A self-contained HTML page.
+    Html,
+}
+
+fn host_addr(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (host, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected HOST=ADDR, got {s:?}"))?;
+    let ip: std::net::IpAddr = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("not an IP address: {addr:?}"))?;
+    if host.is_empty() {
+        return Err(format!("expected HOST=ADDR, got {s:?}"));
+    }
+    Ok((host.to_ascii_lowercase(), (ip, 0).into()))
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// Runs the audit and prints the report.
+pub(crate) fn run(args: &AuditArgs) -> ExitCode {
+    if let Some(g) = &args.min_grade {
+        if grade_rank(g) == 0 && !g.trim().eq_ignore_ascii_case("F") {
+            eprintln!("buttress audit: --min-grade {g:?} is not a grade (A+, A, A-, B+ … F)");
+            return ExitCode::from(2);
+        }
+    }
+    let ca = match &args.ca_cert {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("buttress audit: cannot read --ca-cert {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if args.insecure {
+        eprintln!("buttress audit: WARNING: --insecure: certificates are not verified; the TLS check only warns");
+    }
+    let mut opts = Options::new();
+    opts.max_requests = args.max_requests;
+    opts.max_time = args.max_time;
+    opts.max_pages = args.max_pages;
+    opts.active = args.active;
+    opts.allow_hosts = args.allow_host.clone();
+    opts.rate_limit_path = args.probe_rate_limit.clone();
+    opts.burst = args.burst;
+    opts.ca_cert_pem = ca;
+    opts.insecure = args.insecure;
+    opts.http_port = args.http_port;
+    opts.resolve = args.resolve.clone();
+    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("buttress audit: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<Vec<Report>, scan::ScanError> = runtime.block_on(async {
+        let mut out = vec![scan::audit(&args.url, &opts).await?];
+        if let Some(u2) = &args.compare {
+            let mut o2 = opts.clone();
+            o2.http_port = args.compare_http_port;
+            out.push(scan::audit(u2, &o2).await?);
+        }
+        Ok(out)
+    });
+    let reports = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("buttress audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let colour = args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let text = match (reports.as_slice(), args.format) {
+        ([a, b], AuditFormat::Table) => report::compare_table(a, b, colour),
+        ([a, b], AuditFormat::Json) => report::compare_json(a, b),
+        ([a, b], AuditFormat::Html) => report::html_compare(a, b),
+        ([a, b], AuditFormat::Sarif) => {
+            eprintln!(
+                "buttress audit: SARIF holds one site; writing the first ({})",
+                b.target
+            );
+            report::sarif(a)
+        }
+        ([a, ..], AuditFormat::Table) => report::table(a, colour),
+        ([a, ..], AuditFormat::Json) => report::json(a),
+        ([a, ..], AuditFormat::Sarif) => report::sarif(a),
+        ([a, ..], AuditFormat::Html) => report::html(a),
+        ([], _) => String::new(),
+    };
+    match &args.output {
+        Some(p) => {
+            if let Err(e) = std::fs::write(p, &text) {
+                eprintln!("buttress audit: cannot write {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+            for r in &reports {
+                eprintln!(
+                    "buttress audit: {} graded {} ({})",
+                    r.target, r.grade, r.score
+                );
+            }
+        }
+        None => print!("{text}"),
+    }
+    if let Some(min) = &args.min_grade {
+        let below: Vec<&Report> = reports
+            .iter()
+            .filter(|r| grade_rank(r.grade) < grade_rank(min))
+            .collect();
+        if !below.is_empty() {
+            for r in below {
+                eprintln!(
+                    "buttress audit: {} graded {}, below --min-grade {min}",
+                    r.target, r.grade
+                );
+            }
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(humantime_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(humantime_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(humantime_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(humantime_duration("x").is_err());
+        let (h, a) = host_addr("Staging.Example.org=203.0.113.7").expect("parses");
+        assert_eq!(
+            (h.as_str(), a.ip().to_string()),
+            ("staging.example.org", "203.0.113.7".into())
+        );
+        assert!(
+            host_addr("x=y").is_err() && host_addr("=1.2.3.4").is_err() && host_addr("x").is_err()
+        );
+    }
+}
