@@ -181,6 +181,11 @@ pub async fn build(
                 ),
                 _ => {}
             }
+            // TODO(redis sessions): when REDIS_URL is set, pass the Redis session store through
+            // BuildOptions::session_store (the CLI will, once the store exists).
+            if settings.redis_url.is_some() {
+                tracing::info!("REDIS_URL is set, but sessions stay in the portal's database until a Redis session store is given");
+            }
             let sql = SqlStore::new(portal.db.pool().clone());
             sql.migrate().await?;
             Arc::new(sql)
