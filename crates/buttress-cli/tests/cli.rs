@@ -357,3 +357,67 @@ async fn serve_runs_the_portal_with_demo_donors() {
     let status = sigterm(&mut s.child);
     assert!(status.success(), "{status:?} {:?}", s.lines);
 }
+
+#[test]
+fn audit_grades_the_served_portal_a_plus() {
+    let dir = std::env::temp_dir().join(format!("buttress-cli-audit-{}", std::process::id()));
+    let data = dir.to_str().expect("utf-8").to_owned();
+    let mut s = serve(
+        &[
+            "serve",
+            "--dev-tls",
+            "--bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            "127.0.0.1:0",
+        ],
+        &[("BUTTRESS_DATA_DIR", &data)],
+    );
+    let http_port = s
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("buttress: plain HTTP on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .expect("redirect listener")
+        .to_owned();
+    let cert = dir.join("dev-tls/cert.pem");
+    let out = run(
+        &[
+            "audit",
+            &format!("{}/login", s.url),
+            "--active",
+            "--ca-cert",
+            cert.to_str().expect("utf-8"),
+            "--http-port",
+            &http_port,
+            "--min-grade",
+            "A+",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["grade"], "A+");
+    for f in report["findings"].as_array().expect("findings") {
+        assert!(
+            matches!(f["verdict"].as_str(), Some("pass" | "info")),
+            "{f:#}"
+        );
+    }
+    let csrf = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == "AUD-CSRF-002")
+        .expect("active CSRF probe");
+    assert_eq!(
+        csrf["verdict"], "pass",
+        "tokenless cross-site POSTs refused"
+    );
+    let status = sigterm(&mut s.child);
+    assert!(status.success());
+    std::fs::remove_dir_all(dir).ok();
+}
