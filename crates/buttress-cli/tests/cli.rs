@@ -421,3 +421,41 @@ fn audit_grades_the_served_portal_a_plus() {
     assert!(status.success());
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[tokio::test]
+async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
+    let cwd = std::env::temp_dir().join(format!("buttress-cli-fresh-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).expect("dir");
+    let child = buttress(&["serve", "--bind", "127.0.0.1:0"], &[])
+        .current_dir(&cwd)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut s = Served {
+        child,
+        url: String::new(),
+        lines: Vec::new(),
+    };
+    let mut reader = BufReader::new(s.child.stderr.take().expect("stderr"));
+    while s.url.is_empty() {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "{:?}",
+            s.lines
+        );
+        if let Some(rest) = line.trim().strip_prefix("buttress: listening on ") {
+            s.url = rest.trim_end_matches('/').to_owned();
+        }
+        s.lines.push(line);
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let res = reqwest::get(format!("{}/requests", s.url))
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+    assert!(cwd.join("buttress-data/portal.sqlite3").is_file());
+    assert!(sigterm(&mut s.child).success());
+    std::fs::remove_dir_all(cwd).ok();
+}
