@@ -91,8 +91,12 @@ impl TestApp {
         }
     }
 
+    /// A new browser on its own loopback address (so per-address limits see one client each).
     pub fn agent(&self) -> Agent {
-        Agent::new(self.router.clone(), "127.0.0.1:40000", "TestBrowser/1.0")
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let peer = format!("127.1.{}.{}:40000", (n / 250) % 250, n % 250 + 1);
+        Agent::new(self.router.clone(), &peer, "TestBrowser/1.0")
     }
 
     pub async fn count(&self, table: Table) -> u64 {
