@@ -149,8 +149,8 @@ pub enum BuildError {
 ///
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
-/// portal's pool, `memory` keeps them in this process, and `redis` uses
-/// [`BuildOptions::session_store`] (falling back to SQL, with a warning, until one is given).
+/// portal's pool, `memory` keeps them in this process, and `redis` uses the Redis store opened
+/// from `REDIS_URL` (or [`BuildOptions::session_store`] when one is given).
 ///
 /// # Errors
 /// [`BuildError`]: refused settings, an unreachable database, a failed migration.
@@ -165,7 +165,16 @@ pub async fn build(
         options.password_params.unwrap_or_default(),
     )
     .await?;
-    let store: Arc<dyn SessionStore> = match (options.session_store, settings.session_store) {
+    // With BUTTRESS_SESSION_STORE=redis, `Buttress::from_settings` opened the Redis store
+    // from REDIS_URL: use it unless the caller gave a store.
+    let from_settings = match settings.session_store {
+        SessionStoreKind::Redis => stack.session_store().cloned(),
+        _ => None,
+    };
+    let store: Arc<dyn SessionStore> = match (
+        options.session_store.or(from_settings),
+        settings.session_store,
+    ) {
         (Some(store), _) => store,
         (None, SessionStoreKind::Memory) => match stack.session_store() {
             Some(store) => store.clone(),

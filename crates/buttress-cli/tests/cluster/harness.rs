@@ -1,0 +1,537 @@
+//! A small cluster on loopback: one Redis, one PostgreSQL and N `buttress serve` processes with
+//! shared settings, each on a free port of 127.0.0.1, as they would run behind a load balancer.
+//!
+//! Every process is stopped by its own id when the [`Cluster`] (or an [`Instance`]) is dropped,
+//! also when a test panics half-way: instances are killed, Redis is killed, PostgreSQL is stopped
+//! and its directory removed (by `buttress-testkit`).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use buttress_testkit::{PostgresServer, RedisServer};
+
+/// The fixed strong key of the tests (never a real deployment's).
+pub const KEY_1: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
+/// The key rotated to.
+pub const KEY_2: &str = "Zt7Wq2LmX9cVb4NpR8sKd1YhF6gJu3Ea0oTiMnB5xQe";
+/// A password the portal accepts.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Number of `buttress serve` processes.
+    pub instances: usize,
+    /// Start Redis and use it for sessions and rate limits.
+    pub redis: bool,
+    /// Start PostgreSQL and use it for the portal (otherwise each instance has its own SQLite).
+    pub postgres: bool,
+    /// Settings for every instance on top of the defaults below.
+    pub env: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// Three instances on shared Redis (sessions, limits) and PostgreSQL.
+    pub fn full() -> Spec {
+        Spec {
+            instances: 3,
+            redis: true,
+            postgres: true,
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds or replaces one setting.
+    pub fn set(mut self, key: &str, value: &str) -> Spec {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A running `buttress serve`.
+pub struct Instance {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    /// The port it listens on (kept across [`Instance::restart`] when possible).
+    pub port: u16,
+    env: Vec<(String, String)>,
+    data_dir: PathBuf,
+    /// Every line the process wrote on stderr (logs), for leak checks and failure messages.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+fn fresh_dir(what: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "buttress-cluster-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl Instance {
+    /// Starts `buttress serve` with `env` (the environment is cleared first) on `bind` and waits
+    /// for its `listening on` line.
+    pub fn start(env: &[(String, String)], data_dir: PathBuf, bind: &str) -> Instance {
+        let mut inst = Instance {
+            child: None,
+            base: String::new(),
+            port: 0,
+            env: env.to_vec(),
+            data_dir,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        inst.spawn(bind);
+        inst
+    }
+
+    fn spawn(&mut self, bind: &str) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_buttress"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .env("BUTTRESS_DATA_DIR", &self.data_dir)
+            .env("BUTTRESS_BIND", bind);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("buttress serve starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        // Drains stderr for the whole life of the process, so logging never blocks it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+                log.lock().expect("log").push(line);
+            }
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => {
+                let base = url
+                    .trim_end_matches('/')
+                    .replace("//localhost:", "//127.0.0.1:");
+                self.port = base
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("a port in the listening line");
+                self.base = base;
+            }
+            Err(_) => {
+                self.kill();
+                panic!(
+                    "buttress serve did not start:\n{}",
+                    self.log.lock().expect("log").join("\n")
+                );
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM (graceful shutdown) without waiting.
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -TERM {pid}");
+        }
+    }
+
+    /// Waits for the process to exit (at most `limit`), returning its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!("buttress serve did not exit within {limit:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, wait, and start again on the same port with `changes` applied to its settings.
+    pub fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        self.sigterm();
+        let code = self.wait_exit(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "graceful exit");
+        for (k, v) in changes {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let bind = format!("127.0.0.1:{}", self.port);
+        self.spawn(&bind);
+    }
+
+    /// Kills the process (SIGKILL) if it still runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The log so far, as one string.
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Redis, PostgreSQL and the instances. Dropping it stops everything.
+pub struct Cluster {
+    /// The instances (dropped first: fields drop in declaration order).
+    pub instances: Vec<Instance>,
+    /// Shared Redis, if any.
+    pub redis: Option<RedisServer>,
+    /// Shared PostgreSQL, if any.
+    pub postgres: Option<PostgresServer>,
+    /// `DATABASE_URL` of the shared database.
+    pub database_url: Option<String>,
+}
+
+impl Cluster {
+    /// Starts what `spec` asks for, the servers first, then every instance.
+    pub fn start(spec: &Spec) -> Cluster {
+        let redis = spec.redis.then(RedisServer::start);
+        let postgres = spec
+            .postgres
+            .then(|| PostgresServer::start().expect("PostgreSQL starts"));
+        let database_url = postgres.as_ref().map(PostgresServer::url);
+        let mut env: Vec<(String, String)> = vec![
+            ("SECRET_KEY".into(), KEY_1.into()),
+            ("BUTTRESS_INSTANCES".into(), spec.instances.to_string()),
+            // Tests send many requests from 127.0.0.1: only the limit test counts them.
+            ("BUTTRESS_RATELIMIT_DEFAULT".into(), "100000 per minute".into()),
+        ];
+        if let Some(r) = &redis {
+            env.push(("REDIS_URL".into(), r.url()));
+            env.push(("BUTTRESS_SESSION_STORE".into(), "redis".into()));
+            env.push(("BUTTRESS_RATELIMIT_STORAGE".into(), r.url()));
+        }
+        if let Some(url) = &database_url {
+            env.push(("DATABASE_URL".into(), url.clone()));
+        }
+        for (k, v) in &spec.env {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let mut cluster = Cluster {
+            instances: Vec::new(),
+            redis,
+            postgres,
+            database_url,
+        };
+        for i in 0..spec.instances {
+            let dir = fresh_dir(&format!("i{i}"));
+            cluster
+                .instances
+                .push(Instance::start(&env, dir, "127.0.0.1:0"));
+        }
+        cluster
+    }
+
+    /// Instance `i` (0-based).
+    pub fn at(&self, i: usize) -> &Instance {
+        &self.instances[i % self.instances.len()]
+    }
+
+    /// Every instance's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| format!("--- instance {i}\n{}", inst.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Redis keys matching `pattern` (KEYS over plain RESP).
+    pub fn redis_keys(&self, pattern: &str) -> Vec<String> {
+        let redis = self.redis.as_ref().expect("a Redis");
+        redis_command(redis.port(), &["KEYS", pattern])
+    }
+}
+
+/// Sends one command over RESP and returns the array reply's strings.
+pub fn redis_command(port: u16, args: &[&str]) -> Vec<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("redis");
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    // Small replies: read until the parse below is complete or the socket is quiet.
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(count) = text
+            .strip_prefix('*')
+            .and_then(|t| t.split("\r\n").next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            if text.matches("\r\n").count() >= 1 + 2 * count {
+                break;
+            }
+        } else if text.ends_with("\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split("\r\n")
+        .skip(1)
+        .filter(|l| !l.starts_with('$') && !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A reply, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// One HTTP client (no cookie store, no redirects) for a whole test.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client")
+}
+
+/// The masked CSRF token of the first POST form in a page.
+pub fn scrape_token(html: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = html.find(marker)?;
+    html[at + marker.len()..]
+        .split('"')
+        .next()
+        .map(str::to_owned)
+        .filter(|t| !t.is_empty())
+}
+
+/// Percent-encodes a form value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A browser: one session cookie and the last CSRF token seen, talking to any instance.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    http: reqwest::Client,
+    /// The `session` cookie's value.
+    pub cookie: Option<String>,
+    /// The last masked CSRF token scraped from a page.
+    pub token: Option<String>,
+}
+
+impl Browser {
+    /// A browser without a session.
+    pub fn new(http: &reqwest::Client) -> Browser {
+        Browser {
+            http: http.clone(),
+            cookie: None,
+            token: None,
+        }
+    }
+
+    /// Sends a request built by `req` with the cookie, and keeps any new cookie and token.
+    pub async fn send(&mut self, req: reqwest::RequestBuilder) -> Reply {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", format!("session={c}")),
+            None => req,
+        };
+        let res = req.send().await.expect("the instance answers");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.text().await.unwrap_or_default();
+        for set in headers.get_all("set-cookie") {
+            let set = set.to_str().unwrap_or("");
+            if let Some(rest) = set.strip_prefix("session=") {
+                let value = rest.split(';').next().unwrap_or("");
+                let cleared = value.is_empty() || set.contains("Max-Age=0");
+                self.cookie = (!cleared).then(|| value.to_owned());
+            }
+        }
+        if let Some(t) = scrape_token(&body) {
+            self.token = Some(t);
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET `path` on `inst`.
+    pub async fn get(&mut self, inst: &Instance, path: &str) -> Reply {
+        let req = self.http.get(inst.url(path));
+        self.send(req).await
+    }
+
+    /// POST a form to `path` on `inst` with the current token and a same-origin `Origin`.
+    pub async fn post(&mut self, inst: &Instance, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let token = self.token.clone().unwrap_or_default();
+        self.post_with_token(inst, path, fields, &token).await
+    }
+
+    /// POST a form with an explicit token.
+    pub async fn post_with_token(
+        &mut self,
+        inst: &Instance,
+        path: &str,
+        fields: &[(&str, &str)],
+        token: &str,
+    ) -> Reply {
+        let mut body = format!("csrf_token={}", encode(token));
+        for (k, v) in fields {
+            body.push_str(&format!("&{}={}", encode(k), encode(v)));
+        }
+        let req = self
+            .http
+            .post(inst.url(path))
+            .header("origin", &inst.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+
+    /// Signs up (on `a`) and signs in (on `b`); panics unless both work.
+    pub async fn sign_up_and_in(&mut self, a: &Instance, b: &Instance, email: &str) {
+        self.get(a, "/signup").await;
+        let r = self
+            .post(a, "/signup", &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status, 303, "sign-up: {}", r.body);
+        self.sign_in(b, email).await;
+    }
+
+    /// Signs in on `inst`; panics unless it works.
+    pub async fn sign_in(&mut self, inst: &Instance, email: &str) {
+        self.get(inst, "/login").await;
+        let r = self
+            .post(inst, "/login", &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status, 303, "sign-in: {}", r.body);
+        assert_eq!(r.header("location"), "/", "sign-in: {}", r.body);
+    }
+
+    /// Whether `inst` sees this browser signed in (the sessions page answers 200 with the email).
+    pub async fn signed_in_on(&mut self, inst: &Instance, email: &str) -> bool {
+        let r = self.get(inst, "/account/sessions").await;
+        r.status == 200 && r.body.contains(email)
+    }
+}
+
+/// Texts that must never reach a client: driver and store messages, SQL, addresses, panics.
+pub fn assert_no_internals(body: &str, ports: &[u16], context: &str) {
+    let lower = body.to_lowercase();
+    for needle in [
+        "sqlx",
+        "postgres",
+        "select ",
+        "insert into",
+        "redis",
+        "connection refused",
+        "os error",
+        "127.0.0.1",
+        "panicked",
+        "backtrace",
+        "pooltimedout",
+        "src/",
+        ".rs:",
+    ] {
+        assert!(
+            !lower.contains(needle),
+            "{context}: the body leaks {needle:?}:\n{body}"
+        );
+    }
+    for port in ports {
+        assert!(
+            !body.contains(&format!(":{port}")),
+            "{context}: the body leaks port {port}:\n{body}"
+        );
+    }
+}
+
+/// The p-th percentile (0..=100) of `samples`.
+pub fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut s = samples.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = (s.len() * p).div_ceil(100).saturating_sub(1).min(s.len() - 1);
+    s[idx]
+}
