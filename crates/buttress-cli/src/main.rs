@@ -253,8 +253,20 @@ fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Install the SIGTERM / Ctrl-C handlers before the listening line: a supervisor (or a
+        // test) may stop the process as soon as it reads it, and an unhandled SIGTERM would
+        // kill it without finishing in-flight requests.
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let early = tokio::select! {
+            biased;
+            () = &mut shutdown => true,
+            () = std::future::ready(()) => false,
+        };
         announce(server.local_addr(), tls, server.http_addr(), dev_cert);
-        shutdown_signal().await;
+        if !early {
+            shutdown.await;
+        }
         tracing::info!("shutting down: finishing in-flight requests");
         server.shutdown().await;
         portal.db.close().await;

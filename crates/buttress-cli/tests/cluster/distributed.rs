@@ -112,7 +112,11 @@ async fn global_limit_on_redis_admits_exactly_50_of_600_across_three_instances()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn global_limit_on_redis_never_admits_more_than_50_of_600_when_failing_closed() {
     let (b, cluster) = burst_of_600("fail-closed").await;
-    assert!(b.admitted <= gcra_bound(b.elapsed), "{b:?}\n{}", cluster.logs());
+    assert!(
+        b.admitted <= gcra_bound(b.elapsed),
+        "{b:?}\n{}",
+        cluster.logs()
+    );
     if b.unavailable == 0 && b.elapsed < Duration::from_millis(1200) {
         assert_eq!(b.admitted, 50, "{b:?}");
     }
@@ -144,9 +148,7 @@ async fn session_made_on_one_instance_works_on_the_others_and_sign_out_everywher
     assert!(laptop.cookie != phone.cookie);
 
     // Sign out everywhere, from the phone, on instance 3.
-    let r = phone
-        .post(i3, "/account/sessions/revoke-all", &[])
-        .await;
+    let r = phone.post(i3, "/account/sessions/revoke-all", &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     for inst in [i1, i2, i3] {
         let r = laptop.get(inst, "/account/sessions").await;
@@ -192,7 +194,9 @@ async fn csrf_token_from_one_instance_is_accepted_by_another_for_the_same_sessio
             .post_with_token(inst, "/requests/new", &fields, &ana_token)
             .await;
         assert_eq!(r.status, 403, "Ana's token with Ben's cookie: {}", r.body);
-        let r = ben.post_with_token(inst, "/requests/new", &fields, "").await;
+        let r = ben
+            .post_with_token(inst, "/requests/new", &fields, "")
+            .await;
         assert_eq!(r.status, 403, "no token: {}", r.body);
     }
     // Ben's own token still works after the refusals.

@@ -241,7 +241,10 @@ impl Cluster {
             ("SECRET_KEY".into(), KEY_1.into()),
             ("BUTTRESS_INSTANCES".into(), spec.instances.to_string()),
             // Tests send many requests from 127.0.0.1: only the limit test counts them.
-            ("BUTTRESS_RATELIMIT_DEFAULT".into(), "100000 per minute".into()),
+            (
+                "BUTTRESS_RATELIMIT_DEFAULT".into(),
+                "100000 per minute".into(),
+            ),
         ];
         if let Some(r) = &redis {
             env.push(("REDIS_URL".into(), r.url()));
@@ -386,6 +389,24 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+/// Where a browser sends its requests: an instance, or its base URL.
+pub trait Site {
+    /// `http://127.0.0.1:PORT`.
+    fn base(&self) -> &str;
+}
+
+impl Site for Instance {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+impl Site for String {
+    fn base(&self) -> &str {
+        self
+    }
+}
+
 /// A browser: one session cookie and the last CSRF token seen, talking to any instance.
 #[derive(Debug, Clone)]
 pub struct Browser {
@@ -435,13 +456,18 @@ impl Browser {
     }
 
     /// GET `path` on `inst`.
-    pub async fn get(&mut self, inst: &Instance, path: &str) -> Reply {
-        let req = self.http.get(inst.url(path));
+    pub async fn get(&mut self, inst: &(impl Site + ?Sized), path: &str) -> Reply {
+        let req = self.http.get(format!("{}{path}", inst.base()));
         self.send(req).await
     }
 
     /// POST a form to `path` on `inst` with the current token and a same-origin `Origin`.
-    pub async fn post(&mut self, inst: &Instance, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub async fn post(
+        &mut self,
+        inst: &(impl Site + ?Sized),
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Reply {
         let token = self.token.clone().unwrap_or_default();
         self.post_with_token(inst, path, fields, &token).await
     }
@@ -449,7 +475,7 @@ impl Browser {
     /// POST a form with an explicit token.
     pub async fn post_with_token(
         &mut self,
-        inst: &Instance,
+        inst: &(impl Site + ?Sized),
         path: &str,
         fields: &[(&str, &str)],
         token: &str,
@@ -460,8 +486,8 @@ impl Browser {
         }
         let req = self
             .http
-            .post(inst.url(path))
-            .header("origin", &inst.base)
+            .post(format!("{}{path}", inst.base()))
+            .header("origin", inst.base())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
         self.send(req).await
@@ -532,6 +558,9 @@ pub fn percentile(samples: &[Duration], p: usize) -> Duration {
     if s.is_empty() {
         return Duration::ZERO;
     }
-    let idx = (s.len() * p).div_ceil(100).saturating_sub(1).min(s.len() - 1);
+    let idx = (s.len() * p)
+        .div_ceil(100)
+        .saturating_sub(1)
+        .min(s.len() - 1);
     s[idx]
 }
