@@ -319,7 +319,7 @@ pub fn redis_command(port: u16, args: &[&str]) -> Vec<String> {
             .and_then(|t| t.split("\r\n").next())
             .and_then(|n| n.parse::<usize>().ok())
         {
-            if text.matches("\r\n").count() >= 1 + 2 * count {
+            if text.matches("\r\n").count() > 2 * count {
                 break;
             }
         } else if text.ends_with("\r\n") {
