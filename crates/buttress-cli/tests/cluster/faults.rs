@@ -741,7 +741,7 @@ fn sigterm_right_after_the_listening_line_exits_gracefully() {
         postgres: false,
         env: Vec::new(),
     });
-    for _ in 0..3 {
+    for _ in 0..5 {
         cluster.instances[0].restart_with(&[]);
     }
     cluster.instances[0].sigterm();
