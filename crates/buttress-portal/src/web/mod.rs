@@ -32,6 +32,7 @@ use axum::Router;
 use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
 use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
+use buttress::ratelimit::LoginThrottle;
 use buttress::session::sql::SqlStore;
 use buttress::session::{Session, SessionError, SessionStore};
 use buttress::settings::{SessionStoreKind, Settings};
@@ -46,26 +47,42 @@ use crate::Portal;
 /// without a token).
 pub const CSP_REPORT_PATH: &str = "/csp-report";
 
-/// The session key holding the signed-in user's id (set through [`Session::set_user`]).
+/// The session key of the one-time message shown on the next page.
 const FLASH_KEY: &str = "flash";
+
+/// Requests to `/login` (form and submissions together) per client address: the article's
+/// figure. Counted outside the CSRF check, so refused posts count too.
+pub const LOGIN_LIMIT: &str = "5 per minute";
+
+/// Requests to `/signup` per client address (bounds probing for registered addresses).
+pub const SIGN_UP_LIMIT: &str = "10 per minute; 60 per hour";
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database and accounts.
     pub portal: Portal,
-    /// Whether sessions live on the server (listing and revoking work).
-    pub server_side_sessions: bool,
+    /// Failed sign-ins per account and address, with capped backoff
+    /// ([`LoginThrottle`]: in memory, or on Redis from [`Buttress::login_throttle`]).
+    pub login_throttle: LoginThrottle,
 }
 
 impl AppState {
-    /// State over `portal`, with server-side sessions.
+    /// State over `portal`, with an in-memory login throttle.
     #[must_use]
     pub fn new(portal: Portal) -> Self {
         AppState {
             portal,
-            server_side_sessions: true,
+            login_throttle: LoginThrottle::new(),
         }
+    }
+
+    /// Uses `throttle` for failed sign-ins (e.g. [`Buttress::login_throttle`], in the
+    /// configured rate-limit storage).
+    #[must_use]
+    pub fn with_login_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.login_throttle = throttle;
+        self
     }
 }
 
@@ -141,11 +158,15 @@ pub enum BuildError {
     /// The session table could not be created.
     #[error("the session table could not be created: {0}")]
     Sessions(#[from] buttress::session::StoreError),
+    /// A route limit did not build.
+    #[error("a rate limit of the portal did not build: {0}")]
+    RateLimit(#[from] buttress::ratelimit::RateLimitError),
 }
 
 /// Opens the database (PostgreSQL when `DATABASE_URL` is a `postgres://` URL, else SQLite in
 /// `data_dir`), runs the migrations, puts sessions in the same database and wraps
-/// [`router`] in the whole Buttress stack.
+/// [`router`] in the whole Buttress stack, with [`LOGIN_LIMIT`] on `/login`, [`SIGN_UP_LIMIT`]
+/// on `/signup` and the login throttle in the configured rate-limit storage.
 ///
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
@@ -191,10 +212,13 @@ pub async fn build(
             Arc::new(sql)
         }
     };
+    let state = AppState::new(portal.clone()).with_login_throttle(stack.login_throttle());
     let app = stack
         .with_session_store(store)
         .csrf_exempt(CSP_REPORT_PATH)
-        .apply(router(AppState::new(portal.clone())));
+        .limit_route(paths::LOG_IN, LOGIN_LIMIT)?
+        .limit_route(paths::SIGN_UP, SIGN_UP_LIMIT)?
+        .apply(router(state));
     Ok((app, portal))
 }
 

@@ -44,6 +44,7 @@ checks!(
     crate::flows::change_password_revokes_others => change_password,
     crate::flows::csrf_refusals_change_nothing => csrf,
     crate::flows::plumbing_routes => plumbing,
+    crate::flows::login_limits_per_address_and_account => login_limits,
     crate::injection::payloads_through_every_input => injection,
 );
 
