@@ -15,6 +15,9 @@
 //! [`CspNonce`] and [`Viewer`] (the signed-in user, if any). Every error a handler returns is
 //! an [`AppError`], answered as a [`Problem`] (HTML or problem+json by `Accept`) without
 //! internals; a form with validation errors is re-rendered with 422 and [`KeepBody`].
+//!
+//! [`build`] adds the portal's limits: [`LOGIN_LIMIT`] on `/login` and [`SIGN_UP_LIMIT`] on
+//! `/signup` per client address, and a [`LoginThrottle`] counting failed sign-ins per account.
 
 mod account;
 mod api;
