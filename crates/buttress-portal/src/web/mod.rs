@@ -134,8 +134,7 @@ pub fn router(state: AppState) -> Router {
 pub struct BuildOptions {
     /// argon2id costs (default: OWASP's; tests lower them).
     pub password_params: Option<PasswordParams>,
-    /// A session store to use instead of the SQL one (the hook for Redis: `REDIS_URL` with
-    /// `BUTTRESS_SESSION_STORE=redis` passes a Redis store here).
+    /// A session store to use instead of the one the settings choose.
     pub session_store: Option<Arc<dyn SessionStore>>,
 }
 
@@ -173,8 +172,8 @@ pub enum BuildError {
 ///
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
-/// portal's pool, `memory` keeps them in this process, and `redis` uses
-/// [`BuildOptions::session_store`] (falling back to SQL, with a warning, until one is given).
+/// portal's pool, `memory` keeps them in this process, and `redis` in Redis at `REDIS_URL`
+/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these.
 ///
 /// # Errors
 /// [`BuildError`]: refused settings, an unreachable database, a failed migration.
@@ -189,26 +188,17 @@ pub async fn build(
         options.password_params.unwrap_or_default(),
     )
     .await?;
-    let store: Arc<dyn SessionStore> = match (options.session_store, settings.session_store) {
+    let configured = stack.session_store().cloned();
+    let store: Arc<dyn SessionStore> = match (options.session_store, configured) {
         (Some(store), _) => store,
-        (None, SessionStoreKind::Memory) => match stack.session_store() {
-            Some(store) => store.clone(),
-            None => Arc::new(buttress::session::MemoryStore::default()),
-        },
-        (None, kind) => {
-            match kind {
-                SessionStoreKind::Cookie => tracing::info!(
-                    "the portal keeps sessions in its database (BUTTRESS_SESSION_STORE=cookie cannot revoke sessions)"
-                ),
-                SessionStoreKind::Redis => tracing::warn!(
-                    "BUTTRESS_SESSION_STORE=redis: no Redis session store was given; keeping sessions in the portal's database"
-                ),
-                _ => {}
-            }
-            // TODO(redis sessions): when REDIS_URL is set, pass the Redis session store through
-            // BuildOptions::session_store (the CLI will, once the store exists).
-            if settings.redis_url.is_some() {
-                tracing::info!("REDIS_URL is set, but sessions stay in the portal's database until a Redis session store is given");
+        // `memory` and `redis` (REDIS_URL): the store the stack made from the settings.
+        (None, Some(store)) => store,
+        // `cookie` (the default) and `sql`: the portal's database.
+        (None, None) => {
+            if settings.session_store == SessionStoreKind::Cookie {
+                tracing::info!(
+                    "the portal keeps sessions in its database (encrypted cookies cannot be revoked); BUTTRESS_SESSION_STORE=redis keeps them in Redis"
+                );
             }
             let sql = SqlStore::new(portal.db.pool().clone());
             sql.migrate().await?;
