@@ -76,8 +76,13 @@ impl TestApp {
     }
 
     pub async fn open(database_url: Option<&str>) -> TestApp {
+        TestApp::open_with(database_url, &[]).await
+    }
+
+    /// With extra settings (e.g. Redis for sessions and limits).
+    pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
         let dir = fresh_dir("web");
-        let settings = settings(&dir, database_url, &[]);
+        let settings = settings(&dir, database_url, extra);
         let (router, portal) = build(
             &settings,
             BuildOptions {
