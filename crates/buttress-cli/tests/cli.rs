@@ -387,6 +387,8 @@ fn audit_grades_the_served_portal_a_plus() {
             "audit",
             &format!("{}/login", s.url),
             "--active",
+            "--probe-rate-limit",
+            "/login",
             "--ca-cert",
             cert.to_str().expect("utf-8"),
             "--http-port",

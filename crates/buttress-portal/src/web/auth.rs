@@ -8,9 +8,13 @@
 //! * Sign-out is a POST (CSRF-checked) that deletes the session record and clears the cookie.
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
+use buttress::errors::{KeepBody, Problem};
 use buttress::headers::CspNonce;
+use buttress::proxy::ClientIp;
+use buttress::ratelimit::LoginVerdict;
 use buttress::session::Session;
 
 use super::{invalid_form, page, see_other, set_flash, AppResult, AppState, PageParts, Viewer};
@@ -62,14 +66,39 @@ pub(crate) async fn log_in_form(nonce: CspNonce, viewer: Viewer) -> AppResult {
     Ok(page(render::log_in(&parts.ctx(), "", None)?))
 }
 
+/// Sign-in. Besides the per-address route limit ([`super::LOGIN_LIMIT`]), failures are counted
+/// per account (known or not: the same for both) with capped backoff: past the allowance the
+/// form answers 429 with `Retry-After` before any password is checked.
 pub(crate) async fn log_in(
     State(state): State<AppState>,
     nonce: CspNonce,
+    ClientIp(ip): ClientIp,
     session: Session,
     Form(form): Form<LogInForm>,
 ) -> AppResult {
-    // TODO(issue-4 ratelimit): per-IP "5 per minute" route limit and per-account backoff
-    // from `buttress::ratelimit` once it is merged into main.
+    let throttle = &state.login_throttle;
+    let account = form.email.trim().to_lowercase();
+    match throttle.check(&account, ip).await {
+        Ok(LoginVerdict::Allowed) => {}
+        Ok(LoginVerdict::Wait { retry_after }) => {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let secs = secs.max(1);
+            let message = format!(
+                "Too many failed sign-ins. Wait {secs} second{} and try again.",
+                if secs == 1 { "" } else { "s" }
+            );
+            let parts = PageParts::new(nonce, &session, None, true).await?;
+            let html = render::log_in(&parts.ctx(), &form.email, Some(&message))?;
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                KeepBody,
+                Html(html),
+            )
+                .into_response());
+        }
+        Err(_) => return Ok(throttle_unavailable()),
+    }
     match state
         .portal
         .accounts
@@ -77,12 +106,31 @@ pub(crate) async fn log_in(
         .await?
     {
         Some(user) => {
+            if throttle.succeeded(&account, ip).await.is_err() {
+                return Ok(throttle_unavailable());
+            }
             session.set_user(Some(&user.id.to_string())).await?;
             set_flash(&session, FlashKind::Success, "You are signed in.").await?;
             Ok(see_other(paths::HOME))
         }
-        None => failed_log_in(nonce, &session, &form.email).await,
+        None => {
+            if throttle.failed(&account, ip).await.is_err() {
+                return Ok(throttle_unavailable());
+            }
+            failed_log_in(nonce, &session, &form.email).await
+        }
     }
+}
+
+/// The login throttle's store is down: it fails closed.
+fn throttle_unavailable() -> Response {
+    let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_kind("rate-limit-unavailable")
+        .with_detail("Signing in is briefly unavailable. Please try again in a moment.")
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    res
 }
 
 /// The sign-in form again with the one generic message.

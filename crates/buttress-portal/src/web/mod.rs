@@ -15,6 +15,9 @@
 //! [`CspNonce`] and [`Viewer`] (the signed-in user, if any). Every error a handler returns is
 //! an [`AppError`], answered as a [`Problem`] (HTML or problem+json by `Accept`) without
 //! internals; a form with validation errors is re-rendered with 422 and [`KeepBody`].
+//!
+//! [`build`] adds the portal's limits: [`LOGIN_LIMIT`] on `/login` and [`SIGN_UP_LIMIT`] on
+//! `/signup` per client address, and a [`LoginThrottle`] counting failed sign-ins per account.
 
 mod account;
 mod api;
@@ -32,6 +35,7 @@ use axum::Router;
 use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
 use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
+use buttress::ratelimit::LoginThrottle;
 use buttress::session::sql::SqlStore;
 use buttress::session::{Session, SessionError, SessionStore};
 use buttress::settings::{SessionStoreKind, Settings};
@@ -46,26 +50,42 @@ use crate::Portal;
 /// without a token).
 pub const CSP_REPORT_PATH: &str = "/csp-report";
 
-/// The session key holding the signed-in user's id (set through [`Session::set_user`]).
+/// The session key of the one-time message shown on the next page.
 const FLASH_KEY: &str = "flash";
+
+/// Requests to `/login` (form and submissions together) per client address: the article's
+/// figure. Counted outside the CSRF check, so refused posts count too.
+pub const LOGIN_LIMIT: &str = "5 per minute";
+
+/// Requests to `/signup` per client address (bounds probing for registered addresses).
+pub const SIGN_UP_LIMIT: &str = "10 per minute; 60 per hour";
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database and accounts.
     pub portal: Portal,
-    /// Whether sessions live on the server (listing and revoking work).
-    pub server_side_sessions: bool,
+    /// Failed sign-ins per account and address, with capped backoff
+    /// ([`LoginThrottle`]: in memory, or on Redis from [`Buttress::login_throttle`]).
+    pub login_throttle: LoginThrottle,
 }
 
 impl AppState {
-    /// State over `portal`, with server-side sessions.
+    /// State over `portal`, with an in-memory login throttle.
     #[must_use]
     pub fn new(portal: Portal) -> Self {
         AppState {
             portal,
-            server_side_sessions: true,
+            login_throttle: LoginThrottle::new(),
         }
+    }
+
+    /// Uses `throttle` for failed sign-ins (e.g. [`Buttress::login_throttle`], in the
+    /// configured rate-limit storage).
+    #[must_use]
+    pub fn with_login_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.login_throttle = throttle;
+        self
     }
 }
 
@@ -114,8 +134,7 @@ pub fn router(state: AppState) -> Router {
 pub struct BuildOptions {
     /// argon2id costs (default: OWASP's; tests lower them).
     pub password_params: Option<PasswordParams>,
-    /// A session store to use instead of the SQL one (the hook for Redis: `REDIS_URL` with
-    /// `BUTTRESS_SESSION_STORE=redis` passes a Redis store here).
+    /// A session store to use instead of the one the settings choose.
     pub session_store: Option<Arc<dyn SessionStore>>,
 }
 
@@ -141,16 +160,20 @@ pub enum BuildError {
     /// The session table could not be created.
     #[error("the session table could not be created: {0}")]
     Sessions(#[from] buttress::session::StoreError),
+    /// A route limit did not build.
+    #[error("a rate limit of the portal did not build: {0}")]
+    RateLimit(#[from] buttress::ratelimit::RateLimitError),
 }
 
 /// Opens the database (PostgreSQL when `DATABASE_URL` is a `postgres://` URL, else SQLite in
 /// `data_dir`), runs the migrations, puts sessions in the same database and wraps
-/// [`router`] in the whole Buttress stack.
+/// [`router`] in the whole Buttress stack, with [`LOGIN_LIMIT`] on `/login`, [`SIGN_UP_LIMIT`]
+/// on `/signup` and the login throttle in the configured rate-limit storage.
 ///
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
-/// portal's pool, `memory` keeps them in this process, and `redis` uses the Redis store opened
-/// from `REDIS_URL` (or [`BuildOptions::session_store`] when one is given).
+/// portal's pool, `memory` keeps them in this process, and `redis` in Redis at `REDIS_URL`
+/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these.
 ///
 /// # Errors
 /// [`BuildError`]: refused settings, an unreachable database, a failed migration.
@@ -165,45 +188,30 @@ pub async fn build(
         options.password_params.unwrap_or_default(),
     )
     .await?;
-    // With BUTTRESS_SESSION_STORE=redis, `Buttress::from_settings` opened the Redis store
-    // from REDIS_URL: use it unless the caller gave a store.
-    let from_settings = match settings.session_store {
-        SessionStoreKind::Redis => stack.session_store().cloned(),
-        _ => None,
-    };
-    let store: Arc<dyn SessionStore> = match (
-        options.session_store.or(from_settings),
-        settings.session_store,
-    ) {
+    let configured = stack.session_store().cloned();
+    let store: Arc<dyn SessionStore> = match (options.session_store, configured) {
         (Some(store), _) => store,
-        (None, SessionStoreKind::Memory) => match stack.session_store() {
-            Some(store) => store.clone(),
-            None => Arc::new(buttress::session::MemoryStore::default()),
-        },
-        (None, kind) => {
-            match kind {
-                SessionStoreKind::Cookie => tracing::info!(
-                    "the portal keeps sessions in its database (BUTTRESS_SESSION_STORE=cookie cannot revoke sessions)"
-                ),
-                SessionStoreKind::Redis => tracing::warn!(
-                    "BUTTRESS_SESSION_STORE=redis: no Redis session store was given; keeping sessions in the portal's database"
-                ),
-                _ => {}
-            }
-            // TODO(redis sessions): when REDIS_URL is set, pass the Redis session store through
-            // BuildOptions::session_store (the CLI will, once the store exists).
-            if settings.redis_url.is_some() {
-                tracing::info!("REDIS_URL is set, but sessions stay in the portal's database until a Redis session store is given");
+        // `memory` and `redis` (REDIS_URL): the store the stack made from the settings.
+        (None, Some(store)) => store,
+        // `cookie` (the default) and `sql`: the portal's database.
+        (None, None) => {
+            if settings.session_store == SessionStoreKind::Cookie {
+                tracing::info!(
+                    "the portal keeps sessions in its database (encrypted cookies cannot be revoked); BUTTRESS_SESSION_STORE=redis keeps them in Redis"
+                );
             }
             let sql = SqlStore::new(portal.db.pool().clone());
             sql.migrate().await?;
             Arc::new(sql)
         }
     };
+    let state = AppState::new(portal.clone()).with_login_throttle(stack.login_throttle());
     let app = stack
         .with_session_store(store)
         .csrf_exempt(CSP_REPORT_PATH)
-        .apply(router(AppState::new(portal.clone())));
+        .limit_route(paths::LOG_IN, LOGIN_LIMIT)?
+        .limit_route(paths::SIGN_UP, SIGN_UP_LIMIT)?
+        .apply(router(state));
     Ok((app, portal))
 }
 

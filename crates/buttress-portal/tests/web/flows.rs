@@ -828,3 +828,78 @@ pub async fn plumbing_routes(app: TestApp) {
         .await;
     assert!(r.status.is_success(), "{:?} {}", r.status, r.body);
 }
+
+pub async fn login_limits_per_address_and_account(app: TestApp) {
+    let mut a = app.agent();
+    a.sign_up("ada@example.org", PASSWORD).await;
+    // Per address: 5 requests to /login a minute, the form and the posts together.
+    a.get("/login").await.assert_status(200);
+    for _ in 0..4 {
+        a.post(
+            "/login",
+            &[("email", "ada@example.org"), ("password", "not it at all")],
+        )
+        .await
+        .assert_status(422);
+    }
+    let r = a
+        .post_raw(
+            "/login",
+            &form_body(&[
+                ("csrf_token", a.token.clone().as_deref().unwrap_or("")),
+                ("email", "ada@example.org"),
+                ("password", PASSWORD),
+            ]),
+            &[("origin", ORIGIN), ("accept", "application/json")],
+        )
+        .await;
+    r.assert_status(429);
+    assert_eq!(r.json()["reason"], "rate-limited");
+    assert!(r.header("retry-after").is_some());
+    assert!(!a.signed_in().await, "even the right password waits");
+    // Another address is not affected.
+    let mut victim = app.agent();
+    victim
+        .sign_in("ada@example.org", PASSWORD)
+        .await
+        .assert_redirect("/");
+
+    // Per account, from many addresses: after the allowance every further try waits, for a
+    // registered address and an unknown one alike; the owner's own network is not locked out.
+    for account in ["ada@example.org", "nobody@example.org"] {
+        let mut first_wait = None;
+        for i in 0..60 {
+            let mut attacker = app.agent();
+            attacker.get("/login").await;
+            let r = attacker
+                .post(
+                    "/login",
+                    &[("email", account), ("password", "guess guess guess")],
+                )
+                .await;
+            match r.status.as_u16() {
+                422 => assert!(r.body.contains(LOG_IN_FAILED)),
+                429 => {
+                    assert!(r.body.contains("Too many failed sign-ins"), "{}", r.body);
+                    assert!(r.header("retry-after").is_some());
+                    first_wait = Some(i);
+                    break;
+                }
+                s => panic!("{account}: status {s}"),
+            }
+        }
+        let first_wait = first_wait.unwrap_or_else(|| panic!("{account}: never throttled"));
+        eprintln!("{account}: first throttled attempt from a new address: #{first_wait}");
+        // The account allows a burst of 50 failures an hour; the four above from `a` count too.
+        assert!(
+            (40..=50).contains(&first_wait),
+            "{account}: throttled after {first_wait}"
+        );
+    }
+    victim.get("/").await;
+    victim.post("/logout", &[]).await.assert_redirect("/");
+    victim
+        .sign_in("ada@example.org", PASSWORD)
+        .await
+        .assert_redirect("/");
+}

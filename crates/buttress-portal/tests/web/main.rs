@@ -44,6 +44,7 @@ checks!(
     crate::flows::change_password_revokes_others => change_password,
     crate::flows::csrf_refusals_change_nothing => csrf,
     crate::flows::plumbing_routes => plumbing,
+    crate::flows::login_limits_per_address_and_account => login_limits,
     crate::injection::payloads_through_every_input => injection,
 );
 
@@ -58,5 +59,27 @@ async fn postgres_all() {
         let db = app.portal.db.clone();
         check(app).await;
         db.close().await;
+    }
+}
+
+/// Sessions and limits on a real Redis (`BUTTRESS_SESSION_STORE=redis`, `REDIS_URL`,
+/// `BUTTRESS_RATELIMIT_STORAGE`): the flows that depend on the stores run unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_and_limits() {
+    let redis = buttress_testkit::RedisServer::start();
+    let url = redis.url();
+    let extra = [
+        ("BUTTRESS_SESSION_STORE", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("BUTTRESS_RATELIMIT_STORAGE", url.as_str()),
+    ];
+    for (name, check) in ALL.iter().filter(|(name, _)| {
+        matches!(
+            *name,
+            "sign_in" | "sign_out" | "sessions" | "change_password" | "login_limits"
+        )
+    }) {
+        eprintln!("redis: {name}");
+        check(TestApp::open_with(None, &extra).await).await;
     }
 }
