@@ -122,15 +122,48 @@ async fn global_limit_on_redis_never_admits_more_than_50_of_600_when_failing_clo
     }
 }
 
+/// The portal's `5 per minute` on `/login` (moving window, failing closed) on Redis: 30 requests
+/// to the sign-in form from one address, round-robin over three instances, all at once, get
+/// exactly 5 forms and 25 refusals (a check past the store's budget would be a 503, never an
+/// extra form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_limit_on_redis_admits_exactly_5_of_30_across_three_instances() {
+    let cluster = Cluster::start(&Spec {
+        postgres: false,
+        ..Spec::full()
+    });
+    let browser = Browser::new();
+    let mut tasks = Vec::new();
+    for n in 0..30usize {
+        let mut b = browser.clone();
+        let base = cluster.at(n).base.clone();
+        tasks.push(tokio::spawn(
+            async move { b.get(&base, "/login").await.status },
+        ));
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        *statuses.entry(t.await.expect("task")).or_default() += 1;
+    }
+    let forms = statuses.get(&200).copied().unwrap_or(0);
+    let refused = statuses.get(&429).copied().unwrap_or(0);
+    let unavailable = statuses.get(&503).copied().unwrap_or(0);
+    assert_eq!(forms + refused + unavailable, 30, "{statuses:?}");
+    assert!(forms <= 5, "{statuses:?}");
+    if unavailable == 0 {
+        assert_eq!(forms, 5, "{statuses:?}");
+    }
+    eprintln!("/login x30 over 3 instances: {statuses:?}");
+}
+
 /// A session made on instance 1 works on 2 and 3, lives in Redis, and "sign out everywhere"
 /// on instance 3 ends it on 1 (and ends the device that asked, too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_made_on_one_instance_works_on_the_others_and_sign_out_everywhere_ends_it() {
     let cluster = Cluster::start(&Spec::full());
     let (i1, i2, i3) = (cluster.at(0), cluster.at(1), cluster.at(2));
-    let http = client();
     let email = "ana@example.org";
-    let mut laptop = Browser::new(&http);
+    let mut laptop = Browser::new();
     laptop.sign_up_and_in(i1, i1, email).await;
     assert!(
         !cluster.redis_keys("buttress:{sess}:*").is_empty(),
@@ -141,7 +174,7 @@ async fn session_made_on_one_instance_works_on_the_others_and_sign_out_everywher
         assert!(laptop.signed_in_on(inst, email).await);
     }
     // A second device signs in on instance 2; both sessions are listed everywhere.
-    let mut phone = Browser::new(&http);
+    let mut phone = Browser::new();
     phone.sign_in(i2, email).await;
     let page = phone.get(i3, "/account/sessions").await;
     assert_eq!(page.status, 200);
@@ -164,10 +197,9 @@ async fn session_made_on_one_instance_works_on_the_others_and_sign_out_everywher
 async fn csrf_token_from_one_instance_is_accepted_by_another_for_the_same_session_only() {
     let cluster = Cluster::start(&Spec::full());
     let (i1, i2, i3) = (cluster.at(0), cluster.at(1), cluster.at(2));
-    let http = client();
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     ana.sign_up_and_in(i1, i2, "ana@example.org").await;
-    let mut ben = Browser::new(&http);
+    let mut ben = Browser::new();
     ben.sign_up_and_in(i2, i3, "ben@example.org").await;
 
     // Ana's token, issued on instance 1.

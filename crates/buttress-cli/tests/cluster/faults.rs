@@ -131,7 +131,7 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
     let ports = [redis_port, pg_port];
     let http = client();
     let email = "ana@example.org";
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     ana.sign_up_and_in(cluster.at(0), cluster.at(1), email)
         .await;
     let bases: Vec<String> = cluster.instances.iter().map(|i| i.base.clone()).collect();
@@ -162,7 +162,7 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
         );
         assert_no_internals(&body, &ports, "session page during the outage");
         // Signing in fails closed.
-        let mut eve = Browser::new(&http);
+        let mut eve = Browser::new();
         let r = eve.get(inst, "/login").await;
         assert!([429, 503].contains(&r.status), "login form: {}", r.status);
         assert_no_internals(&r.body, &ports, "login form during the outage");
@@ -180,6 +180,11 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
             [429, 503].contains(&r.status),
             "sign-in during the outage must fail closed, got {}: {}",
             r.status,
+            r.body
+        );
+        assert!(
+            r.body.contains("rate-limit-unavailable"),
+            "the login limit fails closed: {}",
             r.body
         );
         assert_no_internals(&r.body, &ports, "sign-in during the outage");
@@ -201,9 +206,9 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
     }
     // Redis restarted empty (no persistence in the tests): sessions made before are gone, so
     // sign in again, on instance 3, and use the session on 1 and 2.
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     wait_until(Duration::from_secs(15), "the login form again", || {
-        let mut b = Browser::new(&http);
+        let mut b = Browser::new();
         let inst = cluster.at(2);
         async move { b.get(inst, "/login").await.status == 200 }
     })
@@ -258,7 +263,7 @@ async fn postgres_outage_gives_a_clean_503_and_recovers_without_restart() {
     let ports = [pg_port, redis_port];
     let http = client();
     let email = "ana@example.org";
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     ana.sign_up_and_in(cluster.at(0), cluster.at(1), email)
         .await;
     ana.get(cluster.at(0), "/requests/new").await;
@@ -364,7 +369,7 @@ async fn postgres_outage_gives_a_clean_503_and_recovers_without_restart() {
 async fn sigterm_under_load_keeps_every_acknowledged_blood_request() {
     let mut cluster = Cluster::start(&Spec::full());
     let http = client();
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     ana.sign_up_and_in(cluster.at(0), cluster.at(1), "ana@example.org")
         .await;
     ana.get(cluster.at(0), "/requests/new").await;
@@ -605,7 +610,7 @@ async fn oversized_bodies_get_413_without_being_buffered() {
     }
 
     // Chunked, no length, through the CSRF check: the server must stop reading at the limit.
-    let mut visitor = Browser::new(&client());
+    let mut visitor = Browser::new();
     visitor.get(inst, "/signup").await;
     let cookie = visitor.cookie.clone().expect("a session for the form");
     let token = visitor.token.clone().expect("a token");
@@ -658,9 +663,8 @@ fn chunked_upload(port: u16, origin: &str, cookie: &str, token: &str) -> (String
 
 async fn rotate_keys_one_by_one(spec: Spec) {
     let mut cluster = Cluster::start(&spec);
-    let http = client();
     let email = "ana@example.org";
-    let mut ana = Browser::new(&http);
+    let mut ana = Browser::new();
     ana.sign_up_and_in(cluster.at(0), cluster.at(1), email)
         .await;
     ana.get(cluster.at(0), "/requests/new").await;
@@ -696,7 +700,7 @@ async fn rotate_keys_one_by_one(spec: Spec) {
         let res = ana.post(inst, "/requests/new", &fields).await;
         assert_eq!(res.status, 303, "{}", res.body);
     }
-    let mut ben = Browser::new(&http);
+    let mut ben = Browser::new();
     ben.sign_up_and_in(cluster.at(1), cluster.at(2), "ben@example.org")
         .await;
     assert!(ben.signed_in_on(cluster.at(0), "ben@example.org").await);

@@ -389,6 +389,12 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+impl Default for Browser {
+    fn default() -> Self {
+        Browser::new()
+    }
+}
+
 /// Where a browser sends its requests: an instance, or its base URL.
 pub trait Site {
     /// `http://127.0.0.1:PORT`.
@@ -418,10 +424,21 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// A browser without a session.
-    pub fn new(http: &reqwest::Client) -> Browser {
+    /// A browser without a session, on its own loopback source address (127.0.x.y, never
+    /// 127.0.0.1), so per-address limits (`5 per minute` on `/login`) count each browser alone,
+    /// as they would count different people.
+    pub fn new() -> Browser {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let addr = std::net::Ipv4Addr::new(127, 0, 1 + (n / 250 % 250) as u8, (n % 250 + 2) as u8);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .local_address(std::net::IpAddr::V4(addr))
+            .build()
+            .expect("client");
         Browser {
-            http: http.clone(),
+            http,
             cookie: None,
             token: None,
         }
