@@ -6,6 +6,7 @@
 
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
+mod cookie_rotation;
 mod distributed;
 mod faults;
 mod harness;
