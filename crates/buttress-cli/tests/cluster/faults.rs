@@ -508,10 +508,18 @@ async fn latencies(http: &reqwest::Client, url: &str, n: usize) -> Vec<Duration>
 /// header read timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_500_connections_do_not_starve_a_normal_client() {
+    // 500 client and 500 server sockets: raise this process's soft limit (the servers inherit
+    // it) up to 4096 when it is lower, as `ulimit -n 4096` would.
+    if open_files_soft_limit() < 2048 {
+        let _ = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", std::process::id()))
+            .arg("--nofile=4096:")
+            .status();
+    }
     let limit = open_files_soft_limit();
     assert!(
         limit >= 2048,
-        "`ulimit -n` is {limit}: 500 client and 500 server sockets need at least 2048 (raise it: ulimit -n 4096)"
+        "`ulimit -n` is {limit} and could not be raised: the test needs at least 2048 (ulimit -n 4096)"
     );
     let cluster = Cluster::start(
         &Spec {
@@ -520,7 +528,7 @@ async fn slowloris_500_connections_do_not_starve_a_normal_client() {
             postgres: false,
             env: Vec::new(),
         }
-        .set("BUTTRESS_HEADER_READ_TIMEOUT", "3s"),
+        .set("BUTTRESS_HEADER_READ_TIMEOUT", "5s"),
     );
     let inst = cluster.at(0);
     let http = client();
@@ -547,14 +555,14 @@ async fn slowloris_500_connections_do_not_starve_a_normal_client() {
     let bound = (baseline * 5).max(Duration::from_millis(250));
     eprintln!("p95 baseline {baseline:?}, with 500 slow connections {under:?} (bound {bound:?}, measured in {measured_in:?})");
     assert!(
-        measured_in < Duration::from_secs(3),
+        measured_in < Duration::from_secs(5),
         "measured while every slow connection was still open"
     );
     assert!(under < bound, "p95 {under:?} over {bound:?}");
 
     // After the header read timeout, the server has closed them.
     let closed = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_secs(4).saturating_sub(opened.elapsed()));
+        std::thread::sleep(Duration::from_secs(6).saturating_sub(opened.elapsed()));
         slow.into_iter()
             .filter(|s| {
                 let mut s = s;
