@@ -99,7 +99,8 @@ fn load_settings(bind: SocketAddr) -> Result<Settings, SettingsError> {
         .process_env()
         .set("bind", &bind.to_string(), Origin::Env);
     let has_global_limit = KEYS.iter().any(|(key, _, _)| *key == "ratelimit_default");
-    if has_global_limit && std::env::var_os("BUTTRESS_RATELIMIT_DEFAULT").is_none() {
+    let unset = std::env::var_os("BUTTRESS_RATELIMIT_DEFAULT").is_none_or(|v| v.is_empty());
+    if has_global_limit && unset {
         loader = loader.set("ratelimit_default", BENCH_LIMITS, Origin::Env);
     }
     loader.load()
