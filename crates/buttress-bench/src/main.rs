@@ -5,7 +5,20 @@
 //! buttress-bench stack --bind 127.0.0.1:0   # the same router inside the whole Buttress stack
 //! ```
 //!
-//! Both print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
+//! For finding where time goes there is a third mode, `layers`, which rebuilds the stack
+//! from the public layers in the order `Buttress::apply` uses (as of this crate's writing) and
+//! leaves out the ones named:
+//!
+//! ```text
+//! buttress-bench layers --skip session,csrf --server axum --bind 127.0.0.1:0
+//! ```
+//!
+//! Layer names: `strip-id`, `set-id`, `trace`, `propagate-id`, `errors`, `headers`, `proxy`,
+//! `panic`, `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
+//! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
+//! (`axum::serve`), for every mode.
+//!
+//! All modes print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
 //! accept connections, and serve until SIGTERM or Ctrl-C.
 //!
 //! `stack` loads its settings like `buttress serve` does (`BUTTRESS_*`, `SECRET_KEY`), so it
@@ -61,35 +74,164 @@ registered donors can give.</p>
 </html>
 "#;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Bare,
     Stack,
+    Layers,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServerKind {
+    Axum,
+    Buttress,
+}
+
+struct Args {
+    mode: Mode,
+    bind: SocketAddr,
+    server: ServerKind,
+    skip: Vec<String>,
+}
+
+/// The layers of `layers` mode, innermost first (the order `Buttress::apply` adds them).
+const LAYERS: &[&str] = &[
+    "csrf",
+    "session",
+    "body-limit",
+    "timeout",
+    "panic",
+    "proxy",
+    "headers",
+    "errors",
+    "propagate-id",
+    "trace",
+    "set-id",
+    "strip-id",
+];
 
 fn router() -> Router {
     Router::new().route("/", get(|| async { Html(PAGE) }))
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: buttress-bench (bare|stack) [--bind ADDR]   (default ADDR: 127.0.0.1:0)");
+    eprintln!(
+        "usage: buttress-bench (bare|stack|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
+         (default ADDR 127.0.0.1:0; server: axum for bare, buttress otherwise; layers: {})",
+        LAYERS.join(",")
+    );
     ExitCode::from(2)
 }
 
-fn parse_args() -> Option<(Mode, SocketAddr)> {
+fn parse_args() -> Option<Args> {
     let mut args = std::env::args().skip(1);
     let mode = match args.next()?.as_str() {
         "bare" => Mode::Bare,
         "stack" => Mode::Stack,
+        "layers" => Mode::Layers,
         _ => return None,
     };
-    let mut bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut out = Args {
+        mode,
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        server: if mode == Mode::Bare {
+            ServerKind::Axum
+        } else {
+            ServerKind::Buttress
+        },
+        skip: Vec::new(),
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--bind" => bind = args.next()?.parse().ok()?,
-            other => bind = other.strip_prefix("--bind=")?.parse().ok()?,
+            "--bind" => out.bind = args.next()?.parse().ok()?,
+            "--server" => {
+                out.server = match args.next()?.as_str() {
+                    "axum" => ServerKind::Axum,
+                    "buttress" => ServerKind::Buttress,
+                    _ => return None,
+                }
+            }
+            "--skip" if mode == Mode::Layers => {
+                for name in args.next()?.split(',').filter(|n| !n.is_empty()) {
+                    if !LAYERS.contains(&name) {
+                        return None;
+                    }
+                    out.skip.push(name.to_owned());
+                }
+            }
+            _ => return None,
         }
     }
-    Some((mode, bind))
+    Some(out)
+}
+
+/// The stack rebuilt from the public layers, leaving out those in `skip`.
+fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String]) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    use buttress::csrf::CsrfLayer;
+    use buttress::errors::{catch_panic_layer, ErrorPagesLayer};
+    use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
+    use buttress::proxy::{ProxyConfig, ProxyLayer};
+    use buttress::session::SessionLayer;
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::timeout::TimeoutLayer;
+    use tower_http::trace::TraceLayer;
+
+    let on = |name: &str| !skip.iter().any(|s| s == name);
+    let id = axum::http::HeaderName::from_static("x-request-id");
+    let mut r = router;
+    if on("csrf") {
+        r = r.layer(CsrfLayer::new());
+    }
+    if on("session") {
+        r = r.layer(SessionLayer::from_settings(settings, stack.keyring(), None));
+    }
+    if on("body-limit") {
+        r = r
+            .layer(DefaultBodyLimit::max(settings.body_limit))
+            .layer(RequestBodyLimitLayer::new(settings.body_limit));
+    }
+    if on("timeout") {
+        r = r.layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ));
+    }
+    if on("panic") {
+        r = r.layer(catch_panic_layer());
+    }
+    if on("proxy") {
+        r = r.layer(ProxyLayer::new(ProxyConfig::default()));
+    }
+    if on("headers") {
+        r = r.layer(
+            SecureHeadersLayer::new()
+                .csp(Csp::strict())
+                .hsts(Some(Hsts::default())),
+        );
+    }
+    if on("errors") {
+        r = r.layer(ErrorPagesLayer::new(settings.debug));
+    }
+    if on("propagate-id") {
+        r = r.layer(PropagateRequestIdLayer::new(id.clone()));
+    }
+    if on("trace") {
+        r = r.layer(TraceLayer::new_for_http());
+    }
+    if on("set-id") {
+        r = r.layer(SetRequestIdLayer::new(id, MakeRequestUuid));
+    }
+    if on("strip-id") {
+        r = r.layer(tower::util::MapRequestLayer::new(
+            |mut req: axum::http::Request<axum::body::Body>| {
+                req.headers_mut().remove("x-request-id");
+                req
+            },
+        ));
+    }
+    r
 }
 
 /// Settings from the environment with `bind`, plus [`BENCH_LIMITS`] when the tree knows a global
@@ -112,70 +254,87 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-async fn serve_bare(bind: SocketAddr) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(bind).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("buttress-bench: cannot bind {bind}: {e}");
-            return ExitCode::FAILURE;
+async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
+    match kind {
+        ServerKind::Axum => {
+            let listener = match tokio::net::TcpListener::bind(settings.bind).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("buttress-bench: cannot bind {}: {e}", settings.bind);
+                    return ExitCode::FAILURE;
+                }
+            };
+            match listener.local_addr() {
+                Ok(addr) => announce(addr),
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            match axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
-    };
-    match listener.local_addr() {
-        Ok(addr) => announce(addr),
-        Err(e) => {
-            eprintln!("buttress-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match axum::serve(listener, router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("buttress-bench: {e}");
-            ExitCode::FAILURE
+        ServerKind::Buttress => {
+            let opts = match ServeOptions::from_settings(settings) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            let server = match Server::bind(app, opts).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            announce(server.local_addr());
+            shutdown_signal().await;
+            server.shutdown().await;
+            ExitCode::SUCCESS
         }
     }
 }
 
-async fn serve_stack(bind: SocketAddr) -> ExitCode {
-    let settings = match load_settings(bind) {
+async fn run(args: Args) -> ExitCode {
+    let settings = match load_settings(args.bind) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("buttress-bench: {e}");
             return ExitCode::from(3);
         }
     };
-    let stack = match Buttress::from_settings(&settings) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("buttress-bench: {e}");
-            return ExitCode::from(e.exit_code());
+    let app = match args.mode {
+        Mode::Bare => router(),
+        Mode::Stack | Mode::Layers => {
+            let stack = match Buttress::from_settings(&settings) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::from(e.exit_code());
+                }
+            };
+            if args.mode == Mode::Stack {
+                stack.apply(router())
+            } else {
+                layered(router(), &stack, &settings, &args.skip)
+            }
         }
     };
-    let opts = match ServeOptions::from_settings(&settings) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("buttress-bench: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let server = match Server::bind(stack.apply(router()), opts).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("buttress-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    announce(server.local_addr());
-    shutdown_signal().await;
-    server.shutdown().await;
-    ExitCode::SUCCESS
+    serve(app, &settings, args.server).await
 }
 
 fn main() -> ExitCode {
-    let Some((mode, bind)) = parse_args() else {
+    let Some(args) = parse_args() else {
         return usage();
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -188,10 +347,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        match mode {
-            Mode::Bare => serve_bare(bind).await,
-            Mode::Stack => serve_stack(bind).await,
-        }
-    })
+    runtime.block_on(run(args))
 }
