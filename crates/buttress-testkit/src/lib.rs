@@ -1,6 +1,6 @@
 //! Test helpers for Buttress: real servers started on free loopback ports, for tests only.
 //!
-//! [`PostgresServer`] runs Debian's PostgreSQL binaries (`initdb`, `pg_ctl`, `postgres`) in a
+//! [`RedisServer`] runs Debian's `redis-server` without persistence. [`PostgresServer`] runs Debian's PostgreSQL binaries (`initdb`, `pg_ctl`, `postgres`) in a
 //! fresh temporary directory, on a free port of 127.0.0.1, with a Unix socket only inside that
 //! directory. It is stopped and its directory removed on drop, also when a test panics.
 //!
@@ -19,6 +19,9 @@
 
 #![deny(unreachable_pub, unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod redis;
+pub use redis::RedisServer;
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -271,7 +274,8 @@ fn is_root() -> io::Result<bool> {
 }
 
 /// A port the kernel just gave out on loopback; free again once the listener is dropped.
-fn free_port() -> io::Result<u16> {
+/// A free loopback port: bind port 0, read the port, release it.
+pub fn free_port() -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }

@@ -28,6 +28,7 @@
 //! | `BTR-W006` | warning | secret key file readable by other users |
 //! | `BTR-W007` | warning | body limit above 64 MiB or timeouts above 5 minutes |
 //! | `BTR-W008` | warning | CSP misses `object-src`, `base-uri` or `frame-ancestors` restrictions |
+//! | `BTR-W009` | warning | Production without a global rate limit, or with one that fails open when Redis is down |
 //! | `BTR-I001` | info | HSTS preload off |
 //!
 //! # Example
@@ -242,6 +243,15 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             "BTR-E015",
             format!("{} instances declared but sessions are kept in memory: a user signed in on one instance is unknown to the others, and revocation misses them", s.instances),
             "set BUTTRESS_SESSION_STORE=sql or redis (or cookie)",
+        ));
+    }
+    let fails_open = s.ratelimit_on_store_error == crate::ratelimit::OnStoreError::FailOpen
+        && !s.ratelimit_storage.eq_ignore_ascii_case("memory");
+    if prod && (s.ratelimit_default.is_none() || fails_open) {
+        out.push(finding(
+            "BTR-W009",
+            "the global rate limit is off, or switches off whenever Redis is unavailable (fail-open)",
+            "keep BUTTRESS_RATELIMIT_DEFAULT set and use BUTTRESS_RATELIMIT_ON_STORE_ERROR=memory (or fail-closed)",
         ));
     }
     if prod && s.allowed_hosts.is_empty() {
@@ -487,6 +497,11 @@ mod tests {
                 s.session_store = crate::settings::SessionStoreKind::Memory;
             }),
             ("BTR-W002", |s| s.allowed_hosts.clear()),
+            ("BTR-W009", |s| s.ratelimit_default = None),
+            ("BTR-W009", |s| {
+                s.ratelimit_storage = "redis://127.0.0.1:6379".into();
+                s.ratelimit_on_store_error = crate::ratelimit::OnStoreError::FailOpen;
+            }),
             ("BTR-W007", |s| s.body_limit = 1 << 30),
             ("BTR-I001", |s| s.hsts_preload = false),
             ("BTR-W001", |s| s.environment = Environment::Development),

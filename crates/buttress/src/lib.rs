@@ -11,10 +11,11 @@
 //! 4. [`proxy::ProxyLayer`]: [`proxy::ClientIp`] and scheme, trusting only listed proxies
 //! 5. panic catcher ([`errors::catch_panic_layer`]): a panic becomes a generic 500
 //! 6. [`https::HttpsRedirectLayer`]: plain HTTP redirected to HTTPS
-//! 7. request limits: whole-request timeout (408) and body size (413)
-//! 8. [`session::SessionLayer`]: encrypted cookie or server-side store, loaded lazily
-//! 9. [`csrf::CsrfLayer`]: Fetch-Metadata/Origin verdict and session-bound token
-//! 10. your router
+//! 7. [`ratelimit::RateLimitLayer`]: the global limit per client (`200 per day; 50 per hour`)
+//! 8. request limits: whole-request timeout (408) and body size (413)
+//! 9. [`session::SessionLayer`]: encrypted cookie or server-side store, loaded lazily
+//! 10. [`csrf::CsrfLayer`]: Fetch-Metadata/Origin verdict and session-bound token
+//! 11. your router, with per-route limits from [`Buttress::rate_limit`]
 //!
 //! The error pages sit outside the headers so that even a panic's 500 and a proxy layer's 400
 //! carry every security header; the proxy sits outside the panic catcher so the error page
@@ -41,6 +42,7 @@ pub mod errors;
 pub mod headers;
 pub mod https;
 pub mod proxy;
+pub mod ratelimit;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
@@ -64,6 +66,7 @@ use csrf::CsrfLayer;
 use headers::{Csp, Hsts, SecureHeadersLayer};
 use https::HttpsRedirectLayer;
 use proxy::{ProxyConfig, ProxyLayer};
+use ratelimit::{RateLimitLayer, RateLimiter, Scope};
 use secret::{KeyError, Keyring};
 use session::{MemoryStore, SessionLayer, SessionStore};
 use settings::{Environment, SessionStoreKind, Settings};
@@ -90,6 +93,9 @@ pub enum StartupError {
         /// The error-level findings.
         findings: Vec<Finding>,
     },
+    /// A rate-limit setting that cannot be used (settings loading normally catches this first).
+    #[error("rate limiting cannot start: {0}. Fix: correct BUTTRESS_RATELIMIT_DEFAULT or BUTTRESS_RATELIMIT_STORAGE")]
+    RateLimit(#[from] ratelimit::RateLimitError),
     /// A CSP setting that does not parse (settings loading normally catches this first).
     #[error("BUTTRESS_CSP does not parse: {0}. Fix: correct the policy or unset it")]
     Csp(#[from] headers::csp::CspError),
@@ -119,6 +125,56 @@ pub struct Buttress {
     settings: Arc<Settings>,
     session_store: Option<Arc<dyn SessionStore>>,
     csrf: CsrfLayer,
+    ratelimit: Option<RateLimitLayer>,
+    ratelimit_base: RouteLimits,
+    route_limits: Vec<RateLimitLayer>,
+}
+
+/// What per-route limits share with the global one: storage, headers, grouping, cap.
+#[derive(Debug, Clone)]
+struct RouteLimits {
+    #[cfg(feature = "redis")]
+    redis: Option<ratelimit::RedisStore>,
+    headers: ratelimit::HeaderStyle,
+    grouping: ratelimit::IpGrouping,
+    max_keys: usize,
+}
+
+impl RouteLimits {
+    fn from_settings(settings: &Settings) -> Result<RouteLimits, ratelimit::RateLimitError> {
+        let storage = settings.ratelimit_storage.trim();
+        let is_redis = storage.starts_with("redis://") || storage.starts_with("rediss://");
+        #[cfg(not(feature = "redis"))]
+        if is_redis {
+            return Err(ratelimit::RateLimitError::RedisDisabled);
+        }
+        Ok(RouteLimits {
+            #[cfg(feature = "redis")]
+            redis: is_redis
+                .then(|| ratelimit::RedisStore::open(storage))
+                .transpose()?,
+            headers: settings.ratelimit_headers,
+            grouping: ratelimit::IpGrouping::new(32, settings.ratelimit_ipv6_prefix),
+            max_keys: settings.ratelimit_max_keys,
+        })
+    }
+
+    fn limiter(&self, limits: ratelimit::Limits) -> RateLimiter {
+        let limiter =
+            RateLimiter::new(limits).with_memory(ratelimit::MemoryStore::new(self.max_keys));
+        #[cfg(feature = "redis")]
+        let limiter = match &self.redis {
+            Some(store) => limiter.with_redis(store.clone()),
+            None => limiter,
+        };
+        limiter
+    }
+
+    fn layer(&self, limiter: RateLimiter) -> RateLimitLayer {
+        RateLimitLayer::new(limiter)
+            .headers(self.headers)
+            .ip_grouping(self.grouping)
+    }
 }
 
 impl Buttress {
@@ -217,6 +273,18 @@ impl Buttress {
             SessionStoreKind::Memory => Some(Arc::new(MemoryStore::default())),
             _ => None,
         };
+        let ratelimit_base = RouteLimits::from_settings(settings)?;
+        let ratelimit = settings.ratelimit_default.clone().map(|limits| {
+            let limiter = ratelimit_base
+                .limiter(limits)
+                .with_name("global")
+                .with_on_store_error(settings.ratelimit_on_store_error);
+            // Health checks come from the load balancer's address, often: never count them.
+            ratelimit_base
+                .layer(limiter)
+                .scope(Scope::App)
+                .exempt_paths(settings.https_exempt_paths.iter().cloned())
+        });
 
         Ok(Buttress {
             settings: Arc::new(settings.clone()),
@@ -231,7 +299,87 @@ impl Buttress {
             debug: settings.debug && !prod,
             body_limit: settings.body_limit,
             request_timeout: settings.request_timeout,
+            ratelimit,
+            ratelimit_base,
+            route_limits: Vec::new(),
         })
+    }
+
+    /// The global rate limit layer (`None` when `ratelimit_default` is `none`).
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let global = b.rate_limiter().expect("on by default");
+    /// assert_eq!(global.limiter().limits().to_string(), "200 per day; 50 per hour");
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn rate_limiter(&self) -> Option<&RateLimitLayer> {
+        self.ratelimit.as_ref()
+    }
+
+    /// Failure counters for a login form ([`ratelimit::LoginThrottle`]) in the same storage as
+    /// the limits (Redis when configured), failing closed.
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let throttle = b.login_throttle();
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn login_throttle(&self) -> ratelimit::LoginThrottle {
+        let throttle =
+            ratelimit::LoginThrottle::new().with_ip_grouping(self.ratelimit_base.grouping);
+        #[cfg(feature = "redis")]
+        let throttle = match &self.ratelimit_base.redis {
+            Some(store) => throttle.with_redis(store.clone()),
+            None => throttle,
+        };
+        throttle
+    }
+
+    /// A per-route limit (e.g. `"5 per minute"` on login) with the same storage, headers and
+    /// address grouping as the global one; it fails closed when a shared store is down. Add it
+    /// with `.route_layer(..)` on the route.
+    ///
+    /// ```
+    /// use axum::{routing::post, Router};
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// let app: Router = b.clone().apply(Router::new().route(
+    ///     "/login",
+    ///     post(|| async { "hi" }).route_layer(b.rate_limit("5 per minute")?),
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(&self, limits: &str) -> Result<RateLimitLayer, ratelimit::RateLimitError> {
+        let limiter = self
+            .ratelimit_base
+            .limiter(limits.parse()?)
+            .with_name("route")
+            .with_on_store_error(ratelimit::OnStoreError::FailClosed);
+        Ok(self.ratelimit_base.layer(limiter))
+    }
+
+    /// Limits one exact path (e.g. `"5 per minute"` on `/login`), counted **outside** the
+    /// session and CSRF layers, so a request that a later layer refuses (a CSRF failure, a
+    /// validation error) still counts. This is the way to limit a login form; a
+    /// [`Buttress::rate_limit`] route layer sits inside the CSRF check and does not see the
+    /// requests it refuses (the global limit still does).
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?
+    ///     .limit_route("/login", "5 per minute")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limit_route(
+        mut self,
+        path: &str,
+        limits: &str,
+    ) -> Result<Self, ratelimit::RateLimitError> {
+        let only = path.to_owned();
+        let layer = self
+            .rate_limit(limits)?
+            .exempt_if(move |parts| parts.uri.path() != only);
+        self.route_limits.push(layer);
+        Ok(self)
     }
 
     /// The environment the stack was built for.
@@ -280,7 +428,7 @@ impl Buttress {
         }
         let sessions =
             SessionLayer::from_settings(&self.settings, &self.keyring, self.session_store.clone());
-        router
+        let mut router = router
             .layer(self.csrf)
             .layer(sessions)
             .layer(DefaultBodyLimit::max(self.body_limit))
@@ -288,7 +436,12 @@ impl Buttress {
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
-            ))
+            ));
+        for limit in self.route_limits {
+            router = router.layer(limit);
+        }
+        router
+            .layer(tower::util::option_layer(self.ratelimit))
             .layer(tower::util::option_layer(self.https))
             .layer(errors::catch_panic_layer())
             .layer(ProxyLayer::new(self.proxy))

@@ -186,7 +186,10 @@ mod tests {
         // Truncated.
         // (Cutting characters may leave invalid base64 or a short ciphertext: either way refused.)
         for cut in 1..8 {
-            assert!(codec.decode(&v[..v.len() - cut]).is_err(), "truncated by {cut}");
+            assert!(
+                codec.decode(&v[..v.len() - cut]).is_err(),
+                "truncated by {cut}"
+            );
         }
         assert_eq!(codec.decode(&v[..10]).unwrap_err(), DecodeError::Malformed);
         // Renamed: same key, another cookie name.

@@ -105,6 +105,27 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("cookie_http_only", "bool", "true"),
     ("cookie_same_site", "lax | strict | none", "lax"),
     ("ratelimit_storage", "memory | redis://host:port", "memory"),
+    (
+        "ratelimit_default",
+        "global limit string (`200 per day; 50 per hour`) or none",
+        "200 per day; 50 per hour",
+    ),
+    ("ratelimit_headers", "ietf | legacy | both | none", "ietf"),
+    (
+        "ratelimit_max_keys",
+        "clients tracked in memory at most",
+        "100000",
+    ),
+    (
+        "ratelimit_ipv6_prefix",
+        "IPv6 prefix length keyed on (1-128)",
+        "64",
+    ),
+    (
+        "ratelimit_on_store_error",
+        "fail-closed | fail-open | memory (global limit)",
+        "memory",
+    ),
     ("instances", "number of instances serving this site", "1"),
     ("body_limit", "bytes (`1MiB`, `512KiB`, `1048576`)", "1MiB"),
     ("max_header_bytes", "bytes, at least 8KiB", "16KiB"),
@@ -498,6 +519,43 @@ impl Loader {
                 return Err(f.fail("not a storage", "use memory or a redis:// URL"));
             }
             s.ratelimit_storage = f.value.to_owned();
+        }
+        if let Some(f) = get("ratelimit_default") {
+            s.ratelimit_default = match f.lower().as_str() {
+                "none" | "off" => None,
+                _ => Some(f.value.parse::<crate::ratelimit::Limits>().map_err(|e| {
+                    f.fail(
+                        &format!("the limit string does not parse {e}"),
+                        "write limits as `200 per day; 50 per hour` (units: second, minute, hour, day, month, year), or none",
+                    )
+                })?),
+            };
+        }
+        if let Some(f) = get("ratelimit_headers") {
+            s.ratelimit_headers = f
+                .value
+                .parse()
+                .map_err(|_| f.fail("not a header style", "use ietf, legacy, both or none"))?;
+        }
+        if let Some(f) = get("ratelimit_max_keys") {
+            s.ratelimit_max_keys = f.parse_num::<usize>("a whole number of keys, at least 1000")?;
+            if s.ratelimit_max_keys < 1000 {
+                return Err(f.fail("below the 1000-key minimum", "use 1000 or more"));
+            }
+        }
+        if let Some(f) = get("ratelimit_ipv6_prefix") {
+            s.ratelimit_ipv6_prefix = f.parse_num::<u8>("a prefix length from 1 to 128")?;
+            if !(1..=128).contains(&s.ratelimit_ipv6_prefix) {
+                return Err(f.fail("not a prefix length", "use 1 to 128 (64 is typical)"));
+            }
+        }
+        if let Some(f) = get("ratelimit_on_store_error") {
+            s.ratelimit_on_store_error = f.value.parse().map_err(|_| {
+                f.fail(
+                    "not a store-failure policy",
+                    "use fail-closed, fail-open or memory",
+                )
+            })?;
         }
         if let Some(f) = get("instances") {
             s.instances = f.parse_num::<u32>("a whole number of instances (at least 1)")?;

@@ -172,6 +172,18 @@ pub struct Settings {
     pub cookie_same_site: SameSite,
     /// `BUTTRESS_RATELIMIT_STORAGE`: `memory` (default) or a `redis://` URL.
     pub ratelimit_storage: String,
+    /// `BUTTRESS_RATELIMIT_DEFAULT`: the global limit per client; `None` turns it off.
+    /// Default `200 per day; 50 per hour`.
+    pub ratelimit_default: Option<crate::ratelimit::Limits>,
+    /// `BUTTRESS_RATELIMIT_HEADERS`: ietf (default), legacy, both or none.
+    pub ratelimit_headers: crate::ratelimit::HeaderStyle,
+    /// `BUTTRESS_RATELIMIT_MAX_KEYS`: clients tracked in memory at most. Default 100,000.
+    pub ratelimit_max_keys: usize,
+    /// `BUTTRESS_RATELIMIT_IPV6_PREFIX`: IPv6 clients are keyed on this prefix. Default 64.
+    pub ratelimit_ipv6_prefix: u8,
+    /// `BUTTRESS_RATELIMIT_ON_STORE_ERROR`: what the global limit does when Redis fails:
+    /// fail-closed, fail-open or memory (default).
+    pub ratelimit_on_store_error: crate::ratelimit::OnStoreError,
     /// `BUTTRESS_INSTANCES`: how many instances serve this site. Default 1.
     pub instances: u32,
     /// `BUTTRESS_BODY_LIMIT`: largest request body. Default 1 MiB.
@@ -232,6 +244,11 @@ impl Default for Settings {
             cookie_http_only: true,
             cookie_same_site: SameSite::Lax,
             ratelimit_storage: "memory".to_owned(),
+            ratelimit_default: Some(crate::ratelimit::Limits::global_default()),
+            ratelimit_headers: crate::ratelimit::HeaderStyle::Ietf,
+            ratelimit_max_keys: crate::ratelimit::DEFAULT_MAX_KEYS,
+            ratelimit_ipv6_prefix: 64,
+            ratelimit_on_store_error: crate::ratelimit::OnStoreError::Memory,
             instances: 1,
             body_limit: 1024 * 1024,
             max_header_bytes: 16 * 1024,

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub, missing_docs)]
 
 use buttress_audit::observatory;
+use buttress_testkit as servers;
 mod support;
 
 mod csrf_stack;
@@ -13,6 +14,7 @@ mod headers;
 mod https;
 mod limits;
 mod proxy;
+mod ratelimit;
 mod served;
 mod session_stores;
 mod startup;

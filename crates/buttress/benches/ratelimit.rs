@@ -1,0 +1,190 @@
+//! Rate-limit checks side by side with `governor` in one run, and memory per tracked key.
+//!
+//! Run with `cargo bench -p buttress --bench ratelimit`. Memory figures are measured in child
+//! processes (this binary re-run with `RL_MEM_PHASE`), so one phase's freed pages never hide
+//! another's growth; they are printed to stderr before the timings.
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use buttress::ratelimit::{MemoryStore, RateLimiter, Strategy};
+use criterion::Criterion;
+use futures_util::FutureExt as _;
+use governor::{Quota, RateLimiter as Governor};
+
+const KEYS: usize = 1_000_000;
+
+fn ours(max_keys: usize) -> RateLimiter {
+    RateLimiter::parse("1000000000 per second")
+        .and_then(|l| l.with_strategy(Strategy::Gcra))
+        .expect("limit")
+        .with_memory(MemoryStore::new(max_keys))
+}
+
+fn check(l: &RateLimiter, key: &str) -> bool {
+    l.check(key, 1)
+        .now_or_never()
+        .and_then(Result::ok)
+        .is_some_and(|d| d.allowed())
+}
+
+fn governor_quota() -> Quota {
+    Quota::per_second(NonZeroU32::MAX)
+}
+
+fn keys(n: usize, salt: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{salt}{}.{}.{}.{}",
+                (i >> 24) & 255,
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect()
+}
+
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// One memory phase, in a fresh process: prints `phase keys tracked rss_delta store_bytes`.
+fn memory_phase(phase: &str) {
+    let keys = keys(KEYS, "");
+    let before = rss_bytes();
+    let (tracked, store_bytes) = match phase {
+        "ours" => {
+            let l = ours(KEYS);
+            for k in &keys {
+                black_box(check(&l, k));
+            }
+            let m = l.memory_store().expect("memory");
+            let out = (m.len(), m.approx_bytes());
+            let rss = rss_bytes();
+            eprintln!(
+                "{phase} {KEYS} {} {} {}",
+                out.0,
+                rss.saturating_sub(before),
+                out.1
+            );
+            return;
+        }
+        "capped" => {
+            let l = ours(100_000);
+            for k in &keys {
+                black_box(check(&l, k));
+            }
+            let m = l.memory_store().expect("memory");
+            (m.len(), m.approx_bytes())
+        }
+        "governor" => {
+            let g = Governor::keyed(governor_quota());
+            for k in &keys {
+                black_box(g.check_key(k).is_ok());
+            }
+            let n = g.len();
+            let rss = rss_bytes();
+            eprintln!("{phase} {KEYS} {n} {} 0", rss.saturating_sub(before));
+            return;
+        }
+        _ => (0, 0),
+    };
+    let rss = rss_bytes();
+    eprintln!(
+        "{phase} {KEYS} {tracked} {} {store_bytes}",
+        rss.saturating_sub(before)
+    );
+}
+
+fn memory_report() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    for phase in ["ours", "governor", "capped"] {
+        let out = std::process::Command::new(&exe)
+            .env("RL_MEM_PHASE", phase)
+            .output();
+        let Ok(out) = out else { continue };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let Some(line) = text.lines().find(|l| l.starts_with(phase)) else {
+            continue;
+        };
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [_, keys, tracked, rss, store] = f[..] {
+            let keys: f64 = keys.parse().unwrap_or(1.0);
+            let rss: f64 = rss.parse().unwrap_or(0.0);
+            let store: f64 = store.parse().unwrap_or(0.0);
+            eprintln!(
+                "memory {phase:>8}: {keys} distinct keys, {tracked} tracked, RSS +{:.1} MiB = {:.1} B/key offered; store tables {:.1} B/key offered",
+                rss / 1048576.0,
+                rss / keys,
+                store / keys
+            );
+        }
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hot_key");
+    let l = ours(100_000);
+    g.bench_function("buttress", |b| {
+        b.iter(|| check(&l, black_box("203.0.113.7")))
+    });
+    let gov = Governor::keyed(governor_quota());
+    let key = "203.0.113.7".to_owned();
+    g.bench_function("governor", |b| {
+        b.iter(|| gov.check_key(black_box(&key)).is_ok())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("new_key");
+    g.bench_function("buttress", |b| {
+        b.iter_custom(|iters| {
+            let n = usize::try_from(iters).unwrap_or(usize::MAX);
+            let l = ours(n.max(1));
+            let keys = keys(n, "n");
+            let start = Instant::now();
+            for k in &keys {
+                black_box(check(&l, k));
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("governor", |b| {
+        b.iter_custom(|iters| {
+            let n = usize::try_from(iters).unwrap_or(usize::MAX);
+            let gov = Governor::keyed(governor_quota());
+            let keys = keys(n, "n");
+            let start = Instant::now();
+            for k in &keys {
+                black_box(gov.check_key(k).is_ok());
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    if let Ok(phase) = std::env::var("RL_MEM_PHASE") {
+        memory_phase(&phase);
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --benches` passes no `--bench`: keep it quick.
+    if args.iter().any(|a| a == "--bench") {
+        memory_report();
+    }
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,359 @@
+//! [`RateLimitLayer`] and its service: count on the way in, refuse with 429, add headers on
+//! the way out.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use ipnet::IpNet;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::key::{request_key, Exemptions, KeyFn};
+use super::response::{policy_header, set_headers, too_many, unavailable};
+use super::{HeaderStyle, IpGrouping, OnStoreError, RateLimitError, RateLimiter, Scope};
+
+type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
+
+#[derive(Clone)]
+struct Config {
+    limiter: RateLimiter,
+    scope: Scope,
+    key_fn: Option<KeyFn>,
+    grouping: IpGrouping,
+    exemptions: Exemptions,
+    cost_fn: Option<CostFn>,
+    style: HeaderStyle,
+    shadow: bool,
+    policy: HeaderValue,
+}
+
+/// Rate limits requests. Counting happens on the way in, so a request that a later layer or
+/// the handler refuses (CSRF failure, validation error) still counts.
+///
+/// Defaults: key = client address from [`ClientIp`](crate::proxy::ClientIp) (IPv4 /32, IPv6
+/// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow).
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use buttress::ratelimit::RateLimitLayer;
+///
+/// let app: Router = Router::new().route(
+///     "/login",
+///     post(|| async { "welcome" }).route_layer(RateLimitLayer::parse("5 per minute")?),
+/// );
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
+///
+/// # Deployment caveat
+///
+/// Put [`ProxyLayer`](crate::proxy::ProxyLayer) outside this layer (as
+/// [`Buttress::apply`](crate::Buttress::apply) does) and list your proxies in
+/// `trusted_proxies`; otherwise every client behind the proxy shares the proxy's address.
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimitLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &c.limiter)
+            .field("scope", &c.scope)
+            .field("grouping", &c.grouping)
+            .field("exemptions", &c.exemptions)
+            .field("style", &c.style)
+            .field("shadow", &c.shadow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimitLayer {
+    /// A layer checking `limiter`.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{RateLimitLayer, RateLimiter};
+    /// let layer = RateLimitLayer::new(RateLimiter::parse("100 per minute")?);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn new(limiter: RateLimiter) -> Self {
+        let policy = HeaderValue::from_str(&policy_header(limiter.limits()))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        RateLimitLayer {
+            config: Arc::new(Config {
+                limiter,
+                scope: Scope::PerRoute,
+                key_fn: None,
+                grouping: IpGrouping::default(),
+                exemptions: Exemptions::default(),
+                cost_fn: None,
+                style: HeaderStyle::Ietf,
+                shadow: false,
+                policy,
+            }),
+        }
+    }
+
+    /// A layer for a limit string, counted in memory (see [`RateLimiter::parse`]).
+    ///
+    /// ```
+    /// assert!(buttress::ratelimit::RateLimitLayer::parse("5 per minute").is_ok());
+    /// assert!(buttress::ratelimit::RateLimitLayer::parse("5 per minnute").is_err());
+    /// ```
+    pub fn parse(limits: &str) -> Result<Self, RateLimitError> {
+        Ok(RateLimitLayer::new(RateLimiter::parse(limits)?))
+    }
+
+    /// The preset for a login route: `5 per minute` per client address, exact moving window,
+    /// failing closed.
+    ///
+    /// ```
+    /// let layer = buttress::ratelimit::RateLimitLayer::login();
+    /// assert_eq!(layer.limiter().limits().to_string(), "5 per minute");
+    /// ```
+    pub fn login() -> Self {
+        let limits = super::Limits::from(super::grammar::FIVE_PER_MINUTE);
+        RateLimitLayer::new(
+            RateLimiter::new(limits)
+                .with_name("login")
+                .with_on_store_error(OnStoreError::FailClosed),
+        )
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The limiter checked.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("5/second")?;
+    /// assert_eq!(l.limiter().limits().to_string(), "5 per second");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.config.limiter
+    }
+
+    /// Which counter requests use (default [`Scope::PerRoute`]).
+    ///
+    /// ```
+    /// use buttress::ratelimit::{RateLimitLayer, Scope};
+    /// let l = RateLimitLayer::parse("5/second")?.scope(Scope::shared("auth"));
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn scope(self, scope: Scope) -> Self {
+        self.edit(|c| c.scope = scope)
+    }
+
+    /// Counts by a key of your own (a user id, an API key); when it returns `None` the client
+    /// address is used.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimitLayer;
+    /// let l = RateLimitLayer::parse("1000 per day")?.key_fn(|parts| {
+    ///     parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    /// });
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn key_fn(self, f: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.key_fn = Some(Arc::new(f)))
+    }
+
+    /// How client addresses are grouped (default IPv4 /32, IPv6 /64).
+    ///
+    /// ```
+    /// use buttress::ratelimit::{IpGrouping, RateLimitLayer};
+    /// let l = RateLimitLayer::parse("5/second")?.ip_grouping(IpGrouping::new(32, 56));
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn ip_grouping(self, grouping: IpGrouping) -> Self {
+        self.edit(|c| c.grouping = grouping)
+    }
+
+    /// Requests to these exact paths are not counted (e.g. `/healthz`).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("5/second")?.exempt_paths(["/healthz"]);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn exempt_paths<I: IntoIterator<Item = impl Into<String>>>(self, paths: I) -> Self {
+        let paths: Vec<String> = paths.into_iter().map(Into::into).collect();
+        self.edit(|c| c.exemptions.paths.extend(paths))
+    }
+
+    /// Clients inside these networks are not counted (e.g. your monitoring).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("5/second")?
+    ///     .exempt_networks(["10.1.0.0/16".parse().unwrap()]);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn exempt_networks(self, nets: impl IntoIterator<Item = IpNet>) -> Self {
+        let nets: Vec<IpNet> = nets.into_iter().collect();
+        self.edit(|c| c.exemptions.nets.extend(nets))
+    }
+
+    /// Requests for which `f` is true are not counted.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("5/second")?
+    ///     .exempt_if(|parts| parts.method == http::Method::OPTIONS);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn exempt_if(self, f: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.exemptions.predicate = Some(Arc::new(f)))
+    }
+
+    /// The cost of a request (default 1; 0 counts nothing).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("100/minute")?
+    ///     .cost_fn(|parts| if parts.uri.path().starts_with("/export") { 10 } else { 1 });
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn cost_fn(self, f: impl Fn(&Parts) -> u64 + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.cost_fn = Some(Arc::new(f)))
+    }
+
+    /// Which headers to send (default [`HeaderStyle::Ietf`]).
+    ///
+    /// ```
+    /// use buttress::ratelimit::{HeaderStyle, RateLimitLayer};
+    /// let l = RateLimitLayer::parse("5/second")?.headers(HeaderStyle::Both);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn headers(self, style: HeaderStyle) -> Self {
+        self.edit(|c| c.style = style)
+    }
+
+    /// Shadow mode: count and log what would be refused, refuse nothing, send no headers.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("5/second")?.shadow(true);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn shadow(self, shadow: bool) -> Self {
+        self.edit(|c| c.shadow = shadow)
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`RateLimitLayer`].
+///
+/// ```
+/// use tower_layer::Layer;
+/// let svc = buttress::ratelimit::RateLimitLayer::parse("5/second")?
+///     .layer(tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+///     }));
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        let (parts, body) = req.into_parts();
+        if config.exemptions.exempt(&parts) {
+            let fut = inner.call(Request::from_parts(parts, body));
+            return Box::pin(async move { Ok(fut.await?.map(Body::new)) });
+        }
+        let key = request_key(
+            &parts,
+            &config.scope,
+            config.key_fn.as_ref(),
+            config.grouping,
+        );
+        let cost = config.cost_fn.as_ref().map_or(1, |f| f(&parts));
+        let req = Request::from_parts(parts, body);
+        Box::pin(async move {
+            let decision = match config.limiter.check(&key, cost).await {
+                Ok(d) => d,
+                Err(_unavailable) if config.shadow => {
+                    tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
+                    return Ok(inner.call(req).await?.map(Body::new));
+                }
+                Err(_unavailable) => return Ok(unavailable()),
+            };
+            if config.shadow {
+                if !decision.allowed() {
+                    tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "shadow rate limit: would refuse");
+                }
+                return Ok(inner.call(req).await?.map(Body::new));
+            }
+            if !decision.allowed() {
+                tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "rate limited");
+                let mut res = too_many(&decision);
+                set_headers(
+                    res.headers_mut(),
+                    config.style,
+                    config.limiter.limits(),
+                    &config.policy,
+                    &decision,
+                );
+                return Ok(res);
+            }
+            let mut res = inner.call(req).await?.map(Body::new);
+            set_headers(
+                res.headers_mut(),
+                config.style,
+                config.limiter.limits(),
+                &config.policy,
+                &decision,
+            );
+            Ok(res)
+        })
+    }
+}

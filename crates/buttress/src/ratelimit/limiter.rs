@@ -1,0 +1,627 @@
+//! [`RateLimiter`]: limits + strategy + store + failure policy, checked by key.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::algorithm::{Outcome, Rule, Strategy};
+use super::memory::MemoryStore;
+#[cfg(feature = "redis")]
+use super::redis::RedisStore;
+use super::{Limit, Limits, RateLimitError};
+
+/// What happens to a check when the shared store (Redis) fails or exceeds its time budget.
+///
+/// ```
+/// use buttress::ratelimit::OnStoreError;
+/// assert_eq!("fail-open".parse::<OnStoreError>(), Ok(OnStoreError::FailOpen));
+/// assert_eq!(OnStoreError::default(), OnStoreError::FailClosed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Refuse the request (503, kind `rate-limit-unavailable`). The default, and the right
+    /// choice for login and other security limits.
+    #[default]
+    FailClosed,
+    /// Admit the request unlimited (availability first; logged and counted).
+    FailOpen,
+    /// Count in this instance's memory until the store is back (limits hold per instance).
+    Memory,
+}
+
+impl OnStoreError {
+    /// `fail-closed`, `fail-open` or `memory`.
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::OnStoreError::Memory.as_str(), "memory");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStoreError::FailClosed => "fail-closed",
+            OnStoreError::FailOpen => "fail-open",
+            OnStoreError::Memory => "memory",
+        }
+    }
+}
+
+impl std::str::FromStr for OnStoreError {
+    type Err = RateLimitError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fail-closed" | "closed" => Ok(OnStoreError::FailClosed),
+            "fail-open" | "open" => Ok(OnStoreError::FailOpen),
+            "memory" | "fallback" => Ok(OnStoreError::Memory),
+            _ => Err(RateLimitError::Policy(s.to_owned())),
+        }
+    }
+}
+
+/// The store could not answer and the policy is [`OnStoreError::FailClosed`].
+///
+/// ```
+/// let e = buttress::ratelimit::Unavailable;
+/// assert!(e.to_string().contains("unavailable"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the rate-limit store is unavailable and the limit fails closed")]
+pub struct Unavailable;
+
+/// The verdict of one check.
+///
+/// ```
+/// use buttress::ratelimit::RateLimiter;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let limiter = RateLimiter::parse("3 per minute")?;
+/// let d = limiter.check("client", 1).await?;
+/// assert!(d.allowed());
+/// assert_eq!(d.remaining(), 2);
+/// assert_eq!(d.limit().to_string(), "3 per minute");
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    allowed: bool,
+    limit: Limit,
+    remaining: u64,
+    reset_after: Duration,
+    retry_after: Option<Duration>,
+    degraded: bool,
+}
+
+impl Decision {
+    /// Whether the request is admitted.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("1/minute")?.check("k", 1).await?;
+    /// assert!(d.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The limit that decided: the refusing one, else the one with the least left.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("200/day; 50/hour")?.check("k", 1).await?;
+    /// assert_eq!(d.limit().to_string(), "50 per hour");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    /// Units left in [`limit`](Self::limit) after this request.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// assert_eq!(RateLimiter::parse("5/minute")?.check("k", 2).await?.remaining(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Time until [`limit`](Self::limit) is back to its full allowance.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let d = RateLimiter::parse("5/minute")?.check("k", 1).await?;
+    /// assert_eq!(d.reset_after().as_secs(), 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn reset_after(&self) -> Duration {
+        self.reset_after
+    }
+
+    /// When refused: how long to wait before the same request would be admitted (`None` when
+    /// admitted, or when the cost exceeds the limit and no wait helps).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1/minute")?;
+    /// assert_eq!(l.check("k", 1).await?.retry_after(), None);
+    /// assert!(l.check("k", 1).await?.retry_after().is_some());
+    /// assert_eq!(l.check("k", 2).await?.retry_after(), None, "never fits");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Whether the store failed and the verdict came from the failure policy (fail-open, or the
+    /// in-memory fallback).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// assert!(!RateLimiter::parse("1/minute")?.check("k", 1).await?.degraded());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    fn from_outcomes(rules: &[Rule], outcomes: &[Outcome], degraded: bool) -> Decision {
+        if let ([rule], [o]) = (rules, outcomes) {
+            return Decision::from_one(rule, o, degraded);
+        }
+        let allowed = outcomes.iter().all(|o| o.allowed);
+        let pick = if allowed {
+            outcomes
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, o)| o.remaining)
+                .map(|(i, _)| i)
+        } else {
+            outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| !o.allowed)
+                .max_by_key(|(_, o)| o.retry_after)
+                .map(|(i, _)| i)
+        }
+        .unwrap_or(0);
+        let (Some(rule), Some(o)) = (rules.get(pick), outcomes.get(pick)) else {
+            return Decision::open(rules);
+        };
+        Decision {
+            allowed,
+            limit: rule.limit,
+            remaining: o.remaining,
+            reset_after: Duration::from_micros(o.reset_after),
+            retry_after: (!allowed && o.retry_after != u64::MAX)
+                .then(|| Duration::from_micros(o.retry_after)),
+            degraded,
+        }
+    }
+
+    #[inline]
+    fn from_one(rule: &Rule, o: &Outcome, degraded: bool) -> Decision {
+        Decision {
+            allowed: o.allowed,
+            limit: rule.limit,
+            remaining: o.remaining,
+            reset_after: Duration::from_micros(o.reset_after),
+            retry_after: (!o.allowed && o.retry_after != u64::MAX)
+                .then(|| Duration::from_micros(o.retry_after)),
+            degraded,
+        }
+    }
+
+    fn open(rules: &[Rule]) -> Decision {
+        let limit = rules.first().map(|r| r.limit).unwrap_or(FALLBACK_LIMIT);
+        Decision {
+            allowed: true,
+            limit,
+            remaining: limit.amount(),
+            reset_after: Duration::ZERO,
+            retry_after: None,
+            degraded: true,
+        }
+    }
+}
+
+const FALLBACK_LIMIT: Limit = super::grammar::ONE_PER_SECOND;
+
+#[derive(Debug)]
+enum Backend {
+    Memory(MemoryStore),
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
+}
+
+#[derive(Debug)]
+struct State {
+    backend: Backend,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fallback: MemoryStore,
+    store_errors: AtomicU64,
+    degraded: AtomicU64,
+}
+
+/// Limits checked by key in a store, with a failure policy. Clones share the store.
+///
+/// ```
+/// use buttress::ratelimit::{OnStoreError, RateLimiter, Strategy};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let login = RateLimiter::parse("5 per minute")?
+///     .with_name("login")
+///     .with_on_store_error(OnStoreError::FailClosed);
+/// assert_eq!(login.strategies(), vec![Strategy::MovingWindow]);
+/// for _ in 0..5 {
+///     assert!(login.check("203.0.113.7", 1).await?.allowed());
+/// }
+/// let refused = login.check("203.0.113.7", 1).await?;
+/// assert!(!refused.allowed());
+/// assert!(refused.retry_after().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimiter {
+    limits: Limits,
+    rules: Arc<[Rule]>,
+    name: Arc<str>,
+    on_error: OnStoreError,
+    state: Arc<State>,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("limits", &self.limits.to_string())
+            .field("name", &self.name)
+            .field("on_error", &self.on_error)
+            .field("backend", &self.state.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter for `limits` in a fresh [`MemoryStore`], each limit with
+    /// [`Strategy::for_amount`], failing closed.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimiter::new("50/hour".parse()?);
+    /// assert_eq!(l.limits().to_string(), "50 per hour");
+    /// # Ok::<(), buttress::ratelimit::GrammarError>(())
+    /// ```
+    pub fn new(limits: Limits) -> RateLimiter {
+        let rules: Arc<[Rule]> = limits
+            .iter()
+            .map(|l| Rule::new(*l, Strategy::for_amount(l.amount())))
+            .collect();
+        RateLimiter {
+            limits,
+            rules,
+            name: Arc::from("default"),
+            on_error: OnStoreError::FailClosed,
+            state: Arc::new(State {
+                backend: Backend::Memory(MemoryStore::default()),
+                fallback: MemoryStore::default(),
+                store_errors: AtomicU64::new(0),
+                degraded: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Parses a limit string (see [`Limits`]) into a limiter.
+    ///
+    /// ```
+    /// assert!(buttress::ratelimit::RateLimiter::parse("5 per mintue").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<RateLimiter, RateLimitError> {
+        Ok(RateLimiter::new(text.parse()?))
+    }
+
+    /// Uses `strategy` for every limit. The moving window takes amounts up to
+    /// [`MAX_WINDOW_AMOUNT`](super::MAX_WINDOW_AMOUNT).
+    ///
+    /// ```
+    /// use buttress::ratelimit::{RateLimiter, Strategy};
+    /// let l = RateLimiter::parse("5/minute")?.with_strategy(Strategy::Gcra)?;
+    /// assert_eq!(l.strategies(), vec![Strategy::Gcra]);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_strategy(mut self, strategy: Strategy) -> Result<RateLimiter, RateLimitError> {
+        if strategy == Strategy::MovingWindow {
+            if let Some(l) = self
+                .limits
+                .iter()
+                .find(|l| l.amount() > super::MAX_WINDOW_AMOUNT)
+            {
+                return Err(RateLimitError::WindowTooLarge(*l));
+            }
+        }
+        self.rules = self
+            .limits
+            .iter()
+            .map(|l| Rule::new(*l, strategy))
+            .collect();
+        Ok(self)
+    }
+
+    /// Names the limiter; the name is part of every key, so limiters sharing a Redis store
+    /// never share counters.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimiter::parse("5/minute")?.with_name("login");
+    /// assert_eq!(l.name(), "login");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_name(mut self, name: &str) -> RateLimiter {
+        self.name = Arc::from(name);
+        self
+    }
+
+    /// Stores counters in `store` (e.g. with a different cap or a manual clock).
+    ///
+    /// ```
+    /// use buttress::ratelimit::{MemoryStore, RateLimiter};
+    /// let l = RateLimiter::parse("5/minute")?.with_memory(MemoryStore::new(1_000));
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_memory(self, store: MemoryStore) -> RateLimiter {
+        self.with_backend(Backend::Memory(store))
+    }
+
+    /// Stores counters in Redis, shared by every instance.
+    ///
+    /// ```no_run
+    /// use buttress::ratelimit::{OnStoreError, RateLimiter, RedisStore};
+    /// let l = RateLimiter::parse("5/minute")?
+    ///     .with_redis(RedisStore::open("redis://127.0.0.1:6379")?)
+    ///     .with_on_store_error(OnStoreError::Memory);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn with_redis(self, store: RedisStore) -> RateLimiter {
+        self.with_backend(Backend::Redis(store))
+    }
+
+    fn with_backend(mut self, backend: Backend) -> RateLimiter {
+        self.state = Arc::new(State {
+            backend,
+            fallback: MemoryStore::default(),
+            store_errors: AtomicU64::new(0),
+            degraded: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// What to do when the store fails. Default: [`OnStoreError::FailClosed`]. A memory store
+    /// never fails.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{OnStoreError, RateLimiter};
+    /// let l = RateLimiter::parse("5/minute")?.with_on_store_error(OnStoreError::FailOpen);
+    /// assert_eq!(l.on_store_error(), OnStoreError::FailOpen);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_on_store_error(mut self, policy: OnStoreError) -> RateLimiter {
+        self.on_error = policy;
+        self
+    }
+
+    /// The limits.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimiter::parse("5/minute")?;
+    /// assert_eq!(l.limits().len(), 1);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The strategy of each limit, in order.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{RateLimiter, Strategy};
+    /// let l = RateLimiter::parse("200 per day; 5 per minute")?;
+    /// assert_eq!(l.strategies(), vec![Strategy::Gcra, Strategy::MovingWindow]);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn strategies(&self) -> Vec<Strategy> {
+        self.rules.iter().map(|r| r.strategy).collect()
+    }
+
+    /// The name given with [`with_name`](Self::with_name) (`"default"` otherwise).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::RateLimiter::parse("1/second")?.name(), "default");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The failure policy.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{OnStoreError, RateLimiter};
+    /// assert_eq!(RateLimiter::parse("1/second")?.on_store_error(), OnStoreError::FailClosed);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn on_store_error(&self) -> OnStoreError {
+        self.on_error
+    }
+
+    /// How many store calls failed or ran out of time (each one also logged).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::RateLimiter::parse("1/second")?.store_errors(), 0);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn store_errors(&self) -> u64 {
+        self.state.store_errors.load(Ordering::Relaxed)
+    }
+
+    /// How many checks were answered by the failure policy instead of the store.
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::RateLimiter::parse("1/second")?.degraded_checks(), 0);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn degraded_checks(&self) -> u64 {
+        self.state.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The memory store, when this limiter counts in memory.
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimiter::parse("1/second")?;
+    /// assert!(l.memory_store().is_some());
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn memory_store(&self) -> Option<&MemoryStore> {
+        match &self.state.backend {
+            Backend::Memory(m) => Some(m),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// Counts `cost` units for `key` when every limit has room, and says so. A cost of 0 only
+    /// reports the state. Fails only when the store fails and the policy is fail-closed.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("2 per second")?;
+    /// assert!(l.check("203.0.113.1", 1).await?.allowed());
+    /// assert!(l.check("203.0.113.1", 1).await?.allowed());
+    /// assert!(!l.check("203.0.113.1", 1).await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn check(&self, key: &str, cost: u64) -> Result<Decision, Unavailable> {
+        self.run(key, cost, true).await
+    }
+
+    /// Whether one more unit for `key` would be admitted, without counting it.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1 per minute")?;
+    /// assert!(l.peek("k").await?.allowed());
+    /// assert!(l.peek("k").await?.allowed(), "peeking counts nothing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn peek(&self, key: &str) -> Result<Decision, Unavailable> {
+        self.run(key, 1, false).await
+    }
+
+    /// Forgets every counter of `key` (e.g. after a successful login).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1 per minute")?;
+    /// l.check("k", 1).await?;
+    /// assert!(!l.peek("k").await?.allowed());
+    /// l.reset("k").await?;
+    /// assert!(l.peek("k").await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn reset(&self, key: &str) -> Result<(), Unavailable> {
+        match &self.state.backend {
+            Backend::Memory(m) => {
+                m.reset(&self.memory_key(key), &self.rules);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                self.state
+                    .fallback
+                    .reset(&self.memory_key(key), &self.rules);
+                match r.reset(&self.full_key(key), &self.rules).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        self.store_failed(&e);
+                        match self.on_error {
+                            OnStoreError::FailClosed => Err(Unavailable),
+                            _ => Ok(()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A memory store belongs to one limiter, so the name need not be part of its keys.
+    fn memory_key<'a>(&'a self, key: &'a str) -> [&'a [u8]; 1] {
+        [key.as_bytes()]
+    }
+
+    #[cfg(feature = "redis")]
+    fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.name.len() + key.len() + 1);
+        full.push_str(&self.name);
+        full.push('\u{1f}');
+        full.push_str(key);
+        full
+    }
+
+    async fn run(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
+        match &self.state.backend {
+            Backend::Memory(m) => {
+                Ok(
+                    m.check(&self.memory_key(key), &self.rules, cost, commit, |o| {
+                        Decision::from_outcomes(&self.rules, o, false)
+                    }),
+                )
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                let full = self.full_key(key);
+                match r.check(&full, &self.rules, cost, commit).await {
+                    Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
+                    Err(e) => {
+                        if !e.is_skipped() {
+                            self.store_failed(&e);
+                        }
+                        self.state.degraded.fetch_add(1, Ordering::Relaxed);
+                        self.on_failure(key, cost, commit)
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    fn store_failed(&self, e: &super::redis::StoreError) {
+        let n = self.state.store_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            limiter = %self.name,
+            policy = self.on_error.as_str(),
+            failures = n,
+            error = %e,
+            "rate-limit store failed"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    fn on_failure(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
+        match self.on_error {
+            OnStoreError::FailClosed => Err(Unavailable),
+            OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
+            OnStoreError::Memory => Ok(self.state.fallback.check(
+                &self.memory_key(key),
+                &self.rules,
+                cost,
+                commit,
+                |o| Decision::from_outcomes(&self.rules, o, true),
+            )),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Rate limits: Flask-Limiter's limit strings, counted exactly, in memory or on Redis.
+//!
+//! - [`Limits`]: the `limits` grammar (`200 per day; 50/hour`, `10 per 2 minutes`), parsed at
+//!   start-up; a typo is an error naming the position, never a silent default.
+//! - [`Strategy`]: GCRA (O(1) per key) or the exact moving window, each with its guarantee.
+//! - [`MemoryStore`]: sharded, with a hard cap on keys and an overflow policy that never frees a
+//!   limited client; `RedisStore` (feature `redis`): the same semantics in one Lua round trip.
+//! - [`RateLimiter`]: limits + store + [`OnStoreError`] policy, checked by key.
+//! - [`RateLimitLayer`]: keyed on [`ClientIp`](crate::proxy::ClientIp) (IPv6 by /64), scopes,
+//!   exemptions, cost; 429 with `Retry-After` and `RateLimit` headers, rendered by the error
+//!   pages; shadow mode.
+//! - [`LoginThrottle`]: failure counters for a login form, without attacker-imposed lockout.
+//!
+//! | default | value |
+//! |---|---|
+//! | global limit ([`Buttress`](crate::Buttress)) | `200 per day; 50 per hour`, per client, all routes together |
+//! | strategy | moving window up to 20 per period, GCRA above ([`Strategy::for_amount`]) |
+//! | key | client address, IPv4 /32, IPv6 /64 |
+//! | memory cap | 100,000 clients ([`DEFAULT_MAX_KEYS`]) |
+//! | Redis time budget | 50 ms |
+//! | store failure | fail closed ([`RateLimiter`]); the global limit falls back to memory |
+//! | headers | `RateLimit` + `RateLimit-Policy` |
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use buttress::ratelimit::RateLimitLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "home" }))
+//!     .route("/login", post(|| async { "welcome" }).route_layer(RateLimitLayer::parse("5 per minute")?));
+//! # Ok::<(), buttress::ratelimit::RateLimitError>(())
+//! ```
+//!
+//! The whole story (guarantees, overflow policy, Redis semantics, benchmarks) is in
+//! `docs/ratelimit.md`.
+
+pub mod algorithm;
+pub mod grammar;
+pub mod key;
+pub mod layer;
+pub mod limiter;
+pub mod login;
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod response;
+
+pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
+pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
+pub use key::{IpGrouping, KeyFn, Scope};
+pub use layer::{RateLimit, RateLimitLayer};
+pub use limiter::{Decision, OnStoreError, RateLimiter, Unavailable};
+pub use login::{LoginThrottle, LoginVerdict};
+pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, CHECK_SCRIPT, DEFAULT_BUDGET};
+pub use response::{policy_header, HeaderStyle};
+
+/// A rate-limit configuration that cannot be used. Found at start-up, never per request.
+///
+/// ```
+/// use buttress::ratelimit::{RateLimitError, RateLimiter};
+/// let e = RateLimiter::parse("5 per fortnight").unwrap_err();
+/// assert!(matches!(e, RateLimitError::Grammar(_)));
+/// assert!(e.to_string().contains("position 6"), "{e}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// The limit string does not parse.
+    #[error("limit string {0}")]
+    Grammar(#[from] GrammarError),
+    /// A moving window was asked for a limit above [`MAX_WINDOW_AMOUNT`].
+    #[error("the moving window keeps one timestamp per request and takes at most {MAX_WINDOW_AMOUNT} per period; use GCRA for {0}")]
+    WindowTooLarge(Limit),
+    /// Not a store-failure policy.
+    #[error("{0:?} is not a store-failure policy; use fail-closed, fail-open or memory")]
+    Policy(String),
+    /// Not a header style.
+    #[error("{0:?} is not a header style; use ietf, legacy, both or none")]
+    Headers(String),
+    /// The Redis URL does not parse.
+    #[error("the Redis URL does not parse: {0}")]
+    RedisUrl(String),
+    /// Redis storage was configured but the crate was built without the `redis` feature.
+    #[error("ratelimit_storage is a redis:// URL but Buttress was built without the `redis` feature; enable it or use memory")]
+    RedisDisabled,
+}
+
+#[cfg(test)]
+mod tests;

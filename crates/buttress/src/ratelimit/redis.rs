@@ -1,0 +1,371 @@
+//! The Redis store: the same arithmetic as memory, in one Lua script, one round trip per check.
+//!
+//! - **Atomic:** every limit of a check is read and, only if all pass, written by one script
+//!   (`EVALSHA`; the client loads the script with `EVAL`/`SCRIPT LOAD` on `NOSCRIPT`).
+//! - **One clock:** the script reads `redis.call('TIME')`, so instances with skewed clocks share
+//!   one timeline.
+//! - **Cluster-safe keys:** `buttress:rl:{<digest>}:<limit>`; the hash tag (a SHA-256 digest of
+//!   limiter name and client key, so no e-mail address or IP lands in Redis) puts all limits of a
+//!   client in one slot. The limit (amount, period, strategy) is part of the key, so changing a
+//!   limit starts it afresh.
+//! - **Bounded:** every key expires when its state no longer matters (`PEXPIRE`).
+//! - **Time budget:** each check has a budget (default 50 ms); past it, or on any error, the
+//!   limiter's [`OnStoreError`](super::OnStoreError) policy applies, the failure is logged and
+//!   counted, and Redis is left alone for a short pause (250 ms) before the next try, so an
+//!   outage does not add the budget to every request. A multiplexed connection manager
+//!   reconnects by itself: recovery needs no restart.
+//!
+//! ```no_run
+//! use buttress::ratelimit::{OnStoreError, RateLimiter, RedisStore};
+//! use std::time::Duration;
+//! let store = RedisStore::open("redis://127.0.0.1:6379")?.with_budget(Duration::from_millis(20));
+//! let limiter = RateLimiter::parse("200 per day; 50 per hour")?
+//!     .with_redis(store)
+//!     .with_on_store_error(OnStoreError::Memory);
+//! # Ok::<(), buttress::ratelimit::RateLimitError>(())
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use super::algorithm::{Outcome, Rule, Strategy};
+use super::RateLimitError;
+
+/// The default time budget of one check.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::DEFAULT_BUDGET.as_millis(), 50);
+/// ```
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(50);
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(250);
+
+/// The check script. KEYS: one per limit. ARGV: cost, commit (1/0), then per limit:
+/// strategy (`g` or `w`), amount, period in microseconds. Returns 4 integers per limit:
+/// allowed (1/0), remaining, reset after (µs), retry after (µs, -1 for never).
+///
+/// ```
+/// assert!(buttress::ratelimit::CHECK_SCRIPT.contains("redis.call('TIME')"));
+/// ```
+pub const CHECK_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+local commit = ARGV[2] == '1'
+local out = {}
+local writes = {}
+local all = true
+for i = 1, #KEYS do
+  local strat = ARGV[3 * i]
+  local amount = tonumber(ARGV[3 * i + 1])
+  local period = tonumber(ARGV[3 * i + 2])
+  local key = KEYS[i]
+  if strat == 'g' then
+    local tau = math.ceil(period / amount)
+    local burst = tau * amount
+    local tat = tonumber(redis.call('GET', key) or '0')
+    local base = math.max(tat, now)
+    local new_tat = base + tau * cost
+    local allow_at = new_tat - burst
+    if cost > amount or now < allow_at then
+      local retry = -1
+      if cost <= amount then retry = allow_at - now end
+      all = false
+      out[#out + 1] = 0
+      out[#out + 1] = math.floor((now + burst - base) / tau)
+      out[#out + 1] = base - now
+      out[#out + 1] = retry
+    else
+      out[#out + 1] = 1
+      out[#out + 1] = math.floor((now + burst - new_tat) / tau)
+      out[#out + 1] = new_tat - now
+      out[#out + 1] = 0
+      if new_tat > now then
+        writes[#writes + 1] = {'g', key, new_tat, new_tat - now}
+      end
+    end
+  else
+    local entries = redis.call('LRANGE', key, 0, amount - 1)
+    local used = 0
+    for j = 1, #entries do
+      if tonumber(entries[j]) + period > now then used = used + 1 else break end
+    end
+    if cost > amount or used + cost > amount then
+      local retry = -1
+      if cost <= amount then
+        retry = tonumber(entries[amount - cost + 1]) + period - now
+        if retry < 1 then retry = 1 end
+      end
+      local reset = 0
+      if used > 0 then reset = tonumber(entries[1]) + period - now end
+      all = false
+      out[#out + 1] = 0
+      out[#out + 1] = amount - math.min(used, amount)
+      out[#out + 1] = reset
+      out[#out + 1] = retry
+    else
+      local reset = 0
+      if cost > 0 then reset = period elseif used > 0 then reset = tonumber(entries[1]) + period - now end
+      out[#out + 1] = 1
+      out[#out + 1] = amount - used - cost
+      out[#out + 1] = reset
+      out[#out + 1] = 0
+      if cost > 0 then writes[#writes + 1] = {'w', key, amount, period} end
+    end
+  end
+end
+if all and commit then
+  local stamp = string.format('%.0f', now)
+  for _, w in ipairs(writes) do
+    if w[1] == 'g' then
+      redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', math.ceil(w[4] / 1000) + 1)
+    else
+      for _ = 1, cost do redis.call('LPUSH', w[2], stamp) end
+      redis.call('LTRIM', w[2], 0, w[3] - 1)
+      redis.call('PEXPIRE', w[2], math.ceil(w[4] / 1000) + 1)
+    end
+  end
+end
+return out
+";
+
+/// Why a Redis check did not complete.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// Redis answered with an error or the connection failed.
+    Redis(redis::RedisError),
+    /// The time budget ran out.
+    Timeout(Duration),
+    /// Redis is paused after a recent failure; not tried.
+    Paused,
+    /// The script returned something unexpected.
+    Reply(usize),
+}
+
+impl StoreError {
+    pub(crate) fn is_skipped(&self) -> bool {
+        matches!(self, StoreError::Paused)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Redis(e) => write!(f, "redis: {e}"),
+            StoreError::Timeout(d) => write!(f, "no answer within the {} ms budget", d.as_millis()),
+            StoreError::Paused => f.write_str("paused after a recent failure"),
+            StoreError::Reply(n) => write!(f, "unexpected script reply of {n} values"),
+        }
+    }
+}
+
+struct Shared {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    script: redis::Script,
+    budget: Duration,
+    origin: Instant,
+    paused_until: AtomicU64,
+}
+
+/// A Redis connection for rate limits (multiplexed, reconnecting, with a time budget).
+/// Clones share the connection.
+///
+/// ```
+/// use buttress::ratelimit::RedisStore;
+/// let store = RedisStore::open("redis://127.0.0.1:6379/0")?; // connects on first use
+/// assert_eq!(store.budget().as_millis(), 50);
+/// assert!(RedisStore::open("http://example.org").is_err());
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("budget", &self.shared.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store for the Redis at `url` (`redis://` or `rediss://`). Nothing connects until the
+    /// first check, so a start with Redis down works (and applies the failure policy).
+    ///
+    /// ```
+    /// assert!(buttress::ratelimit::RedisStore::open("redis://127.0.0.1:6379").is_ok());
+    /// ```
+    pub fn open(url: &str) -> Result<RedisStore, RateLimitError> {
+        let client =
+            redis::Client::open(url).map_err(|e| RateLimitError::RedisUrl(e.to_string()))?;
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                client,
+                conn: OnceCell::new(),
+                script: redis::Script::new(CHECK_SCRIPT),
+                budget: DEFAULT_BUDGET,
+                origin: Instant::now(),
+                paused_until: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Sets the time budget of one check (default 50 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = buttress::ratelimit::RedisStore::open("redis://127.0.0.1")?.with_budget(Duration::from_millis(10));
+    /// assert_eq!(s.budget(), Duration::from_millis(10));
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_budget(self, budget: Duration) -> RedisStore {
+        let s = &self.shared;
+        RedisStore {
+            shared: Arc::new(Shared {
+                client: s.client.clone(),
+                conn: OnceCell::new(),
+                script: redis::Script::new(CHECK_SCRIPT),
+                budget,
+                origin: s.origin,
+                paused_until: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The time budget of one check.
+    ///
+    /// ```
+    /// let s = buttress::ratelimit::RedisStore::open("redis://127.0.0.1")?;
+    /// assert_eq!(s.budget(), buttress::ratelimit::DEFAULT_BUDGET);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn budget(&self) -> Duration {
+        self.shared.budget
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.shared.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let s = &self.shared;
+        let conn = s
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(s.budget))
+                    .set_response_timeout(Some(s.budget))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(100));
+                ConnectionManager::new_with_config(s.client.clone(), config).await
+            })
+            .await
+            .map_err(StoreError::Redis)?;
+        Ok(conn.clone())
+    }
+
+    async fn guarded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if self.now_ms() < self.shared.paused_until.load(Ordering::Relaxed) {
+            return Err(StoreError::Paused);
+        }
+        let result = match tokio::time::timeout(self.shared.budget, work).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(self.shared.budget)),
+        };
+        if result.is_err() {
+            let until =
+                self.now_ms() + u64::try_from(PAUSE_AFTER_FAILURE.as_millis()).unwrap_or(250);
+            self.shared.paused_until.store(until, Ordering::Relaxed);
+        }
+        result
+    }
+
+    pub(crate) async fn check(
+        &self,
+        full_key: &str,
+        rules: &[Rule],
+        cost: u64,
+        commit: bool,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let keys = redis_keys(full_key, rules);
+        self.guarded(async {
+            let mut conn = self.connection().await?;
+            let mut inv = self.shared.script.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(cost).arg(u8::from(commit));
+            for r in rules {
+                let s = match r.strategy {
+                    Strategy::Gcra => "g",
+                    Strategy::MovingWindow => "w",
+                };
+                inv.arg(s).arg(r.amount).arg(r.period);
+            }
+            let reply: Vec<i64> = inv
+                .invoke_async(&mut conn)
+                .await
+                .map_err(StoreError::Redis)?;
+            if reply.len() != rules.len() * 4 {
+                return Err(StoreError::Reply(reply.len()));
+            }
+            let us = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+            Ok(reply
+                .chunks_exact(4)
+                .map(|c| Outcome {
+                    allowed: c[0] == 1,
+                    remaining: u64::try_from(c[1]).unwrap_or(0),
+                    reset_after: u64::try_from(c[2]).unwrap_or(0),
+                    retry_after: us(c[3]),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    pub(crate) async fn reset(&self, full_key: &str, rules: &[Rule]) -> Result<(), StoreError> {
+        let keys = redis_keys(full_key, rules);
+        self.guarded(async {
+            let mut conn = self.connection().await?;
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(StoreError::Redis)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `buttress:rl:{digest}:index-amount-period-strategy` per rule.
+fn redis_keys(full_key: &str, rules: &[Rule]) -> Vec<String> {
+    let digest = Sha256::digest(full_key.as_bytes());
+    let tag: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "buttress:rl:{{{tag}}}:{i}-{}-{}-{}",
+                r.amount,
+                r.period,
+                match r.strategy {
+                    Strategy::Gcra => "g",
+                    Strategy::MovingWindow => "w",
+                }
+            )
+        })
+        .collect()
+}
