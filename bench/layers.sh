@@ -2,7 +2,7 @@
 # bench/layers.sh: where the whole stack's time goes. Starts bare axum, the whole stack, and the
 # stack rebuilt from its public layers with one layer (or group) left out, then loads each in
 # turn with wrk, round-robin, ROUNDS times (default 2, DURATION 5s), and prints medians relative
-# to bare axum. Run after `cargo build --release -p buttress-bench`. Loopback only; every server
+# to bare axum. MODE=only instead measures bare axum plus one layer at a time. Run after `cargo build --release -p buttress-bench`. Loopback only; every server
 # is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,25 +20,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+LAYERS=(csrf session body-limit timeout ratelimit panic proxy headers errors propagate-id trace set-id strip-id)
 variants=(
   "bare axum|bare --server axum"
   "bare on buttress Server|bare --server buttress"
   "stack (Buttress::apply)|stack"
   "stack on axum::serve|stack --server axum"
   "rebuilt, nothing left out|layers"
-  "without headers|layers --skip headers"
-  "without session|layers --skip session"
-  "without csrf|layers --skip csrf"
-  "without session+csrf|layers --skip session,csrf"
-  "without errors|layers --skip errors"
-  "without trace|layers --skip trace"
-  "without request ids|layers --skip set-id,propagate-id,strip-id"
-  "without proxy|layers --skip proxy"
-  "without timeout|layers --skip timeout"
-  "without panic|layers --skip panic"
-  "without body-limit|layers --skip body-limit"
-  "only headers|layers --skip csrf,session,body-limit,timeout,panic,proxy,errors,propagate-id,trace,set-id,strip-id"
 )
+# MODE=skip (default): the stack without one layer; MODE=only: bare plus one layer.
+case ${MODE:-skip} in
+  skip)
+    for l in "${LAYERS[@]}"; do variants+=("without $l|layers --skip $l"); done
+    variants+=("without request ids|layers --skip set-id,propagate-id,strip-id")
+    variants+=("without session+csrf|layers --skip session,csrf")
+    ;;
+  only)
+    all=$(IFS=,; echo "${LAYERS[*]}")
+    variants+=("no layer at all|layers --skip $all")
+    for l in "${LAYERS[@]}"; do
+      rest=$(printf '%s\n' "${LAYERS[@]}" | grep -vx "$l" | paste -sd, -)
+      variants+=("only $l|layers --skip $rest")
+    done
+    ;;
+  *) echo "MODE is skip or only" >&2; exit 2 ;;
+esac
 urls=()
 for i in "${!variants[@]}"; do
   read -r -a args <<<"${variants[$i]#*|}"
@@ -67,5 +73,6 @@ med = {i: statistics.median(float(r[2]) for r in rows if int(r[0]) == i) for i i
 print(f"| variant | command | median req/s | vs bare axum |")
 print(f"|---|---|---:|---:|")
 for i, n in enumerate(names):
-    print(f"| {n} | `buttress-bench {cmds[i]}` | {med[i]:,.0f} | {med[i] / med[0]:.2f} |")
+    cmd = cmds[i] if len(cmds[i]) < 60 else cmds[i].split(" --skip")[0] + " --skip <all others>"
+    print(f"| {n} | `buttress-bench {cmd}` | {med[i]:,.0f} | {med[i] / med[0]:.2f} |")
 PY

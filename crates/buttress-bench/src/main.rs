@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Layer names: `strip-id`, `set-id`, `trace`, `propagate-id`, `errors`, `headers`, `proxy`,
-//! `panic`, `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
+//! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
 //! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
 //! (`axum::serve`), for every mode.
 //!
@@ -100,6 +100,7 @@ const LAYERS: &[&str] = &[
     "session",
     "body-limit",
     "timeout",
+    "ratelimit",
     "panic",
     "proxy",
     "headers",
@@ -197,6 +198,11 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ));
+    }
+    if on("ratelimit") {
+        if let Some(limit) = stack.rate_limiter() {
+            r = r.layer(limit.clone());
+        }
     }
     if on("panic") {
         r = r.layer(catch_panic_layer());
