@@ -201,16 +201,10 @@ def render(work, out):
                                    for b in dict.fromkeys(r[0] for r in crit)) + ".")
         w("")
         if memory:
-            w("Memory per tracked key (`--bench ratelimit`, child processes; phase, keys, tracked, RSS growth, store's own estimate):")
+            w("Memory per tracked key, as `--bench ratelimit` prints it (measured in child processes):")
             w("")
-            w("| phase | keys | tracked | RSS growth | bytes/key (RSS) | store estimate |")
-            w("|---|---:|---:|---:|---:|---:|")
             for row in memory:
-                f = row[1].split()
-                if len(f) >= 5:
-                    keys, tracked, rss, est = int(f[1]), int(f[2]), int(f[3]), int(f[4])
-                    per = rss / tracked if tracked else 0
-                    w(f"| {f[0]} | {keys:,} | {tracked:,} | {rss / 2**20:.1f} MiB | {per:.0f} | {est / 2**20:.1f} MiB |")
+                w(f"- `{row[0]}`: {row[1]}")
             w("")
 
     w("## Machine")
