@@ -1,4 +1,5 @@
-//! The `buttress` command: `serve`, `check`, `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
+//! The `buttress` command: `serve` (the blood-donor portal through the whole stack), `check`,
+//! `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
 //!
 //! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
@@ -8,7 +9,6 @@
 #![allow(clippy::print_stdout)]
 
 mod audit;
-mod landing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use buttress::check::{self, Severity};
 use buttress::server::{shutdown_signal, ServeOptions, Server};
 use buttress::settings::{Origin, Settings};
-use buttress::Buttress;
+use buttress_portal::web::{build, BuildError, BuildOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Secure-by-default foundation for Rust web applications.
@@ -36,7 +36,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the site through the whole stack (Development on 127.0.0.1:8000 by default).
+    /// Serve the blood-donor portal through the whole stack (Development on 127.0.0.1:8000 by
+    /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL).
     Serve(ServeArgs),
     /// Run the deploy checklist on the effective settings.
     Check {
@@ -67,6 +68,9 @@ struct ServeArgs {
     /// Serve HTTPS with a self-signed certificate for localhost (BUTTRESS_DEV_TLS).
     #[arg(long, conflicts_with = "tls_cert")]
     dev_tls: bool,
+    /// Fill the registry with N demo donors (deterministic; demo accounts cannot sign in).
+    #[arg(long, value_name = "N")]
+    seed_demo: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -105,7 +109,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { format } => run_check(&settings, format),
-        Command::Serve(_) => serve(&settings),
+        Command::Serve(a) => serve(&settings, a.seed_demo),
         Command::Audit(args) => audit::run(&args),
     }
 }
@@ -187,27 +191,12 @@ fn run_check(settings: &Settings, format: Format) -> ExitCode {
     }
 }
 
-fn serve(settings: &Settings) -> ExitCode {
-    let stack = match Buttress::from_settings(settings) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("buttress: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    let errors = stack
-        .notices()
+fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
+    let findings = check::run(settings);
+    let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    if errors > 0 {
-        tracing::warn!("{errors} deploy checklist error(s) would stop a Production start; run `buttress check`");
-    }
-    if settings.plain_http_loopback_dev() {
-        tracing::info!(
-            "Development over plain HTTP on loopback: cookies drop Secure and the __Host- prefix"
-        );
-    }
     let opts = match ServeOptions::from_settings(settings) {
         Ok(o) => o,
         Err(e) => {
@@ -228,7 +217,35 @@ fn serve(settings: &Settings) -> ExitCode {
     let tls = opts.tls.is_some();
     let dev_cert = opts.dev_cert_path.clone();
     runtime.block_on(async move {
-        let app = stack.csrf_exempt("/csp-report").apply(landing::router());
+        let (app, portal) = match build(settings, BuildOptions::default()).await {
+            Ok(built) => built,
+            Err(BuildError::Startup(e)) => {
+                eprintln!("buttress: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+            Err(e) => {
+                eprintln!("buttress: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if errors > 0 {
+            tracing::warn!("{errors} deploy checklist error(s) would stop a Production start; run `buttress check`");
+        }
+        if settings.plain_http_loopback_dev() {
+            tracing::info!(
+                "Development over plain HTTP on loopback: cookies drop Secure and the __Host- prefix"
+            );
+        }
+        tracing::info!(backend = ?portal.db.backend(), "portal database ready");
+        if let Some(n) = seed_demo {
+            match buttress_portal::seed::seed_demo(&portal.db, n).await {
+                Ok(added) => tracing::info!("seeded {added} demo donor(s)"),
+                Err(e) => {
+                    eprintln!("buttress: seeding demo donors failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let server = match Server::bind(app, opts).await {
             Ok(s) => s,
             Err(e) => {
@@ -240,6 +257,7 @@ fn serve(settings: &Settings) -> ExitCode {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         server.shutdown().await;
+        portal.db.close().await;
         ExitCode::SUCCESS
     })
 }

@@ -185,7 +185,18 @@ impl Drop for Served {
 }
 
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
-    let child = buttress(args, env)
+    // The portal keeps its SQLite database in the data directory: never in the source tree.
+    let data = std::env::temp_dir().join(format!(
+        "buttress-cli-data-{}-{}",
+        std::process::id(),
+        args.join("_").replace(['/', ':', '.'], "")
+    ));
+    let data = data.to_str().expect("utf-8").to_owned();
+    let mut env = env.to_vec();
+    if !env.iter().any(|(k, _)| *k == "BUTTRESS_DATA_DIR") {
+        env.push(("BUTTRESS_DATA_DIR", &data));
+    }
+    let child = buttress(args, &env)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -309,4 +320,144 @@ async fn serve_dev_tls_with_redirect_listener() {
     let status = sigterm(&mut s.child);
     assert!(status.success());
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn serve_runs_the_portal_with_demo_donors() {
+    let mut s = serve(
+        &["serve", "--bind", "127.0.0.1:0", "--seed-demo", "40"],
+        &[],
+    );
+    let home = reqwest::get(format!("{}/", s.url)).await.expect("GET /");
+    assert_eq!(home.status(), 200);
+    assert!(home
+        .text()
+        .await
+        .expect("body")
+        .contains("Blood donor registry"));
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/donors", s.url))
+        .await
+        .expect("GET /api/donors")
+        .json()
+        .await
+        .expect("json");
+    let total = doc["total"].as_u64().expect("total");
+    assert!((20..=40).contains(&total), "available demo donors: {total}");
+    assert!(
+        doc["items"][0].get("phone").is_none(),
+        "no phones for anonymous clients"
+    );
+    let login = reqwest::get(format!("{}/login", s.url))
+        .await
+        .expect("GET /login");
+    assert!(login
+        .headers()
+        .get("set-cookie")
+        .is_some_and(|c| c.to_str().unwrap_or("").contains("HttpOnly")));
+    let status = sigterm(&mut s.child);
+    assert!(status.success(), "{status:?} {:?}", s.lines);
+}
+
+#[test]
+fn audit_grades_the_served_portal_a_plus() {
+    let dir = std::env::temp_dir().join(format!("buttress-cli-audit-{}", std::process::id()));
+    let data = dir.to_str().expect("utf-8").to_owned();
+    let mut s = serve(
+        &[
+            "serve",
+            "--dev-tls",
+            "--bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            "127.0.0.1:0",
+        ],
+        &[("BUTTRESS_DATA_DIR", &data)],
+    );
+    let http_port = s
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("buttress: plain HTTP on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .expect("redirect listener")
+        .to_owned();
+    let cert = dir.join("dev-tls/cert.pem");
+    let out = run(
+        &[
+            "audit",
+            &format!("{}/login", s.url),
+            "--active",
+            "--probe-rate-limit",
+            "/login",
+            "--ca-cert",
+            cert.to_str().expect("utf-8"),
+            "--http-port",
+            &http_port,
+            "--min-grade",
+            "A+",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["grade"], "A+");
+    for f in report["findings"].as_array().expect("findings") {
+        assert!(
+            matches!(f["verdict"].as_str(), Some("pass" | "info")),
+            "{f:#}"
+        );
+    }
+    let csrf = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == "AUD-CSRF-002")
+        .expect("active CSRF probe");
+    assert_eq!(
+        csrf["verdict"], "pass",
+        "tokenless cross-site POSTs refused"
+    );
+    let status = sigterm(&mut s.child);
+    assert!(status.success());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
+    let cwd = std::env::temp_dir().join(format!("buttress-cli-fresh-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).expect("dir");
+    let child = buttress(&["serve", "--bind", "127.0.0.1:0"], &[])
+        .current_dir(&cwd)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut s = Served {
+        child,
+        url: String::new(),
+        lines: Vec::new(),
+    };
+    let mut reader = BufReader::new(s.child.stderr.take().expect("stderr"));
+    while s.url.is_empty() {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "{:?}",
+            s.lines
+        );
+        if let Some(rest) = line.trim().strip_prefix("buttress: listening on ") {
+            s.url = rest.trim_end_matches('/').to_owned();
+        }
+        s.lines.push(line);
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let res = reqwest::get(format!("{}/requests", s.url))
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+    assert!(cwd.join("buttress-data/portal.sqlite3").is_file());
+    assert!(sigterm(&mut s.child).success());
+    std::fs::remove_dir_all(cwd).ok();
 }

@@ -3,8 +3,9 @@
 //! This crate holds everything the portal does that needs no HTTP session: storage on SQLite
 //! or PostgreSQL ([`db`]), the domain ([`domain`]), input rules ([`validate`]), accounts with
 //! argon2id and no user enumeration ([`accounts`]), donor search ([`donors`]), blood requests
-//! ([`requests`]), server-rendered pages ([`render`]) and demo data ([`seed`]). The HTTP routes
-//! (sessions, CSRF) are a thin layer over these.
+//! ([`requests`]), server-rendered pages ([`render`]) and demo data ([`seed`]); [`web`] is the
+//! thin HTTP layer over these (routes, sessions, CSRF) and [`web::build`] wraps it in the whole
+//! Buttress stack, as `buttress serve` runs it.
 //!
 //! # Example
 //!
@@ -58,6 +59,7 @@ pub mod render;
 pub mod requests;
 pub mod seed;
 pub mod validate;
+pub mod web;
 
 pub use accounts::{Accounts, PasswordParams, SignUpOutcome, User};
 pub use db::{Backend, Db, Page, PAGE_SIZE};

@@ -248,6 +248,42 @@ impl IntoResponseParts for KeepBody {
     }
 }
 
+/// Rejection of an extractor whose layer is not installed in front of the handler: a setup
+/// mistake, not the client's, so it is logged and answered with a generic 500.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{layer} is not installed in front of this handler")]
+pub struct MissingLayer {
+    /// The layer that should have provided the value.
+    pub layer: &'static str,
+}
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> axum::response::Response {
+        tracing::error!("{self}");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+    }
+}
+
+/// Implements `FromRequestParts` for a value a layer put into the request's extensions.
+macro_rules! extension_extractor {
+    ($ty:ty, $layer:literal) => {
+        impl<S: Send + Sync> axum::extract::FromRequestParts<S> for $ty {
+            type Rejection = $crate::errors::MissingLayer;
+            async fn from_request_parts(
+                parts: &mut http::request::Parts,
+                _: &S,
+            ) -> Result<Self, Self::Rejection> {
+                parts
+                    .extensions
+                    .get::<$ty>()
+                    .cloned()
+                    .ok_or($crate::errors::MissingLayer { layer: $layer })
+            }
+        }
+    };
+}
+pub(crate) use extension_extractor;
+
 /// Debug detail attached to a response (e.g. a panic's message); shown only to loopback
 /// clients when debug is on.
 #[derive(Debug, Clone)]

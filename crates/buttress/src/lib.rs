@@ -96,6 +96,11 @@ pub enum StartupError {
     /// A rate-limit setting that cannot be used (settings loading normally catches this first).
     #[error("rate limiting cannot start: {0}. Fix: correct BUTTRESS_RATELIMIT_DEFAULT or BUTTRESS_RATELIMIT_STORAGE")]
     RateLimit(#[from] ratelimit::RateLimitError),
+    /// The configured session store cannot be used.
+    #[error(
+        "the session store cannot be used: {0}. Fix: check BUTTRESS_SESSION_STORE and REDIS_URL"
+    )]
+    SessionStore(String),
     /// A CSP setting that does not parse (settings loading normally catches this first).
     #[error("BUTTRESS_CSP does not parse: {0}. Fix: correct the policy or unset it")]
     Csp(#[from] headers::csp::CspError),
@@ -271,7 +276,27 @@ impl Buttress {
         }
         let session_store: Option<Arc<dyn SessionStore>> = match settings.session_store {
             SessionStoreKind::Memory => Some(Arc::new(MemoryStore::default())),
-            _ => None,
+            #[cfg(feature = "redis")]
+            SessionStoreKind::Redis => match settings.redis_url.as_deref() {
+                Some(url) => Some(Arc::new(
+                    session::redis::RedisSessionStore::open(url)
+                        .map_err(|e| StartupError::SessionStore(e.0))?,
+                )),
+                None => {
+                    return Err(StartupError::SessionStore(
+                        "the Redis session store needs REDIS_URL".into(),
+                    ))
+                }
+            },
+            #[cfg(not(feature = "redis"))]
+            SessionStoreKind::Redis => {
+                return Err(StartupError::SessionStore(
+                    "this build has no Redis support (cargo feature `redis`)".into(),
+                ))
+            }
+            // Cookie sessions need no store; SQL sessions come from the application's pool
+            // (`with_session_store`), as the portal does.
+            SessionStoreKind::Cookie | SessionStoreKind::Sql => None,
         };
         let ratelimit_base = RouteLimits::from_settings(settings)?;
         let ratelimit = settings.ratelimit_default.clone().map(|limits| {

@@ -40,9 +40,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
-use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use axum::response::{IntoResponseParts, ResponseParts};
+use http::{header, HeaderName, HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -358,28 +357,4 @@ where
     }
 }
 
-/// Rejection of [`CspNonce`] when [`SecureHeadersLayer`] is not installed.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("SecureHeadersLayer is not installed in front of this handler")]
-pub struct MissingHeadersLayer;
-
-impl IntoResponse for MissingHeadersLayer {
-    fn into_response(self) -> axum::response::Response {
-        tracing::error!("{self}");
-        crate::errors::Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
-    type Rejection = MissingHeadersLayer;
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<CspNonce>()
-            .copied()
-            .ok_or(MissingHeadersLayer)
-    }
-}
+crate::errors::extension_extractor!(CspNonce, "SecureHeadersLayer");

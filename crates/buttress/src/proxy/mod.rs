@@ -42,7 +42,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::ConnectInfo;
 use futures_util::future::{Either, Ready};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use ipnet::IpNet;
@@ -474,46 +474,8 @@ where
     }
 }
 
-/// Rejection of the [`ClientIp`] and [`RequestOrigin`] extractors when [`ProxyLayer`] is not
-/// installed: a setup mistake, answered with a generic 500.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("ProxyLayer is not installed in front of this handler")]
-pub struct MissingProxyLayer;
-
-impl axum::response::IntoResponse for MissingProxyLayer {
-    fn into_response(self) -> axum::response::Response {
-        tracing::error!("{self}");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = MissingProxyLayer;
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<ClientIp>()
-            .copied()
-            .ok_or(MissingProxyLayer)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
-    type Rejection = MissingProxyLayer;
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestOrigin>()
-            .cloned()
-            .ok_or(MissingProxyLayer)
-    }
-}
+crate::errors::extension_extractor!(ClientIp, "ProxyLayer");
+crate::errors::extension_extractor!(RequestOrigin, "ProxyLayer");
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 //! without any counter state, which is why XChaCha20 is used rather than AES-GCM's 96 bits.
 
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore as _;
 
@@ -23,6 +23,12 @@ use crate::secret::DerivedKeys;
 /// The most a `Set-Cookie` value may take in browsers (name + value, RFC 6265 §6.1).
 pub const MAX_COOKIE_BYTES: usize = 4096;
 const VERSION: u8 = 1;
+
+fn aad_for(name: &str) -> Vec<u8> {
+    let mut aad = b"buttress/session-cookie/v1|".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
 
 /// Why a cookie did not open. All variants are treated alike (no session); the distinction
 /// is for logs and tests.
@@ -45,6 +51,7 @@ pub enum DecodeError {
 pub struct CookieCodec {
     keys: DerivedKeys,
     name: String,
+    aad: Vec<u8>,
 }
 
 /// The result of [`CookieCodec::decode`].
@@ -59,47 +66,34 @@ pub struct Opened {
 impl CookieCodec {
     /// A codec for cookies named `name` with the session-cookie sub-keys.
     pub fn new(keys: DerivedKeys, name: impl Into<String>) -> Self {
+        let name = name.into();
         CookieCodec {
+            aad: aad_for(&name),
             keys,
-            name: name.into(),
+            name,
         }
     }
 
     /// The same keys for another cookie name.
     pub fn renamed(&self, name: impl Into<String>) -> Self {
-        CookieCodec {
-            keys: self.keys.clone(),
-            name: name.into(),
-        }
-    }
-
-    fn aad(&self) -> Vec<u8> {
-        let mut aad = b"buttress/session-cookie/v1|".to_vec();
-        aad.extend_from_slice(self.name.as_bytes());
-        aad
+        CookieCodec::new(self.keys.clone(), name)
     }
 
     /// Encrypts `data` into a cookie value.
     pub fn encode(&self, data: &SessionData) -> Result<String, super::SessionError> {
-        let plaintext = serde_json::to_vec(data).map_err(|_| super::SessionError::Encode)?;
+        // One buffer: version, nonce, then the plaintext encrypted in place and the tag.
+        let mut buf = Vec::with_capacity(512);
+        buf.push(VERSION);
+        buf.extend_from_slice(&[0u8; 24]);
+        rand::thread_rng().fill_bytes(&mut buf[1..25]);
+        serde_json::to_writer(&mut buf, data).map_err(|_| super::SessionError::Encode)?;
         let cipher = XChaCha20Poly1305::new(self.keys.primary().as_bytes().into());
-        let mut nonce = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let aad = self.aad();
-        let sealed = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
+        let (head, body) = buf.split_at_mut(25);
+        let tag = cipher
+            .encrypt_in_place_detached(XNonce::from_slice(&head[1..]), &self.aad, body)
             .map_err(|_| super::SessionError::Encode)?;
-        let mut raw = Vec::with_capacity(1 + 24 + sealed.len());
-        raw.push(VERSION);
-        raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&sealed);
-        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        buf.extend_from_slice(&tag);
+        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf);
         let size = self.name.len() + 1 + value.len();
         if size > MAX_COOKIE_BYTES {
             return Err(super::SessionError::TooLarge {
@@ -121,23 +115,25 @@ impl CookieCodec {
         if raw.len() < 1 + 24 + 16 || raw[0] != VERSION {
             return Err(DecodeError::Malformed);
         }
-        let (nonce, sealed) = raw[1..].split_at(24);
-        let aad = self.aad();
+        let (nonce, rest) = raw[1..].split_at(24);
+        let (sealed, tag) = rest.split_at(rest.len() - 16);
+        let mut plain = sealed.to_vec();
         for (i, key) in self.keys.verification_order().enumerate() {
             let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
-            if let Ok(plain) = cipher.decrypt(
+            let opened = cipher.decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            ) {
+                &self.aad,
+                &mut plain,
+                chacha20poly1305::Tag::from_slice(tag),
+            );
+            if opened.is_ok() {
                 let data = serde_json::from_slice(&plain).map_err(|_| DecodeError::Content)?;
                 return Ok(Opened {
                     data,
                     stale_key: i > 0,
                 });
             }
+            // A failed open leaves the buffer untouched; nothing to restore.
         }
         Err(DecodeError::Forged)
     }

@@ -13,8 +13,9 @@ use super::record::{random_token, SessionData, SessionId, StoreKey};
 use super::store::Cas;
 use super::SessionError;
 
-/// How many times a conflicting write is merged and retried before giving up with 503.
-const CAS_RETRIES: usize = 8;
+/// How many times a conflicting write is merged and retried before giving up with 503. Each
+/// round lets at least one writer through, so N parallel writers need at most N - 1 retries.
+const CAS_RETRIES: usize = 64;
 
 /// The session of the current request. Cheap to clone; all clones share state.
 ///
@@ -423,6 +424,9 @@ impl Session {
                             merged.last_seen = merged.last_seen.max(data.last_seen);
                             data = merged;
                             expected = Some(latest.version);
+                            // A little jitter so the same writers do not collide again in lockstep.
+                            let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..2_000u64);
+                            tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
                         }
                     }
                 }

@@ -34,6 +34,7 @@ pub(crate) struct Config {
     absolute: Duration,
     touch: Duration,
     pub(crate) clock: Clock,
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl Config {
@@ -95,6 +96,7 @@ impl SessionLayer {
                 absolute: DEFAULT_ABSOLUTE,
                 touch: DEFAULT_TOUCH,
                 clock: system_clock(),
+                requests: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -243,6 +245,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        sweep_now_and_then(&self.config);
         let incoming = read_cookie(req.headers(), &self.config.cookie_name);
         let client = describe_client(&req);
         let session = Session::new(self.config.clone(), incoming, client);
@@ -266,6 +269,28 @@ where
             }
             Ok(res)
         })
+    }
+}
+
+/// Every 1,024 requests, deletes expired records of a server-side store in the background
+/// (Redis expires its own; memory and SQL rely on this).
+fn sweep_now_and_then(config: &Arc<Config>) {
+    use std::sync::atomic::Ordering;
+    let n = config.requests.fetch_add(1, Ordering::Relaxed);
+    if n % 1024 != 1023 {
+        return;
+    }
+    if let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
+    {
+        let store = store.clone();
+        let now = (config.clock)();
+        handle.spawn(async move {
+            match store.cleanup(now).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+            }
+        });
     }
 }
 

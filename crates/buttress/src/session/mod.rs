@@ -43,6 +43,8 @@ pub mod codec;
 mod handle;
 mod layer;
 pub mod record;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;

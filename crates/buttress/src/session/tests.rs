@@ -303,3 +303,24 @@ async fn plain_dev_cookie_drops_prefix_and_secure() {
         "__Host-session"
     );
 }
+
+#[tokio::test]
+async fn expired_records_are_swept_in_the_background() {
+    let (t, c) = clock();
+    let store = Arc::new(MemoryStore::default());
+    let app = app(SessionLayer::store(&Keyring::ephemeral(), store.clone()).clock(c));
+    for _ in 0..10 {
+        call(&app, "/", None).await;
+    }
+    assert_eq!(store.cleanup(0).await.expect("count"), 0);
+    t.fetch_add(31 * 60, Ordering::SeqCst); // past the idle timeout
+    for _ in 0..1024 {
+        call(&app, "/peek", None).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        store.cleanup(i64::MAX).await.expect("count"),
+        0,
+        "the sweeper already removed all ten"
+    );
+}

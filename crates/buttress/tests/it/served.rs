@@ -276,3 +276,48 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn tls_from_pem_files_and_clear_errors_for_bad_ones() {
+    let dir = temp_dir("pem");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.key_pair.serialize_pem()).expect("write key");
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_TLS_CERT", cert.to_str().expect("utf-8")),
+        ("BUTTRESS_TLS_KEY", key.to_str().expect("utf-8")),
+    ]);
+    let server = start(&s).await;
+    let client = client_trusting(&cert);
+    let res = client
+        .get(format!(
+            "https://localhost:{}/healthz",
+            server.local_addr().port()
+        ))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+    server.shutdown().await;
+
+    std::fs::write(&key, "not a key").expect("write");
+    let err = ServeOptions::from_settings(&s)
+        .expect_err("a bad key is refused")
+        .to_string();
+    assert!(
+        err.contains("no PEM private key") && err.contains("Fix:"),
+        "{err}"
+    );
+    let missing = settings(&[
+        ("BUTTRESS_TLS_CERT", "/nonexistent/c.pem"),
+        ("BUTTRESS_TLS_KEY", "/nonexistent/k.pem"),
+    ]);
+    let err = ServeOptions::from_settings(&missing)
+        .expect_err("missing files")
+        .to_string();
+    assert!(err.contains("cannot read /nonexistent/c.pem"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

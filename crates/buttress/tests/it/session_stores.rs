@@ -302,3 +302,70 @@ async fn memory_store_layer_guarantees() {
 async fn sqlite_store_layer_guarantees() {
     layer_guarantees(sqlite_store("layer").await).await;
 }
+
+async fn postgres_store(pg: &buttress_testkit::PostgresServer, db: &str) -> Arc<SqlStore> {
+    sqlx::any::install_default_drivers();
+    pg.create_database(db).expect("database");
+    let pool = sqlx::AnyPool::connect(&pg.url_for(db))
+        .await
+        .expect("postgres connects");
+    let store = SqlStore::new(pool);
+    store.migrate().await.expect("migrates");
+    Arc::new(store)
+}
+
+/// Real PostgreSQL (Debian's server on a free loopback port): the same suites.
+#[tokio::test]
+async fn postgres_store_conforms_and_keeps_the_guarantees() {
+    let pg = buttress_testkit::PostgresServer::start().expect("postgres starts");
+    conformance(postgres_store(&pg, "sess_conf").await).await;
+    layer_guarantees(postgres_store(&pg, "sess_layer").await).await;
+}
+
+/// Real Redis: the same suites, then an outage (503, never an empty session) and recovery.
+#[tokio::test]
+async fn redis_store_conforms_keeps_the_guarantees_and_recovers() {
+    use buttress::session::redis::RedisSessionStore;
+    let mut redis = buttress_testkit::RedisServer::start();
+    conformance(Arc::new(
+        RedisSessionStore::open(&redis.url()).expect("url"),
+    ))
+    .await;
+    redis.restart();
+    let store = Arc::new(RedisSessionStore::open(&redis.url()).expect("url"));
+    layer_guarantees(store.clone()).await;
+
+    let app = app(store);
+    let (_, cookie) = call(&app, "POST", "/login/carol", None).await;
+    let cookie = cookie.expect("session");
+    redis.stop();
+    let res = {
+        let mut req = Request::get("/me")
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("req");
+        req.extensions_mut()
+            .insert(ConnectInfo::<std::net::SocketAddr>(
+                "127.0.0.1:1".parse().expect("addr"),
+            ));
+        app.clone().oneshot(req).await.expect("infallible")
+    };
+    assert_eq!(res.status(), 503, "store down: 503, not a silent logout");
+    let body = String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes())
+        .into_owned();
+    assert!(
+        !body.contains("127.0.0.1") && !body.to_ascii_lowercase().contains("connection refused"),
+        "{body}"
+    );
+    redis.restart();
+    // Redis restarted empty (no persistence): the session is gone, but service is back.
+    let mut back = String::new();
+    for _ in 0..50 {
+        back = call(&app, "GET", "/me", Some(&cookie)).await.0;
+        if !back.contains("503") && !back.contains("unavailable") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(back, "", "recovered without a restart of the app");
+}

@@ -1,0 +1,149 @@
+//! Sign-up, sign-in and sign-out.
+//!
+//! * Sign-up answers a new and an already registered address with the same redirect and the
+//!   same message ([`SignUpOutcome::MESSAGE`]) and never signs the new account in.
+//! * Sign-in gives one message ([`render::LOG_IN_FAILED`]) for every failure and binds the
+//!   session to the user with [`Session::set_user`], which rotates the session id and CSRF
+//!   secret: the pre-login cookie and tokens stop working.
+//! * Sign-out is a POST (CSRF-checked) that deletes the session record and clears the cookie.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use buttress::errors::{KeepBody, Problem};
+use buttress::headers::CspNonce;
+use buttress::proxy::ClientIp;
+use buttress::ratelimit::LoginVerdict;
+use buttress::session::Session;
+
+use super::{invalid_form, page, see_other, set_flash, AppResult, AppState, PageParts, Viewer};
+use crate::accounts::SignUpOutcome;
+use crate::error::Error;
+use crate::render::{self, paths, FlashKind};
+use crate::validate::SignUpInput;
+
+/// The sign-in form's fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct LogInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub(crate) async fn sign_up_form(nonce: CspNonce, viewer: Viewer) -> AppResult {
+    let parts = PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), true).await?;
+    Ok(page(render::sign_up(&parts.ctx(), "", &[])?))
+}
+
+pub(crate) async fn sign_up(
+    State(state): State<AppState>,
+    nonce: CspNonce,
+    viewer: Viewer,
+    Form(input): Form<SignUpInput>,
+) -> AppResult {
+    match state.portal.accounts.sign_up(&input).await {
+        // Both outcomes look the same: same redirect, same message, nobody signed in.
+        Ok(SignUpOutcome::Created(_) | SignUpOutcome::AlreadyRegistered) => {
+            set_flash(&viewer.session, FlashKind::Success, SignUpOutcome::MESSAGE).await?;
+            Ok(see_other(paths::LOG_IN))
+        }
+        Err(Error::Invalid(errors)) => {
+            let parts = PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), true).await?;
+            Ok(invalid_form(render::sign_up(
+                &parts.ctx(),
+                &input.email,
+                &errors,
+            )?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn log_in_form(nonce: CspNonce, viewer: Viewer) -> AppResult {
+    let parts = PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), true).await?;
+    Ok(page(render::log_in(&parts.ctx(), "", None)?))
+}
+
+/// Sign-in. Besides the per-address route limit ([`super::LOGIN_LIMIT`]), failures are counted
+/// per account (known or not: the same for both) with capped backoff: past the allowance the
+/// form answers 429 with `Retry-After` before any password is checked.
+pub(crate) async fn log_in(
+    State(state): State<AppState>,
+    nonce: CspNonce,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Form(form): Form<LogInForm>,
+) -> AppResult {
+    let throttle = &state.login_throttle;
+    let account = form.email.trim().to_lowercase();
+    match throttle.check(&account, ip).await {
+        Ok(LoginVerdict::Allowed) => {}
+        Ok(LoginVerdict::Wait { retry_after }) => {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let secs = secs.max(1);
+            let message = format!(
+                "Too many failed sign-ins. Wait {secs} second{} and try again.",
+                if secs == 1 { "" } else { "s" }
+            );
+            let parts = PageParts::new(nonce, &session, None, true).await?;
+            let html = render::log_in(&parts.ctx(), &form.email, Some(&message))?;
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                KeepBody,
+                Html(html),
+            )
+                .into_response());
+        }
+        Err(_) => return Ok(throttle_unavailable()),
+    }
+    match state
+        .portal
+        .accounts
+        .authenticate(&form.email, &form.password)
+        .await?
+    {
+        Some(user) => {
+            if throttle.succeeded(&account, ip).await.is_err() {
+                return Ok(throttle_unavailable());
+            }
+            session.set_user(Some(&user.id.to_string())).await?;
+            set_flash(&session, FlashKind::Success, "You are signed in.").await?;
+            Ok(see_other(paths::HOME))
+        }
+        None => {
+            if throttle.failed(&account, ip).await.is_err() {
+                return Ok(throttle_unavailable());
+            }
+            failed_log_in(nonce, &session, &form.email).await
+        }
+    }
+}
+
+/// The login throttle's store is down: it fails closed.
+fn throttle_unavailable() -> Response {
+    let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_kind("rate-limit-unavailable")
+        .with_detail("Signing in is briefly unavailable. Please try again in a moment.")
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    res
+}
+
+/// The sign-in form again with the one generic message.
+async fn failed_log_in(nonce: CspNonce, session: &Session, email: &str) -> AppResult<Response> {
+    let parts = PageParts::new(nonce, session, None, true).await?;
+    Ok(invalid_form(render::log_in(
+        &parts.ctx(),
+        email,
+        Some(render::LOG_IN_FAILED),
+    )?))
+}
+
+pub(crate) async fn log_out(session: Session) -> AppResult {
+    session.flush().await?;
+    Ok(see_other(paths::HOME))
+}

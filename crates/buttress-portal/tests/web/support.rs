@@ -1,0 +1,368 @@
+//! The portal built by `web::build` (the whole Buttress stack) and an in-process "browser":
+//! a cookie jar, the CSRF token scraped from the last page, `Origin` on every POST, and a
+//! `ConnectInfo` peer address as the server would set it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use buttress::settings::Settings;
+use buttress_portal::db::Table;
+use buttress_portal::web::{build, BuildOptions};
+use buttress_portal::{PasswordParams, Portal};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+pub const STRONG_KEY: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const HOST: &str = "localhost";
+pub const ORIGIN: &str = "http://localhost";
+
+/// A built portal over a fresh database in its own data directory.
+pub struct TestApp {
+    pub router: Router,
+    pub portal: Portal,
+    dir: PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn fresh_dir(what: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "buttress-portal-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Development settings (plain HTTP on loopback, as `buttress serve` on a fresh clone) with a
+/// fixed key, the data directory `dir` and, if given, a PostgreSQL URL.
+pub fn settings(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Settings {
+    let dir = dir.to_str().expect("utf-8").to_owned();
+    let mut vars: Vec<(String, String)> = vec![
+        ("SECRET_KEY".into(), STRONG_KEY.into()),
+        ("BUTTRESS_DATA_DIR".into(), dir),
+        // The global per-address limit (200 per day; 50 per hour) is the library's and tested
+        // there; the portal's own limits on /login and /signup stay on.
+        ("BUTTRESS_RATELIMIT_DEFAULT".into(), "none".into()),
+    ];
+    if let Some(url) = database_url {
+        vars.push(("DATABASE_URL".into(), url.into()));
+    }
+    for (k, v) in extra {
+        vars.push(((*k).into(), (*v).into()));
+    }
+    Settings::loader().env_vars(vars).load().expect("settings")
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        TestApp::open(None).await
+    }
+
+    pub async fn open(database_url: Option<&str>) -> TestApp {
+        TestApp::open_with(database_url, &[]).await
+    }
+
+    /// With extra settings (e.g. Redis for sessions and limits).
+    pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
+        let dir = fresh_dir("web");
+        let settings = settings(&dir, database_url, extra);
+        let (router, portal) = build(
+            &settings,
+            BuildOptions {
+                password_params: Some(PasswordParams::insecure_fast_for_tests()),
+                ..BuildOptions::default()
+            },
+        )
+        .await
+        .expect("portal builds");
+        TestApp {
+            router,
+            portal,
+            dir,
+        }
+    }
+
+    /// A new browser on its own loopback address (so per-address limits see one client each).
+    pub fn agent(&self) -> Agent {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let peer = format!("127.1.{}.{}:40000", (n / 250) % 250, n % 250 + 1);
+        Agent::new(self.router.clone(), &peer, "TestBrowser/1.0")
+    }
+
+    pub async fn count(&self, table: Table) -> u64 {
+        self.portal.db.count_rows(table).await.expect("count")
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("location").unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, want: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            want,
+            "status; body:\n{}",
+            &self.body[..self.body.len().min(3000)]
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_redirect(&self, to: &str) -> &Self {
+        assert_eq!(self.status.as_u16(), 303, "{}", self.body);
+        assert_eq!(self.location(), to);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Percent-encodes a form value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of the first `name="csrf_token" value="…"` in a page.
+pub fn scrape_token(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf_token\" value=\"")?;
+    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
+    rest.split('"')
+        .next()
+        .map(str::to_owned)
+        .filter(|t| !t.is_empty())
+}
+
+/// One browser: its cookie jar (the session cookie), the last page's CSRF token, its address.
+#[derive(Clone)]
+pub struct Agent {
+    router: Router,
+    pub cookie: Option<String>,
+    pub token: Option<String>,
+    pub peer: SocketAddr,
+    pub user_agent: String,
+}
+
+impl Agent {
+    pub fn new(router: Router, peer: &str, user_agent: &str) -> Agent {
+        Agent {
+            router,
+            cookie: None,
+            token: None,
+            peer: peer.parse().expect("peer"),
+            user_agent: user_agent.into(),
+        }
+    }
+
+    /// Sends `req` with the cookie and peer; keeps the new cookie and token.
+    pub async fn send(&mut self, req: Request<Body>) -> Reply {
+        let mut req = req;
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let headers = req.headers_mut();
+        headers.insert("host", HOST.parse().expect("host"));
+        headers.insert("user-agent", self.user_agent.parse().expect("ua"));
+        if let Some(c) = &self.cookie {
+            headers.insert("cookie", format!("session={c}").parse().expect("cookie"));
+        }
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        for set in headers.get_all("set-cookie") {
+            let set = set.to_str().expect("ascii");
+            if let Some(rest) = set.strip_prefix("session=") {
+                let value = rest.split(';').next().unwrap_or("");
+                let cleared = value.is_empty() || set.contains("Max-Age=0");
+                self.cookie = (!cleared).then(|| value.to_owned());
+            }
+        }
+        if let Some(t) = scrape_token(&body) {
+            self.token = Some(t);
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.get_with(path, &[]).await
+    }
+
+    pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::get(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::empty()).expect("request")).await
+    }
+
+    /// A same-origin form POST carrying the last page's token, as a browser submits a form.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let token = self.token.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &form_body(&all), &[("origin", ORIGIN)])
+            .await
+    }
+
+    /// A form POST with exactly this body and these headers.
+    pub async fn post_raw(&mut self, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::post(path);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            b = b.header("content-type", "application/x-www-form-urlencoded");
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::from(body.to_owned())).expect("request"))
+            .await
+    }
+
+    /// A JSON POST to the API with the token in `X-CSRF-Token`.
+    pub async fn post_json(&mut self, path: &str, doc: &serde_json::Value) -> Reply {
+        let mut b = Request::post(path)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .header("origin", ORIGIN);
+        if let Some(token) = &self.token {
+            b = b.header("x-csrf-token", token);
+        }
+        let req = b.body(Body::from(doc.to_string())).expect("request");
+        self.send(req).await
+    }
+
+    pub async fn sign_up(&mut self, email: &str, password: &str) -> Reply {
+        self.get("/signup").await.assert_status(200);
+        self.post("/signup", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Reply {
+        self.get("/login").await.assert_status(200);
+        self.post("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Signs up and in; panics unless both work.
+    pub async fn account(&mut self, email: &str) {
+        self.sign_up(email, PASSWORD)
+            .await
+            .assert_redirect("/login");
+        self.sign_in(email, PASSWORD).await.assert_redirect("/");
+        self.get("/").await.assert_status(200);
+    }
+
+    /// Whether this agent is signed in (the profile page answers instead of redirecting).
+    pub async fn signed_in(&mut self) -> bool {
+        let r = self.get("/profile").await;
+        match r.status.as_u16() {
+            200 => true,
+            303 => false,
+            s => panic!("/profile answered {s}: {}", r.body),
+        }
+    }
+
+    /// Saves a donor profile; panics unless it is accepted.
+    pub async fn profile(&mut self, name: &str, group: &str, city: &str) {
+        self.get("/profile").await.assert_status(200);
+        self.post(
+            "/profile",
+            &[
+                ("display_name", name),
+                ("blood_group", group),
+                ("city", city),
+                ("phone", "+44 7700 900123"),
+                ("last_donation", ""),
+                ("available", "on"),
+            ],
+        )
+        .await
+        .assert_redirect("/profile");
+    }
+
+    /// Posts a request through the form; returns its id.
+    pub async fn request(&mut self, group: &str, city: &str, hospital: &str) -> i64 {
+        self.get("/requests/new").await.assert_status(200);
+        let r = self
+            .post(
+                "/requests/new",
+                &[
+                    ("blood_group", group),
+                    ("city", city),
+                    ("hospital", hospital),
+                    ("units", "2"),
+                    ("urgency", "urgent"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 303, "{}", r.body);
+        r.location()
+            .strip_prefix("/requests/")
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("location {}", r.location()))
+    }
+}
+
+/// Counts of the three tables.
+pub async fn rows(app: &TestApp) -> [u64; 3] {
+    [
+        app.count(Table::Users).await,
+        app.count(Table::Donors).await,
+        app.count(Table::BloodRequests).await,
+    ]
+}
