@@ -453,28 +453,26 @@ impl Buttress {
         }
         let sessions =
             SessionLayer::from_settings(&self.settings, &self.keyring, self.session_store.clone());
-        let mut router = router
-            .layer(self.csrf)
-            .layer(sessions)
-            .layer(DefaultBodyLimit::max(self.body_limit))
+        // Each `Router::layer` call boxes the routes again, and axum clones every box level on
+        // every request; two `ServiceBuilder` stacks keep that to two levels (plus one per
+        // route limit) instead of fifteen.
+        let inner = tower::ServiceBuilder::new()
             .layer(RequestBodyLimitLayer::new(self.body_limit))
+            .layer(tower_http::map_request_body::MapRequestBodyLayer::new(
+                axum::body::Body::new,
+            ))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.request_timeout,
-            ));
+            ))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(sessions)
+            .layer(self.csrf);
+        let mut router = router.layer(inner);
         for limit in self.route_limits {
             router = router.layer(limit);
         }
-        router
-            .layer(tower::util::option_layer(self.ratelimit))
-            .layer(tower::util::option_layer(self.https))
-            .layer(errors::catch_panic_layer())
-            .layer(ProxyLayer::new(self.proxy))
-            .layer(self.headers)
-            .layer(errors::ErrorPagesLayer::new(self.debug))
-            .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-            .layer(TraceLayer::new_for_http())
-            .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        let outer = tower::ServiceBuilder::new()
             .layer(tower::util::MapRequestLayer::new(
                 |mut req: Request<axum::body::Body>| {
                     // Request ids are ours: a client-chosen id could collide with or forge log lines.
@@ -482,5 +480,15 @@ impl Buttress {
                     req
                 },
             ))
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http())
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(errors::ErrorPagesLayer::new(self.debug))
+            .layer(self.headers)
+            .layer(ProxyLayer::new(self.proxy))
+            .layer(errors::catch_panic_layer())
+            .layer(tower::util::option_layer(self.https))
+            .layer(tower::util::option_layer(self.ratelimit));
+        router.layer(outer)
     }
 }

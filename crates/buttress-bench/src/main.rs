@@ -1,0 +1,357 @@
+//! Bench servers for `scripts/bench`: one small HTML page (about 1 KB) served two ways.
+//!
+//! ```text
+//! buttress-bench bare  --bind 127.0.0.1:0   # plain axum, `axum::serve`
+//! buttress-bench stack --bind 127.0.0.1:0   # the same router inside the whole Buttress stack
+//! ```
+//!
+//! For finding where time goes there is a third mode, `layers`, which rebuilds the stack
+//! from the public layers in the order `Buttress::apply` uses (as of this crate's writing) and
+//! leaves out the ones named:
+//!
+//! ```text
+//! buttress-bench layers --skip session,csrf --server axum --bind 127.0.0.1:0
+//! ```
+//!
+//! Layer names: `strip-id`, `set-id`, `trace`, `propagate-id`, `errors`, `headers`, `proxy`,
+//! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
+//! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
+//! (`axum::serve`), for every mode.
+//!
+//! All modes print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
+//! accept connections, and serve until SIGTERM or Ctrl-C.
+//!
+//! `stack` loads its settings like `buttress serve` does (`BUTTRESS_*`, `SECRET_KEY`), so it
+//! is Development on loopback; `--bind` wins over `BUTTRESS_BIND`. When the tree has a global
+//! rate limit (`ratelimit_default`) and `BUTTRESS_RATELIMIT_DEFAULT` is unset, it is set to
+//! [`BENCH_LIMITS`]: the same shape as the default (a day and an hour window) but high enough
+//! never to throttle a benchmark, so the limiter still runs on every request.
+//!
+//! Exit codes: 0 after a clean shutdown, 1 on a runtime or bind failure, 2 on a bad command
+//! line, 3 when the settings are refused.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use buttress::server::{shutdown_signal, ServeOptions, Server};
+use buttress::settings::{Origin, Settings, SettingsError, KEYS};
+use buttress::Buttress;
+
+/// The global limit the stack gets for a benchmark (when the tree has one): the default's shape,
+/// `200 per day; 50 per hour`, scaled so that no load on one machine reaches it.
+pub const BENCH_LIMITS: &str = "1000000000 per day; 500000000 per hour";
+
+/// The page both servers answer `/` with (about 1 KB of HTML).
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Blood donor registry</title>
+</head>
+<body>
+<header><nav><a href="/">Home</a> <a href="/donors">Find donors</a> <a href="/requests">Requests</a> <a href="/login">Sign in</a></nav></header>
+<main>
+<h1>Find a blood donor near you</h1>
+<p>Volunteers register their blood group and city so that patients and hospitals can reach
+them when blood is needed. Search by blood group and city, or post a request and see which
+registered donors can give.</p>
+<ul>
+<li>Donors choose whether they can be contacted, and may change it at any time.</li>
+<li>Phone numbers are shown to signed-in members only.</li>
+<li>A donor who gave blood in the last 56 days is listed as not yet eligible.</li>
+</ul>
+<p><a href="/signup">Register as a donor</a> or <a href="/donors">search the registry</a>.</p>
+</main>
+<footer><p>A demonstration page for benchmarks. No real donors are listed.</p></footer>
+</body>
+</html>
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bare,
+    Stack,
+    Layers,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServerKind {
+    Axum,
+    Buttress,
+}
+
+struct Args {
+    mode: Mode,
+    bind: SocketAddr,
+    server: ServerKind,
+    skip: Vec<String>,
+}
+
+/// The layers of `layers` mode, innermost first (the order `Buttress::apply` adds them).
+const LAYERS: &[&str] = &[
+    "csrf",
+    "session",
+    "body-limit",
+    "timeout",
+    "ratelimit",
+    "panic",
+    "proxy",
+    "headers",
+    "errors",
+    "propagate-id",
+    "trace",
+    "set-id",
+    "strip-id",
+];
+
+fn router() -> Router {
+    Router::new().route("/", get(|| async { Html(PAGE) }))
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: buttress-bench (bare|stack|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
+         (default ADDR 127.0.0.1:0; server: axum for bare, buttress otherwise; layers: {})",
+        LAYERS.join(",")
+    );
+    ExitCode::from(2)
+}
+
+fn parse_args() -> Option<Args> {
+    let mut args = std::env::args().skip(1);
+    let mode = match args.next()?.as_str() {
+        "bare" => Mode::Bare,
+        "stack" => Mode::Stack,
+        "layers" => Mode::Layers,
+        _ => return None,
+    };
+    let mut out = Args {
+        mode,
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        server: if mode == Mode::Bare {
+            ServerKind::Axum
+        } else {
+            ServerKind::Buttress
+        },
+        skip: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bind" => out.bind = args.next()?.parse().ok()?,
+            "--server" => {
+                out.server = match args.next()?.as_str() {
+                    "axum" => ServerKind::Axum,
+                    "buttress" => ServerKind::Buttress,
+                    _ => return None,
+                }
+            }
+            "--skip" if mode == Mode::Layers => {
+                for name in args.next()?.split(',').filter(|n| !n.is_empty()) {
+                    if !LAYERS.contains(&name) {
+                        return None;
+                    }
+                    out.skip.push(name.to_owned());
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The stack rebuilt from the public layers, leaving out those in `skip`.
+fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String]) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    use buttress::csrf::CsrfLayer;
+    use buttress::errors::{catch_panic_layer, ErrorPagesLayer};
+    use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
+    use buttress::proxy::{ProxyConfig, ProxyLayer};
+    use buttress::session::SessionLayer;
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::timeout::TimeoutLayer;
+    use tower_http::trace::TraceLayer;
+
+    let on = |name: &str| !skip.iter().any(|s| s == name);
+    let id = axum::http::HeaderName::from_static("x-request-id");
+    let mut r = router;
+    if on("csrf") {
+        r = r.layer(CsrfLayer::new());
+    }
+    if on("session") {
+        r = r.layer(SessionLayer::from_settings(settings, stack.keyring(), None));
+    }
+    if on("body-limit") {
+        r = r
+            .layer(DefaultBodyLimit::max(settings.body_limit))
+            .layer(RequestBodyLimitLayer::new(settings.body_limit));
+    }
+    if on("timeout") {
+        r = r.layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ));
+    }
+    if on("ratelimit") {
+        if let Some(limit) = stack.rate_limiter() {
+            r = r.layer(limit.clone());
+        }
+    }
+    if on("panic") {
+        r = r.layer(catch_panic_layer());
+    }
+    if on("proxy") {
+        r = r.layer(ProxyLayer::new(ProxyConfig::default()));
+    }
+    if on("headers") {
+        r = r.layer(
+            SecureHeadersLayer::new()
+                .csp(Csp::strict())
+                .hsts(Some(Hsts::default())),
+        );
+    }
+    if on("errors") {
+        r = r.layer(ErrorPagesLayer::new(settings.debug));
+    }
+    if on("propagate-id") {
+        r = r.layer(PropagateRequestIdLayer::new(id.clone()));
+    }
+    if on("trace") {
+        r = r.layer(TraceLayer::new_for_http());
+    }
+    if on("set-id") {
+        r = r.layer(SetRequestIdLayer::new(id, MakeRequestUuid));
+    }
+    if on("strip-id") {
+        r = r.layer(tower::util::MapRequestLayer::new(
+            |mut req: axum::http::Request<axum::body::Body>| {
+                req.headers_mut().remove("x-request-id");
+                req
+            },
+        ));
+    }
+    r
+}
+
+/// Settings from the environment with `bind`, plus [`BENCH_LIMITS`] when the tree knows a global
+/// rate limit and the environment sets none.
+fn load_settings(bind: SocketAddr) -> Result<Settings, SettingsError> {
+    let mut loader = Settings::loader()
+        .process_env()
+        .set("bind", &bind.to_string(), Origin::Env);
+    let has_global_limit = KEYS.iter().any(|(key, _, _)| *key == "ratelimit_default");
+    let unset = std::env::var_os("BUTTRESS_RATELIMIT_DEFAULT").is_none_or(|v| v.is_empty());
+    if has_global_limit && unset {
+        loader = loader.set("ratelimit_default", BENCH_LIMITS, Origin::Env);
+    }
+    loader.load()
+}
+
+fn announce(addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "http://{addr}/");
+    let _ = out.flush();
+}
+
+async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
+    match kind {
+        ServerKind::Axum => {
+            let listener = match tokio::net::TcpListener::bind(settings.bind).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("buttress-bench: cannot bind {}: {e}", settings.bind);
+                    return ExitCode::FAILURE;
+                }
+            };
+            match listener.local_addr() {
+                Ok(addr) => announce(addr),
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            match axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ServerKind::Buttress => {
+            let opts = match ServeOptions::from_settings(settings) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            let server = match Server::bind(app, opts).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            announce(server.local_addr());
+            shutdown_signal().await;
+            server.shutdown().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn run(args: Args) -> ExitCode {
+    let settings = match load_settings(args.bind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("buttress-bench: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let app = match args.mode {
+        Mode::Bare => router(),
+        Mode::Stack | Mode::Layers => {
+            let stack = match Buttress::from_settings(&settings) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("buttress-bench: {e}");
+                    return ExitCode::from(e.exit_code());
+                }
+            };
+            if args.mode == Mode::Stack {
+                stack.apply(router())
+            } else {
+                layered(router(), &stack, &settings, &args.skip)
+            }
+        }
+    };
+    serve(app, &settings, args.server).await
+}
+
+fn main() -> ExitCode {
+    let Some(args) = parse_args() else {
+        return usage();
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("buttress-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
