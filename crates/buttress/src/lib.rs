@@ -480,7 +480,10 @@ impl Buttress {
                     req
                 },
             ))
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(
+                x_request_id.clone(),
+                MakeRequestUuid,
+            ))
             .layer(TraceLayer::new_for_http())
             .layer(PropagateRequestIdLayer::new(x_request_id))
             .layer(errors::ErrorPagesLayer::new(self.debug))
