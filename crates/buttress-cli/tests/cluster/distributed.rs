@@ -90,17 +90,23 @@ fn gcra_bound(elapsed: Duration) -> usize {
 /// The statement: 600 requests spread over three instances admit exactly 50, with the
 /// global limit's default store-failure policy (`memory`).
 ///
-/// On this shared 2-core machine (debug build, other builds running) a Redis round trip under
-/// 60 concurrent requests regularly exceeds the store's fixed 50 ms budget; the `memory`
-/// policy then counts in each instance's memory for the 250 ms pause, and the three instances
-/// admit 100 to 199 in all. See docs/scale.md ("Findings").
+/// Known risk (docs/scale.md, "Findings"): if one Redis check exceeds the store's fixed 50 ms
+/// budget (a heavily loaded machine), the `memory` policy counts in each instance's memory for
+/// the 250 ms pause and the three instances admit more than 50 in all. Before the stack was
+/// flattened on main (9192565) this failed in 2 of 3 runs on this shared machine (100 to 199
+/// admitted); since, it passed every run. The failure message says when that is the cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "finding: a Redis check over the fixed 50 ms budget under a concurrent burst switches the global limit to per-instance memory (up to 50 per instance); passes on an idle machine, see docs/scale.md"]
 async fn global_limit_on_redis_admits_exactly_50_of_600_across_three_instances() {
     let (b, cluster) = burst_of_600("memory").await;
     assert_eq!(b.unavailable, 0);
+    let logs = cluster.logs();
+    let hint = if logs.contains("budget") {
+        "a Redis check exceeded the 50 ms budget and the memory policy counted per instance (docs/scale.md, Findings)"
+    } else {
+        ""
+    };
     if b.elapsed < Duration::from_millis(1200) {
-        assert_eq!(b.admitted, 50, "{b:?}\n{}", cluster.logs());
+        assert_eq!(b.admitted, 50, "{hint} {b:?}\n{logs}");
     } else {
         assert!((50..=gcra_bound(b.elapsed)).contains(&b.admitted), "{b:?}");
     }
