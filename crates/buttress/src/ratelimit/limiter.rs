@@ -584,7 +584,9 @@ impl RateLimiter {
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
                 let full = self.full_key(key);
-                match r.check(&full, &self.rules, cost, commit).await {
+                // Boxed so the Redis call's large state does not live in (and get copied with)
+                // every memory-store check's future.
+                match Box::pin(r.check(&full, &self.rules, cost, commit)).await {
                     Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
                     Err(e) => {
                         if !e.is_skipped() {
