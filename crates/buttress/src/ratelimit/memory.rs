@@ -97,7 +97,11 @@ impl Default for MonotonicClock {
 impl Clock for MonotonicClock {
     fn now_us(&self) -> u64 {
         let elapsed = self.clock.now().saturating_duration_since(self.origin);
-        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        // Seconds and sub-second micros: no 128-bit division on the hot path.
+        elapsed
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(elapsed.subsec_micros()))
     }
 }
 
