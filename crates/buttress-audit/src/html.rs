@@ -34,12 +34,48 @@ fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Decodes the named entities HTML uses in attributes and numeric references.
 fn decode(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(p) = rest.find('&') {
+        out.push_str(&rest[..p]);
+        rest = &rest[p..];
+        let end = rest.find(';').filter(|&e| e <= 10);
+        let decoded = end.and_then(|e| {
+            let ent = &rest[1..e];
+            let ch = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => {
+                    u32::from_str_radix(&ent[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                }
+                _ if ent.starts_with('#') => ent[1..].parse::<u32>().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            ch.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &rest[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn tokens(html: &str) -> Vec<Token> {
@@ -130,7 +166,10 @@ fn tokens(html: &str) -> Vec<Token> {
                 attrs.push((aname, value));
             }
         }
-        if matches!(name.as_str(), "script" | "style" | "textarea" | "title") {
+        if matches!(
+            name.as_str(),
+            "script" | "style" | "textarea" | "title" | "xmp"
+        ) {
             let close = format!("</{name}");
             let lower = html.get(j..).unwrap_or("").to_ascii_lowercase();
             let skip_to = lower.find(&close).map_or(n, |p| j + p);
@@ -142,6 +181,18 @@ fn tokens(html: &str) -> Vec<Token> {
         i = j;
     }
     out
+}
+
+/// Every start tag of `html` as (lower-case name, attributes with decoded values), for the
+/// Observatory rules (meta tags, SRI on scripts).
+pub(crate) fn start_tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
+    tokens(html)
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Start(name, attrs) => Some((name, attrs)),
+            Token::End(_) => None,
+        })
+        .collect()
 }
 
 /// A field of a form.
