@@ -20,6 +20,7 @@
 #![deny(unreachable_pub, unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod form;
 pub mod redis;
 pub use redis::RedisServer;
 

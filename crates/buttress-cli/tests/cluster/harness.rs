@@ -5,6 +5,7 @@
 //! also when a test panics half-way: instances are killed, Redis is killed, PostgreSQL is stopped
 //! and its directory removed (by `buttress-testkit`).
 
+pub use buttress_testkit::form::{encode, scrape_token};
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -365,30 +366,6 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// The masked CSRF token of the first POST form in a page.
-pub fn scrape_token(html: &str) -> Option<String> {
-    let marker = "name=\"csrf_token\" value=\"";
-    let at = html.find(marker)?;
-    html[at + marker.len()..]
-        .split('"')
-        .next()
-        .map(str::to_owned)
-        .filter(|t| !t.is_empty())
-}
-
-/// Percent-encodes a form value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl Default for Browser {
     fn default() -> Self {
         Browser::new()
@@ -454,14 +431,14 @@ impl Browser {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.text().await.unwrap_or_default();
-        for set in headers.get_all("set-cookie") {
-            let set = set.to_str().unwrap_or("");
-            if let Some(rest) = set.strip_prefix("session=") {
-                let value = rest.split(';').next().unwrap_or("");
-                let cleared = value.is_empty() || set.contains("Max-Age=0");
-                self.cookie = (!cleared).then(|| value.to_owned());
-            }
-        }
+        buttress_testkit::form::update_cookie(
+            &mut self.cookie,
+            "session",
+            headers
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap_or("")),
+        );
         if let Some(t) = scrape_token(&body) {
             self.token = Some(t);
         }

@@ -2,6 +2,7 @@
 //! a cookie jar, the CSRF token scraped from the last page, `Origin` on every POST, and a
 //! `ConnectInfo` peer address as the server would set it.
 
+pub use buttress_testkit::form::{encode, form_body, scrape_token};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -151,37 +152,6 @@ impl Reply {
     }
 }
 
-/// Percent-encodes a form value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-pub fn form_body(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The value of the first `name="csrf_token" value="…"` in a page.
-pub fn scrape_token(html: &str) -> Option<String> {
-    let at = html.find("name=\"csrf_token\" value=\"")?;
-    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
-    rest.split('"')
-        .next()
-        .map(str::to_owned)
-        .filter(|t| !t.is_empty())
-}
-
 /// One browser: its cookie jar (the session cookie), the last page's CSRF token, its address.
 #[derive(Clone)]
 pub struct Agent {
@@ -218,14 +188,14 @@ impl Agent {
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.expect("body").to_bytes();
         let body = String::from_utf8_lossy(&body).into_owned();
-        for set in headers.get_all("set-cookie") {
-            let set = set.to_str().expect("ascii");
-            if let Some(rest) = set.strip_prefix("session=") {
-                let value = rest.split(';').next().unwrap_or("");
-                let cleared = value.is_empty() || set.contains("Max-Age=0");
-                self.cookie = (!cleared).then(|| value.to_owned());
-            }
-        }
+        buttress_testkit::form::update_cookie(
+            &mut self.cookie,
+            "session",
+            headers
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().expect("ascii")),
+        );
         if let Some(t) = scrape_token(&body) {
             self.token = Some(t);
         }
