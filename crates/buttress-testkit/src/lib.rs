@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod form;
+pub mod leaks;
 pub mod redis;
 pub use redis::RedisServer;
 

@@ -8,8 +8,7 @@ use crate::support::*;
 #[track_caller]
 fn unavailable(r: &Reply, what: &str) {
     r.assert_status(503);
-    let lower = r.body.to_ascii_lowercase();
-    for leak in [
+    let needles = [
         "sqlx",
         "postgres",
         "connection refused",
@@ -18,8 +17,9 @@ fn unavailable(r: &Reply, what: &str) {
         "127.0.0.1:",
         "error returned from database",
         "io error",
-    ] {
-        assert!(!lower.contains(leak), "{what} leaked {leak:?}: {}", r.body);
+    ];
+    if let Some(leak) = buttress_testkit::leaks::leaked(&r.body, &needles) {
+        panic!("{what} leaked {leak:?}: {}", r.body);
     }
     assert!(
         r.header("content-security-policy").is_some(),
