@@ -37,6 +37,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
@@ -143,12 +144,19 @@ fn router_with_static_headers() -> Router {
     Router::new().route(
         "/",
         get(|| async {
+            static BUILT: std::sync::OnceLock<Vec<(HeaderName, HeaderValue)>> =
+                std::sync::OnceLock::new();
+            let built = BUILT.get_or_init(|| {
+                STACK_HEADERS
+                    .iter()
+                    .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+                    .collect()
+            });
             let mut res = Html(PAGE).into_response();
-            for (name, value) in STACK_HEADERS {
-                res.headers_mut().insert(
-                    axum::http::HeaderName::from_static(name),
-                    axum::http::HeaderValue::from_static(value),
-                );
+            let headers = res.headers_mut();
+            headers.reserve(built.len());
+            for (name, value) in built {
+                headers.insert(name.clone(), value.clone());
             }
             res
         }),
@@ -214,9 +222,10 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
     use buttress::errors::{catch_panic_layer, ErrorPagesLayer};
     use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
     use buttress::proxy::{ProxyConfig, ProxyLayer};
+    use buttress::request_id::RandomRequestId;
     use buttress::session::SessionLayer;
     use tower_http::limit::RequestBodyLimitLayer;
-    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::timeout::TimeoutLayer;
     use tower_http::trace::TraceLayer;
 
@@ -268,7 +277,7 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
         r = r.layer(TraceLayer::new_for_http());
     }
     if on("set-id") {
-        r = r.layer(SetRequestIdLayer::new(id, MakeRequestUuid));
+        r = r.layer(SetRequestIdLayer::new(id, RandomRequestId));
     }
     if on("strip-id") {
         r = r.layer(tower::util::MapRequestLayer::new(

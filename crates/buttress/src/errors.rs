@@ -419,7 +419,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = ErrorPagesFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -427,54 +427,156 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let format = negotiate(req.headers().get(header::ACCEPT));
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let debug = self.debug;
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await?;
-            if res.status().as_u16() < 400 || res.extensions().get::<KeepBody>().is_some() {
-                return Ok(res.map(Body::new));
-            }
-            let show_debug = debug
-                && res
-                    .extensions()
-                    .get::<ClientIp>()
-                    .is_some_and(|ip| ip.0.is_loopback());
-            let (mut parts, body) = res.into_parts();
-            let carried = parts.extensions.remove::<Problem>();
-            let has_problem = carried.is_some();
-            let problem = carried.unwrap_or_else(|| Problem::new(parts.status));
-            let mut detail = parts.extensions.get::<DebugDetail>().map(|d| d.0.clone());
-            // A problem's body is its own rendering: nothing more to show.
-            if show_debug && detail.is_none() && !has_problem {
-                detail = read_prefix(body).await.filter(|t| !t.trim().is_empty());
-            }
-            let nonce = parts
-                .extensions
-                .get::<CspNonce>()
-                .map(|n| n.as_str().to_owned());
-            let ctx = RenderContext {
-                request_id: request_id.as_deref(),
-                nonce: nonce.as_deref(),
-                debug: detail.as_deref().filter(|_| show_debug),
-            };
-            let rendered = problem.render(format, &ctx);
-            let (new_parts, new_body) = rendered.into_parts();
-            for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
-                if let Some(v) = new_parts.headers.get(&name) {
-                    parts.headers.insert(name, v.clone());
-                }
-            }
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts.headers.remove(header::CONTENT_ENCODING);
-            parts.extensions.insert(problem);
-            Ok(Response::from_parts(parts, new_body))
-        })
+        let request_id = RequestIdText::of(req.headers().get("x-request-id"));
+        ErrorPagesFuture {
+            state: Stage::Waiting {
+                inner: self.inner.call(req),
+                format,
+                request_id,
+                debug: self.debug,
+            },
+        }
     }
+}
+
+/// The request id as text, kept inline (no allocation) for ids of up to 48 bytes, such as
+/// request ids (UUIDs).
+#[derive(Debug)]
+enum RequestIdText {
+    None,
+    Inline([u8; 48], u8),
+    Long(String),
+}
+
+impl RequestIdText {
+    fn of(value: Option<&HeaderValue>) -> Self {
+        let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+            return RequestIdText::None;
+        };
+        let bytes = text.as_bytes();
+        if bytes.len() <= 48 {
+            let mut buf = [0u8; 48];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            RequestIdText::Inline(buf, bytes.len() as u8)
+        } else {
+            RequestIdText::Long(text.to_owned())
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            RequestIdText::None => None,
+            RequestIdText::Inline(buf, len) => std::str::from_utf8(&buf[..usize::from(*len)]).ok(),
+            RequestIdText::Long(s) => Some(s),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`ErrorPages`]: a response below 400 passes through without allocation; an
+    /// error response is rendered by a boxed second stage.
+    pub struct ErrorPagesFuture<F> {
+        #[pin]
+        state: Stage<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Waiting {
+            #[pin]
+            inner: F,
+            format: Format,
+            request_id: RequestIdText,
+            debug: bool,
+        },
+        Rendering {
+            page: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+        },
+    }
+}
+
+impl<F, ResBody> Future for ErrorPagesFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, Infallible>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StageProj::Waiting {
+                    inner,
+                    format,
+                    request_id,
+                    debug,
+                } => {
+                    let Poll::Ready(Ok(res)) = inner.poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    if res.status().as_u16() < 400 || res.extensions().get::<KeepBody>().is_some() {
+                        return Poll::Ready(Ok(res.map(Body::new)));
+                    }
+                    let (format, debug) = (*format, *debug);
+                    let request_id = request_id.as_str().map(str::to_owned);
+                    let page = Box::pin(render_error(res, format, request_id, debug));
+                    state.set(Stage::Rendering { page });
+                }
+                StageProj::Rendering { page } => return page.as_mut().poll(cx),
+            }
+        }
+    }
+}
+
+/// Replaces an error response's body with the page for its [`Problem`] or status.
+async fn render_error<ResBody>(
+    res: Response<ResBody>,
+    format: Format,
+    request_id: Option<String>,
+    debug: bool,
+) -> Result<Response<Body>, Infallible>
+where
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    let show_debug = debug
+        && res
+            .extensions()
+            .get::<ClientIp>()
+            .is_some_and(|ip| ip.0.is_loopback());
+    let (mut parts, body) = res.into_parts();
+    let carried = parts.extensions.remove::<Problem>();
+    let has_problem = carried.is_some();
+    let problem = carried.unwrap_or_else(|| Problem::new(parts.status));
+    let mut detail = parts.extensions.get::<DebugDetail>().map(|d| d.0.clone());
+    // A problem's body is its own rendering: nothing more to show.
+    if show_debug && detail.is_none() && !has_problem {
+        detail = read_prefix(body).await.filter(|t| !t.trim().is_empty());
+    }
+    let nonce = parts
+        .extensions
+        .get::<CspNonce>()
+        .map(|n| n.as_str().to_owned());
+    let ctx = RenderContext {
+        request_id: request_id.as_deref(),
+        nonce: nonce.as_deref(),
+        debug: detail.as_deref().filter(|_| show_debug),
+    };
+    let rendered = problem.render(format, &ctx);
+    let (new_parts, new_body) = rendered.into_parts();
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+        if let Some(v) = new_parts.headers.get(&name) {
+            parts.headers.insert(name, v.clone());
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.extensions.insert(problem);
+    Ok(Response::from_parts(parts, new_body))
 }
 
 async fn read_prefix<B>(body: B) -> Option<String>

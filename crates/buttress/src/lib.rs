@@ -43,6 +43,7 @@ pub mod headers;
 pub mod https;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_id;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
@@ -55,7 +56,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use http::{HeaderName, Request, StatusCode};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -482,7 +483,7 @@ impl Buttress {
             ))
             .layer(SetRequestIdLayer::new(
                 x_request_id.clone(),
-                MakeRequestUuid,
+                request_id::RandomRequestId,
             ))
             .layer(TraceLayer::new_for_http())
             .layer(PropagateRequestIdLayer::new(x_request_id))

@@ -219,21 +219,24 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future =
+        futures_util::future::Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        use futures_util::future::Either;
         if is_safe(req.method()) || self.config.exempt.iter().any(|p| p == req.uri().path()) {
-            return Box::pin(self.inner.call(req));
+            // Safe methods and exempt paths: the inner future itself, no allocation.
+            return Either::Left(self.inner.call(req));
         }
         // The service that was polled ready handles this request; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let (req, verdict) = check(&config, req).await;
             let mut res = match verdict {
                 Ok(()) => inner.call(req).await?,
@@ -255,7 +258,7 @@ where
                 HeaderValue::from_static("Origin, Sec-Fetch-Site"),
             );
             Ok(res)
-        })
+        }))
     }
 }
 

@@ -252,9 +252,12 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
         .is_some_and(RequestOrigin::is_https);
     let override_csp = res.extensions_mut().remove::<Csp>();
     let headers = res.headers_mut();
+    // Room for every header below at once: growing the map one insert at a time rehashes it
+    // several times per response.
+    headers.reserve(config.fixed.len() + 2);
     for (name, value) in &config.fixed {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
+        if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+            slot.insert(value.clone());
         }
     }
     let csp_name = if config.csp_report_only {
@@ -266,7 +269,7 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
         || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
     if !handler_set_csp {
         if let Some(policy) = override_csp.as_ref().or(config.csp.as_ref()) {
-            if let Ok(v) = HeaderValue::from_str(&policy.render(nonce.as_str(), https)) {
+            if let Ok(v) = HeaderValue::try_from(policy.render(nonce.as_str(), https)) {
                 headers.insert(csp_name, v);
             }
         }

@@ -227,9 +227,8 @@ impl ProxyConfig {
             }
         }
 
-        let host = host
-            .ok_or(ProxyRejection::MissingHost)?
-            .to_ascii_lowercase();
+        let mut host = host.ok_or(ProxyRejection::MissingHost)?;
+        host.make_ascii_lowercase();
         if !valid_host(&host) {
             return Err(ProxyRejection::BadHost);
         }

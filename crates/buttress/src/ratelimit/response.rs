@@ -90,10 +90,6 @@ fn secs_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-fn value(text: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(text).ok()
-}
-
 /// Adds the configured headers for `decision` to `headers`.
 pub(crate) fn set_headers(
     headers: &mut HeaderMap,
@@ -109,13 +105,18 @@ pub(crate) fn set_headers(
     // A limit nearer the handler (a route's) has already said its piece: keep it.
     if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key("ratelimit")
     {
+        headers.reserve(2);
         headers.insert(HeaderName::from_static("ratelimit-policy"), policy.clone());
-        let text = format!(
-            "\"{idx}\";r={};t={}",
-            decision.remaining(),
-            secs_up(decision.reset_after())
-        );
-        if let Some(v) = value(&text) {
+        let mut digits = itoa::Buffer::new();
+        let mut text = String::with_capacity(48);
+        text.push('"');
+        text.push_str(digits.format(idx));
+        text.push_str("\";r=");
+        text.push_str(digits.format(decision.remaining()));
+        text.push_str(";t=");
+        text.push_str(digits.format(secs_up(decision.reset_after())));
+        // Digits and quotes only: always a valid value; taken without a copy.
+        if let Ok(v) = HeaderValue::try_from(text) {
             headers.insert(HeaderName::from_static("ratelimit"), v);
         }
     }

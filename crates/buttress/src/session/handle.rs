@@ -29,7 +29,7 @@ pub struct Session {
 struct Inner {
     config: Arc<Config>,
     incoming: Option<String>,
-    client: Option<String>,
+    client: super::layer::ClientHint,
     state: Mutex<State>,
 }
 
@@ -84,7 +84,7 @@ impl Session {
     pub(crate) fn new(
         config: Arc<Config>,
         incoming: Option<String>,
-        client: Option<String>,
+        client: super::layer::ClientHint,
     ) -> Self {
         Session {
             inner: Arc::new(Inner {
@@ -156,7 +156,7 @@ impl Session {
         if st.data.is_none() {
             let now = self.now();
             let mut data = SessionData::new(now, now + self.inner.config.absolute_secs());
-            data.client = self.inner.client.clone();
+            data.client = self.inner.client.describe();
             st.data = Some(data);
             st.fresh = true;
             st.meta_changed = true;
@@ -348,6 +348,12 @@ impl Session {
     }
 
     /// Writes what changed; called by the layer after the handler.
+    /// Whether nothing read or wrote the session during the request (the common case for
+    /// static files and pages without a session): then there is nothing to commit.
+    pub(crate) fn untouched(&self) -> bool {
+        self.inner.state.try_lock().is_ok_and(|st| !st.loaded)
+    }
+
     pub(crate) async fn commit(&self) -> Result<Outcome, SessionError> {
         let mut st = self.inner.state.lock().await;
         if !st.loaded {

@@ -238,7 +238,7 @@ where
 {
     type Response = axum::response::Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+    type Future = SessionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -247,28 +247,99 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         sweep_now_and_then(&self.config);
         let incoming = read_cookie(req.headers(), &self.config.cookie_name);
-        let client = describe_client(&req);
+        let client = ClientHint::from_request(&req);
         let session = Session::new(self.config.clone(), incoming, client);
         req.extensions_mut().insert(session.clone());
-        let fut = self.inner.call(req);
-        let config = self.config.clone();
-        Box::pin(async move {
-            let mut res = fut.await?;
-            match session.commit().await {
-                Ok(Outcome::Nothing) => {}
-                Ok(Outcome::SetCookie { value, max_age }) => {
-                    set_cookie(&mut res, &config, &value, max_age)
+        SessionFuture {
+            stage: Stage::Handler {
+                inner: self.inner.call(req),
+                session: Some(session),
+                config: self.config.clone(),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`SessionService`]: when the handler never touched the session, the response
+    /// leaves as it is; otherwise a boxed second stage saves the session and sets the cookie.
+    pub struct SessionFuture<F> {
+        #[pin]
+        stage: Stage<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Handler {
+            #[pin]
+            inner: F,
+            session: Option<Session>,
+            config: Arc<Config>,
+        },
+        Commit {
+            commit: BoxFuture<'static, Result<axum::response::Response, Infallible>>,
+        },
+    }
+}
+
+impl<F> std::future::Future for SessionFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, Infallible>>,
+{
+    type Output = Result<axum::response::Response, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut stage = self.project().stage;
+        loop {
+            match stage.as_mut().project() {
+                StageProj::Handler {
+                    inner,
+                    session,
+                    config,
+                } => {
+                    let Poll::Ready(Ok(mut res)) = inner.poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    match session.take() {
+                        Some(s) if !s.untouched() => {
+                            let commit = Box::pin(commit(s, config.clone(), res));
+                            stage.set(Stage::Commit { commit });
+                        }
+                        _ => {
+                            no_store_with_cookies(&mut res);
+                            return Poll::Ready(Ok(res));
+                        }
+                    }
                 }
-                Ok(Outcome::Clear) => set_cookie(&mut res, &config, "", 0),
-                Err(e) => return Ok(e.into_response()),
+                StageProj::Commit { commit } => return commit.as_mut().poll(cx),
             }
-            if res.headers().contains_key(header::SET_COOKIE) {
-                // A response that sets a session cookie must never be cached by a shared cache.
-                res.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            Ok(res)
-        })
+        }
+    }
+}
+
+/// Saves the session after the handler and sets (or clears) its cookie on `res`.
+async fn commit(
+    session: Session,
+    config: Arc<Config>,
+    mut res: axum::response::Response,
+) -> Result<axum::response::Response, Infallible> {
+    match session.commit().await {
+        Ok(Outcome::Nothing) => {}
+        Ok(Outcome::SetCookie { value, max_age }) => set_cookie(&mut res, &config, &value, max_age),
+        Ok(Outcome::Clear) => set_cookie(&mut res, &config, "", 0),
+        Err(e) => return Ok(e.into_response()),
+    }
+    no_store_with_cookies(&mut res);
+    Ok(res)
+}
+
+/// A response that sets a cookie must never be cached by a shared cache.
+fn no_store_with_cookies(res: &mut axum::response::Response) {
+    if res.headers().contains_key(header::SET_COOKIE) {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 
@@ -307,22 +378,40 @@ fn read_cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim_matches('"').to_owned())
 }
 
-fn describe_client<B>(req: &Request<B>) -> Option<String> {
-    let ip = req.extensions().get::<ClientIp>().map(|c| c.0.to_string());
-    let agent: String = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(160)
-        .collect();
-    match (ip, agent.is_empty()) {
-        (None, true) => None,
-        (Some(ip), true) => Some(ip),
-        (None, false) => Some(agent),
-        (Some(ip), false) => Some(format!("{ip} — {agent}")),
+/// What a new session records about its client (address and user agent), kept raw until a
+/// session is created: most requests create none, so they pay no formatting.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientHint {
+    ip: Option<std::net::IpAddr>,
+    agent: Option<HeaderValue>,
+}
+
+impl ClientHint {
+    fn from_request<B>(req: &Request<B>) -> Self {
+        ClientHint {
+            ip: req.extensions().get::<ClientIp>().map(|c| c.0),
+            agent: req.headers().get(header::USER_AGENT).cloned(),
+        }
+    }
+
+    /// `"<address> — <user agent>"`, either part alone, or nothing; the agent without control
+    /// characters and cut at 160 characters.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let agent: String = self
+            .agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(160)
+            .collect();
+        match (self.ip, agent.is_empty()) {
+            (None, true) => None,
+            (Some(ip), true) => Some(ip.to_string()),
+            (None, false) => Some(agent),
+            (Some(ip), false) => Some(format!("{ip} — {agent}")),
+        }
     }
 }
 

@@ -56,7 +56,7 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 
 pub use handle::{Session, SessionInfo};
-pub use layer::{SessionLayer, SessionService};
+pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
 pub use store::{Cas, MemoryStore, SessionStore, StoreError};
 

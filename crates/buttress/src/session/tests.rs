@@ -324,3 +324,37 @@ async fn expired_records_are_swept_in_the_background() {
         "the sweeper already removed all ten"
     );
 }
+
+#[tokio::test]
+async fn untouched_sessions_pass_through_and_cookie_responses_are_not_cached() {
+    let app = Router::new()
+        .route("/plain", get(|| async { "plain" }))
+        .route(
+            "/own-cookie",
+            get(|| async { ([("set-cookie", "theme=dark; Path=/")], "themed") }),
+        )
+        .layer(SessionLayer::cookie(&Keyring::ephemeral()));
+    let send = |path: &'static str, cookie: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut b = Request::builder().uri(path);
+            if let Some(c) = cookie {
+                b = b.header("cookie", c);
+            }
+            app.oneshot(b.body(Body::empty()).expect("req"))
+                .await
+                .expect("infallible")
+        }
+    };
+    // A page that never touches the session: no cookie, no Cache-Control added, even when the
+    // browser sends a forged session cookie (it is not even opened).
+    for cookie in [None, Some("__Host-session=forged")] {
+        let res = send("/plain", cookie).await;
+        assert!(res.headers().get("set-cookie").is_none());
+        assert!(res.headers().get("cache-control").is_none());
+    }
+    // The application's own cookie still makes the response uncacheable by shared caches.
+    let res = send("/own-cookie", None).await;
+    assert_eq!(res.headers()["set-cookie"], "theme=dark; Path=/");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+}
