@@ -1,31 +1,66 @@
-//! The encrypted session cookie: XChaCha20-Poly1305 with a per-purpose key.
+//! The encrypted session cookie: AES-256-GCM-SIV (RFC 8452) with a per-purpose key.
 //!
 //! Layout of the cookie value (URL-safe base64, no padding):
 //!
 //! ```text
-//! version (1 byte = 1) || nonce (24 random bytes) || ciphertext + tag
+//! version (1 byte = 2) || nonce (12 random bytes) || ciphertext || tag (16 bytes)
 //! ```
 //!
-//! The associated data binds the cookie *name* and the *purpose*, so a valid value moved under
-//! another cookie name, or made for another purpose, does not open. The plaintext carries the
-//! issue time, last-seen time and absolute expiry, so the server enforces both timeouts no
-//! matter what expiry the browser kept. A 192-bit random nonce makes nonce reuse negligible
-//! without any counter state, which is why XChaCha20 is used rather than AES-GCM's 96 bits.
+//! The plaintext is the compact binary encoding of [`SessionData`] described in
+//! `session/payload.rs` (times as varints, length-prefixed UTF-8 strings, application values as a
+//! tagged binary form of JSON that round-trips every `serde_json::Value` exactly). It carries
+//! the issue time, last-seen time and absolute expiry, so the server enforces both timeouts no
+//! matter what expiry the browser kept. The associated data binds the format version, the cookie
+//! *name* and (through the HKDF sub-key) the *purpose*, so a valid value moved under another
+//! cookie name, or made for another purpose, does not open. Cookies of version 1
+//! (XChaCha20-Poly1305 over JSON) are refused as malformed.
+//!
+//! # Why AES-256-GCM-SIV
+//!
+//! Speed: with AES-NI and carry-less multiplication, which every current x86-64 and ARMv8 server
+//! has, it seals and opens a cookie several times faster than XChaCha20-Poly1305 did.
+//!
+//! Nonces: they are 96 random bits with no counter state, so under one key they are expected
+//! to repeat once about every 2^48 cookies, and the chance of any repeat among `q` cookies is
+//! below `q² / 2^97` (2^-33 after 2^32 cookies, 2^-17 after 2^40). With plain AES-GCM a repeat
+//! would expose the authentication key and allow forgeries, which is why NIST caps random
+//! 96-bit nonces at 2^32 messages per key — a limit a busy site that re-issues the cookie on
+//! many responses could reach. AES-GCM-SIV is nonce-misuse resistant instead: a repeated nonce
+//! reveals only whether the two plaintexts were equal (and cookie plaintexts carry times to the
+//! second and random CSRF secrets), nothing about the key, other cookies or how to forge. It
+//! also derives a fresh encryption key and authentication key from every nonce, so each derived
+//! key protects one cookie (or a handful after a repeat) and AES-GCM's per-key data limits do
+//! not come into play; the master key only encrypts the six distinct key-derivation blocks
+//! per nonce. The security loss therefore grows with the number of nonce *repeats*, not with
+//! the number of cookies, which keeps it negligible far beyond 2^32 cookies per key. Rotating
+//! `SECRET_KEY` (see [`crate::secret`]) starts a fresh count.
+//!
+//! The price against XChaCha20-Poly1305's 192-bit nonces, for which a repeat was negligible at
+//! any volume: past roughly 2^48 cookies under one key an observer may learn that two cookies
+//! carried an identical session. The cipher objects (the key-generating keys' expanded
+//! schedules) are kept for the life of the codec and wiped on drop, as the sub-keys are.
 
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use base64::Engine as _;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore as _;
 
+use super::payload;
 use super::record::SessionData;
 use crate::secret::DerivedKeys;
 
 /// The most a `Set-Cookie` value may take in browsers (name + value, RFC 6265 §6.1).
 pub const MAX_COOKIE_BYTES: usize = 4096;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Version and nonce.
+const HEADER_LEN: usize = 1 + NONCE_LEN;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 fn aad_for(name: &str) -> Vec<u8> {
-    let mut aad = b"buttress/session-cookie/v1|".to_vec();
+    let mut aad = b"buttress/session-cookie/v2|".to_vec();
     aad.extend_from_slice(name.as_bytes());
     aad
 }
@@ -47,11 +82,21 @@ pub enum DecodeError {
 }
 
 /// Encodes and decodes session cookies for one cookie name.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CookieCodec {
-    keys: DerivedKeys,
+    /// The primary key's cipher, then the fallbacks' (the order to try when opening).
+    ciphers: Vec<Aes256GcmSiv>,
     name: String,
     aad: Vec<u8>,
+}
+
+impl std::fmt::Debug for CookieCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieCodec")
+            .field("name", &self.name)
+            .field("keys", &self.ciphers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The result of [`CookieCodec::decode`].
@@ -68,40 +113,49 @@ impl CookieCodec {
     pub fn new(keys: DerivedKeys, name: impl Into<String>) -> Self {
         let name = name.into();
         CookieCodec {
+            ciphers: keys
+                .verification_order()
+                .map(|key| Aes256GcmSiv::new(key.as_bytes().into()))
+                .collect(),
             aad: aad_for(&name),
-            keys,
             name,
         }
     }
 
     /// The same keys for another cookie name.
     pub fn renamed(&self, name: impl Into<String>) -> Self {
-        CookieCodec::new(self.keys.clone(), name)
+        let name = name.into();
+        CookieCodec {
+            ciphers: self.ciphers.clone(),
+            aad: aad_for(&name),
+            name,
+        }
     }
 
     /// Encrypts `data` into a cookie value.
     pub fn encode(&self, data: &SessionData) -> Result<String, super::SessionError> {
         // One buffer: version, nonce, then the plaintext encrypted in place and the tag.
-        let mut buf = Vec::with_capacity(512);
+        let mut buf = Vec::with_capacity(256);
         buf.push(VERSION);
-        buf.extend_from_slice(&[0u8; 24]);
-        rand::thread_rng().fill_bytes(&mut buf[1..25]);
-        serde_json::to_writer(&mut buf, data).map_err(|_| super::SessionError::Encode)?;
-        let cipher = XChaCha20Poly1305::new(self.keys.primary().as_bytes().into());
-        let (head, body) = buf.split_at_mut(25);
-        let tag = cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&head[1..]), &self.aad, body)
-            .map_err(|_| super::SessionError::Encode)?;
-        buf.extend_from_slice(&tag);
-        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf);
-        let size = self.name.len() + 1 + value.len();
+        let mut nonce = Nonce::default();
+        rand::thread_rng().fill_bytes(&mut nonce);
+        buf.extend_from_slice(&nonce);
+        payload::encode(data, &mut buf).map_err(|_| super::SessionError::Encode)?;
+        let size = base64::encoded_len(buf.len() + TAG_LEN, false)
+            .and_then(|n| n.checked_add(self.name.len() + 1))
+            .ok_or(super::SessionError::Encode)?;
         if size > MAX_COOKIE_BYTES {
             return Err(super::SessionError::TooLarge {
                 size,
                 limit: MAX_COOKIE_BYTES,
             });
         }
-        Ok(value)
+        let primary = self.ciphers.first().ok_or(super::SessionError::Encode)?;
+        let tag = primary
+            .encrypt_in_place_detached(&nonce, &self.aad, &mut buf[HEADER_LEN..])
+            .map_err(|_| super::SessionError::Encode)?;
+        buf.extend_from_slice(&tag);
+        Ok(B64.encode(&buf))
     }
 
     /// Decrypts a cookie value, trying the primary key and then the fallbacks.
@@ -109,31 +163,27 @@ impl CookieCodec {
         if value.len() > MAX_COOKIE_BYTES * 2 {
             return Err(DecodeError::Malformed);
         }
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(value)
-            .map_err(|_| DecodeError::Malformed)?;
-        if raw.len() < 1 + 24 + 16 || raw[0] != VERSION {
+        // Decrypted in place in the base64 output.
+        let mut raw = B64.decode(value).map_err(|_| DecodeError::Malformed)?;
+        if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
             return Err(DecodeError::Malformed);
         }
-        let (nonce, rest) = raw[1..].split_at(24);
-        let (sealed, tag) = rest.split_at(rest.len() - 16);
-        let mut plain = sealed.to_vec();
-        for (i, key) in self.keys.verification_order().enumerate() {
-            let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
-            let opened = cipher.decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                &self.aad,
-                &mut plain,
-                chacha20poly1305::Tag::from_slice(tag),
-            );
-            if opened.is_ok() {
-                let data = serde_json::from_slice(&plain).map_err(|_| DecodeError::Content)?;
+        let (head, rest) = raw.split_at_mut(HEADER_LEN);
+        let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let nonce = Nonce::from_slice(&head[1..]);
+        let tag = Tag::from_slice(tag);
+        for (i, cipher) in self.ciphers.iter().enumerate() {
+            if cipher
+                .decrypt_in_place_detached(nonce, &self.aad, sealed, tag)
+                .is_ok()
+            {
+                let data = payload::decode(sealed).map_err(|_| DecodeError::Content)?;
                 return Ok(Opened {
                     data,
                     stale_key: i > 0,
                 });
             }
-            // A failed open leaves the buffer untouched; nothing to restore.
+            // A failed open re-encrypts the buffer: it holds the ciphertext again.
         }
         Err(DecodeError::Forged)
     }

@@ -42,6 +42,7 @@
 pub mod codec;
 mod handle;
 mod layer;
+mod payload;
 pub mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
