@@ -56,9 +56,14 @@ pub(crate) fn encode(data: &SessionData, out: &mut Vec<u8>) -> Result<(), Invali
     put_int(out, data.created);
     put_int(out, data.expires);
     put_int(out, data.last_seen);
-    let flags = u8::from(data.user.is_some()) * USER
-        | u8::from(data.csrf.is_some()) * CSRF
-        | u8::from(data.client.is_some()) * CLIENT;
+    let flags = [
+        (&data.user, USER),
+        (&data.csrf, CSRF),
+        (&data.client, CLIENT),
+    ]
+    .iter()
+    .filter(|(field, _)| field.is_some())
+    .fold(0, |flags, (_, bit)| flags | bit);
     out.push(flags);
     for s in [&data.user, &data.csrf, &data.client].into_iter().flatten() {
         put_str(out, s);
@@ -296,7 +301,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -322,7 +327,10 @@ mod tests {
             ("nz", json!(-0.0)),
             ("tiny", json!(f64::MIN_POSITIVE)),
             ("big", json!(f64::MAX)),
-            ("nested", json!({"a": [null, true, false, "x", {"": []}], "b": {}})),
+            (
+                "nested",
+                json!({"a": [null, true, false, "x", {"": []}], "b": {}}),
+            ),
             ("", json!("")),
         ] {
             d.values.insert(k.into(), v);
@@ -385,13 +393,19 @@ mod tests {
         over.push(2);
         assert_eq!(decode(&over), Err(Invalid));
         // Lengths and counts larger than the input.
-        assert_eq!(decode(&[&header[..], &[USER, 5, b'a']].concat()), Err(Invalid));
+        assert_eq!(
+            decode(&[&header[..], &[USER, 5, b'a']].concat()),
+            Err(Invalid)
+        );
         assert_eq!(
             decode(&[&header[..], &[0, 0xff, 0xff, 0xff, 0xff, 0x0f]].concat()),
             Err(Invalid)
         );
         // Invalid UTF-8, a non-finite float, a "negative" integer that is not.
-        assert_eq!(decode(&[&header[..], &[USER, 1, 0xff, 0]].concat()), Err(Invalid));
+        assert_eq!(
+            decode(&[&header[..], &[USER, 1, 0xff, 0]].concat()),
+            Err(Invalid)
+        );
         let nan = f64::NAN.to_le_bytes();
         assert_eq!(
             decode(&[&header[..], &[0, 1, 0, FLOAT], &nan[..]].concat()),
@@ -402,7 +416,8 @@ mod tests {
         assert_eq!(decode(&neg), Err(Invalid));
     }
 
-    fn json_value() -> impl Strategy<Value = Value> {
+    /// Any JSON value, nested a few levels.
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
@@ -424,7 +439,8 @@ mod tests {
     }
 
     prop_compose! {
-        fn session_data()(
+        /// Any session: any times, strings and JSON values.
+        pub(crate) fn session_data()(
             created in any::<i64>(),
             expires in any::<i64>(),
             last_seen in any::<i64>(),
