@@ -1,10 +1,11 @@
 //! The compact binary plaintext of a session cookie (cookie format version 2).
 //!
 //! ```text
-//! payload  := created:int  expires:int  last_seen:int  flags:u8
+//! payload  := created:int  (expires - created):int  (last_seen - created):int  flags:u8
 //!             [user:str] [csrf:str] [client:str]      (present when flag bit 0, 1, 2 is set)
 //!             values:map
-//! int      := zigzag LEB128 of an i64 (at most 10 bytes)
+//! int      := zigzag LEB128 of an i64 (at most 10 bytes); differences wrap, so every i64
+//!             round-trips, and the usual ones (12 hours, 0) take three bytes or one
 //! len      := LEB128 of a u64 (at most 10 bytes)
 //! str      := len  UTF-8 bytes
 //! map      := len (str value)*                          (entry count, then entries)
@@ -54,8 +55,8 @@ pub(crate) struct Invalid;
 /// Appends the payload of `data` to `out`.
 pub(crate) fn encode(data: &SessionData, out: &mut Vec<u8>) -> Result<(), Invalid> {
     put_int(out, data.created);
-    put_int(out, data.expires);
-    put_int(out, data.last_seen);
+    put_int(out, data.expires.wrapping_sub(data.created));
+    put_int(out, data.last_seen.wrapping_sub(data.created));
     let flags = [
         (&data.user, USER),
         (&data.csrf, CSRF),
@@ -80,8 +81,8 @@ pub(crate) fn encode(data: &SessionData, out: &mut Vec<u8>) -> Result<(), Invali
 pub(crate) fn decode(bytes: &[u8]) -> Result<SessionData, Invalid> {
     let mut r = Reader { rest: bytes };
     let created = r.int()?;
-    let expires = r.int()?;
-    let last_seen = r.int()?;
+    let expires = created.wrapping_add(r.int()?);
+    let last_seen = created.wrapping_add(r.int()?);
     let flags = r.byte()?;
     if flags & !(USER | CSRF | CLIENT) != 0 {
         return Err(Invalid);
