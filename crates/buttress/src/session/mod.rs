@@ -3,7 +3,7 @@
 //! | property | Buttress | Flask / Django / tower-sessions (where they fall short) |
 //! |---|---|---|
 //! | cookie | `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain` | Flask signs but does not encrypt, no prefix |
-//! | cookie mode | XChaCha20-Poly1305; cookie name, purpose and times authenticated inside | Flask: readable payload, expiry only in the browser |
+//! | cookie mode | XAES-256-GCM (192-bit random nonces); cookie name, purpose and times authenticated inside | Flask: readable payload, expiry only in the browser |
 //! | store mode | 256-bit ids; the store keeps SHA-256(id), so a leaked store holds no usable id | Django stores raw keys |
 //! | timeouts | idle (30 min) **and** absolute (12 h), both checked on the server | Flask: one lifetime, enforced by the browser |
 //! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary | |
@@ -42,12 +42,14 @@
 pub mod codec;
 mod handle;
 mod layer;
+mod payload;
 pub mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
+mod xaes;
 
 use std::sync::Arc;
 use std::time::Duration;
