@@ -171,6 +171,7 @@ impl Outcomes {
 
 /// GCRA: `tat` is the theoretical arrival time (0 for a fresh key). Returns the outcome and
 /// the new `tat` to store when allowed.
+#[inline]
 pub(crate) fn gcra(rule: &Rule, tat: u64, now: u64, cost: u64) -> (Outcome, u64) {
     let burst = rule.tau.saturating_mul(rule.amount);
     let base = tat.max(now);
