@@ -1,8 +1,11 @@
 //! [`RateLimiter`]: limits + strategy + store + failure policy, checked by key.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::algorithm::{Outcome, Rule, Strategy};
@@ -79,14 +82,44 @@ pub struct Unavailable;
 /// assert_eq!(d.limit().to_string(), "3 per minute");
 /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Decision {
-    allowed: bool,
     limit: Limit,
     remaining: u64,
-    reset_after: Duration,
-    retry_after: Option<Duration>,
-    degraded: bool,
+    /// Microseconds (every store counts in whole microseconds).
+    reset_after_us: u64,
+    /// Microseconds; [`NO_RETRY`] when admitted or when no wait helps.
+    retry_after_us: u64,
+    /// [`ALLOWED`] and [`DEGRADED`]. One word rather than two `bool`s: a decision is written
+    /// field by field and then often copied whole, and a copy that reads a word written as
+    /// separate bytes stalls the CPU (no store-to-load forwarding), on every check.
+    flags: u64,
+}
+
+/// `retry_after_us` of a decision without a useful wait.
+const NO_RETRY: u64 = u64::MAX;
+/// `flags`: the request is admitted.
+const ALLOWED: u64 = 1;
+/// `flags`: the verdict came from the failure policy.
+const DEGRADED: u64 = 2;
+
+/// The flags word of a decision.
+#[inline]
+fn flags(allowed: bool, degraded: bool) -> u64 {
+    (if allowed { ALLOWED } else { 0 }) | (if degraded { DEGRADED } else { 0 })
+}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("allowed", &self.allowed())
+            .field("limit", &self.limit)
+            .field("remaining", &self.remaining)
+            .field("reset_after", &self.reset_after())
+            .field("retry_after", &self.retry_after())
+            .field("degraded", &self.degraded())
+            .finish()
+    }
 }
 
 impl Decision {
@@ -100,7 +133,7 @@ impl Decision {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn allowed(&self) -> bool {
-        self.allowed
+        self.flags & ALLOWED != 0
     }
 
     /// The limit that decided: the refusing one, else the one with the least left.
@@ -138,7 +171,7 @@ impl Decision {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn reset_after(&self) -> Duration {
-        self.reset_after
+        Duration::from_micros(self.reset_after_us)
     }
 
     /// When refused: how long to wait before the same request would be admitted (`None` when
@@ -154,7 +187,7 @@ impl Decision {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (self.retry_after_us != NO_RETRY).then(|| Duration::from_micros(self.retry_after_us))
     }
 
     /// Whether the store failed and the verdict came from the failure policy (fail-open, or the
@@ -167,13 +200,18 @@ impl Decision {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn degraded(&self) -> bool {
-        self.degraded
+        self.flags & DEGRADED != 0
     }
 
+    #[inline]
     fn from_outcomes(rules: &[Rule], outcomes: &[Outcome], degraded: bool) -> Decision {
         if let ([rule], [o]) = (rules, outcomes) {
             return Decision::from_one(rule, o, degraded);
         }
+        Decision::from_many(rules, outcomes, degraded)
+    }
+
+    fn from_many(rules: &[Rule], outcomes: &[Outcome], degraded: bool) -> Decision {
         let allowed = outcomes.iter().all(|o| o.allowed);
         let pick = if allowed {
             outcomes
@@ -194,38 +232,33 @@ impl Decision {
             return Decision::open(rules);
         };
         Decision {
-            allowed,
             limit: rule.limit,
             remaining: o.remaining,
-            reset_after: Duration::from_micros(o.reset_after),
-            retry_after: (!allowed && o.retry_after != u64::MAX)
-                .then(|| Duration::from_micros(o.retry_after)),
-            degraded,
+            reset_after_us: o.reset_after,
+            retry_after_us: if allowed { NO_RETRY } else { o.retry_after },
+            flags: flags(allowed, degraded),
         }
     }
 
     #[inline]
     fn from_one(rule: &Rule, o: &Outcome, degraded: bool) -> Decision {
         Decision {
-            allowed: o.allowed,
             limit: rule.limit,
             remaining: o.remaining,
-            reset_after: Duration::from_micros(o.reset_after),
-            retry_after: (!o.allowed && o.retry_after != u64::MAX)
-                .then(|| Duration::from_micros(o.retry_after)),
-            degraded,
+            reset_after_us: o.reset_after,
+            retry_after_us: if o.allowed { NO_RETRY } else { o.retry_after },
+            flags: flags(o.allowed, degraded),
         }
     }
 
     fn open(rules: &[Rule]) -> Decision {
         let limit = rules.first().map(|r| r.limit).unwrap_or(FALLBACK_LIMIT);
         Decision {
-            allowed: true,
             limit,
             remaining: limit.amount(),
-            reset_after: Duration::ZERO,
-            retry_after: None,
-            degraded: true,
+            reset_after_us: 0,
+            retry_after_us: NO_RETRY,
+            flags: ALLOWED | DEGRADED,
         }
     }
 }
@@ -503,8 +536,8 @@ impl RateLimiter {
     /// assert!(!l.check("203.0.113.1", 1).await?.allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn check(&self, key: &str, cost: u64) -> Result<Decision, Unavailable> {
-        self.run(key, cost, true).await
+    pub fn check<'a>(&'a self, key: &'a str, cost: u64) -> Check<'a> {
+        Check::new(self, key, cost, true)
     }
 
     /// Whether one more unit for `key` would be admitted, without counting it.
@@ -517,8 +550,8 @@ impl RateLimiter {
     /// assert!(l.peek("k").await?.allowed(), "peeking counts nothing");
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn peek(&self, key: &str) -> Result<Decision, Unavailable> {
-        self.run(key, 1, false).await
+    pub fn peek<'a>(&'a self, key: &'a str) -> Check<'a> {
+        Check::new(self, key, 1, false)
     }
 
     /// Forgets every counter of `key` (e.g. after a successful login).
@@ -559,6 +592,7 @@ impl RateLimiter {
     }
 
     /// A memory store belongs to one limiter, so the name need not be part of its keys.
+    #[inline]
     fn memory_key<'a>(&'a self, key: &'a str) -> [&'a [u8]; 1] {
         [key.as_bytes()]
     }
@@ -572,32 +606,47 @@ impl RateLimiter {
         full
     }
 
-    async fn run(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
-        match &self.state.backend {
-            Backend::Memory(m) => {
-                Ok(
-                    m.check(&self.memory_key(key), &self.rules, cost, commit, |o| {
-                        Decision::from_outcomes(&self.rules, o, false)
-                    }),
-                )
-            }
-            #[cfg(feature = "redis")]
-            Backend::Redis(r) => {
-                let full = self.full_key(key);
-                // Boxed so the Redis call's large state does not live in (and get copied with)
-                // every memory-store check's future.
-                match Box::pin(r.check(&full, &self.rules, cost, commit)).await {
-                    Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
-                    Err(e) => {
-                        if !e.is_skipped() {
-                            self.store_failed(&e);
-                        }
-                        self.state.degraded.fetch_add(1, Ordering::Relaxed);
-                        self.on_failure(key, cost, commit)
+    /// A check in the memory store: synchronous, no future state (the hot path).
+    #[inline(never)]
+    fn check_memory(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
+        if let [rule] = &*self.rules {
+            return m.check_one(&self.memory_key(key), rule, cost, commit, |o| {
+                Decision::from_one(rule, o, false)
+            });
+        }
+        self.check_memory_many(m, key, cost, commit)
+    }
+
+    #[inline(never)]
+    fn check_memory_many(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
+        m.check(&self.memory_key(key), &self.rules, cost, commit, |o| {
+            Decision::from_outcomes(&self.rules, o, false)
+        })
+    }
+
+    /// The Redis round trip, boxed: its large state lives on the heap, never in [`Check`].
+    #[cfg(feature = "redis")]
+    #[inline(never)]
+    fn start_redis<'a>(
+        &'a self,
+        r: &'a RedisStore,
+        key: &'a str,
+        cost: u64,
+        commit: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>> {
+        Box::pin(async move {
+            let full = self.full_key(key);
+            match r.check(&full, &self.rules, cost, commit).await {
+                Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
+                Err(e) => {
+                    if !e.is_skipped() {
+                        self.store_failed(&e);
                     }
+                    self.state.degraded.fetch_add(1, Ordering::Relaxed);
+                    self.on_failure(key, cost, commit)
                 }
             }
-        }
+        })
     }
 
     #[cfg(feature = "redis")]
@@ -625,5 +674,120 @@ impl RateLimiter {
                 |o| Decision::from_outcomes(&self.rules, o, true),
             )),
         }
+    }
+}
+
+/// The future returned by [`RateLimiter::check`] and [`RateLimiter::peek`]; resolves to the
+/// [`Decision`]. Nothing is counted until it is first polled. With a memory store the check
+/// completes on that first poll, synchronously (no allocation, no future state to move); with
+/// Redis it makes the round trip.
+///
+/// ```
+/// use buttress::ratelimit::{Check, RateLimiter};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let l = RateLimiter::parse("1 per minute")?;
+/// let pending: Check<'_> = l.check("k", 1);
+/// assert!(l.peek("k").await?.allowed(), "not counted before it is polled");
+/// assert!(pending.await?.allowed());
+/// assert!(!l.peek("k").await?.allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Check<'a> {
+    limiter: &'a RateLimiter,
+    key: &'a str,
+    cost: u64,
+    commit: bool,
+    state: CheckState<'a>,
+}
+
+enum CheckState<'a> {
+    Start,
+    #[cfg(feature = "redis")]
+    Redis(Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>>),
+    Done,
+}
+
+impl<'a> Check<'a> {
+    #[inline]
+    fn new(limiter: &'a RateLimiter, key: &'a str, cost: u64, commit: bool) -> Self {
+        Check {
+            limiter,
+            key,
+            cost,
+            commit,
+            state: CheckState::Start,
+        }
+    }
+}
+
+impl fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Check")
+            .field("limiter", &self.limiter.name)
+            .field("cost", &self.cost)
+            .field("commit", &self.commit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Check<'_> {
+    /// Every poll but a memory store's first (the Redis round trip, and misuse), out of line so
+    /// that `poll` stays small enough to inline into its caller.
+    #[inline(never)]
+    fn poll_other(&mut self, cx: &mut Context<'_>) -> Poll<Result<Decision, Unavailable>> {
+        match &mut self.state {
+            CheckState::Start => {}
+            #[cfg(feature = "redis")]
+            CheckState::Redis(fut) => {
+                let out = std::task::ready!(fut.as_mut().poll(cx));
+                self.state = CheckState::Done;
+                return Poll::Ready(out);
+            }
+            CheckState::Done => panic!("rate-limit `Check` polled after completion"),
+        }
+        let limiter = self.limiter;
+        match &limiter.state.backend {
+            Backend::Memory(m) => {
+                self.state = CheckState::Done;
+                Poll::Ready(Ok(limiter.check_memory(
+                    m,
+                    self.key,
+                    self.cost,
+                    self.commit,
+                )))
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                let mut fut = limiter.start_redis(r, self.key, self.cost, self.commit);
+                let out = fut.as_mut().poll(cx);
+                self.state = match out {
+                    Poll::Ready(_) => CheckState::Done,
+                    Poll::Pending => CheckState::Redis(fut),
+                };
+                out
+            }
+        }
+    }
+}
+
+impl Future for Check<'_> {
+    type Output = Result<Decision, Unavailable>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // The memory store's check completes on the first poll, synchronously.
+        if let (CheckState::Start, Backend::Memory(m)) = (&this.state, &this.limiter.state.backend)
+        {
+            this.state = CheckState::Done;
+            return Poll::Ready(Ok(this.limiter.check_memory(
+                m,
+                this.key,
+                this.cost,
+                this.commit,
+            )));
+        }
+        this.poll_other(cx)
     }
 }

@@ -83,25 +83,24 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct MonotonicClock {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    /// The raw counter reading at creation.
+    origin: u64,
 }
 
 impl Default for MonotonicClock {
     fn default() -> Self {
         let clock = quanta::Clock::new();
-        let origin = clock.now();
+        let origin = clock.raw();
         MonotonicClock { clock, origin }
     }
 }
 
 impl Clock for MonotonicClock {
+    #[inline]
     fn now_us(&self) -> u64 {
-        let elapsed = self.clock.now().saturating_duration_since(self.origin);
-        // Seconds and sub-second micros: no 128-bit division on the hot path.
-        elapsed
-            .as_secs()
-            .saturating_mul(1_000_000)
-            .saturating_add(u64::from(elapsed.subsec_micros()))
+        // One counter read and one multiply-shift to nanoseconds (0 if the counter reads below
+        // the origin), then a division by a constant (a multiply): no 128-bit division.
+        self.clock.delta_as_nanos(self.origin, self.clock.raw()) / 1000
     }
 }
 
@@ -156,6 +155,24 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_us(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The store's clock: the monotonic clock called directly (inlined on the hot path), any
+/// other through the trait object.
+#[derive(Debug)]
+enum StoreClock {
+    Monotonic(MonotonicClock),
+    Custom(Arc<dyn Clock>),
+}
+
+impl StoreClock {
+    #[inline]
+    fn now_us(&self) -> u64 {
+        match self {
+            StoreClock::Monotonic(c) => c.now_us(),
+            StoreClock::Custom(c) => c.now_us(),
+        }
     }
 }
 
@@ -234,7 +251,7 @@ pub struct MemoryStore {
     overflow: Mutex<Maps>,
     overflowed: AtomicU64,
     hasher: foldhash::quality::RandomState,
-    clock: Arc<dyn Clock>,
+    clock: StoreClock,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -274,7 +291,7 @@ impl MemoryStore {
             overflow: Mutex::new(Maps::default()),
             overflowed: AtomicU64::new(0),
             hasher: foldhash::quality::RandomState::default(),
-            clock: Arc::new(MonotonicClock::default()),
+            clock: StoreClock::Monotonic(MonotonicClock::default()),
         }
     }
 
@@ -286,7 +303,7 @@ impl MemoryStore {
     /// ```
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = StoreClock::Custom(Arc::new(clock));
         self
     }
 
@@ -336,6 +353,7 @@ impl MemoryStore {
         self.shards.iter().map(|s| lock(s).approx_bytes()).sum()
     }
 
+    #[inline]
     fn base_hash(&self, key: &[&[u8]]) -> u64 {
         let mut h = self.hasher.build_hasher();
         if let [only] = key {
@@ -349,6 +367,7 @@ impl MemoryStore {
         h.finish()
     }
 
+    #[inline]
     fn shard(&self, base: u64) -> &Mutex<Maps> {
         let idx = if self.shards.len() == 1 {
             0
@@ -361,6 +380,7 @@ impl MemoryStore {
     }
 
     /// Checks (and when allowed and `commit`, records) `cost` for `key` against all `rules`.
+    /// `then` maps the outcomes (in the order of `rules`) to the result.
     pub(crate) fn check<R>(
         &self,
         key: &[&[u8]],
@@ -369,23 +389,84 @@ impl MemoryStore {
         commit: bool,
         then: impl FnOnce(&[Outcome]) -> R,
     ) -> R {
+        if let [rule] = rules {
+            return self.check_one(key, rule, cost, commit, |o| then(std::slice::from_ref(o)));
+        }
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
+        let outcomes = self.check_locked(&mut maps, base, rules, cost, commit, now);
+        then(outcomes.as_slice())
+    }
+
+    /// [`check`](Self::check) for a single limit, the common case. Its fast path (a GCRA
+    /// limit on a tracked key, no sweep due: one lookup and an update in place) is inlined
+    /// into the caller; everything else is [`check_locked`](Self::check_locked).
+    ///
+    /// `then` runs before the shard is unlocked, on purpose: the result it writes (a
+    /// [`Decision`](super::Decision), several words) is then in the cache when the caller
+    /// copies it, since the unlock's atomic instruction waits for pending stores; written after
+    /// the unlock, the copy would wait on each of those stores (no store-to-load forwarding
+    /// into a wider load), which cost more than the lock itself.
+    #[inline(always)]
+    pub(crate) fn check_one<R>(
+        &self,
+        key: &[&[u8]],
+        rule: &Rule,
+        cost: u64,
+        commit: bool,
+        then: impl FnOnce(&Outcome) -> R,
+    ) -> R {
+        let now = self.clock.now_us();
+        let base = self.base_hash(key);
+        let mut maps = lock(self.shard(base));
+        if rule.strategy == Strategy::Gcra
+            && now.saturating_sub(maps.last_sweep) < SWEEP_INTERVAL_US
+        {
+            if let Some(tat) = maps.gcra.get_mut(&entry_id(base, 0)) {
+                let (outcome, new_tat) = gcra(rule, *tat, now, cost);
+                if commit && outcome.allowed {
+                    *tat = new_tat;
+                }
+                return then(&outcome);
+            }
+        }
+        let outcome = self.check_one_locked(&mut maps, base, rule, cost, commit, now);
+        then(&outcome)
+    }
+
+    /// Inlined (it only reads the one outcome of the outlined [`check_locked`](Self::check_locked)),
+    /// so the fast path's outcome stays in registers instead of meeting this one in memory.
+    #[inline]
+    fn check_one_locked(
+        &self,
+        maps: &mut Maps,
+        base: u64,
+        rule: &Rule,
+        cost: u64,
+        commit: bool,
+        now: u64,
+    ) -> Outcome {
+        let rules = std::slice::from_ref(rule);
+        let outcomes = self.check_locked(maps, base, rules, cost, commit, now);
+        // One rule, one outcome.
+        outcomes.as_slice().first().copied().unwrap_or_default()
+    }
+
+    /// Everything but the fast path of [`check_one`](Self::check_one): sweeping, new keys, the
+    /// cap and overflow, several limits, moving windows.
+    #[inline(never)]
+    fn check_locked(
+        &self,
+        maps: &mut Maps,
+        base: u64,
+        rules: &[Rule],
+        cost: u64,
+        commit: bool,
+        now: u64,
+    ) -> Outcomes {
         if now.saturating_sub(maps.last_sweep) >= SWEEP_INTERVAL_US {
             maps.sweep(rules, now);
-        }
-        // Fast path: one GCRA limit on a tracked key is one lookup and an update in place.
-        if let [rule] = rules {
-            if rule.strategy == Strategy::Gcra {
-                if let Some(tat) = maps.gcra.get_mut(&entry_id(base, 0)) {
-                    let (outcome, new_tat) = gcra(rule, *tat, now, cost);
-                    if commit && outcome.allowed {
-                        *tat = new_tat;
-                    }
-                    return then(std::slice::from_ref(&outcome));
-                }
-            }
         }
         let mut ids = [0u64; 8];
         let many;
@@ -415,12 +496,10 @@ impl MemoryStore {
                 self.overflowed.fetch_add(1, Ordering::Relaxed);
                 // Lock order: shard, then overflow (nothing locks them the other way round).
                 let mut overflow = lock(&self.overflow);
-                let out = evaluate_overflow(&mut maps, &mut overflow, ids, rules, cost, now);
-                return then(out.as_slice());
+                return evaluate_overflow(maps, &mut overflow, ids, rules, cost, now);
             }
         }
-        let out = evaluate(&mut maps, ids, rules, cost, commit, now);
-        then(out.as_slice())
+        evaluate(maps, ids, rules, cost, commit, now)
     }
 
     /// Forgets `key` for these rules (a successful login resets its failure count).
@@ -535,6 +614,7 @@ fn step(maps: &mut Maps, rule: &Rule, id: u64, cost: u64, commit: bool, now: u64
 }
 
 /// A distinct, well-mixed entry id for limit `i` of a client (splitmix64 finaliser).
+#[inline]
 fn entry_id(base: u64, i: usize) -> u64 {
     let mut z = base ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -542,6 +622,7 @@ fn entry_id(base: u64, i: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+#[inline]
 fn lock(m: &Mutex<Maps>) -> MutexGuard<'_, Maps> {
     // No poisoning: a panic while holding the lock cannot leave the maps inconsistent (each
     // update is one insert or remove).

@@ -51,7 +51,7 @@ pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};
-pub use limiter::{Decision, OnStoreError, RateLimiter, Unavailable};
+pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginThrottle, LoginVerdict};
 pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
 #[cfg(feature = "redis")]

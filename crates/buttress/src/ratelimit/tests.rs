@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::Strategy;
 
-use super::algorithm::{gcra, window, Rule};
+use super::algorithm::{gcra, window, Divisor, Rule};
 use super::*;
 
 struct Case {
@@ -177,6 +177,54 @@ proptest! {
     #[test]
     fn limit_like_text_never_panics(text in "[0-9 /perscondmihuyatPER;,|]{0,30}") {
         let _ = text.parse::<Limits>();
+    }
+}
+
+/// The precomputed division GCRA uses for `remaining` equals `/` at the edges: every small
+/// divisor, powers of two and their neighbours, and numerators near 0 and `u64::MAX`.
+#[test]
+fn divisor_matches_division_at_the_edges() {
+    let mut divisors: Vec<u64> = (1..=1000).collect();
+    for k in 1..64 {
+        let p = 1u64 << k;
+        divisors.extend([p - 1, p, p + 1]);
+    }
+    divisors.extend([
+        u64::MAX,
+        u64::MAX - 1,
+        u64::MAX / 2 + 1,
+        0x9E37_79B9_7F4A_7C15,
+    ]);
+    // GCRA's own τ for the limits of the grammar's units.
+    divisors.extend([
+        1_000_000 / 3,
+        60_000_000 / 7,
+        86_400_000_000u64.div_ceil(200),
+    ]);
+    let mut numerators: Vec<u64> = (0..=300).collect();
+    numerators.extend((0..=300).map(|i| u64::MAX - i));
+    for k in 0..64 {
+        let p = 1u64 << k;
+        numerators.extend([p - 1, p, p.saturating_add(1)]);
+    }
+    for &d in &divisors {
+        let by = Divisor::new(d);
+        for &n in numerators
+            .iter()
+            .chain([d - 1, d, d.saturating_add(1), d.saturating_mul(2)].iter())
+        {
+            assert_eq!(by.divide(n), n / d, "{n} / {d}");
+        }
+    }
+    assert_eq!(Divisor::new(0).divide(7), 7, "0 is taken as 1");
+}
+
+proptest! {
+    #[test]
+    fn divisor_matches_division(d in 1u64.., n in any::<u64>(), small in 1u64..100_000_000) {
+        prop_assert_eq!(Divisor::new(d).divide(n), n / d);
+        prop_assert_eq!(Divisor::new(small).divide(n), n / small);
+        prop_assert_eq!(Divisor::new(d).divide(n % (d.saturating_mul(3))), (n % d.saturating_mul(3)) / d);
     }
 }
 
