@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use super::key::{request_key, Exemptions, KeyFn};
 use super::response::{policy_header, set_headers, too_many, unavailable};
-use super::{HeaderStyle, IpGrouping, OnStoreError, RateLimitError, RateLimiter, Scope};
+use super::{Decision, HeaderStyle, IpGrouping, OnStoreError, RateLimitError, RateLimiter, Scope};
 
 type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 
@@ -295,30 +295,40 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = RateLimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
         let (parts, body) = req.into_parts();
-        if config.exemptions.exempt(&parts) {
-            let fut = inner.call(Request::from_parts(parts, body));
-            return Box::pin(async move { Ok(fut.await?.map(Body::new)) });
+        if self.config.exemptions.exempt(&parts) {
+            let inner = self.inner.call(Request::from_parts(parts, body));
+            return RateLimitFuture::admitted(inner, None);
         }
         let key = request_key(
             &parts,
-            &config.scope,
-            config.key_fn.as_ref(),
-            config.grouping,
+            &self.config.scope,
+            self.config.key_fn.as_ref(),
+            self.config.grouping,
         );
-        let cost = config.cost_fn.as_ref().map_or(1, |f| f(&parts));
+        let cost = self.config.cost_fn.as_ref().map_or(1, |f| f(&parts));
         let req = Request::from_parts(parts, body);
-        Box::pin(async move {
+        // The memory store answers at once: no clone of the inner service, no boxed future.
+        if !self.config.shadow {
+            if let Some(decision) = self.config.limiter.check_now(&key, cost) {
+                if !decision.allowed() {
+                    return RateLimitFuture::refused(refusal(&self.config, &decision));
+                }
+                let inner = self.inner.call(req);
+                return RateLimitFuture::admitted(inner, Some((self.config.clone(), decision)));
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        RateLimitFuture::boxed(Box::pin(async move {
             let decision = match config.limiter.check(&key, cost).await {
                 Ok(d) => d,
                 Err(_unavailable) if config.shadow => {
@@ -334,16 +344,7 @@ where
                 return Ok(inner.call(req).await?.map(Body::new));
             }
             if !decision.allowed() {
-                tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "rate limited");
-                let mut res = too_many(&decision);
-                set_headers(
-                    res.headers_mut(),
-                    config.style,
-                    config.limiter.limits(),
-                    &config.policy,
-                    &decision,
-                );
-                return Ok(res);
+                return Ok(refusal(&config, &decision));
             }
             let mut res = inner.call(req).await?.map(Body::new);
             set_headers(
@@ -354,6 +355,104 @@ where
                 &decision,
             );
             Ok(res)
-        })
+        }))
+    }
+}
+
+/// The 429 for a refused request, logged, with the limit headers.
+fn refusal(config: &Config, decision: &Decision) -> Response<Body> {
+    tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "rate limited");
+    let mut res = too_many(decision);
+    set_headers(
+        res.headers_mut(),
+        config.style,
+        config.limiter.limits(),
+        &config.policy,
+        decision,
+    );
+    res
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`RateLimit`]. With the memory store the decision is made in `call`: an
+    /// admitted request's future only adds the limit headers to the inner response. A store
+    /// with a round trip (Redis) or shadow mode take a boxed future.
+    pub struct RateLimitFuture<F> {
+        #[pin]
+        stage: Stage<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Admitted {
+            #[pin]
+            inner: F,
+            headers: Option<(Arc<Config>, Decision)>,
+        },
+        Refused {
+            res: Option<Response<Body>>,
+        },
+        Boxed {
+            fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+        },
+    }
+}
+
+impl<F> RateLimitFuture<F> {
+    fn admitted(inner: F, headers: Option<(Arc<Config>, Decision)>) -> Self {
+        RateLimitFuture {
+            stage: Stage::Admitted { inner, headers },
+        }
+    }
+
+    fn refused(res: Response<Body>) -> Self {
+        RateLimitFuture {
+            stage: Stage::Refused { res: Some(res) },
+        }
+    }
+
+    fn boxed(
+        fut: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+    ) -> Self {
+        RateLimitFuture {
+            stage: Stage::Boxed { fut },
+        }
+    }
+}
+
+impl<F, ResBody> Future for RateLimitFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, Infallible>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().stage.project() {
+            StageProj::Admitted { inner, headers } => {
+                let Poll::Ready(Ok(res)) = inner.poll(cx) else {
+                    return Poll::Pending;
+                };
+                let mut res = res.map(Body::new);
+                if let Some((config, decision)) = headers.take() {
+                    set_headers(
+                        res.headers_mut(),
+                        config.style,
+                        config.limiter.limits(),
+                        &config.policy,
+                        &decision,
+                    );
+                }
+                Poll::Ready(Ok(res))
+            }
+            // Polled once: `Service::call` futures are not polled after completion.
+            StageProj::Refused { res } => Poll::Ready(Ok(res
+                .take()
+                .unwrap_or_else(|| Response::new(Body::empty())))),
+            StageProj::Boxed { fut } => fut.as_mut().poll(cx),
+        }
     }
 }

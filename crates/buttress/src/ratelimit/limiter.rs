@@ -606,6 +606,18 @@ impl RateLimiter {
         full
     }
 
+    /// Checks and counts at once when the store answers synchronously (the memory store);
+    /// `None` for a store that needs a round trip (then use [`check`](Self::check)).
+    #[inline]
+    pub(crate) fn check_now(&self, key: &str, cost: u64) -> Option<Decision> {
+        #[allow(irrefutable_let_patterns)]
+        if let Backend::Memory(m) = &self.state.backend {
+            Some(self.check_memory(m, key, cost, true))
+        } else {
+            None
+        }
+    }
+
     /// A check in the memory store: synchronous, no future state (the hot path).
     #[inline(never)]
     fn check_memory(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
@@ -705,6 +717,10 @@ enum CheckState<'a> {
     Start,
     #[cfg(feature = "redis")]
     Redis(Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>>),
+    /// Without a store that borrows (no `redis` feature), `'a` lives only here.
+    #[cfg(not(feature = "redis"))]
+    #[allow(dead_code)]
+    Unused(std::marker::PhantomData<&'a ()>, std::convert::Infallible),
     Done,
 }
 
@@ -735,6 +751,7 @@ impl Check<'_> {
     /// Every poll but a memory store's first (the Redis round trip, and misuse), out of line so
     /// that `poll` stays small enough to inline into its caller.
     #[inline(never)]
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     fn poll_other(&mut self, cx: &mut Context<'_>) -> Poll<Result<Decision, Unavailable>> {
         match &mut self.state {
             CheckState::Start => {}
