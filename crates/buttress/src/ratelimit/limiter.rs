@@ -719,7 +719,7 @@ enum CheckState<'a> {
     Redis(Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>>),
     /// Without a store that borrows (no `redis` feature), `'a` lives only here.
     #[cfg(not(feature = "redis"))]
-    #[allow(dead_code)]
+    #[allow(dead_code)] // never built: it only carries the lifetime
     Unused(std::marker::PhantomData<&'a ()>, std::convert::Infallible),
     Done,
 }
@@ -761,6 +761,8 @@ impl Check<'_> {
                 self.state = CheckState::Done;
                 return Poll::Ready(out);
             }
+            #[cfg(not(feature = "redis"))]
+            CheckState::Unused(_, never) => match *never {},
             CheckState::Done => panic!("rate-limit `Check` polled after completion"),
         }
         let limiter = self.limiter;
