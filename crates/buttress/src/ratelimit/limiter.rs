@@ -516,6 +516,7 @@ impl RateLimiter {
     /// assert!(l.memory_store().is_some());
     /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
     /// ```
+    #[inline]
     pub fn memory_store(&self) -> Option<&MemoryStore> {
         match &self.state.backend {
             Backend::Memory(m) => Some(m),
@@ -695,6 +696,9 @@ impl RateLimiter {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Check<'a> {
     limiter: &'a RateLimiter,
+    /// The limiter's memory store, looked up when the check is made (in the caller, from
+    /// memory read long ago) rather than when polled.
+    memory: Option<&'a MemoryStore>,
     key: &'a str,
     cost: u64,
     commit: bool,
@@ -713,6 +717,7 @@ impl<'a> Check<'a> {
     fn new(limiter: &'a RateLimiter, key: &'a str, cost: u64, commit: bool) -> Self {
         Check {
             limiter,
+            memory: limiter.memory_store(),
             key,
             cost,
             commit,
@@ -778,8 +783,7 @@ impl Future for Check<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         // The memory store's check completes on the first poll, synchronously.
-        if let (CheckState::Start, Backend::Memory(m)) = (&this.state, &this.limiter.state.backend)
-        {
+        if let (CheckState::Start, Some(m)) = (&this.state, this.memory) {
             this.state = CheckState::Done;
             return Poll::Ready(Ok(this.limiter.check_memory(
                 m,
