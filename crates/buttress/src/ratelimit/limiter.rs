@@ -680,8 +680,9 @@ impl RateLimiter {
 
 /// The future returned by [`RateLimiter::check`] and [`RateLimiter::peek`]; resolves to the
 /// [`Decision`]. Nothing is counted until it is first polled. With a memory store the check
-/// completes on that first poll, synchronously (no allocation, no future state to move); with
-/// Redis it makes the round trip.
+/// completes on that first poll, synchronously, without allocating; with Redis it makes the
+/// round trip (its state boxed). Like an `async fn`'s future, it panics if polled again after
+/// it completed.
 ///
 /// ```
 /// use buttress::ratelimit::{Check, RateLimiter};
