@@ -516,6 +516,7 @@ impl RateLimiter {
     /// assert!(l.memory_store().is_some());
     /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
     /// ```
+    #[inline]
     pub fn memory_store(&self) -> Option<&MemoryStore> {
         match &self.state.backend {
             Backend::Memory(m) => Some(m),
@@ -691,8 +692,9 @@ impl RateLimiter {
 
 /// The future returned by [`RateLimiter::check`] and [`RateLimiter::peek`]; resolves to the
 /// [`Decision`]. Nothing is counted until it is first polled. With a memory store the check
-/// completes on that first poll, synchronously (no allocation, no future state to move); with
-/// Redis it makes the round trip.
+/// completes on that first poll, synchronously, without allocating; with Redis it makes the
+/// round trip (its state boxed). Like an `async fn`'s future, it panics if polled again after
+/// it completed.
 ///
 /// ```
 /// use buttress::ratelimit::{Check, RateLimiter};
@@ -707,6 +709,9 @@ impl RateLimiter {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Check<'a> {
     limiter: &'a RateLimiter,
+    /// The limiter's memory store, looked up when the check is made (in the caller, from
+    /// memory read long ago) rather than when polled.
+    memory: Option<&'a MemoryStore>,
     key: &'a str,
     cost: u64,
     commit: bool,
@@ -729,6 +734,7 @@ impl<'a> Check<'a> {
     fn new(limiter: &'a RateLimiter, key: &'a str, cost: u64, commit: bool) -> Self {
         Check {
             limiter,
+            memory: limiter.memory_store(),
             key,
             cost,
             commit,
@@ -797,8 +803,7 @@ impl Future for Check<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         // The memory store's check completes on the first poll, synchronously.
-        if let (CheckState::Start, Backend::Memory(m)) = (&this.state, &this.limiter.state.backend)
-        {
+        if let (CheckState::Start, Some(m)) = (&this.state, this.memory) {
             this.state = CheckState::Done;
             return Poll::Ready(Ok(this.limiter.check_memory(
                 m,
