@@ -34,9 +34,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use rand::Rng;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{format_date, parse_date};
@@ -103,6 +104,19 @@ pub(crate) fn page_window(total: i64, requested: u32) -> (u32, u32, i64) {
     let offset = i64::from(page - 1) * i64::from(PAGE_SIZE);
     (page, total_pages, offset)
 }
+
+/// The column every paginated statement adds for [`Db::fetch_page`]: the number of rows over
+/// all pages, as `COUNT(*) OVER () AS total_rows` (a window over the filtered rows, worked out
+/// before `LIMIT` and `OFFSET`; SQLite ≥ 3.25 and PostgreSQL).
+pub(crate) const TOTAL_COLUMN: &str = "total_rows";
+
+/// The select-list item that fills [`TOTAL_COLUMN`], for `concat!` into a page statement.
+macro_rules! total_rows_column {
+    () => {
+        ", COUNT(*) OVER () AS total_rows"
+    };
+}
+pub(crate) use total_rows_column;
 
 fn migrator() -> Migrator {
     let mut m = Migrator::DEFAULT;
@@ -243,6 +257,44 @@ impl Db {
     /// Closes every connection; later queries fail with [`Error::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// One page of a list in one query where it can: `page_query(limit, offset)` returns the
+    /// page's rows, each with the list's length in [`TOTAL_COLUMN`], and `item` reads a row.
+    ///
+    /// A page past the end has no rows and so no count: only then `count_query` (the same
+    /// filter, `SELECT COUNT(*)`) is asked, and the last page read instead, as [`page_window`]
+    /// clamps. Page 1 without rows is an empty list, with no second query.
+    pub(crate) async fn fetch_page<'q, T>(
+        &self,
+        requested: u32,
+        page_query: impl Fn(i64, i64) -> Query<'q, Any, AnyArguments<'q>>,
+        count_query: impl FnOnce() -> Query<'q, Any, AnyArguments<'q>>,
+        item: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let limit = i64::from(PAGE_SIZE);
+        let mut offset = i64::from(requested.max(1) - 1) * limit;
+        let mut rows = page_query(limit, offset).fetch_all(&self.pool).await?;
+        if rows.is_empty() && offset > 0 {
+            let total: i64 = count_query().fetch_one(&self.pool).await?.try_get(0)?;
+            offset = page_window(total, requested).2;
+            if total > 0 {
+                rows = page_query(limit, offset).fetch_all(&self.pool).await?;
+            }
+        }
+        let total = match rows.first() {
+            Some(row) => row.try_get::<i64, _>(TOTAL_COLUMN)?,
+            // No rows even on the first (or, after the count, the last) page: an empty list.
+            None => 0,
+        };
+        let shown = u32::try_from(offset / limit + 1).unwrap_or(u32::MAX);
+        let (page, total_pages, _) = page_window(total, if rows.is_empty() { 1 } else { shown });
+        Ok(Page {
+            items: rows.iter().map(item).collect::<Result<_>>()?,
+            page,
+            total_pages,
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 
     /// Number of rows in one of the portal's tables (for tests and the demo seed report).
