@@ -149,7 +149,7 @@ impl Db {
         let sql = concat!(
             "SELECT ",
             request_columns!(),
-            total_rows_column!(),
+            total_rows_column!(" FROM blood_requests WHERE status = 'open'"),
             " FROM blood_requests WHERE status = 'open' ORDER BY \
              CASE urgency WHEN 'critical' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, \
              created_at DESC, id ASC LIMIT $1 OFFSET $2"
@@ -172,7 +172,7 @@ impl Db {
         let sql = concat!(
             "SELECT ",
             request_columns!(),
-            total_rows_column!(),
+            total_rows_column!(" FROM blood_requests WHERE owner_id = $1"),
             " FROM blood_requests WHERE owner_id = $1 \
              ORDER BY created_at DESC, id ASC LIMIT $2 OFFSET $3"
         );
