@@ -15,6 +15,7 @@
 //! | URL | `sqlite://PATH` (created if missing) | `postgres://user@host:port/db` |
 //! | per connection | `journal_mode=WAL`, `foreign_keys=ON`, `synchronous=NORMAL`, `busy_timeout=5000` | — |
 //! | max connections | 8 | 8 |
+//! | ping before lending a connection | no (a local file; saves a thread round trip per query) | yes (sqlx's default) |
 //! | acquire timeout | [`ACQUIRE_TIMEOUT`] | [`ACQUIRE_TIMEOUT`] |
 //!
 //! A database that cannot be reached surfaces as [`Error::Unavailable`] (HTTP 503) within the
@@ -170,6 +171,13 @@ impl Db {
                     .idle_timeout(None)
                     .max_lifetime(None);
             }
+            // sqlx pings a pooled connection before lending it (`test_before_acquire`) and
+            // again when it comes back. For SQLite each ping is a round trip to the
+            // connection's worker thread, as costly as a small query, and proves nothing: the
+            // database is a local file, not a peer that can hang up. The ping on return stays
+            // (sqlx always sends it); the one before lending goes. PostgreSQL keeps both: there
+            // a connection can die with the server.
+            options = options.test_before_acquire(false);
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -380,6 +388,13 @@ mod tests {
         assert_eq!(page_window(21, 0), (1, 2, 0));
         assert_eq!(page_window(21, u32::MAX), (2, 2, 20));
         assert_eq!(page_window(-1, 3), (1, 1, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_lends_connections_without_a_ping() {
+        let db = Db::in_memory().await.unwrap();
+        assert!(!db.pool().options().get_test_before_acquire());
+        db.ping().await.unwrap();
     }
 
     #[test]
