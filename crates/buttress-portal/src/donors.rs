@@ -12,7 +12,7 @@
 //! Eligibility and the excluded user, which never decide the index, are switched by bound
 //! values. Every value is bound and no SQL is assembled from input: the statements are
 //! compile-time literals picked by a `match`. One query returns a page and the number of
-//! matches (a `COUNT(*)` subquery over the same filter, see [`Db::fetch_page`]).
+//! matches (a `COUNT(*)` subquery over the same filter, see `Db::fetch_page`).
 
 use serde::Deserialize;
 use sqlx::any::{AnyArguments, AnyRow};

@@ -141,7 +141,7 @@ impl Db {
     }
 
     /// One page of open requests, most urgent first, then newest first (one query; see
-    /// [`Db::fetch_page`]).
+    /// `Db::fetch_page`).
     ///
     /// # Errors
     /// Database errors.
@@ -164,7 +164,7 @@ impl Db {
     }
 
     /// One page of `owner_id`'s requests, open and closed, newest first (one query; see
-    /// [`Db::fetch_page`]).
+    /// `Db::fetch_page`).
     ///
     /// # Errors
     /// Database errors.
