@@ -15,6 +15,7 @@
 //! | URL | `sqlite://PATH` (created if missing) | `postgres://user@host:port/db` |
 //! | per connection | `journal_mode=WAL`, `foreign_keys=ON`, `synchronous=NORMAL`, `busy_timeout=5000` | — |
 //! | max connections | 8 | 8 |
+//! | ping before lending a connection | no (a local file; saves a thread round trip per query) | yes (sqlx's default) |
 //! | acquire timeout | [`ACQUIRE_TIMEOUT`] | [`ACQUIRE_TIMEOUT`] |
 //!
 //! A database that cannot be reached surfaces as [`Error::Unavailable`] (HTTP 503) within the
@@ -34,9 +35,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use rand::Rng;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{format_date, parse_date};
@@ -104,6 +106,25 @@ pub(crate) fn page_window(total: i64, requested: u32) -> (u32, u32, i64) {
     (page, total_pages, offset)
 }
 
+/// The column every paginated statement adds for [`Db::fetch_page`]: the number of rows over
+/// all pages, as `(SELECT COUNT(*) FROM … WHERE …) AS total_rows` with the page's own filter
+/// (see [`total_rows_column`]).
+///
+/// A scalar subquery rather than the window `COUNT(*) OVER ()`: both count within the page
+/// statement's snapshot, but SQLite copies every filtered row into a temporary table for the
+/// window, which cost 1.5–5× as much as counting again (0.9 ms against 0.2 ms over 1,000
+/// donors). The subquery does not depend on the outer row, so both databases work it out once.
+pub(crate) const TOTAL_COLUMN: &str = "total_rows";
+
+/// The select-list item that fills [`TOTAL_COLUMN`], for `concat!` into a page statement:
+/// `total_rows_column!(" FROM t WHERE …")` with the page's FROM and WHERE, placeholders and all.
+macro_rules! total_rows_column {
+    ($from_where:expr) => {
+        concat!(", (SELECT COUNT(*)", $from_where, ") AS total_rows")
+    };
+}
+pub(crate) use total_rows_column;
+
 fn migrator() -> Migrator {
     let mut m = Migrator::DEFAULT;
     m.migrations = Cow::Owned(vec![Migration::new(
@@ -150,6 +171,13 @@ impl Db {
                     .idle_timeout(None)
                     .max_lifetime(None);
             }
+            // sqlx pings a pooled connection before lending it (`test_before_acquire`) and
+            // again when it comes back. For SQLite each ping is a round trip to the
+            // connection's worker thread, as costly as a small query, and proves nothing: the
+            // database is a local file, not a peer that can hang up. The ping on return stays
+            // (sqlx always sends it); the one before lending goes. PostgreSQL keeps both: there
+            // a connection can die with the server.
+            options = options.test_before_acquire(false);
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -245,6 +273,44 @@ impl Db {
         self.pool.close().await;
     }
 
+    /// One page of a list in one query where it can: `page_query(limit, offset)` returns the
+    /// page's rows, each with the list's length in [`TOTAL_COLUMN`], and `item` reads a row.
+    ///
+    /// A page past the end has no rows and so no count: only then `count_query` (the same
+    /// filter, `SELECT COUNT(*)`) is asked, and the last page read instead, as [`page_window`]
+    /// clamps. Page 1 without rows is an empty list, with no second query.
+    pub(crate) async fn fetch_page<'q, T>(
+        &self,
+        requested: u32,
+        page_query: impl Fn(i64, i64) -> Query<'q, Any, AnyArguments<'q>>,
+        count_query: impl FnOnce() -> Query<'q, Any, AnyArguments<'q>>,
+        item: impl Fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let limit = i64::from(PAGE_SIZE);
+        let mut offset = i64::from(requested.max(1) - 1) * limit;
+        let mut rows = page_query(limit, offset).fetch_all(&self.pool).await?;
+        if rows.is_empty() && offset > 0 {
+            let total: i64 = count_query().fetch_one(&self.pool).await?.try_get(0)?;
+            offset = page_window(total, requested).2;
+            if total > 0 {
+                rows = page_query(limit, offset).fetch_all(&self.pool).await?;
+            }
+        }
+        let total = match rows.first() {
+            Some(row) => row.try_get::<i64, _>(TOTAL_COLUMN)?,
+            // No rows even on the first (or, after the count, the last) page: an empty list.
+            None => 0,
+        };
+        let shown = u32::try_from(offset / limit + 1).unwrap_or(u32::MAX);
+        let (page, total_pages, _) = page_window(total, if rows.is_empty() { 1 } else { shown });
+        Ok(Page {
+            items: rows.iter().map(item).collect::<Result<_>>()?,
+            page,
+            total_pages,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
     /// Number of rows in one of the portal's tables (for tests and the demo seed report).
     ///
     /// # Errors
@@ -322,6 +388,13 @@ mod tests {
         assert_eq!(page_window(21, 0), (1, 2, 0));
         assert_eq!(page_window(21, u32::MAX), (2, 2, 20));
         assert_eq!(page_window(-1, 3), (1, 1, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_lends_connections_without_a_ping() {
+        let db = Db::in_memory().await.unwrap();
+        assert!(!db.pool().options().get_test_before_acquire());
+        db.ping().await.unwrap();
     }
 
     #[test]

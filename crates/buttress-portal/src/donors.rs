@@ -3,16 +3,24 @@
 //! The search lists *available* donors (they ticked "available"), newest profile first, 20 a
 //! page, filtered by blood group (one group, or every group compatible with a recipient) and
 //! city (exact match on the normalised city key), optionally only those eligible to give today.
-//! One static SQL statement serves every filter: the group set is always bound as eight
-//! parameters (unused ones are empty text, which matches no row) and the other filters are
-//! switched on and off by bound values, so no SQL is ever assembled from input.
+//! Six static SQL statements serve every filter, one for each combination of "has a city" and
+//! "no group filter / one group / several groups", so that each can use the `donors_search
+//! (city_key, blood_group, available)` index when a city is given (a statement switching a
+//! filter off with a bound value, `($9 = '' OR city_key = $9)`, cannot). Several groups are
+//! bound as eight parameters (unused ones are empty text, which matches no row); one group is
+//! an equality, which SQLite seeks without building a temporary index for an `IN` list.
+//! Eligibility and the excluded user, which never decide the index, are switched by bound
+//! values. Every value is bound and no SQL is assembled from input: the statements are
+//! compile-time literals picked by a `match`. One query returns a page and the number of
+//! matches (a `COUNT(*)` subquery over the same filter, see `Db::fetch_page`).
 
 use serde::Deserialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 use time::Date;
 
-use crate::db::{date_from_row, date_to_sql, now_unix, page_window, Db, Page, PAGE_SIZE};
+use crate::db::{date_from_row, date_to_sql, now_unix, total_rows_column, Db, Page};
 use crate::domain::{eligibility_cutoff, format_date, BloodGroup, Eligibility};
 use crate::error::{Error, FieldError, Result};
 use crate::validate::{city_key, Profile};
@@ -202,16 +210,154 @@ macro_rules! donor_columns {
     };
 }
 
-/// The filter shared by the count and the page query: $1..$8 groups, $9 city key ('' = any),
-/// $10 eligible-only flag (0/1), $11 eligibility cutoff date, $12 user id to leave out (0 = none).
+/// The WHERE clause of a search: available donors, then the filters the search has (`$filter`,
+/// a literal naming its own placeholders from `$4`), then the two that never decide the index:
+/// $1 eligible-only flag (0/1), $2 eligibility cutoff date, $3 user id to leave out (0 = none).
 macro_rules! search_where {
-    () => {
-        " WHERE available = TRUE \
-         AND blood_group IN ($1, $2, $3, $4, $5, $6, $7, $8) \
-         AND ($9 = '' OR city_key = $9) \
-         AND ($10 = 0 OR last_donation IS NULL OR last_donation <= $11) \
-         AND user_id <> $12"
+    ($filter:literal) => {
+        concat!(
+            " WHERE available = TRUE",
+            $filter,
+            " AND ($1 = 0 OR last_donation IS NULL OR last_donation <= $2) AND user_id <> $3"
+        )
     };
+}
+
+/// A search's page statement (rows and [`crate::db::TOTAL_COLUMN`], newest profile first; the
+/// `LIMIT … OFFSET …` placeholders in `$limit`) and its count statement (for a page past the
+/// end), over the same filter.
+macro_rules! search_statements {
+    ($filter:literal, $limit:literal) => {
+        SearchSql {
+            page: concat!(
+                "SELECT ",
+                donor_columns!(),
+                total_rows_column!(concat!(" FROM donors", search_where!($filter))),
+                " FROM donors",
+                search_where!($filter),
+                " ORDER BY updated_at DESC, user_id ASC LIMIT ",
+                $limit
+            ),
+            count: concat!("SELECT COUNT(*) FROM donors", search_where!($filter)),
+        }
+    };
+}
+
+/// The two statements of one shape of search.
+#[derive(Debug)]
+struct SearchSql {
+    page: &'static str,
+    count: &'static str,
+}
+
+/// Every group, every city.
+const SEARCH_ANY: SearchSql = search_statements!("", "$4 OFFSET $5");
+/// One group ($4), every city.
+const SEARCH_GROUP: SearchSql = search_statements!(" AND blood_group = $4", "$5 OFFSET $6");
+/// Some groups ($4..$11, unused ones empty text, which matches no row), every city.
+const SEARCH_GROUPS: SearchSql = search_statements!(
+    " AND blood_group IN ($4, $5, $6, $7, $8, $9, $10, $11)",
+    "$12 OFFSET $13"
+);
+/// One city ($4), every group: the index's first column.
+const SEARCH_CITY: SearchSql = search_statements!(" AND city_key = $4", "$5 OFFSET $6");
+/// One city ($4) and one group ($5): the index's three columns.
+const SEARCH_CITY_GROUP: SearchSql =
+    search_statements!(" AND city_key = $4 AND blood_group = $5", "$6 OFFSET $7");
+/// One city ($4) and some groups ($5..$12): the index's three columns, once per group.
+const SEARCH_CITY_GROUPS: SearchSql = search_statements!(
+    " AND city_key = $4 AND blood_group IN ($5, $6, $7, $8, $9, $10, $11, $12)",
+    "$13 OFFSET $14"
+);
+
+/// The group part of a search's filter. One group is its own case because SQLite reads an
+/// `IN` list through a temporary index, which costs more than the rest of a small search.
+#[derive(Debug, Clone, Copy)]
+enum Groups {
+    /// No group filter.
+    Any,
+    /// `blood_group = $n`.
+    One(&'static str),
+    /// `blood_group IN ($n, …)`, eight slots, unused ones empty.
+    Some([&'static str; 8]),
+}
+
+/// The statements for a search with or without a city, and with its kind of group filter.
+fn search_sql(city: bool, groups: Groups) -> &'static SearchSql {
+    match (city, groups) {
+        (false, Groups::Any) => &SEARCH_ANY,
+        (false, Groups::One(_)) => &SEARCH_GROUP,
+        (false, Groups::Some(_)) => &SEARCH_GROUPS,
+        (true, Groups::Any) => &SEARCH_CITY,
+        (true, Groups::One(_)) => &SEARCH_CITY_GROUP,
+        (true, Groups::Some(_)) => &SEARCH_CITY_GROUPS,
+    }
+}
+
+/// The values a search binds, in placeholder order: the three common ones, then the city and
+/// the group or groups when the search has them (which is also what picks the statement).
+struct SearchBinds {
+    eligible_only: i64,
+    cutoff: String,
+    exclude_user: i64,
+    city: Option<String>,
+    groups: Groups,
+}
+
+impl SearchBinds {
+    fn new(search: &DonorSearch, today: Date, exclude_user: i64) -> Self {
+        let groups = match search.groups {
+            GroupFilter::Any => Groups::Any,
+            filter => match filter.groups().as_slice() {
+                [one] => Groups::One(one.as_str()),
+                several => {
+                    let mut slots = [""; 8];
+                    for (slot, group) in slots.iter_mut().zip(several) {
+                        *slot = group.as_str();
+                    }
+                    Groups::Some(slots)
+                }
+            },
+        };
+        SearchBinds {
+            eligible_only: i64::from(search.eligible_only),
+            cutoff: format_date(eligibility_cutoff(today)),
+            exclude_user,
+            city: search
+                .city
+                .as_deref()
+                .map(city_key)
+                .filter(|c| !c.is_empty()),
+            groups,
+        }
+    }
+
+    fn sql(&self) -> &'static SearchSql {
+        search_sql(self.city.is_some(), self.groups)
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Query<'q, Any, AnyArguments<'q>> {
+        let mut query = query
+            .bind(self.eligible_only)
+            .bind(self.cutoff.as_str())
+            .bind(self.exclude_user);
+        if let Some(city) = &self.city {
+            query = query.bind(city.as_str());
+        }
+        match self.groups {
+            Groups::Any => {}
+            Groups::One(group) => query = query.bind(group),
+            Groups::Some(groups) => {
+                for group in groups {
+                    query = query.bind(group);
+                }
+            }
+        }
+        query
+    }
 }
 
 fn donor_from_row(row: &AnyRow, today: Date) -> Result<Donor> {
@@ -310,56 +456,148 @@ impl Db {
                 "Remove the control characters (such as NUL).",
             ));
         }
-        let groups = search.groups.groups();
-        let group = |i: usize| groups.get(i).map_or("", |g| g.as_str());
-        let city = search.city.as_deref().map(city_key).unwrap_or_default();
-        let eligible_only = i64::from(search.eligible_only);
-        let cutoff = format_date(eligibility_cutoff(today));
-
-        macro_rules! bind_filter {
-            ($q:expr) => {
-                $q.bind(group(0))
-                    .bind(group(1))
-                    .bind(group(2))
-                    .bind(group(3))
-                    .bind(group(4))
-                    .bind(group(5))
-                    .bind(group(6))
-                    .bind(group(7))
-                    .bind(city.as_str())
-                    .bind(eligible_only)
-                    .bind(cutoff.as_str())
-                    .bind(exclude_user)
-            };
-        }
-
-        let count_sql = concat!("SELECT COUNT(*) FROM donors", search_where!());
-        let total: i64 = bind_filter!(sqlx::query(count_sql))
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
-        let (page, total_pages, offset) = page_window(total, page);
-        let page_sql = concat!(
-            "SELECT ",
-            donor_columns!(),
-            " FROM donors",
-            search_where!(),
-            " ORDER BY updated_at DESC, user_id ASC LIMIT $13 OFFSET $14"
-        );
-        let rows = bind_filter!(sqlx::query(page_sql))
-            .bind(i64::from(PAGE_SIZE))
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| donor_from_row(r, today))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            items,
+        let binds = SearchBinds::new(search, today, exclude_user);
+        let sql = binds.sql();
+        self.fetch_page(
             page,
-            total_pages,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+            |limit, offset| binds.bind(sqlx::query(sql.page)).bind(limit).bind(offset),
+            || binds.bind(sqlx::query(sql.count)),
+            |row| donor_from_row(row, today),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    /// SQLite's plan for `sql` with `binds` (the `detail` column of `EXPLAIN QUERY PLAN`).
+    async fn plan(db: &Db, sql: &str, binds: &SearchBinds, page: bool) -> Vec<String> {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = binds.bind(sqlx::query(&explain));
+        if page {
+            query = query.bind(20_i64).bind(0_i64);
+        }
+        query
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_uses_the_index_on_sqlite() {
+        let db = Db::in_memory().await.unwrap();
+        let today = date!(2026 - 06 - 01);
+        let search = |groups, city: Option<&str>, eligible_only| DonorSearch {
+            groups,
+            city: city.map(Into::into),
+            eligible_only,
+        };
+        let group = GroupFilter::Exact(BloodGroup::OPos);
+        let compatible = GroupFilter::CompatibleWith(BloodGroup::AbPos);
+        let only_one = GroupFilter::CompatibleWith(BloodGroup::ONeg);
+        for eligible_only in [false, true] {
+            for exclude in [0, 42] {
+                for (s, seek) in [
+                    (
+                        search(group, Some("London"), eligible_only),
+                        "city_key=? AND blood_group=? AND available=?",
+                    ),
+                    (
+                        search(compatible, Some("London"), eligible_only),
+                        "city_key=? AND blood_group=? AND available=?",
+                    ),
+                    (
+                        search(only_one, Some("London"), eligible_only),
+                        "city_key=? AND blood_group=? AND available=?",
+                    ),
+                    (
+                        search(GroupFilter::Any, Some("London"), eligible_only),
+                        "city_key=?",
+                    ),
+                ] {
+                    let binds = SearchBinds::new(&s, today, exclude);
+                    for (sql, page) in [(binds.sql().page, true), (binds.sql().count, false)] {
+                        let plan = plan(&db, sql, &binds, page).await;
+                        let want = format!("SEARCH donors USING INDEX donors_search ({seek})");
+                        // The page statement searches twice: its rows and its count.
+                        let searches = plan.iter().filter(|step| **step == want).count();
+                        assert_eq!(searches, 1 + usize::from(page), "{s:?}: {sql}\n{plan:#?}");
+                        assert!(
+                            !plan.iter().any(|step| step.starts_with("SCAN donors")),
+                            "{s:?}: {sql}\n{plan:#?}"
+                        );
+                    }
+                }
+            }
+        }
+        // Without a city the index (city first) does not apply: a scan, as before.
+        let binds = SearchBinds::new(&search(group, None, false), today, 0);
+        assert!(plan(&db, binds.sql().count, &binds, false)
+            .await
+            .contains(&"SCAN donors".to_string()));
+    }
+
+    /// The placeholder numbers in `sql`, sorted, without repeats.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = sql
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn statements_match_their_binds() {
+        // PostgreSQL refuses a statement whose placeholders and binds differ in number; the
+        // page statement takes LIMIT and OFFSET after the filter's values.
+        let today = date!(2026 - 06 - 01);
+        for groups in [
+            GroupFilter::Any,
+            GroupFilter::Exact(BloodGroup::ONeg),
+            GroupFilter::CompatibleWith(BloodGroup::ONeg),
+            GroupFilter::CompatibleWith(BloodGroup::AbNeg),
+        ] {
+            for city in [None, Some("Leeds".to_string())] {
+                let s = DonorSearch {
+                    groups,
+                    city,
+                    eligible_only: false,
+                };
+                let binds = SearchBinds::new(&s, today, 0);
+                let filter = 3
+                    + usize::from(binds.city.is_some())
+                    + match binds.groups {
+                        Groups::Any => 0,
+                        Groups::One(_) => 1,
+                        Groups::Some(_) => 8,
+                    };
+                let sql = binds.sql();
+                assert_eq!(
+                    placeholders(sql.count),
+                    (1..=filter).collect::<Vec<_>>(),
+                    "{}",
+                    sql.count
+                );
+                assert_eq!(
+                    placeholders(sql.page),
+                    (1..=filter + 2).collect::<Vec<_>>(),
+                    "{}",
+                    sql.page
+                );
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use time::Date;
 
-use crate::db::{new_id, now_unix, page_window, Db, Page, PAGE_SIZE};
+use crate::db::{new_id, now_unix, total_rows_column, Db, Page};
 use crate::domain::{BloodGroup, RequestStatus, Urgency};
 use crate::donors::{Donor, DonorSearch, GroupFilter};
 use crate::error::{Error, Result};
@@ -140,65 +140,52 @@ impl Db {
         request_from_row(&row)
     }
 
-    /// One page of open requests, most urgent first, then newest first.
+    /// One page of open requests, most urgent first, then newest first (one query; see
+    /// `Db::fetch_page`).
     ///
     /// # Errors
     /// Database errors.
     pub async fn open_requests(&self, page: u32) -> Result<Page<BloodRequest>> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE status = 'open'")
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
-        let (page, total_pages, offset) = page_window(total, page);
         let sql = concat!(
             "SELECT ",
             request_columns!(),
+            total_rows_column!(" FROM blood_requests WHERE status = 'open'"),
             " FROM blood_requests WHERE status = 'open' ORDER BY \
              CASE urgency WHEN 'critical' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, \
              created_at DESC, id ASC LIMIT $1 OFFSET $2"
         );
-        let rows = sqlx::query(sql)
-            .bind(i64::from(PAGE_SIZE))
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(Page {
-            items: rows.iter().map(request_from_row).collect::<Result<_>>()?,
+        self.fetch_page(
             page,
-            total_pages,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+            |limit, offset| sqlx::query(sql).bind(limit).bind(offset),
+            || sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE status = 'open'"),
+            request_from_row,
+        )
+        .await
     }
 
-    /// One page of `owner_id`'s requests, open and closed, newest first.
+    /// One page of `owner_id`'s requests, open and closed, newest first (one query; see
+    /// `Db::fetch_page`).
     ///
     /// # Errors
     /// Database errors.
     pub async fn requests_of(&self, owner_id: i64, page: u32) -> Result<Page<BloodRequest>> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE owner_id = $1")
-            .bind(owner_id)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
-        let (page, total_pages, offset) = page_window(total, page);
         let sql = concat!(
             "SELECT ",
             request_columns!(),
+            total_rows_column!(" FROM blood_requests WHERE owner_id = $1"),
             " FROM blood_requests WHERE owner_id = $1 \
              ORDER BY created_at DESC, id ASC LIMIT $2 OFFSET $3"
         );
-        let rows = sqlx::query(sql)
-            .bind(owner_id)
-            .bind(i64::from(PAGE_SIZE))
-            .bind(offset)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(Page {
-            items: rows.iter().map(request_from_row).collect::<Result<_>>()?,
+        self.fetch_page(
             page,
-            total_pages,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+            |limit, offset| sqlx::query(sql).bind(owner_id).bind(limit).bind(offset),
+            || {
+                sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE owner_id = $1")
+                    .bind(owner_id)
+            },
+            request_from_row,
+        )
+        .await
     }
 
     /// Closes request `id` on behalf of `user_id`. Closing a closed request again is a no-op.

@@ -10,10 +10,16 @@ use std::time::{Duration, Instant};
 
 use buttress_portal::accounts::{Accounts, PasswordParams, SignUpOutcome};
 use buttress_portal::db::{Db, Table};
-use buttress_portal::domain::{BloodGroup, Eligibility, RequestStatus};
+use buttress_portal::domain::{
+    eligibility_cutoff, format_date, BloodGroup, Eligibility, RequestStatus, Urgency,
+};
 use buttress_portal::donors::{DonorSearch, GroupFilter, SearchInput};
 use buttress_portal::error::Error;
-use buttress_portal::validate::{ChangePasswordInput, ProfileInput, RequestInput, SignUpInput};
+use buttress_portal::validate::{
+    city_key, ChangePasswordInput, ProfileInput, RequestInput, SignUpInput,
+};
+use buttress_portal::Page;
+use sqlx::Row;
 use time::macros::date;
 use time::Date;
 
@@ -47,6 +53,8 @@ checks!(
     search_filters_and_compatibility,
     fifty_six_day_boundary_in_search,
     pagination_edges,
+    search_same_as_the_single_statement,
+    request_lists_paginate_in_one_query,
     requests_lifecycle_and_owner_only_close,
     matching_donors_for_a_request,
     injection_payloads_through_every_input,
@@ -623,6 +631,233 @@ async fn pagination_edges(db: Db) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 41);
+}
+
+/// The search as it was before it was split into statements that can use the index: one
+/// static count and one static page statement for every filter, switched by bound values.
+/// The reference the statements now used must agree with, row for row.
+async fn search_the_old_way(
+    db: &Db,
+    s: &DonorSearch,
+    requested: u32,
+    exclude_user: i64,
+) -> Page<i64> {
+    const WHERE: &str = " WHERE available = TRUE \
+         AND blood_group IN ($1, $2, $3, $4, $5, $6, $7, $8) \
+         AND ($9 = '' OR city_key = $9) \
+         AND ($10 = 0 OR last_donation IS NULL OR last_donation <= $11) \
+         AND user_id <> $12";
+    let groups = s.groups.groups();
+    let group = |i: usize| groups.get(i).map_or("", |g| g.as_str());
+    let city = s.city.as_deref().map(city_key).unwrap_or_default();
+    let cutoff = format_date(eligibility_cutoff(TODAY));
+    macro_rules! bind_filter {
+        ($q:expr) => {
+            $q.bind(group(0))
+                .bind(group(1))
+                .bind(group(2))
+                .bind(group(3))
+                .bind(group(4))
+                .bind(group(5))
+                .bind(group(6))
+                .bind(group(7))
+                .bind(city.as_str())
+                .bind(i64::from(s.eligible_only))
+                .bind(cutoff.as_str())
+                .bind(exclude_user)
+        };
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM donors{WHERE}");
+    let total: i64 = bind_filter!(sqlx::query(&count_sql))
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get(0);
+    let total_pages = u32::try_from(total.max(0)).unwrap().div_ceil(20).max(1);
+    let page = requested.clamp(1, total_pages);
+    let page_sql = format!(
+        "SELECT user_id FROM donors{WHERE} ORDER BY updated_at DESC, user_id ASC LIMIT $13 OFFSET $14"
+    );
+    let items = bind_filter!(sqlx::query(&page_sql))
+        .bind(20_i64)
+        .bind(i64::from(page - 1) * 20)
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<i64, _>(0))
+        .collect();
+    Page {
+        items,
+        page,
+        total_pages,
+        total: u64::try_from(total).unwrap(),
+    }
+}
+
+fn ids(page: Page<buttress_portal::Donor>) -> Page<i64> {
+    Page {
+        items: page.items.iter().map(|d| d.user_id).collect(),
+        page: page.page,
+        total_pages: page.total_pages,
+        total: page.total,
+    }
+}
+
+async fn search_same_as_the_single_statement(db: Db) {
+    use buttress_portal::seed::seed_demo_with;
+    assert_eq!(seed_demo_with(&db, 1000, 11, TODAY).await.unwrap(), 1000);
+    // Ties on the sort key, so that the second key (user id) decides too.
+    sqlx::query("UPDATE donors SET updated_at = 1000 WHERE user_id % 4 = 0")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let mut filters = vec![GroupFilter::Any];
+    for g in BloodGroup::ALL {
+        filters.push(GroupFilter::Exact(g));
+        filters.push(GroupFilter::CompatibleWith(g));
+    }
+    let mut multi_page = 0;
+    for groups in filters {
+        for city in [
+            None,
+            Some("London"),
+            Some("  são   PAULO "),
+            Some("   "),
+            Some("Atlantis"),
+        ] {
+            for eligible_only in [false, true] {
+                let s = search(groups, city, eligible_only);
+                for page in [1, 2, 3, 5, 99, 0] {
+                    let want = search_the_old_way(&db, &s, page, 0).await;
+                    let got = ids(db.search_donors(&s, page, TODAY).await.unwrap());
+                    assert_eq!(got, want, "{s:?}, page {page}");
+                    if page == 2 && want.page == 2 {
+                        multi_page += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(multi_page > 20, "enough searches span pages: {multi_page}");
+    // Leaving a user out (the requester, for a request's matches).
+    let owners: Vec<i64> = sqlx::query(
+        "SELECT user_id FROM donors WHERE city_key = 'london' AND available = TRUE \
+         ORDER BY user_id LIMIT 3",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(owners.len(), 3);
+    for (owner, group) in owners.iter().zip(["AB+", "O+", "A-"]) {
+        let r = db
+            .create_request(*owner, &request_input(group, "london").validate().unwrap())
+            .await
+            .unwrap();
+        let s = search(
+            GroupFilter::CompatibleWith(r.blood_group),
+            Some(&r.city),
+            true,
+        );
+        for page in [1, 2, 99] {
+            let want = search_the_old_way(&db, &s, page, *owner).await;
+            let got = ids(db.matching_donors(&r, page, TODAY).await.unwrap());
+            assert_eq!(got, want, "matches for {group}, page {page}");
+            assert!(!got.items.contains(owner));
+        }
+    }
+}
+
+async fn request_lists_paginate_in_one_query(db: Db) {
+    let accounts = accounts(&db).await;
+    let a = user(&accounts, "many@example.org").await;
+    let b = user(&accounts, "few@example.org").await;
+    let nobody = user(&accounts, "none@example.org").await;
+    let shape =
+        |p: &Page<buttress_portal::BloodRequest>| (p.items.len(), p.page, p.total_pages, p.total);
+    // Empty lists: page 1 and a page past the end are the same empty first page.
+    for page in [0, 1, 2, 99] {
+        assert_eq!(shape(&db.open_requests(page).await.unwrap()), (0, 1, 1, 0));
+        assert_eq!(shape(&db.requests_of(a, page).await.unwrap()), (0, 1, 1, 0));
+    }
+    let mut mine = Vec::new();
+    for i in 0..41 {
+        let mut input = request_input("A+", "York");
+        input.urgency = Urgency::ALL[i % 3].as_str().into();
+        mine.push(
+            db.create_request(a, &input.validate().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    for _ in 0..3 {
+        db.create_request(b, &request_input("O-", "Hull").validate().unwrap())
+            .await
+            .unwrap();
+    }
+    db.close_request(mine[0].id, a).await.unwrap();
+    db.close_request(mine[1].id, a).await.unwrap();
+
+    // Open requests: 42 of them, 20 + 20 + 2.
+    let p1 = db.open_requests(1).await.unwrap();
+    let p2 = db.open_requests(2).await.unwrap();
+    let p3 = db.open_requests(3).await.unwrap();
+    assert_eq!(shape(&p1), (20, 1, 3, 42));
+    assert_eq!(shape(&p2), (20, 2, 3, 42));
+    assert_eq!(shape(&p3), (2, 3, 3, 42), "the last page");
+    for past in [4, 99, u32::MAX] {
+        let p = db.open_requests(past).await.unwrap();
+        assert_eq!(shape(&p), (2, 3, 3, 42), "page {past}: the last page");
+        assert_eq!(p.items, p3.items);
+    }
+    assert_eq!(db.open_requests(0).await.unwrap().items, p1.items);
+    let all: Vec<_> = p1.items.iter().chain(&p2.items).chain(&p3.items).collect();
+    let rank = |u: Urgency| match u {
+        Urgency::Critical => 0,
+        Urgency::Urgent => 1,
+        Urgency::Normal => 2,
+    };
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|r| (rank(r.urgency), std::cmp::Reverse(r.created_at), r.id));
+    assert_eq!(
+        all, sorted,
+        "most urgent, then newest, then by id, across pages"
+    );
+    assert!(all.iter().all(|r| r.status == RequestStatus::Open));
+
+    // One owner's requests, open and closed: 41 of them.
+    let m3 = db.requests_of(a, 3).await.unwrap();
+    assert_eq!(shape(&db.requests_of(a, 1).await.unwrap()), (20, 1, 3, 41));
+    assert_eq!(shape(&m3), (1, 3, 3, 41));
+    assert_eq!(
+        db.requests_of(a, 7).await.unwrap(),
+        m3,
+        "past the end: the last page"
+    );
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.extend(
+            db.requests_of(a, n)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|r| r.id),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 41, "every request once");
+    // A list of one page: page 2 is page 1.
+    let few = db.requests_of(b, 2).await.unwrap();
+    assert_eq!(shape(&few), (3, 1, 1, 3));
+    assert_eq!(
+        shape(&db.requests_of(nobody, 3).await.unwrap()),
+        (0, 1, 1, 0)
+    );
 }
 
 async fn requests_lifecycle_and_owner_only_close(db: Db) {

@@ -180,6 +180,55 @@ impl Agent {
     }
 }
 
+/// The signed-in account is read on every request, never kept: the landing page, the request
+/// list, the donor search (with results, none, past the last page, invalid) and its JSON API
+/// show it, and once the account is deleted each of them answers as to a visitor at once. A
+/// guard for any change that reads the account some other way (e.g. in the page's own query).
+pub async fn deleted_account_is_signed_out_on_every_page(app: TestApp) {
+    buttress_portal::seed::seed_demo(&app.portal.db, 60)
+        .await
+        .expect("seed");
+    let mut me = app.agent();
+    me.account("gone@example.org").await;
+    me.request("O+", "London", "St Mary's").await;
+    let header = "<span class=\"muted\">(gone@example.org)</span>";
+    let pages = [
+        "/",
+        "/requests",
+        "/requests?page=99",
+        "/donors",
+        "/donors?city=London",
+        "/donors?city=Atlantis",
+        "/donors?city=London&page=99",
+        "/donors?blood_group=Z",
+    ];
+    for path in pages {
+        let r = me.get(path).await;
+        assert!(r.body.contains(header), "{path}: signed in\n{}", r.body);
+    }
+    assert!(me.get("/donors?city=London").await.body.contains("tel:"));
+    assert!(me.get("/requests").await.body.contains("St Mary"));
+    let api = me.get("/api/donors?city=London").await.json();
+    assert!(api["items"][0]["phone"].is_string(), "{api}");
+    let api = me.get("/api/donors?city=Atlantis").await.json();
+    assert_eq!(api["total"], 0, "{api}");
+
+    sqlx::query("DELETE FROM users WHERE email = $1")
+        .bind("gone@example.org")
+        .execute(app.portal.db.pool())
+        .await
+        .expect("delete the account");
+    for path in pages {
+        let r = me.get(path).await;
+        assert!(!r.body.contains("gone@example.org"), "{path}: signed out");
+        assert!(!r.body.contains("Sign out"), "{path}: signed out");
+        assert!(!r.body.contains("tel:"), "{path}: no phone numbers");
+    }
+    let api = me.get("/api/donors?city=London").await.json();
+    assert!(api["items"][0].get("phone").is_none(), "{api}");
+    assert!(!me.signed_in().await);
+}
+
 pub async fn profile_edit_and_validation(app: TestApp) {
     let mut a = app.agent();
     a.account("ada@example.org").await;

@@ -36,6 +36,7 @@ checks!(
     crate::flows::sign_up_same_answer_and_validation => sign_up,
     crate::flows::sign_in_rotates_and_fails_generically => sign_in,
     crate::flows::sign_out_kills_the_session => sign_out,
+    crate::flows::deleted_account_is_signed_out_on_every_page => deleted_account,
     crate::flows::profile_edit_and_validation => profile,
     crate::flows::search_pages_groups_and_phones => search,
     crate::flows::requests_form_api_and_matches => requests,
