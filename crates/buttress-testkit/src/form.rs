@@ -42,6 +42,28 @@ pub fn scrape_token(html: &str) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// What a browser keeps from one response: the session cookie `name` (see [`update_cookie`])
+/// and the page's CSRF token, when it has one (see [`scrape_token`]).
+///
+/// ```
+/// let (mut jar, mut token) = (None, None);
+/// let page = r#"<input type="hidden" name="csrf_token" value="t0k">"#;
+/// buttress_testkit::form::remember(&mut jar, &mut token, "session", ["session=abc"], page);
+/// assert_eq!((jar.as_deref(), token.as_deref()), (Some("abc"), Some("t0k")));
+/// ```
+pub fn remember<'a>(
+    jar: &mut Option<String>,
+    token: &mut Option<String>,
+    name: &str,
+    set_cookies: impl IntoIterator<Item = &'a str>,
+    page: &str,
+) {
+    update_cookie(jar, name, set_cookies);
+    if let Some(t) = scrape_token(page) {
+        *token = Some(t);
+    }
+}
+
 /// Percent-encodes a form value (everything but unreserved characters).
 ///
 /// ```

@@ -5,7 +5,7 @@
 //! also when a test panics half-way: instances are killed, Redis is killed, PostgreSQL is stopped
 //! and its directory removed (by `buttress-testkit`).
 
-pub use buttress_testkit::form::{encode, scrape_token};
+pub use buttress_testkit::form::encode;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -431,17 +431,16 @@ impl Browser {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.text().await.unwrap_or_default();
-        buttress_testkit::form::update_cookie(
+        buttress_testkit::form::remember(
             &mut self.cookie,
+            &mut self.token,
             "session",
             headers
                 .get_all("set-cookie")
                 .iter()
                 .map(|v| v.to_str().unwrap_or("")),
+            &body,
         );
-        if let Some(t) = scrape_token(&body) {
-            self.token = Some(t);
-        }
         Reply {
             status,
             headers,

@@ -2,7 +2,7 @@
 //! a cookie jar, the CSRF token scraped from the last page, `Origin` on every POST, and a
 //! `ConnectInfo` peer address as the server would set it.
 
-pub use buttress_testkit::form::{encode, form_body, scrape_token};
+pub use buttress_testkit::form::{encode, form_body};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -188,17 +188,16 @@ impl Agent {
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.expect("body").to_bytes();
         let body = String::from_utf8_lossy(&body).into_owned();
-        buttress_testkit::form::update_cookie(
+        buttress_testkit::form::remember(
             &mut self.cookie,
+            &mut self.token,
             "session",
             headers
                 .get_all("set-cookie")
                 .iter()
                 .map(|v| v.to_str().expect("ascii")),
+            &body,
         );
-        if let Some(t) = scrape_token(&body) {
-            self.token = Some(t);
-        }
         Reply {
             status,
             headers,
