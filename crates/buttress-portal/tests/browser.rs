@@ -217,8 +217,13 @@ async fn wait_for_path(c: &Client, path: &str) {
     }
 }
 
+/// The text of the first element matching `css`, waiting up to 15 s for it to appear: after a
+/// form posts back to the page it came from, the path alone cannot tell the new page from the
+/// old one (the sessions page's revoke did, and the check raced the navigation).
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .text()
