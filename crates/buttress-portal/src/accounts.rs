@@ -285,18 +285,16 @@ impl Accounts {
     /// # Errors
     /// Only database errors.
     pub async fn user(&self, id: i64) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, email, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|row| {
-            Ok(User {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                created_at: row.try_get("created_at")?,
+        let sql = "SELECT id, email, created_at FROM users WHERE id = $1";
+        self.db
+            .read_one(sql, &[crate::query::Arg::Int(id)], |row| {
+                Ok(User {
+                    id: row.int("id")?,
+                    email: row.text("email")?,
+                    created_at: row.int("created_at")?,
+                })
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn user_with_hash(&self, email: &str) -> Result<Option<(User, String)>> {

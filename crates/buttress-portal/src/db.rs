@@ -32,17 +32,19 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor, Row};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{format_date, parse_date};
 use crate::error::{Error, Result};
+use crate::query::Columns;
+use crate::reads::Reads;
 
 /// How long a query waits for a connection before the database counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,6 +69,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Hot reads on the calling thread, for a SQLite file (see [`crate::reads`]).
+    reads: Option<Arc<Reads>>,
 }
 
 /// One page of a list, numbered from 1.
@@ -198,8 +202,16 @@ impl Db {
             url.to_string()
         };
         let pool = options.connect(&url).await.map_err(Error::from)?;
-        let db = Db { pool, backend };
+        let mut db = Db {
+            pool,
+            backend,
+            reads: None,
+        };
         db.migrate().await?;
+        if let Some(file) = sqlite_file(&url) {
+            // After the pool: its first connection made the file and put it in WAL mode.
+            db.reads = Some(Arc::new(Reads::open(Path::new(file))?));
+        }
         Ok(db)
     }
 
@@ -253,6 +265,17 @@ impl Db {
         &self.pool
     }
 
+    /// The hot-read connections, for a SQLite file.
+    pub(crate) fn reads(&self) -> Option<&Reads> {
+        self.reads.as_deref()
+    }
+
+    /// Whether hot reads run on the calling thread (a SQLite file; see the `reads` module).
+    #[must_use]
+    pub fn reads_inline(&self) -> bool {
+        self.reads.is_some()
+    }
+
     /// Which database this is.
     #[must_use]
     pub fn backend(&self) -> Backend {
@@ -271,44 +294,6 @@ impl Db {
     /// Closes every connection; later queries fail with [`Error::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// One page of a list in one query where it can: `page_query(limit, offset)` returns the
-    /// page's rows, each with the list's length in [`TOTAL_COLUMN`], and `item` reads a row.
-    ///
-    /// A page past the end has no rows and so no count: only then `count_query` (the same
-    /// filter, `SELECT COUNT(*)`) is asked, and the last page read instead, as [`page_window`]
-    /// clamps. Page 1 without rows is an empty list, with no second query.
-    pub(crate) async fn fetch_page<'q, T>(
-        &self,
-        requested: u32,
-        page_query: impl Fn(i64, i64) -> Query<'q, Any, AnyArguments<'q>>,
-        count_query: impl FnOnce() -> Query<'q, Any, AnyArguments<'q>>,
-        item: impl Fn(&AnyRow) -> Result<T>,
-    ) -> Result<Page<T>> {
-        let limit = i64::from(PAGE_SIZE);
-        let mut offset = i64::from(requested.max(1) - 1) * limit;
-        let mut rows = page_query(limit, offset).fetch_all(&self.pool).await?;
-        if rows.is_empty() && offset > 0 {
-            let total: i64 = count_query().fetch_one(&self.pool).await?.try_get(0)?;
-            offset = page_window(total, requested).2;
-            if total > 0 {
-                rows = page_query(limit, offset).fetch_all(&self.pool).await?;
-            }
-        }
-        let total = match rows.first() {
-            Some(row) => row.try_get::<i64, _>(TOTAL_COLUMN)?,
-            // No rows even on the first (or, after the count, the last) page: an empty list.
-            None => 0,
-        };
-        let shown = u32::try_from(offset / limit + 1).unwrap_or(u32::MAX);
-        let (page, total_pages, _) = page_window(total, if rows.is_empty() { 1 } else { shown });
-        Ok(Page {
-            items: rows.iter().map(item).collect::<Result<_>>()?,
-            page,
-            total_pages,
-            total: u64::try_from(total).unwrap_or(0),
-        })
     }
 
     /// Number of rows in one of the portal's tables (for tests and the demo seed report).
@@ -335,6 +320,16 @@ pub enum Table {
     Donors,
     /// `blood_requests`
     BloodRequests,
+}
+
+/// The file path of a `sqlite://PATH?…` URL, or `None` for memory and other databases.
+fn sqlite_file(url: &str) -> Option<&str> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    (!path.is_empty()).then_some(path)
 }
 
 /// A new random id: positive and below 2^53, so it survives JSON numbers in JavaScript.
@@ -364,9 +359,8 @@ pub(crate) fn date_to_sql(d: Option<Date>) -> Option<String> {
     d.map(format_date)
 }
 
-pub(crate) fn date_from_row(row: &AnyRow, col: &str) -> Result<Option<Date>> {
-    let text: Option<String> = row.try_get(col)?;
-    match text {
+pub(crate) fn date_from_row(row: &dyn Columns, col: &str) -> Result<Option<Date>> {
+    match row.opt_text(col)? {
         None => Ok(None),
         Some(t) => parse_date(&t)
             .map(Some)

@@ -15,14 +15,12 @@
 //! matches (a `COUNT(*)` subquery over the same filter, see `Db::fetch_page`).
 
 use serde::Deserialize;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row};
 use time::Date;
 
 use crate::db::{date_from_row, date_to_sql, now_unix, total_rows_column, Db, Page};
 use crate::domain::{eligibility_cutoff, format_date, BloodGroup, Eligibility};
 use crate::error::{Error, FieldError, Result};
+use crate::query::{Arg, Columns, PageSql};
 use crate::validate::{city_key, Profile};
 
 /// A donor's profile, with eligibility worked out for the day it was read.
@@ -228,7 +226,7 @@ macro_rules! search_where {
 /// end), over the same filter.
 macro_rules! search_statements {
     ($filter:literal, $limit:literal) => {
-        SearchSql {
+        PageSql {
             page: concat!(
                 "SELECT ",
                 donor_columns!(),
@@ -243,29 +241,22 @@ macro_rules! search_statements {
     };
 }
 
-/// The two statements of one shape of search.
-#[derive(Debug)]
-struct SearchSql {
-    page: &'static str,
-    count: &'static str,
-}
-
 /// Every group, every city.
-const SEARCH_ANY: SearchSql = search_statements!("", "$4 OFFSET $5");
+const SEARCH_ANY: PageSql = search_statements!("", "$4 OFFSET $5");
 /// One group ($4), every city.
-const SEARCH_GROUP: SearchSql = search_statements!(" AND blood_group = $4", "$5 OFFSET $6");
+const SEARCH_GROUP: PageSql = search_statements!(" AND blood_group = $4", "$5 OFFSET $6");
 /// Some groups ($4..$11, unused ones empty text, which matches no row), every city.
-const SEARCH_GROUPS: SearchSql = search_statements!(
+const SEARCH_GROUPS: PageSql = search_statements!(
     " AND blood_group IN ($4, $5, $6, $7, $8, $9, $10, $11)",
     "$12 OFFSET $13"
 );
 /// One city ($4), every group: the index's first column.
-const SEARCH_CITY: SearchSql = search_statements!(" AND city_key = $4", "$5 OFFSET $6");
+const SEARCH_CITY: PageSql = search_statements!(" AND city_key = $4", "$5 OFFSET $6");
 /// One city ($4) and one group ($5): the index's three columns.
-const SEARCH_CITY_GROUP: SearchSql =
+const SEARCH_CITY_GROUP: PageSql =
     search_statements!(" AND city_key = $4 AND blood_group = $5", "$6 OFFSET $7");
 /// One city ($4) and some groups ($5..$12): the index's three columns, once per group.
-const SEARCH_CITY_GROUPS: SearchSql = search_statements!(
+const SEARCH_CITY_GROUPS: PageSql = search_statements!(
     " AND city_key = $4 AND blood_group IN ($5, $6, $7, $8, $9, $10, $11, $12)",
     "$13 OFFSET $14"
 );
@@ -283,7 +274,7 @@ enum Groups {
 }
 
 /// The statements for a search with or without a city, and with its kind of group filter.
-fn search_sql(city: bool, groups: Groups) -> &'static SearchSql {
+fn search_sql(city: bool, groups: Groups) -> &'static PageSql {
     match (city, groups) {
         (false, Groups::Any) => &SEARCH_ANY,
         (false, Groups::One(_)) => &SEARCH_GROUP,
@@ -332,48 +323,44 @@ impl SearchBinds {
         }
     }
 
-    fn sql(&self) -> &'static SearchSql {
+    fn sql(&self) -> &'static PageSql {
         search_sql(self.city.is_some(), self.groups)
     }
 
-    fn bind<'q>(
-        &'q self,
-        query: Query<'q, Any, AnyArguments<'q>>,
-    ) -> Query<'q, Any, AnyArguments<'q>> {
-        let mut query = query
-            .bind(self.eligible_only)
-            .bind(self.cutoff.as_str())
-            .bind(self.exclude_user);
+    /// The values in placeholder order, from `$1`.
+    fn args(&self) -> Vec<Arg<'_>> {
+        let mut args = Vec::with_capacity(13);
+        args.extend([
+            Arg::Int(self.eligible_only),
+            Arg::Text(&self.cutoff),
+            Arg::Int(self.exclude_user),
+        ]);
         if let Some(city) = &self.city {
-            query = query.bind(city.as_str());
+            args.push(Arg::Text(city));
         }
-        match self.groups {
+        match &self.groups {
             Groups::Any => {}
-            Groups::One(group) => query = query.bind(group),
-            Groups::Some(groups) => {
-                for group in groups {
-                    query = query.bind(group);
-                }
-            }
+            Groups::One(group) => args.push(Arg::Text(group)),
+            Groups::Some(groups) => args.extend(groups.iter().map(|g| Arg::Text(g))),
         }
-        query
+        args
     }
 }
 
-fn donor_from_row(row: &AnyRow, today: Date) -> Result<Donor> {
-    let group: String = row.try_get("blood_group")?;
+fn donor_from_row(row: &dyn Columns, today: Date) -> Result<Donor> {
     let last_donation = date_from_row(row, "last_donation")?;
     Ok(Donor {
-        user_id: row.try_get("user_id")?,
-        display_name: row.try_get("display_name")?,
-        blood_group: group
+        user_id: row.int("user_id")?,
+        display_name: row.text("display_name")?,
+        blood_group: row
+            .text("blood_group")?
             .parse()
             .map_err(|_| Error::internal("a stored blood group is not one of the eight"))?,
-        city: row.try_get("city")?,
-        phone: row.try_get("phone")?,
+        city: row.text("city")?,
+        phone: row.text("phone")?,
         last_donation,
-        available: row.try_get::<i64, _>("available")? != 0,
-        updated_at: row.try_get("updated_at")?,
+        available: row.int("available")? != 0,
+        updated_at: row.int("updated_at")?,
         eligibility: Eligibility::on(today, last_donation),
     })
 }
@@ -422,11 +409,8 @@ impl Db {
             donor_columns!(),
             " FROM donors WHERE user_id = $1"
         );
-        let row = sqlx::query(sql)
-            .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| donor_from_row(&r, today)).transpose()
+        self.read_one(sql, &[Arg::Int(user_id)], |row| donor_from_row(row, today))
+            .await
     }
 
     /// One page of available donors matching `search`, eligibility computed for `today`.
@@ -457,13 +441,9 @@ impl Db {
             ));
         }
         let binds = SearchBinds::new(search, today, exclude_user);
-        let sql = binds.sql();
-        self.fetch_page(
-            page,
-            |limit, offset| binds.bind(sqlx::query(sql.page)).bind(limit).bind(offset),
-            || binds.bind(sqlx::query(sql.count)),
-            |row| donor_from_row(row, today),
-        )
+        self.fetch_page(page, binds.sql(), &binds.args(), |row| {
+            donor_from_row(row, today)
+        })
         .await
     }
 }
@@ -472,16 +452,17 @@ impl Db {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use sqlx::Row as _;
     use time::macros::date;
 
     /// SQLite's plan for `sql` with `binds` (the `detail` column of `EXPLAIN QUERY PLAN`).
     async fn plan(db: &Db, sql: &str, binds: &SearchBinds, page: bool) -> Vec<String> {
         let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut query = binds.bind(sqlx::query(&explain));
+        let mut args = binds.args();
         if page {
-            query = query.bind(20_i64).bind(0_i64);
+            args.extend([Arg::Int(20), Arg::Int(0)]);
         }
-        query
+        crate::query::bound(&explain, &args)
             .fetch_all(db.pool())
             .await
             .unwrap()

@@ -55,9 +55,12 @@ pub mod db;
 pub mod domain;
 pub mod donors;
 pub mod error;
+mod query;
+mod reads;
 pub mod render;
 pub mod requests;
 pub mod seed;
+pub mod sessions;
 pub mod validate;
 pub mod web;
 

@@ -5,14 +5,13 @@
 //! request's group can receive ([`BloodGroup::compatible_donors`]), in the request's city
 //! (same normalised key), the request's owner left out.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use time::Date;
 
 use crate::db::{new_id, now_unix, total_rows_column, Db, Page};
 use crate::domain::{BloodGroup, RequestStatus, Urgency};
 use crate::donors::{Donor, DonorSearch, GroupFilter};
 use crate::error::{Error, Result};
+use crate::query::{Arg, Columns, PageSql};
 use crate::validate::{city_key, NewRequest};
 
 /// A blood request.
@@ -54,23 +53,22 @@ macro_rules! request_columns {
     };
 }
 
-fn request_from_row(row: &AnyRow) -> Result<BloodRequest> {
+fn request_from_row(row: &dyn Columns) -> Result<BloodRequest> {
     let bad = |what: &str| Error::internal(format!("a stored request has a bad {what}"));
-    let group: String = row.try_get("blood_group")?;
-    let urgency: String = row.try_get("urgency")?;
-    let status: String = row.try_get("status")?;
-    let units: i64 = row.try_get("units")?;
     Ok(BloodRequest {
-        id: row.try_get("id")?,
-        owner_id: row.try_get("owner_id")?,
-        blood_group: group.parse().map_err(|_| bad("blood group"))?,
-        city: row.try_get("city")?,
-        hospital: row.try_get("hospital")?,
-        units: u8::try_from(units).map_err(|_| bad("unit count"))?,
-        urgency: Urgency::parse(&urgency).ok_or_else(|| bad("urgency"))?,
-        status: RequestStatus::parse(&status).ok_or_else(|| bad("status"))?,
-        created_at: row.try_get("created_at")?,
-        closed_at: row.try_get("closed_at")?,
+        id: row.int("id")?,
+        owner_id: row.int("owner_id")?,
+        blood_group: row
+            .text("blood_group")?
+            .parse()
+            .map_err(|_| bad("blood group"))?,
+        city: row.text("city")?,
+        hospital: row.text("hospital")?,
+        units: u8::try_from(row.int("units")?).map_err(|_| bad("unit count"))?,
+        urgency: Urgency::parse(&row.text("urgency")?).ok_or_else(|| bad("urgency"))?,
+        status: RequestStatus::parse(&row.text("status")?).ok_or_else(|| bad("status"))?,
+        created_at: row.int("created_at")?,
+        closed_at: row.opt_int("closed_at")?,
     })
 }
 
@@ -132,12 +130,9 @@ impl Db {
             request_columns!(),
             " FROM blood_requests WHERE id = $1"
         );
-        let row = sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(self.pool())
+        self.read_one(sql, &[Arg::Int(id)], request_from_row)
             .await?
-            .ok_or(Error::NotFound)?;
-        request_from_row(&row)
+            .ok_or(Error::NotFound)
     }
 
     /// One page of open requests, most urgent first, then newest first (one query; see
@@ -146,21 +141,18 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub async fn open_requests(&self, page: u32) -> Result<Page<BloodRequest>> {
-        let sql = concat!(
-            "SELECT ",
-            request_columns!(),
-            total_rows_column!(" FROM blood_requests WHERE status = 'open'"),
-            " FROM blood_requests WHERE status = 'open' ORDER BY \
-             CASE urgency WHEN 'critical' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, \
-             created_at DESC, id ASC LIMIT $1 OFFSET $2"
-        );
-        self.fetch_page(
-            page,
-            |limit, offset| sqlx::query(sql).bind(limit).bind(offset),
-            || sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE status = 'open'"),
-            request_from_row,
-        )
-        .await
+        const SQL: PageSql = PageSql {
+            page: concat!(
+                "SELECT ",
+                request_columns!(),
+                total_rows_column!(" FROM blood_requests WHERE status = 'open'"),
+                " FROM blood_requests WHERE status = 'open' ORDER BY \
+                 CASE urgency WHEN 'critical' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, \
+                 created_at DESC, id ASC LIMIT $1 OFFSET $2"
+            ),
+            count: "SELECT COUNT(*) FROM blood_requests WHERE status = 'open'",
+        };
+        self.fetch_page(page, &SQL, &[], request_from_row).await
     }
 
     /// One page of `owner_id`'s requests, open and closed, newest first (one query; see
@@ -169,23 +161,18 @@ impl Db {
     /// # Errors
     /// Database errors.
     pub async fn requests_of(&self, owner_id: i64, page: u32) -> Result<Page<BloodRequest>> {
-        let sql = concat!(
-            "SELECT ",
-            request_columns!(),
-            total_rows_column!(" FROM blood_requests WHERE owner_id = $1"),
-            " FROM blood_requests WHERE owner_id = $1 \
-             ORDER BY created_at DESC, id ASC LIMIT $2 OFFSET $3"
-        );
-        self.fetch_page(
-            page,
-            |limit, offset| sqlx::query(sql).bind(owner_id).bind(limit).bind(offset),
-            || {
-                sqlx::query("SELECT COUNT(*) FROM blood_requests WHERE owner_id = $1")
-                    .bind(owner_id)
-            },
-            request_from_row,
-        )
-        .await
+        const SQL: PageSql = PageSql {
+            page: concat!(
+                "SELECT ",
+                request_columns!(),
+                total_rows_column!(" FROM blood_requests WHERE owner_id = $1"),
+                " FROM blood_requests WHERE owner_id = $1 \
+                 ORDER BY created_at DESC, id ASC LIMIT $2 OFFSET $3"
+            ),
+            count: "SELECT COUNT(*) FROM blood_requests WHERE owner_id = $1",
+        };
+        self.fetch_page(page, &SQL, &[Arg::Int(owner_id)], request_from_row)
+            .await
     }
 
     /// Closes request `id` on behalf of `user_id`. Closing a closed request again is a no-op.

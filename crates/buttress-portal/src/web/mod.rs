@@ -36,7 +36,6 @@ use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
 use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
 use buttress::ratelimit::LoginThrottle;
-use buttress::session::sql::SqlStore;
 use buttress::session::{Session, SessionError, SessionStore};
 use buttress::settings::{SessionStoreKind, Settings};
 use buttress::Buttress;
@@ -44,6 +43,7 @@ use buttress::Buttress;
 use crate::accounts::{PasswordParams, User};
 use crate::error::Error;
 use crate::render::{self, paths, Flash, FlashKind, PageContext};
+use crate::sessions::DbSessions;
 use crate::Portal;
 
 /// The path of the CSP violation report endpoint (exempt from CSRF: browsers post reports
@@ -200,7 +200,7 @@ pub async fn build(
                     "the portal keeps sessions in its database (encrypted cookies cannot be revoked); BUTTRESS_SESSION_STORE=redis keeps them in Redis"
                 );
             }
-            let sql = SqlStore::new(portal.db.pool().clone());
+            let sql = DbSessions::new(portal.db.clone());
             sql.migrate().await?;
             Arc::new(sql)
         }

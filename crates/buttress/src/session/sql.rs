@@ -33,6 +33,13 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS buttress_sessions_deadline ON buttress_sessions (deadline)",
 ];
 
+/// The statement [`SqlStore`] loads a record with: `$1` the store key, `$2` now (Unix
+/// seconds); columns `data`, `version`, `deadline`, to be read with [`SqlStore::record`]. For
+/// an application that reads the table another way (the portal's reads on the calling
+/// thread) and wants the same record.
+pub const LOAD_STATEMENT: &str =
+    "SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2";
+
 /// A session store on an sqlx `AnyPool` (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
@@ -69,6 +76,25 @@ impl SqlStore {
         serde_json::from_str(text)
             .map_err(|_| StoreError("a stored session does not decode".into()))
     }
+
+    /// The record in one row of [`LOAD_STATEMENT`] (its `data`, `version` and `deadline`).
+    ///
+    /// ```
+    /// use buttress::session::sql::SqlStore;
+    /// let record = SqlStore::record(r#"{"iat":1,"exp":90,"seen":1}"#, 3, 60).unwrap();
+    /// assert_eq!((record.version, record.deadline, record.data.expires), (3, 60, 90));
+    /// assert!(SqlStore::record("not a session", 3, 60).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError`] when `data` is not a stored session.
+    pub fn record(data: &str, version: i64, deadline: i64) -> Result<Record, StoreError> {
+        Ok(Record {
+            data: Self::decode(data)?,
+            version: u64::try_from(version).unwrap_or(0),
+            deadline,
+        })
+    }
 }
 
 impl SessionStore for SqlStore {
@@ -78,7 +104,7 @@ impl SessionStore for SqlStore {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2")
+            let row = sqlx::query(LOAD_STATEMENT)
                 .bind(&key.0)
                 .bind(now)
                 .fetch_optional(&self.pool)
@@ -88,11 +114,7 @@ impl SessionStore for SqlStore {
             let data: String = row.try_get("data").map_err(unavailable)?;
             let version: i64 = row.try_get("version").map_err(unavailable)?;
             let deadline: i64 = row.try_get("deadline").map_err(unavailable)?;
-            Ok(Some(Record {
-                data: Self::decode(&data)?,
-                version: u64::try_from(version).unwrap_or(0),
-                deadline,
-            }))
+            Self::record(&data, version, deadline).map(Some)
         })
     }
 

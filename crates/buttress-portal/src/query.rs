@@ -1,0 +1,252 @@
+//! Reads that run on either path: the sqlx pool, or [`Reads`] on the calling thread (SQLite
+//! files only; see that module for why).
+//!
+//! A read is a static SQL string, its [`Arg`]s in placeholder order, and a function from a
+//! [`Columns`] row (either driver's) to a value. [`Db::read_one`] and [`Db::fetch_page`] try
+//! [`Reads`] first when the database has them and fall back to the pool when SQLite is busy,
+//! so each query and its row mapping is written once for both.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row as _};
+
+use crate::db::{page_window, Db, Page, PAGE_SIZE, TOTAL_COLUMN};
+use crate::error::{Error, Result};
+use crate::reads::{Outcome, Reads};
+
+pub(crate) use crate::reads::Arg;
+
+/// A result row of either driver, read by column name.
+pub(crate) trait Columns {
+    /// An integer column.
+    fn int(&self, col: &str) -> Result<i64>;
+    /// A nullable integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    /// A text column.
+    fn text(&self, col: &str) -> Result<String>;
+    /// A nullable text column.
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+}
+
+impl Columns for AnyRow {
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.get(col)?)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.get(col)?)
+    }
+}
+
+/// A paginated statement (its rows and [`TOTAL_COLUMN`], `LIMIT` and `OFFSET` as the last two
+/// placeholders) and its count twin (the same filter, `SELECT COUNT(*)`).
+#[derive(Debug)]
+pub(crate) struct PageSql {
+    pub(crate) page: &'static str,
+    pub(crate) count: &'static str,
+}
+
+/// `sql` with `args` bound, for the sqlx pool.
+pub(crate) fn bound<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, Any, AnyArguments<'q>> {
+    args.iter().fold(sqlx::query(sql), |q, arg| match *arg {
+        Arg::Int(v) => q.bind(v),
+        Arg::Text(v) => q.bind(v),
+    })
+}
+
+/// Why a read on one path stopped.
+enum Stop {
+    Failed(Error),
+    /// SQLite was busy for [`Reads`]: run the read again on the pool.
+    Busy,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+type Item<'f, T> = &'f (dyn Fn(&dyn Columns) -> Result<T> + Sync);
+
+/// Where a read runs: the sqlx pool or [`Reads`]. The paging logic is written once over it.
+trait Source {
+    /// Every row of `sql`, mapped, and the first row's [`TOTAL_COLUMN`].
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        item: Item<'_, T>,
+    ) -> Result<(Vec<T>, i64), Stop>;
+    /// The single integer `sql` selects.
+    async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64, Stop>;
+}
+
+struct Pool<'a>(&'a sqlx::AnyPool);
+
+impl Source for Pool<'_> {
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        item: Item<'_, T>,
+    ) -> Result<(Vec<T>, i64), Stop> {
+        let rows = bound(sql, args)
+            .fetch_all(self.0)
+            .await
+            .map_err(Error::from)?;
+        let total = match rows.first() {
+            Some(row) => row.int(TOTAL_COLUMN)?,
+            None => 0,
+        };
+        let items = rows.iter().map(|r| item(r)).collect::<Result<_>>()?;
+        Ok((items, total))
+    }
+
+    async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64, Stop> {
+        let row = bound(sql, args)
+            .fetch_one(self.0)
+            .await
+            .map_err(Error::from)?;
+        Ok(row.try_get::<i64, _>(0).map_err(Error::from)?)
+    }
+}
+
+impl Source for Reads {
+    async fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        item: Item<'_, T>,
+    ) -> Result<(Vec<T>, i64), Stop> {
+        settle(self.run(sql, args, |stmt| {
+            let mut rows = stmt.raw_query();
+            let (mut items, mut total) = (Vec::new(), 0);
+            while let Some(row) = rows.next()? {
+                if items.is_empty() {
+                    total = row.int(TOTAL_COLUMN)?;
+                }
+                items.push(item(row)?);
+            }
+            Ok((items, total))
+        }))
+    }
+
+    async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64, Stop> {
+        settle(self.run(sql, args, |stmt| {
+            let mut rows = stmt.raw_query();
+            match rows.next()? {
+                Some(row) => Ok(row.get(0)?),
+                None => Err(Error::internal("COUNT(*) returned no row")),
+            }
+        }))
+    }
+}
+
+fn settle<T>(outcome: Outcome<T>) -> Result<T, Stop> {
+    match outcome {
+        Outcome::Done(result) => result.map_err(Stop::Failed),
+        Outcome::Busy => Err(Stop::Busy),
+    }
+}
+
+/// One page, in one query where it can: a page past the end has no rows and so no count; only
+/// then the count statement runs, and the last page is read instead, as [`page_window`] clamps.
+/// Page 1 without rows is an empty list, with no second query.
+async fn page_from<S: Source, T>(
+    source: &S,
+    requested: u32,
+    sql: &PageSql,
+    args: &[Arg<'_>],
+    item: Item<'_, T>,
+) -> Result<Page<T>, Stop> {
+    let limit = i64::from(PAGE_SIZE);
+    let mut offset = i64::from(requested.max(1) - 1) * limit;
+    let with_window = |offset: i64| {
+        let mut all = Vec::with_capacity(args.len() + 2);
+        all.extend_from_slice(args);
+        all.extend([Arg::Int(limit), Arg::Int(offset)]);
+        all
+    };
+    let (mut items, mut total) = source.rows(sql.page, &with_window(offset), item).await?;
+    if items.is_empty() && offset > 0 {
+        total = source.count(sql.count, args).await?;
+        offset = page_window(total, requested).2;
+        if total > 0 {
+            (items, total) = source.rows(sql.page, &with_window(offset), item).await?;
+        }
+    }
+    let shown = u32::try_from(offset / limit + 1).unwrap_or(u32::MAX);
+    let (page, total_pages, _) = page_window(total, if items.is_empty() { 1 } else { shown });
+    Ok(Page {
+        items,
+        page,
+        total_pages,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+impl Db {
+    /// One page of a list: `sql` with `args` (then the limit and offset), each row read by
+    /// `item`. See [`PageSql`].
+    pub(crate) async fn fetch_page<T>(
+        &self,
+        requested: u32,
+        sql: &PageSql,
+        args: &[Arg<'_>],
+        item: impl Fn(&dyn Columns) -> Result<T> + Sync,
+    ) -> Result<Page<T>> {
+        if let Some(reads) = self.reads() {
+            match page_from(reads, requested, sql, args, &item).await {
+                Ok(page) => return Ok(page),
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Busy) => {}
+            }
+        }
+        match page_from(&Pool(self.pool()), requested, sql, args, &item).await {
+            Ok(page) => Ok(page),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::Busy) => Err(Error::internal("the pool reported SQLite busy")),
+        }
+    }
+
+    /// The first row of `sql` with `args`, read by `item`, if there is one.
+    pub(crate) async fn read_one<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        item: impl Fn(&dyn Columns) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if let Some(reads) = self.reads() {
+            let outcome = reads.run(sql, args, |stmt| {
+                let mut rows = stmt.raw_query();
+                rows.next()?.map(|row| item(row)).transpose()
+            });
+            if let Outcome::Done(result) = outcome {
+                return result;
+            }
+        }
+        let row = bound(sql, args).fetch_optional(self.pool()).await?;
+        row.map(|row| item(&row)).transpose()
+    }
+}
