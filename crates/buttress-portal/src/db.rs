@@ -270,6 +270,13 @@ impl Db {
         self.reads.as_deref()
     }
 
+    /// This database with `reads` for its hot reads (tests: reads on another, locked file).
+    #[cfg(test)]
+    pub(crate) fn with_reads(mut self, reads: Reads) -> Db {
+        self.reads = Some(Arc::new(reads));
+        self
+    }
+
     /// Whether hot reads run on the calling thread (a SQLite file; see the `reads` module).
     #[must_use]
     pub fn reads_inline(&self) -> bool {
@@ -293,6 +300,9 @@ impl Db {
 
     /// Closes every connection; later queries fail with [`Error::Unavailable`].
     pub async fn close(&self) {
+        if let Some(reads) = &self.reads {
+            reads.close();
+        }
         self.pool.close().await;
     }
 

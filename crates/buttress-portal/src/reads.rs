@@ -23,6 +23,7 @@
 //! rusqlite shares sqlx's `libsqlite3-sys`, so both open the file through the same SQLite.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{ffi, Connection, OpenFlags, Statement};
@@ -40,6 +41,8 @@ const STATEMENT_CACHE: usize = 32;
 pub(crate) struct Reads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Set by [`Reads::close`]: every read after it is [`Error::Unavailable`], as on the pool.
+    closed: AtomicBool,
 }
 
 /// What a read came to.
@@ -76,6 +79,7 @@ impl Reads {
         let reads = Reads {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::with_capacity(KEEP)),
+            closed: AtomicBool::new(false),
         };
         let conn = reads.connect().map_err(Error::internal)?;
         reads.put_back(conn);
@@ -103,7 +107,18 @@ impl Reads {
         }
     }
 
+    /// Closes the idle connections; reads from now on fail with [`Error::Unavailable`].
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
     fn put_back(&self, conn: Connection) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < KEEP {
                 idle.push(conn);
@@ -118,6 +133,12 @@ impl Reads {
         args: &[Arg<'_>],
         read: impl FnOnce(&mut Statement<'_>) -> Result<T>,
     ) -> Outcome<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Outcome::Done(Err(Error::Unavailable(None)));
+        }
+        if args.len() > NAMES.len() {
+            return Outcome::Done(Err(Error::internal("a read binds more than 16 values")));
+        }
         let conn = match self.take() {
             Ok(conn) => conn,
             Err(e) => return classify(e),
@@ -189,5 +210,130 @@ fn classify<T>(e: rusqlite::Error) -> Outcome<T> {
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Internal(Some(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A SQLite file in WAL mode with `CREATE TABLE t (x INTEGER)` holding 7, in a fresh
+    /// directory (removed on drop).
+    pub(crate) struct File {
+        pub(crate) dir: PathBuf,
+        pub(crate) path: PathBuf,
+    }
+
+    impl File {
+        pub(crate) fn new(what: &str) -> File {
+            let dir = std::env::temp_dir().join(format!(
+                "buttress-reads-{what}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("t.sqlite3");
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);")
+                .unwrap();
+            File { dir, path }
+        }
+
+        /// A connection holding the file's exclusive lock until it is dropped (WAL readers
+        /// get `SQLITE_BUSY` meanwhile).
+        pub(crate) fn lock(&self) -> Connection {
+            let conn = Connection::open(&self.path).unwrap();
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+                .unwrap();
+            conn.execute_batch("INSERT INTO t VALUES (8)").unwrap();
+            conn
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn first(stmt: &mut Statement<'_>) -> Result<i64> {
+        let mut rows = stmt.raw_query();
+        Ok(rows.next()?.map(|r| r.get(0)).transpose()?.unwrap_or(-1))
+    }
+
+    #[test]
+    fn reads_bind_by_name_and_read() {
+        let file = File::new("bind");
+        let reads = Reads::open(&file.path).unwrap();
+        // `$2` before `$1` in the text: bound by name, not by position.
+        let sql = "SELECT x + $2 - $1 FROM t WHERE x = $3";
+        let args = [Arg::Int(1), Arg::Int(10), Arg::Int(7)];
+        for _ in 0..3 {
+            // The second and third runs take the cached statement on the same connection.
+            match reads.run(sql, &args, first) {
+                Outcome::Done(Ok(v)) => assert_eq!(v, 16),
+                other => panic!("{other:?}"),
+            }
+        }
+        let text = [Arg::Text("7")];
+        match reads.run(
+            "SELECT COUNT(*) FROM t WHERE CAST(x AS TEXT) = $1",
+            &text,
+            first,
+        ) {
+            Outcome::Done(Ok(v)) => assert_eq!(v, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_cannot_write() {
+        let file = File::new("readonly");
+        let reads = Reads::open(&file.path).unwrap();
+        match reads.run("INSERT INTO t VALUES (9) RETURNING x", &[], first) {
+            Outcome::Done(Err(e)) => assert_eq!(e.status_code(), 500),
+            other => panic!("a write through the read connections: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_locked_file_is_busy_not_an_error_and_reads_resume() {
+        let file = File::new("busy");
+        let locker = file.lock();
+        let reads = Reads::open(&file.path).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            reads.run("SELECT x FROM t", &[], first),
+            Outcome::Busy
+        ));
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(200),
+            "busy at once, without waiting on the async worker ({:?})",
+            started.elapsed()
+        );
+        drop(locker);
+        match reads.run("SELECT COUNT(*) FROM t", &[], first) {
+            Outcome::Done(Ok(n)) => assert_eq!(n, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn too_many_values_and_closed_reads_are_errors() {
+        let file = File::new("limits");
+        let reads = Reads::open(&file.path).unwrap();
+        let args = [Arg::Int(0); 17];
+        match reads.run("SELECT 1", &args, first) {
+            Outcome::Done(Err(e)) => assert_eq!(e.status_code(), 500),
+            other => panic!("{other:?}"),
+        }
+        reads.close();
+        match reads.run("SELECT 1", &[], first) {
+            Outcome::Done(Err(e)) => assert_eq!(e.status_code(), 503),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -26,6 +26,28 @@ use time::Date;
 const TODAY: Date = date!(2026 - 06 - 01);
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A fresh directory under the system's temp dir, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "buttress-storage-{what}-{}-{}",
+            std::process::id(),
+            buttress_portal::db::now_unix()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 type Check = fn(Db) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 macro_rules! checks {
@@ -35,7 +57,22 @@ macro_rules! checks {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let db = buttress_portal::db::Db::in_memory().await.expect("sqlite");
+                    assert!(!db.reads_inline());
                     super::$name(db).await;
+                }
+            )*
+        }
+
+        /// The same checks on a SQLite file, where the hot reads run on the calling thread.
+        mod sqlite_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = super::TempDir::new(stringify!($name));
+                    let db = buttress_portal::db::Db::open_in_dir(&dir.0).await.expect("sqlite file");
+                    assert!(db.reads_inline());
+                    super::$name(db.clone()).await;
+                    db.close().await;
                 }
             )*
         }
@@ -68,6 +105,7 @@ async fn postgres_all() {
         let url = pg.create_database(&format!("check_{i}")).expect("createdb");
         let db = Db::open(&url).await.expect("open postgres");
         assert_eq!(db.backend(), buttress_portal::Backend::Postgres);
+        assert!(!db.reads_inline(), "PostgreSQL reads go through the pool");
         eprintln!("postgres: {name}");
         check(db.clone()).await;
         db.close().await;
@@ -101,6 +139,26 @@ async fn postgres_unavailable_is_503_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "recovered after restart");
+}
+
+/// [`Db::close`] ends the reads on the calling thread too: 503, as on the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_sqlite_file_is_unavailable_for_every_read() {
+    let dir = TempDir::new("closed");
+    let db = Db::open_in_dir(&dir.0).await.unwrap();
+    let accounts = accounts(&db).await;
+    let id = user(&accounts, "closed@example.org").await;
+    assert!(accounts.user(id).await.unwrap().is_some());
+    db.close().await;
+    for err in [
+        accounts.user(id).await.expect_err("closed"),
+        db.open_requests(1).await.expect_err("closed"),
+        db.search_donors(&search(GroupFilter::Any, None, false), 1, TODAY)
+            .await
+            .expect_err("closed"),
+    ] {
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    }
 }
 
 // ---- helpers ----
