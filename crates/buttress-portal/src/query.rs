@@ -43,18 +43,40 @@ impl Columns for AnyRow {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// A rusqlite row read by column name through its statement's names, taken once per
+/// statement run. (rusqlite's own lookup by name asks SQLite for each column's name and
+/// compares it case-insensitively on every read of every row: 7% of the signed-in search.)
+struct Named<'a, 'r> {
+    row: &'a rusqlite::Row<'r>,
+    names: &'a [String],
+}
+
+impl Named<'_, '_> {
+    fn index(&self, col: &str) -> Result<usize> {
+        self.names
+            .iter()
+            .position(|name| name == col)
+            .ok_or_else(|| Error::internal(format!("no column {col} in the statement")))
+    }
+}
+
+/// The column names of `stmt`, for [`Named`].
+fn names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
+    stmt.column_names().into_iter().map(str::to_owned).collect()
+}
+
+impl Columns for Named<'_, '_> {
     fn int(&self, col: &str) -> Result<i64> {
-        Ok(self.get(col)?)
+        Ok(self.row.get(self.index(col)?)?)
     }
     fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-        Ok(self.get(col)?)
+        Ok(self.row.get(self.index(col)?)?)
     }
     fn text(&self, col: &str) -> Result<String> {
-        Ok(self.get(col)?)
+        Ok(self.row.get(self.index(col)?)?)
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
-        Ok(self.get(col)?)
+        Ok(self.row.get(self.index(col)?)?)
     }
 }
 
@@ -140,13 +162,15 @@ impl Source for Reads {
         item: Item<'_, T>,
     ) -> Result<(Vec<T>, i64), Stop> {
         settle(self.run(sql, args, |stmt| {
+            let names = names(stmt);
             let mut rows = stmt.raw_query();
             let (mut items, mut total) = (Vec::new(), 0);
             while let Some(row) = rows.next()? {
+                let row = Named { row, names: &names };
                 if items.is_empty() {
                     total = row.int(TOTAL_COLUMN)?;
                 }
-                items.push(item(row)?);
+                items.push(item(&row)?);
             }
             Ok((items, total))
         }))
@@ -239,8 +263,11 @@ impl Db {
     ) -> Result<Option<T>> {
         if let Some(reads) = self.reads() {
             let outcome = reads.run(sql, args, |stmt| {
+                let names = names(stmt);
                 let mut rows = stmt.raw_query();
-                rows.next()?.map(|row| item(row)).transpose()
+                let row = rows.next()?;
+                row.map(|row| item(&Named { row, names: &names }))
+                    .transpose()
             });
             if let Outcome::Done(result) = outcome {
                 return result;
