@@ -24,7 +24,7 @@
 //!
 //! # Migrations and the session layer
 //!
-//! [`Db::open`] runs the portal's migrations (`migrations/0001_portal.sql`) in sqlx's
+//! [`Db::open`] runs the portal's migrations (`migrations/0001_portal.sql`, `0002_…`) in sqlx's
 //! `_sqlx_migrations` table, with `ignore_missing` on, so that another component may record its
 //! own migrations in the same database without making this migrator refuse to start. The
 //! session store owns its table (`buttress_sessions`, created by
@@ -131,13 +131,22 @@ pub(crate) use total_rows_column;
 
 fn migrator() -> Migrator {
     let mut m = Migrator::DEFAULT;
-    m.migrations = Cow::Owned(vec![Migration::new(
-        1,
-        Cow::Borrowed("portal"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../migrations/0001_portal.sql")),
-        false,
-    )]);
+    m.migrations = Cow::Owned(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("portal"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0001_portal.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("search order"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0002_search_order.sql")),
+            false,
+        ),
+    ]);
     m.set_ignore_missing(true);
     m
 }
