@@ -3,8 +3,9 @@
 //!
 //! A read is a static SQL string, its [`Arg`]s in placeholder order, and a function from a
 //! [`Columns`] row (either driver's) to a value. [`Db::read_one`] and [`Db::fetch_page`] try
-//! [`Reads`] first when the database has them and fall back to the pool when SQLite is busy,
-//! so each query and its row mapping is written once for both.
+//! [`Reads`] first when the database has them and run the read on the pool when those defer
+//! (SQLite locked, or the read over its time budget), so each query and its row mapping is
+//! written once for both.
 
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
@@ -99,8 +100,8 @@ pub(crate) fn bound<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, Any, AnyArg
 /// Why a read on one path stopped.
 enum Stop {
     Failed(Error),
-    /// SQLite was busy for [`Reads`]: run the read again on the pool.
-    Busy,
+    /// [`Reads`] deferred (locked, or over its time budget): run the read on the pool.
+    Defer,
 }
 
 impl From<Error> for Stop {
@@ -190,7 +191,7 @@ impl Source for Reads {
 fn settle<T>(outcome: Outcome<T>) -> Result<T, Stop> {
     match outcome {
         Outcome::Done(result) => result.map_err(Stop::Failed),
-        Outcome::Busy => Err(Stop::Busy),
+        Outcome::Defer => Err(Stop::Defer),
     }
 }
 
@@ -244,13 +245,13 @@ impl Db {
             match page_from(reads, requested, sql, args, &item).await {
                 Ok(page) => return Ok(page),
                 Err(Stop::Failed(e)) => return Err(e),
-                Err(Stop::Busy) => {}
+                Err(Stop::Defer) => {}
             }
         }
         match page_from(&Pool(self.pool()), requested, sql, args, &item).await {
             Ok(page) => Ok(page),
             Err(Stop::Failed(e)) => Err(e),
-            Err(Stop::Busy) => Err(Error::internal("the pool reported SQLite busy")),
+            Err(Stop::Defer) => Err(Error::internal("the pool deferred a read")),
         }
     }
 
@@ -310,6 +311,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(email.as_deref(), Some("a@example.org"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_over_budget_finishes_on_the_pool() {
+        let file = File::new("slow");
+        let db = Db::in_memory()
+            .await
+            .unwrap()
+            .with_reads(Reads::open(&file.path).unwrap());
+        let count = db
+            .read_one(crate::reads::tests::SLOW, &[], |row| row.int("COUNT(*)"))
+            .await
+            .unwrap();
+        assert_eq!(count, Some(5_000_000), "the whole count, from the pool");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

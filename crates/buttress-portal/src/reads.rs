@@ -7,13 +7,19 @@
 //! kernel switching threads and under 3% in SQLite's own engine.
 //!
 //! [`Reads`] keeps a few read-only rusqlite connections to the same file and runs a read on
-//! the calling thread, with its prepared statement cached on the connection. This is safe to
-//! do on an async worker because of how SQLite's WAL mode (which [`crate::db::Db`] sets) works:
-//! a reader never waits for a writer, the writer checkpoints, and the busy timeout here is 0,
-//! so a read either runs at once (tens of microseconds on a page-cached file) or fails with
-//! `SQLITE_BUSY` (a WAL recovery, a connection holding an exclusive lock). Then [`Reads::run`]
-//! answers [`Outcome::Busy`] and the caller asks the sqlx pool instead, which waits for the
-//! lock on its own thread. Writes always go through sqlx.
+//! the calling thread, with its prepared statement cached on the connection. A read may run
+//! on an async worker only if it cannot hold the worker up, and two things make sure of that:
+//!
+//! - **No waiting for locks.** In SQLite's WAL mode (which [`crate::db::Db`] sets) a reader
+//!   never waits for a writer and the writer checkpoints; the busy timeout here is 0, so a
+//!   read that meets a lock anyway (a WAL recovery, a connection in exclusive mode) fails at
+//!   once with `SQLITE_BUSY`.
+//! - **A time budget.** A progress handler interrupts a read that runs longer than
+//!   [`BUDGET`] (a search without a city over a very large registry, a cold disk).
+//!
+//! Either way [`Reads::run`] answers [`Outcome::Defer`] and the caller runs the same read on
+//! the sqlx pool, which waits and works on its own threads. A typical read (tens of
+//! microseconds on a page-cached file) never comes near either. Writes always go through sqlx.
 //!
 //! Only the queries every page view makes use it: the session record, the signed-in user, the
 //! donor search and the open requests on the landing page. Everything else stays on sqlx, on
@@ -23,8 +29,9 @@
 //! rusqlite shares sqlx's `libsqlite3-sys`, so both open the file through the same SQLite.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, OpenFlags, Statement};
 
@@ -33,6 +40,14 @@ use crate::error::{Error, Result};
 /// Idle connections kept (more are opened when reads overlap, and closed after).
 const KEEP: usize = 8;
 
+/// The longest a read runs on the calling thread before it is interrupted and handed to the
+/// pool.
+pub(crate) const BUDGET: Duration = Duration::from_millis(2);
+
+/// SQLite virtual-machine steps between two looks at the clock (a look costs about 20 ns; a
+/// thousand steps take a few microseconds).
+const STEPS_PER_LOOK: i32 = 1000;
+
 /// Prepared statements cached per connection (the portal's hot reads number a dozen).
 const STATEMENT_CACHE: usize = 32;
 
@@ -40,9 +55,19 @@ const STATEMENT_CACHE: usize = 32;
 #[derive(Debug)]
 pub(crate) struct Reads {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
+    /// The clock the connections' deadlines count from.
+    epoch: Instant,
     /// Set by [`Reads::close`]: every read after it is [`Error::Unavailable`], as on the pool.
     closed: AtomicBool,
+}
+
+/// A connection and the deadline its progress handler checks (nanoseconds after
+/// [`Reads`]'s epoch; `u64::MAX` between reads).
+#[derive(Debug)]
+struct Conn {
+    conn: Connection,
+    deadline: Arc<AtomicU64>,
 }
 
 /// What a read came to.
@@ -50,8 +75,8 @@ pub(crate) struct Reads {
 pub(crate) enum Outcome<T> {
     /// It ran (to a value or to an error).
     Done(Result<T>),
-    /// The database was locked: ask the sqlx pool, which waits.
-    Busy,
+    /// The database was locked, or the read ran past [`BUDGET`]: run it on the sqlx pool.
+    Defer,
 }
 
 /// A value a statement binds: the portal binds only integers and text.
@@ -79,6 +104,7 @@ impl Reads {
         let reads = Reads {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::with_capacity(KEEP)),
+            epoch: Instant::now(),
             closed: AtomicBool::new(false),
         };
         let conn = reads.connect().map_err(Error::internal)?;
@@ -86,20 +112,26 @@ impl Reads {
         Ok(reads)
     }
 
-    fn connect(&self) -> rusqlite::Result<Connection> {
+    fn connect(&self) -> rusqlite::Result<Conn> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        conn.busy_timeout(std::time::Duration::ZERO)?;
+        conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
+        let deadline = Arc::new(AtomicU64::new(u64::MAX));
+        let (epoch, watched) = (self.epoch, Arc::clone(&deadline));
+        conn.progress_handler(
+            STEPS_PER_LOOK,
+            Some(move || nanos_since(epoch) > watched.load(Ordering::Relaxed)),
+        );
+        Ok(Conn { conn, deadline })
     }
 
-    fn take(&self) -> rusqlite::Result<Connection> {
+    fn take(&self) -> rusqlite::Result<Conn> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(conn) => Ok(conn),
@@ -115,7 +147,7 @@ impl Reads {
         }
     }
 
-    fn put_back(&self, conn: Connection) {
+    fn put_back(&self, conn: Conn) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -143,19 +175,23 @@ impl Reads {
             Ok(conn) => conn,
             Err(e) => return classify(e),
         };
+        let budget = u64::try_from(BUDGET.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = nanos_since(self.epoch).saturating_add(budget);
+        conn.deadline.store(deadline, Ordering::Relaxed);
         let outcome = (|| {
-            let mut stmt = conn.prepare_cached(sql).map_err(Failure::Sqlite)?;
+            let mut stmt = conn.conn.prepare_cached(sql).map_err(Failure::Sqlite)?;
             bind(&mut stmt, args).map_err(Failure::Sqlite)?;
             read(&mut stmt).map_err(Failure::Portal)
         })();
+        conn.deadline.store(u64::MAX, Ordering::Relaxed);
         // A statement left mid-step (an error, an early return) is reset by the cache when it
         // goes back, so the connection is clean for the next read.
         self.put_back(conn);
         match outcome {
             Ok(value) => Outcome::Done(Ok(value)),
             Err(Failure::Sqlite(e)) => classify(e),
-            Err(Failure::Portal(e)) => match busy_inside(&e) {
-                true => Outcome::Busy,
+            Err(Failure::Portal(e)) => match deferred_inside(&e) {
+                true => Outcome::Defer,
                 false => Outcome::Done(Err(e)),
             },
         }
@@ -180,19 +216,28 @@ fn bind(stmt: &mut Statement<'_>, args: &[Arg<'_>]) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+fn nanos_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether the read should run on the pool instead: locked, or interrupted by the budget.
+fn deferred(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked)
+        Some(
+            ffi::ErrorCode::DatabaseBusy
+                | ffi::ErrorCode::DatabaseLocked
+                | ffi::ErrorCode::OperationInterrupted
+        )
     )
 }
 
-/// Whether a portal error came from a busy database (a step that failed inside `read`).
-fn busy_inside(e: &Error) -> bool {
+/// [`deferred`] for a portal error from a step that failed inside `read`.
+fn deferred_inside(e: &Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(e) = s.downcast_ref::<rusqlite::Error>() {
-            return is_busy(e);
+            return deferred(e);
         }
         source = s.source();
     }
@@ -200,8 +245,8 @@ fn busy_inside(e: &Error) -> bool {
 }
 
 fn classify<T>(e: rusqlite::Error) -> Outcome<T> {
-    if is_busy(&e) {
-        Outcome::Busy
+    if deferred(&e) {
+        Outcome::Defer
     } else {
         Outcome::Done(Err(Error::Unavailable(Some(Box::new(e)))))
     }
@@ -307,7 +352,7 @@ pub(crate) mod tests {
         let started = std::time::Instant::now();
         assert!(matches!(
             reads.run("SELECT x FROM t", &[], first),
-            Outcome::Busy
+            Outcome::Defer
         ));
         assert!(
             started.elapsed() < std::time::Duration::from_millis(200),
@@ -317,6 +362,29 @@ pub(crate) mod tests {
         drop(locker);
         match reads.run("SELECT COUNT(*) FROM t", &[], first) {
             Outcome::Done(Ok(n)) => assert_eq!(n, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A statement that runs for a good part of a second: a recursive count to five million.
+    pub(crate) const SLOW: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+         WHERE i < 5000000) SELECT COUNT(*) FROM n";
+
+    #[test]
+    fn a_long_read_is_interrupted_within_its_budget_and_the_connection_reused() {
+        let file = File::new("budget");
+        let reads = Reads::open(&file.path).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(reads.run(SLOW, &[], first), Outcome::Defer));
+        assert!(
+            started.elapsed() < BUDGET * 25,
+            "interrupted near the budget, not after the whole count ({:?})",
+            started.elapsed()
+        );
+        // The same (only) connection, its deadline cleared, reads normally again.
+        assert_eq!(reads.idle.lock().unwrap().len(), 1);
+        match reads.run("SELECT x FROM t", &[], first) {
+            Outcome::Done(Ok(v)) => assert_eq!(v, 7),
             other => panic!("{other:?}"),
         }
     }
