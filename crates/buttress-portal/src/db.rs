@@ -16,6 +16,7 @@
 //! | per connection | `journal_mode=WAL`, `foreign_keys=ON`, `synchronous=NORMAL`, `busy_timeout=5000` | — |
 //! | max connections | 8 | 8 |
 //! | ping before lending a connection | no (a local file; saves a thread round trip per query) | yes (sqlx's default) |
+//! | hot reads (session, user, search, request pages) | on the calling thread, read-only rusqlite connections (`crate::reads`; a file, not `:memory:`) | the pool |
 //! | acquire timeout | [`ACQUIRE_TIMEOUT`] | [`ACQUIRE_TIMEOUT`] |
 //!
 //! A database that cannot be reached surfaces as [`Error::Unavailable`] (HTTP 503) within the
