@@ -257,9 +257,9 @@ def render(work, out):
     w("")
     w("## Caveats")
     w("")
-    w(f"- {meta.get('nproc', '?')} cores shared with other work (other engineers were compiling during "
-      "the run): absolute numbers move from run to run; the alternation and the medians are there so "
-      "that the ratios are fair, not so that the absolute figures are stable.")
+    w(f"- {meta.get('nproc', '?')} cores, shared with `wrk` and with whatever else runs on the machine "
+      "(the load average at the start is above): absolute numbers move from run to run; the alternation "
+      "and the medians are there so that the ratios are fair, not so that the absolute figures are stable.")
     w("- `wrk` runs on the same machine and takes its share of the cores; against the Rust servers "
       "it is close to being the bottleneck, so ratios against bare axum understate small costs "
       "and ratios against Flask understate the gap.")
