@@ -141,6 +141,8 @@ pub struct Buttress {
 struct RouteLimits {
     #[cfg(feature = "redis")]
     redis: Option<ratelimit::RedisStore>,
+    /// `BUTTRESS_INSTANCES`: the memory fallback's share ([`RateLimiter::with_instances`]).
+    instances: u32,
     headers: ratelimit::HeaderStyle,
     grouping: ratelimit::IpGrouping,
     max_keys: usize,
@@ -158,7 +160,9 @@ impl RouteLimits {
             #[cfg(feature = "redis")]
             redis: is_redis
                 .then(|| ratelimit::RedisStore::open(storage))
-                .transpose()?,
+                .transpose()?
+                .map(|store| store.with_budget(settings.ratelimit_redis_budget)),
+            instances: settings.instances,
             headers: settings.ratelimit_headers,
             grouping: ratelimit::IpGrouping::new(32, settings.ratelimit_ipv6_prefix),
             max_keys: settings.ratelimit_max_keys,
@@ -166,8 +170,9 @@ impl RouteLimits {
     }
 
     fn limiter(&self, limits: ratelimit::Limits) -> RateLimiter {
-        let limiter =
-            RateLimiter::new(limits).with_memory(ratelimit::MemoryStore::new(self.max_keys));
+        let limiter = RateLimiter::new(limits)
+            .with_memory(ratelimit::MemoryStore::new(self.max_keys))
+            .with_instances(self.instances);
         #[cfg(feature = "redis")]
         let limiter = match &self.redis {
             Some(store) => limiter.with_redis(store.clone()),
@@ -439,6 +444,28 @@ impl Buttress {
     pub fn csrf_exempt(mut self, path: impl Into<String>) -> Self {
         self.csrf = self.csrf.exempt(path);
         self
+    }
+
+    /// Connects to the rate limits' Redis (when `ratelimit_storage` is one) and loads the
+    /// check script, waiting at most 2 s, so that the first requests after a start do not
+    /// spend their check's budget (50 ms by default) connecting and meet the failure policy
+    /// instead. A Redis that does not answer is logged as a warning, not an error: the
+    /// checks retry by themselves. Call it once before serving (`buttress serve` does).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// b.warm_up().await; // memory storage: nothing to do
+    /// # Ok::<(), buttress::StartupError>(()) }).unwrap();
+    /// ```
+    pub async fn warm_up(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.ratelimit_base.redis {
+            match store.warm_up(Duration::from_secs(2)).await {
+                Ok(()) => tracing::debug!("rate limits: connected to Redis"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
     }
 
     /// The session store in use, if sessions are server-side.

@@ -182,6 +182,7 @@ pub async fn build(
     options: BuildOptions,
 ) -> Result<(Router, Portal), BuildError> {
     let stack = Buttress::from_settings(settings)?;
+    stack.warm_up().await;
     let portal = Portal::open(
         settings.database_url.as_deref(),
         &settings.data_dir,

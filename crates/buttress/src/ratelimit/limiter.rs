@@ -303,6 +303,10 @@ struct State {
 pub struct RateLimiter {
     limits: Limits,
     rules: Arc<[Rule]>,
+    /// How many instances share the store ([`RateLimiter::with_instances`]).
+    instances: u32,
+    /// `rules` with each amount divided among the instances: what the memory fallback counts.
+    fallback_rules: Arc<[Rule]>,
     name: Arc<str>,
     on_error: OnStoreError,
     state: Arc<State>,
@@ -335,7 +339,9 @@ impl RateLimiter {
             .collect();
         RateLimiter {
             limits,
+            fallback_rules: rules.clone(),
             rules,
+            instances: 1,
             name: Arc::from("default"),
             on_error: OnStoreError::FailClosed,
             state: Arc::new(State {
@@ -380,7 +386,52 @@ impl RateLimiter {
             .iter()
             .map(|l| Rule::new(*l, strategy))
             .collect();
+        self.fallback_rules = share(&self.rules, self.instances);
         Ok(self)
+    }
+
+    /// Declares that `instances` instances share this limiter's store (Redis), as
+    /// `BUTTRESS_INSTANCES` does. While Redis fails, [`OnStoreError::Memory`] counts in each
+    /// instance's own memory; each then admits its share, every amount divided by
+    /// `instances` (rounded down, at least 1), so that between them they stay within the
+    /// limit (while each amount is at least `instances`). Default 1.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// let l = RateLimiter::parse("50 per minute; 1000 per day")?.with_instances(3);
+    /// assert_eq!(l.instances(), 3);
+    /// assert_eq!(l.fallback_limits().to_string(), "16 per minute; 333 per day");
+    /// assert_eq!(RateLimiter::parse("2 per minute")?.with_instances(3).fallback_limits().to_string(), "1 per minute");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn with_instances(mut self, instances: u32) -> RateLimiter {
+        self.instances = instances.max(1);
+        self.fallback_rules = share(&self.rules, self.instances);
+        self
+    }
+
+    /// How many instances share the store (see [`RateLimiter::with_instances`]).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::RateLimiter::parse("5/minute")?.instances(), 1);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn instances(&self) -> u32 {
+        self.instances
+    }
+
+    /// What this instance counts in its own memory while the store fails under
+    /// [`OnStoreError::Memory`]: its share of the limits (see
+    /// [`RateLimiter::with_instances`]).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimiter::parse("5/minute")?;
+    /// assert_eq!(l.fallback_limits().to_string(), "5 per minute");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn fallback_limits(&self) -> Limits {
+        let limits = self.fallback_rules.iter().map(|r| r.limit).collect();
+        Limits::new(limits).unwrap_or_else(|_| self.limits.clone())
     }
 
     /// Names the limiter; the name is part of every key, so limiters sharing a Redis store
@@ -577,7 +628,7 @@ impl RateLimiter {
             Backend::Redis(r) => {
                 self.state
                     .fallback
-                    .reset(&self.memory_key(key), &self.rules);
+                    .reset(&self.memory_key(key), &self.fallback_rules);
                 match r.reset(&self.full_key(key), &self.rules).await {
                     Ok(()) => Ok(()),
                     Err(e) => {
@@ -681,13 +732,30 @@ impl RateLimiter {
             OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
             OnStoreError::Memory => Ok(self.state.fallback.check(
                 &self.memory_key(key),
-                &self.rules,
+                &self.fallback_rules,
                 cost,
                 commit,
-                |o| Decision::from_outcomes(&self.rules, o, true),
+                |o| Decision::from_outcomes(&self.fallback_rules, o, true),
             )),
         }
     }
+}
+
+/// `rules` with each amount divided among `instances` (rounded down, at least 1), for the
+/// memory fallback: `instances` instances counting alone admit at most the limit between them
+/// (while the amount is at least `instances`).
+fn share(rules: &[Rule], instances: u32) -> Arc<[Rule]> {
+    rules
+        .iter()
+        .map(|r| {
+            let amount = (r.amount / u64::from(instances.max(1))).max(1);
+            match Limit::new(amount, r.limit.multiples(), r.limit.unit()) {
+                Ok(limit) => Rule::new(limit, r.strategy),
+                // Unreachable: 1 <= amount <= the rule's own amount, which was valid.
+                Err(_) => *r,
+            }
+        })
+        .collect()
 }
 
 /// The future returned by [`RateLimiter::check`] and [`RateLimiter::peek`]; resolves to the

@@ -55,8 +55,16 @@ pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginThrottle, LoginVerdict};
 pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, CHECK_SCRIPT, DEFAULT_BUDGET};
+pub use redis::{RedisStore, CHECK_SCRIPT};
 pub use response::{policy_header, HeaderStyle};
+
+/// The default time budget of one check on Redis (`BUTTRESS_RATELIMIT_REDIS_BUDGET`); past it
+/// the limiter's failure policy answers.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::DEFAULT_BUDGET.as_millis(), 50);
+/// ```
+pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A rate-limit configuration that cannot be used. Found at start-up, never per request.
 ///
@@ -87,6 +95,11 @@ pub enum RateLimitError {
     /// Redis storage was configured but the crate was built without the `redis` feature.
     #[error("ratelimit_storage is a redis:// URL but Buttress was built without the `redis` feature; enable it or use memory")]
     RedisDisabled,
+    /// Redis could not be reached at start-up ([`RedisStore::warm_up`]). Not fatal: checks
+    /// connect again by themselves, and the failure policy answers meanwhile.
+    #[cfg(feature = "redis")]
+    #[error("Redis for rate limits is not reachable yet ({0}); checks will retry by themselves and apply the failure policy meanwhile")]
+    RedisUnavailable(String),
 }
 
 #[cfg(test)]

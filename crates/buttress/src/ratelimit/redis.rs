@@ -35,14 +35,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::algorithm::{Outcome, Rule, Strategy};
-use super::RateLimitError;
+use super::{RateLimitError, DEFAULT_BUDGET};
 
-/// The default time budget of one check.
-///
-/// ```
-/// assert_eq!(buttress::ratelimit::DEFAULT_BUDGET.as_millis(), 50);
-/// ```
-pub const DEFAULT_BUDGET: Duration = Duration::from_millis(50);
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(250);
 
 /// The check script. KEYS: one per limit. ARGV: cost, commit (1/0), then per limit:
@@ -249,6 +243,44 @@ impl RedisStore {
     /// ```
     pub fn budget(&self) -> Duration {
         self.shared.budget
+    }
+
+    /// Connects and loads the check script now, instead of in the first check (where both
+    /// count against its budget, so the first requests after a start would likely meet the
+    /// failure policy). Waits at most `timeout`. Call it at start-up; an error here is
+    /// worth a warning, not a refusal to start: checks connect again by themselves.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let store = buttress::ratelimit::RedisStore::open("redis://127.0.0.1:6379")?;
+    /// if let Err(e) = store.warm_up(Duration::from_secs(2)).await {
+    ///     eprintln!("rate limits: Redis not reachable yet ({e})");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The connection or the script load failed, or took longer than `timeout`.
+    pub async fn warm_up(&self, timeout: Duration) -> Result<(), RateLimitError> {
+        let work = async {
+            let mut conn = self.connection().await?;
+            self.shared
+                .script
+                .prepare_invoke()
+                .load_async(&mut conn)
+                .await
+                .map_err(StoreError::Redis)?;
+            Ok::<_, StoreError>(())
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(RateLimitError::RedisUnavailable(e.to_string())),
+            Err(_) => Err(RateLimitError::RedisUnavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
     }
 
     fn now_ms(&self) -> u64 {

@@ -126,7 +126,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "fail-closed | fail-open | memory (global limit)",
         "memory",
     ),
-    ("instances", "number of instances serving this site", "1"),
+    (
+        "ratelimit_redis_budget",
+        "duration a check waits for Redis (1ms to 10s)",
+        "50ms",
+    ),
+    (
+        "instances",
+        "number of instances serving this site (divides the memory fallback's limits)",
+        "1",
+    ),
     ("body_limit", "bytes (`1MiB`, `512KiB`, `1048576`)", "1MiB"),
     ("max_header_bytes", "bytes, at least 8KiB", "16KiB"),
     ("header_read_timeout", "duration (`10s`)", "10s"),
@@ -556,6 +565,17 @@ impl Loader {
                     "use fail-closed, fail-open or memory",
                 )
             })?;
+        }
+        if let Some(f) = get("ratelimit_redis_budget") {
+            s.ratelimit_redis_budget = f.parse_positive_duration()?;
+            if !(Duration::from_millis(1)..=Duration::from_secs(10))
+                .contains(&s.ratelimit_redis_budget)
+            {
+                return Err(f.fail(
+                    "outside 1ms to 10s",
+                    "use a budget like 50ms (a check waits this long for Redis)",
+                ));
+            }
         }
         if let Some(f) = get("instances") {
             s.instances = f.parse_num::<u32>("a whole number of instances (at least 1)")?;

@@ -184,7 +184,12 @@ pub struct Settings {
     /// `BUTTRESS_RATELIMIT_ON_STORE_ERROR`: what the global limit does when Redis fails:
     /// fail-closed, fail-open or memory (default).
     pub ratelimit_on_store_error: crate::ratelimit::OnStoreError,
-    /// `BUTTRESS_INSTANCES`: how many instances serve this site. Default 1.
+    /// `BUTTRESS_RATELIMIT_REDIS_BUDGET`: how long a rate-limit check may wait for Redis
+    /// before the failure policy answers. Default 50 ms.
+    pub ratelimit_redis_budget: Duration,
+    /// `BUTTRESS_INSTANCES`: how many instances serve this site (and share Redis). Default 1.
+    /// With limits on Redis and the `memory` failure policy, each instance then counts its
+    /// share of each limit while Redis fails.
     pub instances: u32,
     /// `BUTTRESS_BODY_LIMIT`: largest request body. Default 1 MiB.
     pub body_limit: usize,
@@ -249,6 +254,7 @@ impl Default for Settings {
             ratelimit_max_keys: crate::ratelimit::DEFAULT_MAX_KEYS,
             ratelimit_ipv6_prefix: 64,
             ratelimit_on_store_error: crate::ratelimit::OnStoreError::Memory,
+            ratelimit_redis_budget: crate::ratelimit::DEFAULT_BUDGET,
             instances: 1,
             body_limit: 1024 * 1024,
             max_header_bytes: 16 * 1024,

@@ -436,6 +436,9 @@ async fn settings_typo_fails_loudly_with_position() {
         ("BUTTRESS_RATELIMIT_MAX_KEYS", "10"),
         ("BUTTRESS_RATELIMIT_IPV6_PREFIX", "129"),
         ("BUTTRESS_RATELIMIT_ON_STORE_ERROR", "ignore"),
+        ("BUTTRESS_RATELIMIT_REDIS_BUDGET", "0s"),
+        ("BUTTRESS_RATELIMIT_REDIS_BUDGET", "11s"),
+        ("BUTTRESS_RATELIMIT_REDIS_BUDGET", "soon"),
     ] {
         let err = buttress::settings::Settings::loader()
             .env_vars([(key, value)])
@@ -443,6 +446,25 @@ async fn settings_typo_fails_loudly_with_position() {
             .expect_err(key);
         assert!(err.to_string().contains(key), "{err}");
     }
+}
+
+#[test]
+fn redis_budget_and_instances_settings() {
+    let s = buttress::settings::Settings::loader()
+        .env_vars([
+            ("BUTTRESS_RATELIMIT_REDIS_BUDGET", "20ms"),
+            ("BUTTRESS_INSTANCES", "4"),
+        ])
+        .load()
+        .expect("settings");
+    assert_eq!(s.ratelimit_redis_budget, Duration::from_millis(20));
+    assert_eq!(s.instances, 4);
+    let d = buttress::settings::Settings::default();
+    assert_eq!(
+        d.ratelimit_redis_budget,
+        buttress::ratelimit::DEFAULT_BUDGET
+    );
+    assert_eq!(d.instances, 1);
 }
 
 #[tokio::test]
@@ -685,6 +707,96 @@ mod redis_store {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ok, "fail-closed recovered without a restart");
+    }
+
+    /// Three instances on one Redis with the `memory` policy: while Redis is down each counts
+    /// alone, so each admits its share (`BUTTRESS_INSTANCES`), and together they stay within
+    /// the limit. Without the share each would admit the whole limit (3 × 30 here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_fallback_admits_each_instance_its_share() {
+        let mut redis = RedisServer::start();
+        let url = redis.url();
+        let instance = |instances: &str| {
+            let settings = support::settings(&[
+                ("BUTTRESS_RATELIMIT_STORAGE", url.as_str()),
+                ("BUTTRESS_RATELIMIT_DEFAULT", "30 per minute"),
+                ("BUTTRESS_RATELIMIT_ON_STORE_ERROR", "memory"),
+                ("BUTTRESS_INSTANCES", instances),
+            ]);
+            support::app(&settings)
+        };
+        let shared = [instance("3"), instance("3"), instance("3")];
+        let alone = instance("1");
+        for app in shared.iter().chain([&alone]) {
+            assert_eq!(get_status(app, "192.0.2.80:1", None).await, StatusCode::OK);
+        }
+        redis.stop();
+        let mut admitted = Vec::new();
+        for app in &shared {
+            let mut n = 0;
+            for _ in 0..40 {
+                if get_status(app, "192.0.2.81:1", None).await == StatusCode::OK {
+                    n += 1;
+                }
+            }
+            admitted.push(n);
+        }
+        assert_eq!(admitted, vec![10, 10, 10], "each instance admits 30 / 3");
+        // The policy header keeps the declared limit; what remains is counted in the share.
+        let r = send(&shared[0], "192.0.2.82:1", support::get_req("/", &[])).await;
+        assert_eq!(r.header("ratelimit-policy"), Some("\"1\";q=30;w=60"));
+        let remaining = r.header("ratelimit").unwrap_or_default();
+        assert!(remaining.contains(";r=9;"), "{remaining}");
+        let mut n = 0;
+        for _ in 0..40 {
+            if get_status(&alone, "192.0.2.81:1", None).await == StatusCode::OK {
+                n += 1;
+            }
+        }
+        assert_eq!(n, 30, "one declared instance keeps the whole limit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn warm_up_connects_and_loads_the_script() {
+        let redis = RedisServer::start();
+        let store = RedisStore::open(&redis.url()).expect("url");
+        let client = ::redis::Client::open(redis.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let sha = ::redis::Script::new(buttress::ratelimit::CHECK_SCRIPT)
+            .get_hash()
+            .to_owned();
+        let loaded = || {
+            let mut conn = conn.clone();
+            let sha = sha.clone();
+            async move {
+                let exists: Vec<i64> = ::redis::cmd("SCRIPT")
+                    .arg("EXISTS")
+                    .arg(&sha)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("SCRIPT EXISTS");
+                exists == [1]
+            }
+        };
+        assert!(!loaded().await, "a fresh server has no script");
+        store
+            .warm_up(Duration::from_secs(2))
+            .await
+            .expect("warm up");
+        assert!(loaded().await, "loaded before the first check");
+        let _ = &mut conn;
+        // Nothing listens on port 1: a clear error within the timeout, not a hang.
+        let down = RedisStore::open("redis://127.0.0.1:1").expect("url");
+        let started = std::time::Instant::now();
+        let err = down
+            .warm_up(Duration::from_millis(500))
+            .await
+            .expect_err("nothing listens");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(err.to_string().contains("not reachable yet"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
