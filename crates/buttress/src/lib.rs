@@ -49,15 +49,15 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod timeout;
 
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use http::{HeaderName, Request, StatusCode};
+use http::{HeaderName, Request};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
@@ -489,10 +489,7 @@ impl Buttress {
             .layer(tower_http::map_request_body::MapRequestBodyLayer::new(
                 axum::body::Body::new,
             ))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                self.request_timeout,
-            ))
+            .layer(timeout::RequestTimeoutLayer::new(self.request_timeout))
             .layer(DefaultBodyLimit::max(self.body_limit))
             .layer(sessions)
             .layer(self.csrf);

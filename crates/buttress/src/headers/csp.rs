@@ -445,6 +445,50 @@ impl std::fmt::Debug for CspNonce {
     }
 }
 
+/// A policy rendered once and split where the nonce goes, so that a response only joins the
+/// pieces around its nonce (about a tenth of the work of [`Csp::render`], which walks every
+/// directive and source each time). The headers layer keeps one for HTTP and one for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template {
+    pieces: Vec<String>,
+    /// The length of the pieces together.
+    len: usize,
+}
+
+/// Where the nonce goes while a template is made: a character no header value may hold.
+const HOLE: char = '\0';
+
+impl Template {
+    /// The template of `csp` (`https` as for [`Csp::render`]), or `None` if the policy itself
+    /// holds the placeholder character (then it cannot be a header value anyway, and the
+    /// layer renders it each time, as before).
+    pub(crate) fn new(csp: &Csp, https: bool) -> Option<Template> {
+        if csp.render("", https).contains(HOLE) {
+            return None;
+        }
+        let pieces: Vec<String> = csp
+            .render(HOLE.encode_utf8(&mut [0; 4]), https)
+            .split(HOLE)
+            .map(str::to_owned)
+            .collect();
+        let len = pieces.iter().map(String::len).sum();
+        Some(Template { pieces, len })
+    }
+
+    /// The header value with `nonce`: the same text as `Csp::render(nonce, https)`.
+    pub(crate) fn render(&self, nonce: &str) -> String {
+        let holes = self.pieces.len().saturating_sub(1);
+        let mut out = String::with_capacity(self.len + holes * nonce.len());
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                out.push_str(nonce);
+            }
+            out.push_str(piece);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,10 +540,40 @@ mod tests {
         assert_ne!(a, CspNonce::generate());
     }
 
+    #[test]
+    fn a_policy_holding_the_placeholder_has_no_template() {
+        let csp = Csp::new().directive(Directive::ImgSrc, vec![Source::Host("a\0b".into())]);
+        assert!(Template::new(&csp, false).is_none());
+        assert!(Template::new(&Csp::strict(), true).is_some());
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(text in "\\PC{0,200}") {
             let _ = Csp::parse(&text);
+        }
+
+        #[test]
+        fn a_template_renders_what_the_policy_renders(
+            picks in proptest::collection::vec((0usize..DIRECTIVES.len(), proptest::collection::vec(0usize..9, 0..4)), 0..8),
+            nonce in "[A-Za-z0-9_-]{0,30}",
+            https in any::<bool>(),
+        ) {
+            let pool = [Source::None, Source::SelfOrigin, Source::Nonce, Source::UnsafeInline, Source::Wildcard,
+                Source::Scheme("https:".into()), Source::Host("cdn.example.org".into()),
+                Source::Hash("sha256-abc=".into()), Source::StrictDynamic];
+            let mut csp = Csp::new();
+            for (d, srcs) in picks {
+                let d = DIRECTIVES[d].0;
+                let sources: Vec<Source> = if d.takes_sources() {
+                    srcs.iter().map(|i| pool[*i].clone()).collect()
+                } else {
+                    srcs.iter().map(|i| Source::Token(format!("t{i}"))).collect()
+                };
+                csp = csp.directive(d, sources);
+            }
+            let template = Template::new(&csp, https).expect("no NUL in these policies");
+            prop_assert_eq!(template.render(&nonce), csp.render(&nonce, https));
         }
 
         #[test]

@@ -103,6 +103,8 @@ pub struct SecureHeadersLayer {
 #[derive(Debug, Clone)]
 struct Config {
     csp: Option<Csp>,
+    /// `csp` rendered once for HTTP (`[0]`) and HTTPS (`[1]`), with holes for the nonce.
+    csp_templates: [Option<csp::Template>; 2],
     csp_report_only: bool,
     hsts: Option<HeaderValue>,
     fixed: Vec<(HeaderName, HeaderValue)>,
@@ -129,18 +131,23 @@ impl SecureHeadersLayer {
         .into_iter()
         .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
         .collect();
+        let mut config = Config {
+            csp: Some(Csp::strict()),
+            csp_templates: [None, None],
+            csp_report_only: false,
+            hsts: HeaderValue::from_str(&Hsts::default().value()).ok(),
+            fixed,
+        };
+        config.csp_templates = templates(config.csp.as_ref());
         SecureHeadersLayer {
-            config: Arc::new(Config {
-                csp: Some(Csp::strict()),
-                csp_report_only: false,
-                hsts: HeaderValue::from_str(&Hsts::default().value()).ok(),
-                fixed,
-            }),
+            config: Arc::new(config),
         }
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+        let config = Arc::make_mut(&mut self.config);
+        f(config);
+        config.csp_templates = templates(config.csp.as_ref());
         self
     }
 
@@ -245,6 +252,11 @@ where
     }
 }
 
+/// The templates of `csp` for HTTP and HTTPS ([`Config::csp_templates`]).
+fn templates(csp: Option<&Csp>) -> [Option<csp::Template>; 2] {
+    [false, true].map(|https| csp.and_then(|c| csp::Template::new(c, https)))
+}
+
 fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
     let https = res
         .extensions()
@@ -268,10 +280,16 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
     let handler_set_csp = headers.contains_key(header::CONTENT_SECURITY_POLICY)
         || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
     if !handler_set_csp {
-        if let Some(policy) = override_csp.as_ref().or(config.csp.as_ref()) {
-            if let Ok(v) = HeaderValue::try_from(policy.render(nonce.as_str(), https)) {
-                headers.insert(csp_name, v);
-            }
+        let template = &config.csp_templates[usize::from(https)];
+        let value = match (&override_csp, template) {
+            (None, Some(template)) => Some(template.render(nonce.as_str())),
+            _ => override_csp
+                .as_ref()
+                .or(config.csp.as_ref())
+                .map(|policy| policy.render(nonce.as_str(), https)),
+        };
+        if let Some(Ok(v)) = value.map(HeaderValue::try_from) {
+            headers.insert(csp_name, v);
         }
     }
     if https && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
