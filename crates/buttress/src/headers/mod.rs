@@ -299,7 +299,11 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
     }
     headers.remove(header::SERVER);
     headers.remove("x-powered-by");
-    res.extensions_mut().insert(nonce);
+    // The error pages (outside this layer) put the nonce in the pages they render, for error
+    // responses only; the handler had it from the request.
+    if res.status().as_u16() >= 400 {
+        res.extensions_mut().insert(nonce);
+    }
 }
 
 impl IntoResponseParts for Csp {

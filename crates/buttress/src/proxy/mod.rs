@@ -446,8 +446,11 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// Future of [`Proxy`]: copies [`ClientIp`] and [`RequestOrigin`] into the response's
-    /// extensions, for the layers outside it (error pages, secure headers).
+    /// Future of [`Proxy`]: copies into the response's extensions what the layers outside it
+    /// read there: [`ClientIp`] on an error response (the error pages show debug details to
+    /// loopback clients only) and [`RequestOrigin`] for a request that came over HTTPS (the
+    /// secure headers then send HSTS and the policy's HTTPS form). Both are on the request's
+    /// extensions for everything inside, always.
     pub struct ResolvedFuture<F> {
         #[pin]
         inner: F,
@@ -466,8 +469,13 @@ where
             return Poll::Pending;
         };
         if let Some(r) = this.resolved.take() {
-            res.extensions_mut().insert(r.client);
-            res.extensions_mut().insert(r.origin);
+            // Each insert is a box and a map insert, on every response: only what is read.
+            if res.status().as_u16() >= 400 {
+                res.extensions_mut().insert(r.client);
+            }
+            if r.origin.is_https() {
+                res.extensions_mut().insert(r.origin);
+            }
         }
         Poll::Ready(Ok(res))
     }
