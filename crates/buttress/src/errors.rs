@@ -427,7 +427,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let format = negotiate(req.headers().get(header::ACCEPT));
-        let request_id = RequestIdText::of(req.headers().get("x-request-id"));
+        let request_id = RequestIdText::of(req.headers().get(&crate::request_id::X_REQUEST_ID));
         ErrorPagesFuture {
             state: Stage::Waiting {
                 inner: self.inner.call(req),

@@ -501,7 +501,7 @@ impl Buttress {
             .layer(tower::util::MapRequestLayer::new(
                 |mut req: Request<axum::body::Body>| {
                     // Request ids are ours: a client-chosen id could collide with or forge log lines.
-                    req.headers_mut().remove("x-request-id");
+                    req.headers_mut().remove(&request_id::X_REQUEST_ID);
                     req
                 },
             ))

@@ -36,6 +36,9 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomRequestId;
 
+/// `x-request-id`, parsed once (a lookup by `&str` parses and hashes the name every time).
+pub(crate) static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let mut raw = [0u8; 16];

@@ -50,6 +50,9 @@ pub use report::{csp_report, dropped_reports, REPORT_BODY_LIMIT};
 
 use crate::proxy::RequestOrigin;
 
+/// `x-powered-by`, parsed once.
+static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+
 /// `Strict-Transport-Security` settings.
 ///
 /// ```
@@ -298,7 +301,7 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
         }
     }
     headers.remove(header::SERVER);
-    headers.remove("x-powered-by");
+    headers.remove(&X_POWERED_BY);
     // The error pages (outside this layer) put the nonce in the pages they render, for error
     // responses only; the handler had it from the request.
     if res.status().as_u16() >= 400 {

@@ -20,6 +20,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::{Decision, Limits};
 use crate::errors::Problem;
 
+// The header names, parsed once: `HeaderName::from_static` at run time and lookups by `&str`
+// parse (and hash) the name on every response.
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
 /// Which rate-limit headers responses carry. `Retry-After` is always sent on a 429.
 ///
 /// ```
@@ -103,10 +111,9 @@ pub(crate) fn set_headers(
         .position(|l| *l == decision.limit())
         .map_or(1, |i| i + 1);
     // A limit nearer the handler (a route's) has already said its piece: keep it.
-    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key("ratelimit")
-    {
+    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key(&RATELIMIT) {
         headers.reserve(2);
-        headers.insert(HeaderName::from_static("ratelimit-policy"), policy.clone());
+        headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
         let mut digits = itoa::Buffer::new();
         let mut text = String::with_capacity(48);
         text.push('"');
@@ -117,23 +124,23 @@ pub(crate) fn set_headers(
         text.push_str(digits.format(secs_up(decision.reset_after())));
         // Digits and quotes only: always a valid value; taken without a copy.
         if let Ok(v) = HeaderValue::try_from(text) {
-            headers.insert(HeaderName::from_static("ratelimit"), v);
+            headers.insert(RATELIMIT.clone(), v);
         }
     }
     if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both)
-        && !headers.contains_key("x-ratelimit-limit")
+        && !headers.contains_key(&X_RATELIMIT_LIMIT)
     {
         let reset_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .saturating_add(decision.reset_after());
         let pairs = [
-            ("x-ratelimit-limit", decision.limit().amount()),
-            ("x-ratelimit-remaining", decision.remaining()),
-            ("x-ratelimit-reset", secs_up(reset_at)),
+            (&X_RATELIMIT_LIMIT, decision.limit().amount()),
+            (&X_RATELIMIT_REMAINING, decision.remaining()),
+            (&X_RATELIMIT_RESET, secs_up(reset_at)),
         ];
         for (name, n) in pairs {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from(n));
+            headers.insert(name.clone(), HeaderValue::from(n));
         }
     }
 }
