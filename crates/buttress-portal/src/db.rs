@@ -32,7 +32,8 @@
 //! `buttress::session::sql::SqlStore::migrate`) and can share this pool: [`Db::pool`].
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -220,7 +221,14 @@ impl Db {
         db.migrate().await?;
         if let Some(file) = sqlite_file(&url) {
             // After the pool: its first connection made the file and put it in WAL mode.
-            db.reads = Some(Arc::new(Reads::open(Path::new(file))?));
+            match Reads::open(&file) {
+                Ok(reads) => db.reads = Some(Arc::new(reads)),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    source = ?std::error::Error::source(&e),
+                    "SQLite: every read goes through the pool"
+                ),
+            }
         }
         Ok(db)
     }
@@ -293,6 +301,14 @@ impl Db {
         self.reads.is_some()
     }
 
+    /// For a database with reads on the calling thread: how many were answered there, and
+    /// how many were deferred to the pool (locked, or over their time budget), since opening.
+    /// A steady stream of deferred reads means the file is contended or the reads slow.
+    #[must_use]
+    pub fn inline_read_counts(&self) -> Option<(u64, u64)> {
+        self.reads.as_deref().map(Reads::counts)
+    }
+
     /// Which database this is.
     #[must_use]
     pub fn backend(&self) -> Backend {
@@ -342,14 +358,23 @@ pub enum Table {
     BloodRequests,
 }
 
-/// The file path of a `sqlite://PATH?…` URL, or `None` for memory and other databases.
-fn sqlite_file(url: &str) -> Option<&str> {
-    if url.contains(":memory:") || url.contains("mode=memory") {
+/// The file of a `sqlite:` URL as sqlx reads it (percent-decoded, parameters parsed), or
+/// `None` for an in-memory database, or one opened through another VFS or as immutable (the
+/// reads on the calling thread would not see that file the way the pool does).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let lower = url.to_ascii_lowercase();
+    if !lower.starts_with("sqlite:") {
         return None;
     }
-    let path = url.strip_prefix("sqlite://")?;
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    (!path.is_empty()).then_some(path)
+    if [":memory:", "mode=memory", "vfs=", "immutable="]
+        .iter()
+        .any(|p| lower.contains(p))
+    {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
 }
 
 /// A new random id: positive and below 2^53, so it survives JSON numbers in JavaScript.
@@ -409,6 +434,37 @@ mod tests {
         let db = Db::in_memory().await.unwrap();
         assert!(!db.pool().options().get_test_before_acquire());
         db.ping().await.unwrap();
+    }
+
+    #[test]
+    fn sqlite_file_is_the_file_sqlx_opens() {
+        let file = |url: &str| sqlite_file(url).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite:///tmp/a%20b.db?mode=rwc").as_deref(),
+            Some("/tmp/a b.db")
+        );
+        assert_eq!(
+            file("sqlite://data/portal.sqlite3").as_deref(),
+            Some("data/portal.sqlite3")
+        );
+        assert_eq!(
+            file("sqlite:portal.sqlite3").as_deref(),
+            Some("portal.sqlite3")
+        );
+        assert_eq!(
+            file("sqlite:///srv/memory/p.db").as_deref(),
+            Some("/srv/memory/p.db")
+        );
+        for none in [
+            "sqlite::memory:",
+            "sqlite://x.db?mode=memory",
+            "sqlite://x.db?vfs=unix-dotfile",
+            "sqlite://x.db?immutable=true",
+            "sqlite://file:shared?mode=memory&cache=shared",
+            "postgres://u@h/db",
+        ] {
+            assert_eq!(file(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -152,6 +152,14 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    /// A failure of a read on the calling thread (`crate::reads`) inside its row mapping: an
+    /// internal error, as the same failure on the pool is.
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Internal(Some(Box::new(e)))
+    }
+}
+
 /// The portal's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

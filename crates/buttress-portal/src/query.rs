@@ -290,8 +290,8 @@ mod tests {
     async fn busy_db() -> (Db, File, rusqlite::Connection) {
         let db = Db::in_memory().await.unwrap();
         let file = File::new("fallback");
-        let locker = file.lock();
         let db = db.with_reads(Reads::open(&file.path).unwrap());
+        let locker = file.lock();
         (db, file, locker)
     }
 
@@ -311,6 +311,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(email.as_deref(), Some("a@example.org"));
+        assert_eq!(
+            db.inline_read_counts(),
+            Some((0, 1)),
+            "deferred, not failed"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,6 +330,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, Some(5_000_000), "the whole count, from the pool");
+        assert_eq!(
+            db.inline_read_counts(),
+            Some((0, 1)),
+            "interrupted, then deferred"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

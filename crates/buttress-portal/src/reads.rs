@@ -21,24 +21,32 @@
 //! the sqlx pool, which waits and works on its own threads. A typical read (tens of
 //! microseconds on a page-cached file) never comes near either. Writes always go through sqlx.
 //!
-//! Only the queries every page view makes use it: the session record, the signed-in user, the
-//! donor search and the open requests on the landing page. Everything else stays on sqlx, on
-//! both backends; PostgreSQL and in-memory SQLite (one private database per connection) have
-//! no [`Reads`].
+//! What the budget does not cover: it is per statement (a page past the end runs up to three),
+//! the progress handler cannot interrupt a blocking read from disk (the file is small and
+//! page-cached in practice), and SQLite's WAL reader may pause briefly between retries of its
+//! read lock when the WAL is being reset (ending, at worst, in `SQLITE_PROTOCOL`, which defers
+//! too). These bound SQLite's own work on the worker; they are not a hard real-time bound.
+//!
+//! The reads that use it are the ones page views make: the session record, the signed-in
+//! user, the donor search and a donor's profile, the request lists and a request
+//! ([`crate::db::Db::read_one`], [`crate::db::Db::fetch_page`]). Everything else stays on sqlx,
+//! on both backends; PostgreSQL and in-memory SQLite (one private database per connection)
+//! have no [`Reads`].
 //!
 //! rusqlite shares sqlx's `libsqlite3-sys`, so both open the file through the same SQLite.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, OpenFlags, Statement};
 
 use crate::error::{Error, Result};
 
-/// Idle connections kept (more are opened when reads overlap, and closed after).
-const KEEP: usize = 8;
+/// Idle connections kept at least (at most as many reads overlap as there are threads running
+/// them; more are opened when needed, and closed after).
+const KEEP_AT_LEAST: usize = 8;
 
 /// The longest a read runs on the calling thread before it is interrupted and handed to the
 /// pool.
@@ -56,8 +64,13 @@ const STATEMENT_CACHE: usize = 32;
 pub(crate) struct Reads {
     path: PathBuf,
     idle: Mutex<Vec<Conn>>,
+    /// How many idle connections are kept: [`KEEP_AT_LEAST`], or the machine's parallelism.
+    keep: usize,
     /// The clock the connections' deadlines count from.
     epoch: Instant,
+    /// Reads answered here, and reads deferred to the pool ([`Reads::counts`]).
+    served: AtomicU64,
+    deferred: AtomicU64,
     /// Set by [`Reads::close`]: every read after it is [`Error::Unavailable`], as on the pool.
     closed: AtomicBool,
 }
@@ -101,15 +114,45 @@ impl Reads {
     /// # Errors
     /// [`Error::Internal`] when the file cannot be opened read-only.
     pub(crate) fn open(path: &Path) -> Result<Reads> {
+        let keep = std::thread::available_parallelism()
+            .map_or(KEEP_AT_LEAST, std::num::NonZeroUsize::get)
+            .max(KEEP_AT_LEAST);
         let reads = Reads {
             path: path.to_path_buf(),
-            idle: Mutex::new(Vec::with_capacity(KEEP)),
+            idle: Mutex::new(Vec::with_capacity(keep)),
+            keep,
             epoch: Instant::now(),
+            served: AtomicU64::new(0),
+            deferred: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         };
         let conn = reads.connect().map_err(Error::internal)?;
-        reads.put_back(conn);
+        let mode: String = conn
+            .conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .map_err(Error::internal)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Outside WAL a reader can wait for a writer: keep every read on the pool.
+            return Err(Error::internal(format!(
+                "the SQLite file is in {mode} mode, not WAL: no reads on the calling thread"
+            )));
+        }
+        // Not kept: reads open their connections when they need them (and keep those).
+        drop(conn);
         Ok(reads)
+    }
+
+    /// Reads answered on the calling thread, and reads deferred to the pool, since opening.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.served.load(Ordering::Relaxed),
+            self.deferred.load(Ordering::Relaxed),
+        )
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
+        // A panic while the lock was held cannot leave the list inconsistent (push and pop).
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn connect(&self) -> rusqlite::Result<Conn> {
@@ -132,7 +175,7 @@ impl Reads {
     }
 
     fn take(&self) -> rusqlite::Result<Conn> {
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let idle = self.idle().pop();
         match idle {
             Some(conn) => Ok(conn),
             None => self.connect(),
@@ -141,20 +184,16 @@ impl Reads {
 
     /// Closes the idle connections; reads from now on fail with [`Error::Unavailable`].
     pub(crate) fn close(&self) {
+        let mut idle = self.idle();
         self.closed.store(true, Ordering::Release);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
-        }
+        idle.clear();
     }
 
     fn put_back(&self, conn: Conn) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < KEEP {
-                idle.push(conn);
-            }
+        // Checked under the lock, so that no connection goes back after `close` emptied it.
+        let mut idle = self.idle();
+        if !self.closed.load(Ordering::Acquire) && idle.len() < self.keep {
+            idle.push(conn);
         }
     }
 
@@ -184,17 +223,24 @@ impl Reads {
             read(&mut stmt).map_err(Failure::Portal)
         })();
         conn.deadline.store(u64::MAX, Ordering::Relaxed);
-        // A statement left mid-step (an error, an early return) is reset by the cache when it
-        // goes back, so the connection is clean for the next read.
+        // `read` steps the statement through `raw_query`, whose `Rows` resets it when dropped
+        // (also after an error or an early return), so the connection is clean for the next
+        // read; the cache then clears its bindings.
         self.put_back(conn);
-        match outcome {
+        let outcome = match outcome {
             Ok(value) => Outcome::Done(Ok(value)),
             Err(Failure::Sqlite(e)) => classify(e),
             Err(Failure::Portal(e)) => match deferred_inside(&e) {
                 true => Outcome::Defer,
                 false => Outcome::Done(Err(e)),
             },
-        }
+        };
+        let counter = match outcome {
+            Outcome::Defer => &self.deferred,
+            Outcome::Done(_) => &self.served,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        outcome
     }
 }
 
@@ -204,6 +250,13 @@ enum Failure {
 }
 
 fn bind(stmt: &mut Statement<'_>, args: &[Arg<'_>]) -> rusqlite::Result<()> {
+    if stmt.parameter_count() > args.len() {
+        // SQLite would read a placeholder without a value as NULL; sqlx refuses the query.
+        return Err(rusqlite::Error::InvalidParameterCount(
+            stmt.parameter_count(),
+            args.len(),
+        ));
+    }
     for (name, arg) in NAMES.iter().zip(args) {
         // A placeholder the statement does not use is skipped (sqlx does the same).
         if let Some(index) = stmt.parameter_index(name)? {
@@ -220,7 +273,8 @@ fn nanos_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Whether the read should run on the pool instead: locked, or interrupted by the budget.
+/// Whether the read should run on the pool instead: locked (or the WAL read lock not had after
+/// SQLite's retries: `SQLITE_PROTOCOL`), or interrupted by the budget.
 fn deferred(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -228,6 +282,7 @@ fn deferred(e: &rusqlite::Error) -> bool {
             ffi::ErrorCode::DatabaseBusy
                 | ffi::ErrorCode::DatabaseLocked
                 | ffi::ErrorCode::OperationInterrupted
+                | ffi::ErrorCode::FileLockingProtocolFailed
         )
     )
 }
@@ -244,18 +299,29 @@ fn deferred_inside(e: &Error) -> bool {
     false
 }
 
+/// A failure to open, prepare or bind: deferred as above; the file gone or unreadable is
+/// [`Error::Unavailable`] (503, as the pool answers an unreachable database); anything else
+/// (a statement that does not prepare) is [`Error::Internal`], as on the pool.
 fn classify<T>(e: rusqlite::Error) -> Outcome<T> {
     if deferred(&e) {
-        Outcome::Defer
+        return Outcome::Defer;
+    }
+    let unreachable = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ffi::ErrorCode::CannotOpen
+                | ffi::ErrorCode::SystemIoFailure
+                | ffi::ErrorCode::NotADatabase
+                | ffi::ErrorCode::DatabaseCorrupt
+                | ffi::ErrorCode::PermissionDenied
+        )
+    );
+    let cause = Some(Box::new(e) as crate::error::Cause);
+    Outcome::Done(Err(if unreachable {
+        Error::Unavailable(cause)
     } else {
-        Outcome::Done(Err(Error::Unavailable(Some(Box::new(e)))))
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Internal(Some(Box::new(e)))
-    }
+        Error::Internal(cause)
+    }))
 }
 
 #[cfg(test)]
@@ -335,6 +401,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_file_outside_wal_mode_gets_no_reads_here() {
+        let file = File::new("rollback");
+        let conn = Connection::open(&file.path).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        drop(conn);
+        let err = Reads::open(&file.path).expect_err("not WAL");
+        assert!(
+            std::error::Error::source(&err).is_some_and(|s| s.to_string().contains("not WAL")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_placeholder_without_a_value_is_an_error_not_null() {
+        let file = File::new("unbound");
+        let reads = Reads::open(&file.path).unwrap();
+        match reads.run(
+            "SELECT x FROM t WHERE x = $1 OR $2 IS NULL",
+            &[Arg::Int(7)],
+            first,
+        ) {
+            Outcome::Done(Err(e)) => assert_eq!(e.status_code(), 500),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn reads_cannot_write() {
         let file = File::new("readonly");
         let reads = Reads::open(&file.path).unwrap();
@@ -347,8 +440,8 @@ pub(crate) mod tests {
     #[test]
     fn a_locked_file_is_busy_not_an_error_and_reads_resume() {
         let file = File::new("busy");
-        let locker = file.lock();
         let reads = Reads::open(&file.path).unwrap();
+        let locker = file.lock();
         let started = std::time::Instant::now();
         assert!(matches!(
             reads.run("SELECT x FROM t", &[], first),

@@ -141,23 +141,63 @@ async fn postgres_unavailable_is_503_and_recovers() {
     assert!(ok, "recovered after restart");
 }
 
-/// [`Db::close`] ends the reads on the calling thread too: 503, as on the pool.
+/// On a SQLite file the page-view reads are answered on the calling thread (counted), and
+/// see at once what the pool just wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closed_sqlite_file_is_unavailable_for_every_read() {
-    let dir = TempDir::new("closed");
+async fn sqlite_file_reads_are_answered_on_the_calling_thread() {
+    let dir = TempDir::new("inline");
     let db = Db::open_in_dir(&dir.0).await.unwrap();
     let accounts = accounts(&db).await;
-    let id = user(&accounts, "closed@example.org").await;
+    let id = user(&accounts, "inline@example.org").await;
+    let before = db.inline_read_counts().unwrap();
     assert!(accounts.user(id).await.unwrap().is_some());
-    db.close().await;
-    for err in [
-        accounts.user(id).await.expect_err("closed"),
-        db.open_requests(1).await.expect_err("closed"),
-        db.search_donors(&search(GroupFilter::Any, None, false), 1, TODAY)
-            .await
-            .expect_err("closed"),
-    ] {
-        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    db.upsert_donor(
+        id,
+        &profile("Ana", "O+", "Leeds", "", true)
+            .validate(TODAY)
+            .unwrap(),
+        TODAY,
+    )
+    .await
+    .unwrap();
+    let found = db
+        .search_donors(&search(GroupFilter::Any, Some("Leeds"), false), 1, TODAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.total, 1,
+        "the write just made through the pool is read here"
+    );
+    assert_eq!(db.open_requests(1).await.unwrap().total, 0);
+    let (served, deferred) = db.inline_read_counts().unwrap();
+    // user, the donor read back by upsert_donor, the search, the open requests
+    assert_eq!((served - before.0, deferred - before.1), (4, 0));
+}
+
+/// [`Db::close`] ends every read: 503 on the calling thread's path and on the pool's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_db_is_unavailable_for_every_read_on_both_paths() {
+    let dir = TempDir::new("closed");
+    let file = Db::open_in_dir(&dir.0).await.unwrap();
+    let memory = Db::in_memory().await.unwrap();
+    for db in [file, memory] {
+        let accounts = accounts(&db).await;
+        let id = user(&accounts, "closed@example.org").await;
+        assert!(accounts.user(id).await.unwrap().is_some());
+        db.close().await;
+        for err in [
+            accounts.user(id).await.expect_err("closed"),
+            db.open_requests(1).await.expect_err("closed"),
+            db.search_donors(&search(GroupFilter::Any, None, false), 1, TODAY)
+                .await
+                .expect_err("closed"),
+        ] {
+            assert!(
+                matches!(err, Error::Unavailable(_)),
+                "{} {err:?}",
+                db.reads_inline()
+            );
+        }
     }
 }
 
