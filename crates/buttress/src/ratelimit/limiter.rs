@@ -102,6 +102,8 @@ const NO_RETRY: u64 = u64::MAX;
 const ALLOWED: u64 = 1;
 /// `flags`: the verdict came from the failure policy.
 const DEGRADED: u64 = 2;
+/// `flags`: the bits above this hold which limit decided ([`Decision::index`]).
+const INDEX_SHIFT: u32 = 8;
 
 /// The flags word of a decision.
 #[inline]
@@ -203,6 +205,22 @@ impl Decision {
         self.flags & DEGRADED != 0
     }
 
+    /// Which of the limiter's limits decided, counted from 0 in the order of the limit string
+    /// (the `RateLimit` header's policy number is this plus one). While the store fails under
+    /// the `memory` policy, [`limit`](Self::limit) is this instance's share of that limit.
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("100 per day; 2 per minute")?;
+    /// let d = l.check("k", 1).await?;
+    /// assert_eq!((d.index(), d.remaining()), (1, 1), "the minute is nearer its end");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn index(&self) -> usize {
+        usize::try_from(self.flags >> INDEX_SHIFT).unwrap_or(0)
+    }
+
     #[inline]
     fn from_outcomes(rules: &[Rule], outcomes: &[Outcome], degraded: bool) -> Decision {
         if let ([rule], [o]) = (rules, outcomes) {
@@ -236,7 +254,7 @@ impl Decision {
             remaining: o.remaining,
             reset_after_us: o.reset_after,
             retry_after_us: if allowed { NO_RETRY } else { o.retry_after },
-            flags: flags(allowed, degraded),
+            flags: flags(allowed, degraded) | (u64::try_from(pick).unwrap_or(0) << INDEX_SHIFT),
         }
     }
 

@@ -247,7 +247,9 @@ impl RedisStore {
 
     /// Connects and loads the check script now, instead of in the first check (where both
     /// count against its budget, so the first requests after a start would likely meet the
-    /// failure policy). Waits at most `timeout`. Call it at start-up; an error here is
+    /// failure policy). Waits at most `timeout` for both; the connection attempt itself is
+    /// still bounded by the check budget (a Redis slower than that to accept a connection
+    /// is slower than any check may wait anyway). Call it at start-up; an error here is
     /// worth a warning, not a refusal to start: checks connect again by themselves.
     ///
     /// ```no_run

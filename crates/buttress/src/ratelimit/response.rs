@@ -106,10 +106,10 @@ pub(crate) fn set_headers(
     policy: &HeaderValue,
     decision: &Decision,
 ) {
-    let idx = limits
-        .iter()
-        .position(|l| *l == decision.limit())
-        .map_or(1, |i| i + 1);
+    // The decision says which limit it is about; its `limit()` may be this instance's share
+    // of it (the memory fallback), which matches none of the declared ones.
+    let idx = decision.index() + 1;
+    debug_assert!(idx <= limits.len());
     // A limit nearer the handler (a route's) has already said its piece: keep it.
     if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key(&RATELIMIT) {
         headers.reserve(2);

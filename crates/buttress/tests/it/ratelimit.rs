@@ -719,7 +719,8 @@ mod redis_store {
         let instance = |instances: &str| {
             let settings = support::settings(&[
                 ("BUTTRESS_RATELIMIT_STORAGE", url.as_str()),
-                ("BUTTRESS_RATELIMIT_DEFAULT", "30 per minute"),
+                // Two limits, the minute the nearer: the headers must name it, not the day.
+                ("BUTTRESS_RATELIMIT_DEFAULT", "1000 per day; 30 per minute"),
                 ("BUTTRESS_RATELIMIT_ON_STORE_ERROR", "memory"),
                 ("BUTTRESS_INSTANCES", instances),
             ]);
@@ -744,9 +745,12 @@ mod redis_store {
         assert_eq!(admitted, vec![10, 10, 10], "each instance admits 30 / 3");
         // The policy header keeps the declared limit; what remains is counted in the share.
         let r = send(&shared[0], "192.0.2.82:1", support::get_req("/", &[])).await;
-        assert_eq!(r.header("ratelimit-policy"), Some("\"1\";q=30;w=60"));
+        assert_eq!(
+            r.header("ratelimit-policy"),
+            Some("\"1\";q=1000;w=86400, \"2\";q=30;w=60")
+        );
         let remaining = r.header("ratelimit").unwrap_or_default();
-        assert!(remaining.contains(";r=9;"), "{remaining}");
+        assert!(remaining.starts_with("\"2\";r=9;"), "{remaining}");
         let mut n = 0;
         for _ in 0..40 {
             if get_status(&alone, "192.0.2.81:1", None).await == StatusCode::OK {
