@@ -547,6 +547,35 @@ mod tests {
         assert!(Template::new(&Csp::strict(), true).is_some());
     }
 
+    /// The policy picked by a proptest strategy: directives by index, each with sources by
+    /// index into a pool of every kind (tokens for directives that take no sources).
+    fn policy_of(picks: Vec<(usize, Vec<usize>)>) -> Csp {
+        let pool = [
+            Source::None,
+            Source::SelfOrigin,
+            Source::Nonce,
+            Source::UnsafeInline,
+            Source::Wildcard,
+            Source::Scheme("https:".into()),
+            Source::Host("cdn.example.org".into()),
+            Source::Hash("sha256-abc=".into()),
+            Source::StrictDynamic,
+        ];
+        let mut csp = Csp::new();
+        for (d, srcs) in picks {
+            let d = DIRECTIVES[d].0;
+            let sources: Vec<Source> = if d.takes_sources() {
+                srcs.iter().map(|i| pool[*i].clone()).collect()
+            } else {
+                srcs.iter()
+                    .map(|i| Source::Token(format!("t{i}")))
+                    .collect()
+            };
+            csp = csp.directive(d, sources);
+        }
+        csp
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(text in "\\PC{0,200}") {
@@ -559,19 +588,7 @@ mod tests {
             nonce in "[A-Za-z0-9_-]{0,30}",
             https in any::<bool>(),
         ) {
-            let pool = [Source::None, Source::SelfOrigin, Source::Nonce, Source::UnsafeInline, Source::Wildcard,
-                Source::Scheme("https:".into()), Source::Host("cdn.example.org".into()),
-                Source::Hash("sha256-abc=".into()), Source::StrictDynamic];
-            let mut csp = Csp::new();
-            for (d, srcs) in picks {
-                let d = DIRECTIVES[d].0;
-                let sources: Vec<Source> = if d.takes_sources() {
-                    srcs.iter().map(|i| pool[*i].clone()).collect()
-                } else {
-                    srcs.iter().map(|i| Source::Token(format!("t{i}"))).collect()
-                };
-                csp = csp.directive(d, sources);
-            }
+            let csp = policy_of(picks);
             let template = Template::new(&csp, https).expect("no NUL in these policies");
             prop_assert_eq!(template.render(&nonce), csp.render(&nonce, https));
         }
@@ -580,19 +597,7 @@ mod tests {
         fn render_parse_round_trip(
             picks in proptest::collection::vec((0usize..DIRECTIVES.len(), proptest::collection::vec(0usize..9, 0..4)), 0..8)
         ) {
-            let pool = [Source::None, Source::SelfOrigin, Source::Nonce, Source::UnsafeInline, Source::Wildcard,
-                Source::Scheme("https:".into()), Source::Host("cdn.example.org".into()),
-                Source::Hash("sha256-abc=".into()), Source::StrictDynamic];
-            let mut csp = Csp::new();
-            for (d, srcs) in picks {
-                let d = DIRECTIVES[d].0;
-                let sources: Vec<Source> = if d.takes_sources() {
-                    srcs.iter().map(|i| pool[*i].clone()).collect()
-                } else {
-                    srcs.iter().map(|i| Source::Token(format!("t{i}"))).collect()
-                };
-                csp = csp.directive(d, sources);
-            }
+            let csp = policy_of(picks);
             let text = csp.render("NONCE", false);
             let back = Csp::parse(&text).expect("rendered policies parse");
             prop_assert_eq!(back.render("NONCE", false), text);
