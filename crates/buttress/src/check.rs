@@ -29,6 +29,7 @@
 //! | `BTR-W007` | warning | body limit above 64 MiB or timeouts above 5 minutes |
 //! | `BTR-W008` | warning | CSP misses `object-src`, `base-uri` or `frame-ancestors` restrictions |
 //! | `BTR-W009` | warning | Production without a global rate limit, or with one that fails open when Redis is down |
+//! | `BTR-W010` | warning | several instances on Redis with the `memory` fallback and a limit smaller than the number of instances (their shares cannot keep it) |
 //! | `BTR-I001` | info | HSTS preload off |
 //!
 //! # Example
@@ -253,6 +254,23 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             "the global rate limit is off, or switches off whenever Redis is unavailable (fail-open)",
             "keep BUTTRESS_RATELIMIT_DEFAULT set and use BUTTRESS_RATELIMIT_ON_STORE_ERROR=memory (or fail-closed)",
         ));
+    }
+    if s.instances > 1
+        && s.ratelimit_on_store_error == crate::ratelimit::OnStoreError::Memory
+        && !s.ratelimit_storage.eq_ignore_ascii_case("memory")
+    {
+        let n = u64::from(s.instances);
+        if let Some(small) = s
+            .ratelimit_default
+            .as_ref()
+            .and_then(|l| l.iter().find(|l| l.amount() < n))
+        {
+            out.push(finding(
+                "BTR-W010",
+                format!("the global limit {small} is smaller than the {n} instances: while Redis fails each instance counts at least 1 of it in memory, so together they admit up to {n}"),
+                "raise the limit to at least the number of instances, or use BUTTRESS_RATELIMIT_ON_STORE_ERROR=fail-closed",
+            ));
+        }
     }
     if prod && s.allowed_hosts.is_empty() {
         out.push(finding(
@@ -502,6 +520,11 @@ mod tests {
                 s.ratelimit_storage = "redis://127.0.0.1:6379".into();
                 s.ratelimit_on_store_error = crate::ratelimit::OnStoreError::FailOpen;
             }),
+            ("BTR-W010", |s| {
+                s.instances = 4;
+                s.ratelimit_storage = "redis://127.0.0.1:6379".into();
+                s.ratelimit_default = Some("200 per day; 3 per minute".parse().expect("limits"));
+            }),
             ("BTR-W007", |s| s.body_limit = 1 << 30),
             ("BTR-I001", |s| s.hsts_preload = false),
             ("BTR-W001", |s| s.environment = Environment::Development),
@@ -511,6 +534,21 @@ mod tests {
             edit(&mut s);
             assert!(ids(&s).contains(id), "{id} not found in {:?}", ids(&s));
         }
+    }
+
+    #[test]
+    fn shares_that_keep_the_limit_are_not_flagged() {
+        let mut s = hardened();
+        s.instances = 3;
+        s.ratelimit_storage = "redis://127.0.0.1:6379".into();
+        assert!(!ids(&s).contains(&"BTR-W010"), "{:?}", run(&s));
+        s.ratelimit_default = Some("2 per second".parse().expect("limits"));
+        assert!(ids(&s).contains(&"BTR-W010"));
+        s.ratelimit_on_store_error = crate::ratelimit::OnStoreError::FailClosed;
+        assert!(
+            !ids(&s).contains(&"BTR-W010"),
+            "fail-closed keeps the bound"
+        );
     }
 
     #[test]

@@ -472,3 +472,30 @@ fn one_address_guessing_many_accounts_is_throttled() {
         assert!(!t.check("user-new", other).await.expect("c").is_allowed());
     });
 }
+
+proptest! {
+    /// The memory fallback's share (`RateLimiter::with_instances`): at least 1, the amount
+    /// divided and rounded down, so that `instances` shares never add up to more than the limit
+    /// (while the limit is at least the number of instances), the period kept.
+    #[test]
+    fn fallback_shares_stay_within_the_limit(
+        amount in 1u64..=MAX_AMOUNT,
+        minutes in 1u64..=MAX_MULTIPLES,
+        instances in 1u32..=256,
+    ) {
+        let limit = Limit::new(amount, minutes, Unit::Minute).expect("valid");
+        let limits = Limits::new(vec![limit]).expect("one");
+        let l = RateLimiter::new(limits).with_instances(instances);
+        let shares = l.fallback_limits();
+        let share = shares.iter().next().expect("one share");
+        let n = u64::from(instances);
+        prop_assert!(share.amount() >= 1);
+        prop_assert_eq!((share.multiples(), share.unit()), (minutes, Unit::Minute));
+        if amount >= n {
+            prop_assert!(share.amount() * n <= amount);
+            prop_assert!((share.amount() + 1) * n > amount, "rounded down, not further");
+        } else {
+            prop_assert_eq!(share.amount(), 1);
+        }
+    }
+}
