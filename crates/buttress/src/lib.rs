@@ -55,9 +55,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use http::{HeaderName, Request};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
@@ -475,7 +473,6 @@ impl Buttress {
 
     /// Wraps `router` in every layer. Add your routes (and route layers) first.
     pub fn apply(self, router: Router) -> Router {
-        let x_request_id = HeaderName::from_static("x-request-id");
         if self.settings.session_store != SessionStoreKind::Cookie && self.session_store.is_none() {
             tracing::error!("BUTTRESS_SESSION_STORE asks for a server-side store that was not provided (Buttress::with_session_store); falling back to encrypted cookies");
         }
@@ -498,19 +495,9 @@ impl Buttress {
             router = router.layer(limit);
         }
         let outer = tower::ServiceBuilder::new()
-            .layer(tower::util::MapRequestLayer::new(
-                |mut req: Request<axum::body::Body>| {
-                    // Request ids are ours: a client-chosen id could collide with or forge log lines.
-                    req.headers_mut().remove(&request_id::X_REQUEST_ID);
-                    req
-                },
-            ))
-            .layer(SetRequestIdLayer::new(
-                x_request_id.clone(),
-                request_id::RandomRequestId,
-            ))
+            // A fresh id per request (a client's own is dropped), on the response too.
+            .layer(request_id::RequestIdLayer)
             .layer(TraceLayer::new_for_http())
-            .layer(PropagateRequestIdLayer::new(x_request_id))
             .layer(errors::ErrorPagesLayer::new(self.debug))
             .layer(self.headers)
             .layer(ProxyLayer::new(self.proxy))

@@ -1,4 +1,15 @@
-//! Request ids: a random UUID (version 4) per request, from the thread's CSPRNG.
+//! Request ids: a random UUID (version 4) per request, from the thread's CSPRNG, in the
+//! `x-request-id` header of the request (for handlers, logs and the error pages) and of its
+//! response.
+//!
+//! [`RequestIdLayer`] is what the stack uses: one layer that drops a client's own
+//! `x-request-id` (a client-chosen id could collide with or forge log lines), sets a fresh one
+//! and copies it onto the response unless the handler set one. It does in one service what
+//! tower-http's `SetRequestIdLayer` and `PropagateRequestIdLayer` and a header-stripping
+//! `MapRequest` did in three, which cost 5,100 instructions a request in the stack's profile
+//! (three nested futures, the id copied between the header and `RequestId` extensions on the
+//! request and the response); this costs about a quarter of that. The id is not put in the
+//! extensions: read the request's `x-request-id` header.
 //!
 //! tower-http's `MakeRequestUuid` calls `Uuid::new_v4()`, which asks the operating system for
 //! 16 bytes on every request (one `getrandom` system call; about 2% of the whole stack's CPU
@@ -18,9 +29,15 @@
 //!     .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), RandomRequestId));
 //! ```
 
-use http::{HeaderValue, Request};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
 use rand::RngCore as _;
 use tower_http::request_id::{MakeRequestId, RequestId};
+use tower_layer::Layer;
+use tower_service::Service;
 
 /// Makes a random version-4 UUID per request (see the module docs).
 ///
@@ -41,18 +58,187 @@ pub(crate) static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let mut raw = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let id = uuid::Builder::from_random_bytes(raw).into_uuid();
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = id.hyphenated().encode_lower(&mut text);
-        HeaderValue::from_str(text).ok().map(RequestId::new)
+        random_id().map(RequestId::new)
+    }
+}
+
+/// A random version-4 UUID as a header value (`None` cannot happen: hex digits and hyphens).
+fn random_id() -> Option<HeaderValue> {
+    let mut raw = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let id = uuid::Builder::from_random_bytes(raw).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = id.hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).ok()
+}
+
+/// Gives each request a fresh random `x-request-id` (a client's own is dropped) and copies it
+/// onto the response unless the handler set one (see the module docs).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use buttress::request_id::RequestIdLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|headers: http::HeaderMap| async move {
+///         format!("{:?}", headers.get("x-request-id"))
+///     }))
+///     .layer(RequestIdLayer);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = SetRequestIds<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SetRequestIds { inner }
+    }
+}
+
+/// Service made by [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct SetRequestIds<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SetRequestIds<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = RequestIdFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let id = random_id();
+        let headers = req.headers_mut();
+        match &id {
+            // `insert` replaces every value a client sent under the name.
+            Some(id) => {
+                headers.insert(X_REQUEST_ID.clone(), id.clone());
+            }
+            None => {
+                headers.remove(&X_REQUEST_ID);
+            }
+        }
+        RequestIdFuture {
+            inner: self.inner.call(req),
+            id,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`SetRequestIds`]: the response, with the request's id.
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Poll::Ready(result) = this.inner.poll(cx) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(result.map(|mut res| {
+            if let Some(id) = this.id.take() {
+                if let http::header::Entry::Vacant(slot) = res.headers_mut().entry(&X_REQUEST_ID) {
+                    slot.insert(id);
+                }
+            }
+            res
+        }))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt as _;
+
+    /// The id the handler saw and the response's, for a request sending `sent` (if any).
+    async fn ids(app: Router, sent: Option<&str>) -> (String, Option<String>) {
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        if let Some(sent) = sent {
+            req.headers_mut()
+                .append("x-request-id", sent.parse().unwrap());
+            req.headers_mut()
+                .append("x-request-id", sent.parse().unwrap());
+        }
+        let res = app.oneshot(req).await.unwrap();
+        let header = res
+            .headers()
+            .get_all("x-request-id")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>();
+        assert!(header.len() <= 1, "{header:?}");
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        (
+            String::from_utf8(body.to_vec()).unwrap(),
+            header.into_iter().next(),
+        )
+    }
+
+    fn seen() -> Router {
+        Router::new()
+            .route(
+                "/",
+                get(|headers: http::HeaderMap| async move {
+                    let all: Vec<_> = headers.get_all("x-request-id").iter().collect();
+                    assert_eq!(all.len(), 1, "exactly one id reaches the handler");
+                    all[0].to_str().unwrap().to_owned()
+                }),
+            )
+            .layer(RequestIdLayer)
+    }
+
+    #[tokio::test]
+    async fn the_handler_and_the_response_see_the_same_fresh_id() {
+        let (handler, response) = ids(seen(), None).await;
+        assert_eq!(Some(&handler), response.as_ref());
+        assert_eq!(
+            uuid::Uuid::parse_str(&handler).unwrap().get_version_num(),
+            4
+        );
+        let (again, _) = ids(seen(), None).await;
+        assert_ne!(handler, again);
+    }
+
+    #[tokio::test]
+    async fn a_client_chosen_id_is_replaced() {
+        let (handler, response) = ids(seen(), Some("forged-id")).await;
+        assert_ne!(handler, "forged-id");
+        assert_eq!(Some(handler), response);
+    }
+
+    #[tokio::test]
+    async fn an_id_the_handler_set_on_the_response_is_kept() {
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async { ([("x-request-id", "upstream-7")], "ok") }),
+            )
+            .layer(RequestIdLayer);
+        let (_, response) = ids(app, None).await;
+        assert_eq!(response.as_deref(), Some("upstream-7"));
+    }
 
     #[test]
     fn ids_are_uuid_v4_and_distinct() {
