@@ -411,6 +411,9 @@ async fn run(c: &Client, served: &Served, base: &str) -> Result<(), String> {
     fill(c, "#city", "london").await;
     submit(c, "form[action='/donors']").await;
     wait_for_path(c, "/donors").await;
+    // The form page is `/donors` too: wait for the results, not the path (the list was read
+    // from the form page once, before the results page replaced it, and came out empty).
+    text_of(c, "td[data-label=Name]").await;
     let names: Vec<String> = {
         let mut v = Vec::new();
         for e in c
