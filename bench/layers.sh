@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-LAYERS=(csrf session body-limit timeout ratelimit panic proxy headers errors propagate-id trace set-id strip-id)
+LAYERS=(csrf session body-limit timeout ratelimit panic proxy headers errors trace request-id)
 variants=(
   "bare axum|bare --server axum"
   "bare on buttress Server|bare --server buttress"
@@ -32,7 +32,7 @@ variants=(
 case ${MODE:-skip} in
   skip)
     for l in "${LAYERS[@]}"; do variants+=("without $l|layers --skip $l"); done
-    variants+=("without request ids|layers --skip set-id,propagate-id,strip-id")
+    variants+=("without request ids|layers --skip request-id")
     variants+=("without session+csrf|layers --skip session,csrf")
     ;;
   only)

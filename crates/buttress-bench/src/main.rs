@@ -14,7 +14,7 @@
 //! buttress-bench layers --skip session,csrf --server axum --bind 127.0.0.1:0
 //! ```
 //!
-//! Layer names: `strip-id`, `set-id`, `trace`, `propagate-id`, `errors`, `headers`, `proxy`,
+//! Layer names: `request-id`, `trace`, `errors`, `headers`, `proxy`,
 //! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
 //! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
 //! (`axum::serve`), for every mode.
@@ -129,10 +129,8 @@ const LAYERS: &[&str] = &[
     "proxy",
     "headers",
     "errors",
-    "propagate-id",
     "trace",
-    "set-id",
-    "strip-id",
+    "request-id",
 ];
 
 fn router() -> Router {
@@ -222,15 +220,13 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
     use buttress::errors::{catch_panic_layer, ErrorPagesLayer};
     use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
     use buttress::proxy::{ProxyConfig, ProxyLayer};
-    use buttress::request_id::RandomRequestId;
+    use buttress::request_id::RequestIdLayer;
     use buttress::session::SessionLayer;
+    use buttress::timeout::RequestTimeoutLayer;
     use tower_http::limit::RequestBodyLimitLayer;
-    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-    use tower_http::timeout::TimeoutLayer;
     use tower_http::trace::TraceLayer;
 
     let on = |name: &str| !skip.iter().any(|s| s == name);
-    let id = axum::http::HeaderName::from_static("x-request-id");
     let mut r = router;
     if on("csrf") {
         r = r.layer(CsrfLayer::new());
@@ -244,10 +240,7 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
             .layer(RequestBodyLimitLayer::new(settings.body_limit));
     }
     if on("timeout") {
-        r = r.layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ));
+        r = r.layer(RequestTimeoutLayer::new(settings.request_timeout));
     }
     if on("ratelimit") {
         if let Some(limit) = stack.rate_limiter() {
@@ -270,22 +263,11 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
     if on("errors") {
         r = r.layer(ErrorPagesLayer::new(settings.debug));
     }
-    if on("propagate-id") {
-        r = r.layer(PropagateRequestIdLayer::new(id.clone()));
-    }
     if on("trace") {
         r = r.layer(TraceLayer::new_for_http());
     }
-    if on("set-id") {
-        r = r.layer(SetRequestIdLayer::new(id, RandomRequestId));
-    }
-    if on("strip-id") {
-        r = r.layer(tower::util::MapRequestLayer::new(
-            |mut req: axum::http::Request<axum::body::Body>| {
-                req.headers_mut().remove("x-request-id");
-                req
-            },
-        ));
+    if on("request-id") {
+        r = r.layer(RequestIdLayer);
     }
     r
 }
