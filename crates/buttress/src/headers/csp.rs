@@ -446,8 +446,8 @@ impl std::fmt::Debug for CspNonce {
 }
 
 /// A policy rendered once and split where the nonce goes, so that a response only joins the
-/// pieces around its nonce (about a tenth of the work of [`Csp::render`], which walks every
-/// directive and source each time). The headers layer keeps one for HTTP and one for HTTPS.
+/// pieces around its nonce instead of [`Csp::render`] walking every directive and source each
+/// time. The headers layer keeps one for HTTP and one for HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Template {
     pieces: Vec<String>,
