@@ -765,7 +765,7 @@ mod redis_store {
         let redis = RedisServer::start();
         let store = RedisStore::open(&redis.url()).expect("url");
         let client = ::redis::Client::open(redis.url()).expect("client");
-        let mut conn = client
+        let conn = client
             .get_multiplexed_async_connection()
             .await
             .expect("connect");
@@ -791,7 +791,6 @@ mod redis_store {
             .await
             .expect("warm up");
         assert!(loaded().await, "loaded before the first check");
-        let _ = &mut conn;
         // Nothing listens on port 1: a clear error within the timeout, not a hang.
         let down = RedisStore::open("redis://127.0.0.1:1").expect("url");
         let started = std::time::Instant::now();
