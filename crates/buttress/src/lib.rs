@@ -131,7 +131,7 @@ pub struct Buttress {
     csrf: CsrfLayer,
     ratelimit: Option<RateLimitLayer>,
     ratelimit_base: RouteLimits,
-    route_limits: Vec<RateLimitLayer>,
+    route_limits: ratelimit::PathLimitsLayer,
 }
 
 /// What per-route limits share with the global one: storage, headers, grouping, cap.
@@ -330,7 +330,7 @@ impl Buttress {
             request_timeout: settings.request_timeout,
             ratelimit,
             ratelimit_base,
-            route_limits: Vec::new(),
+            route_limits: ratelimit::PathLimitsLayer::new(),
         })
     }
 
@@ -391,11 +391,14 @@ impl Buttress {
     /// session and CSRF layers, so a request that a later layer refuses (a CSRF failure, a
     /// validation error) still counts. This is the way to limit a login form; a
     /// [`Buttress::rate_limit`] route layer sits inside the CSRF check and does not see the
-    /// requests it refuses (the global limit still does).
+    /// requests it refuses (the global limit still does). All route limits share one
+    /// [`PathLimitsLayer`](ratelimit::PathLimitsLayer); a path takes one limit string (a
+    /// second call for the same path is [`DuplicatePath`](ratelimit::RateLimitError::DuplicatePath)).
     ///
     /// ```
     /// let b = buttress::Buttress::from_settings(&Default::default())?
     ///     .limit_route("/login", "5 per minute")?;
+    /// assert!(b.clone().limit_route("/login", "100 per day").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn limit_route(
@@ -403,11 +406,8 @@ impl Buttress {
         path: &str,
         limits: &str,
     ) -> Result<Self, ratelimit::RateLimitError> {
-        let only = path.to_owned();
-        let layer = self
-            .rate_limit(limits)?
-            .exempt_if(move |parts| parts.uri.path() != only);
-        self.route_limits.push(layer);
+        let layer = self.rate_limit(limits)?;
+        self.route_limits = self.route_limits.limit(path, layer)?;
         Ok(self)
     }
 
@@ -479,8 +479,8 @@ impl Buttress {
         let sessions =
             SessionLayer::from_settings(&self.settings, &self.keyring, self.session_store.clone());
         // Each `Router::layer` call boxes the routes again, and axum clones every box level on
-        // every request; two `ServiceBuilder` stacks keep that to two levels (plus one per
-        // route limit) instead of fifteen.
+        // every request; two `ServiceBuilder` stacks keep that to two levels (plus one for
+        // all route limits) instead of fifteen.
         let inner = tower::ServiceBuilder::new()
             .layer(RequestBodyLimitLayer::new(self.body_limit))
             .layer(tower_http::map_request_body::MapRequestBodyLayer::new(
@@ -491,8 +491,8 @@ impl Buttress {
             .layer(sessions)
             .layer(self.csrf);
         let mut router = router.layer(inner);
-        for limit in self.route_limits {
-            router = router.layer(limit);
+        if !self.route_limits.is_empty() {
+            router = router.layer(self.route_limits);
         }
         let outer = tower::ServiceBuilder::new()
             // A fresh id per request (a client's own is dropped), on the response too.

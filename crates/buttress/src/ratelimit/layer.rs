@@ -23,7 +23,7 @@ use super::{Decision, HeaderStyle, IpGrouping, OnStoreError, RateLimitError, Rat
 type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 
 #[derive(Clone)]
-struct Config {
+pub(super) struct Config {
     limiter: RateLimiter,
     scope: Scope,
     key_fn: Option<KeyFn>,
@@ -302,61 +302,87 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (parts, body) = req.into_parts();
-        if self.config.exemptions.exempt(&parts) {
-            let inner = self.inner.call(Request::from_parts(parts, body));
-            return RateLimitFuture::admitted(inner, None);
-        }
-        let key = request_key(
-            &parts,
-            &self.config.scope,
-            self.config.key_fn.as_ref(),
-            self.config.grouping,
-        );
-        let cost = self.config.cost_fn.as_ref().map_or(1, |f| f(&parts));
-        let req = Request::from_parts(parts, body);
-        // The memory store answers at once: no clone of the inner service, no boxed future.
-        if !self.config.shadow {
-            if let Some(decision) = self.config.limiter.check_now(&key, cost) {
-                if !decision.allowed() {
-                    return RateLimitFuture::refused(refusal(&self.config, &decision));
-                }
-                let inner = self.inner.call(req);
-                return RateLimitFuture::admitted(inner, Some((self.config.clone(), decision)));
+        check_and_call(&self.config, &mut self.inner, req)
+    }
+}
+
+impl RateLimitLayer {
+    /// The shared configuration, for [`PathLimits`](super::PathLimits).
+    pub(super) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+}
+
+/// Checks `req` against `config` and calls `inner` unless the limit refuses it: the work of
+/// [`RateLimit`] and of [`PathLimits`](super::PathLimits) for a limited path.
+pub(super) fn check_and_call<S, ReqBody, ResBody>(
+    config: &Arc<Config>,
+    inner: &mut S,
+    req: Request<ReqBody>,
+) -> RateLimitFuture<S::Future>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    let (parts, body) = req.into_parts();
+    if config.exemptions.exempt(&parts) {
+        return RateLimitFuture::admitted(inner.call(Request::from_parts(parts, body)), None);
+    }
+    let key = request_key(
+        &parts,
+        &config.scope,
+        config.key_fn.as_ref(),
+        config.grouping,
+    );
+    let cost = config.cost_fn.as_ref().map_or(1, |f| f(&parts));
+    let req = Request::from_parts(parts, body);
+    // The memory store answers at once: no clone of the inner service, no boxed future.
+    if !config.shadow {
+        if let Some(decision) = config.limiter.check_now(&key, cost) {
+            if !decision.allowed() {
+                return RateLimitFuture::refused(refusal(config, &decision));
             }
+            let inner = inner.call(req);
+            return RateLimitFuture::admitted(inner, Some((config.clone(), decision)));
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        RateLimitFuture::boxed(Box::pin(async move {
-            let decision = match config.limiter.check(&key, cost).await {
-                Ok(d) => d,
-                Err(_unavailable) if config.shadow => {
-                    tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
-                    return Ok(inner.call(req).await?.map(Body::new));
-                }
-                Err(_unavailable) => return Ok(unavailable()),
-            };
-            if config.shadow {
-                if !decision.allowed() {
-                    tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "shadow rate limit: would refuse");
-                }
+    }
+    let clone = inner.clone();
+    let mut inner = std::mem::replace(inner, clone);
+    let config = config.clone();
+    RateLimitFuture::boxed(Box::pin(async move {
+        let decision = match config.limiter.check(&key, cost).await {
+            Ok(d) => d,
+            Err(_unavailable) if config.shadow => {
+                tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
                 return Ok(inner.call(req).await?.map(Body::new));
             }
+            Err(_unavailable) => return Ok(unavailable()),
+        };
+        if config.shadow {
             if !decision.allowed() {
-                return Ok(refusal(&config, &decision));
+                tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "shadow rate limit: would refuse");
             }
-            let mut res = inner.call(req).await?.map(Body::new);
-            set_headers(
-                res.headers_mut(),
-                config.style,
-                config.limiter.limits(),
-                &config.policy,
-                &decision,
-            );
-            Ok(res)
-        }))
-    }
+            return Ok(inner.call(req).await?.map(Body::new));
+        }
+        if !decision.allowed() {
+            return Ok(refusal(&config, &decision));
+        }
+        let mut res = inner.call(req).await?.map(Body::new);
+        set_headers(
+            res.headers_mut(),
+            config.style,
+            config.limiter.limits(),
+            &config.policy,
+            &decision,
+        );
+        Ok(res)
+    }))
 }
 
 /// The 429 for a refused request, logged, with the limit headers.
@@ -401,7 +427,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> RateLimitFuture<F> {
-    fn admitted(inner: F, headers: Option<(Arc<Config>, Decision)>) -> Self {
+    pub(super) fn admitted(inner: F, headers: Option<(Arc<Config>, Decision)>) -> Self {
         RateLimitFuture {
             stage: Stage::Admitted { inner, headers },
         }

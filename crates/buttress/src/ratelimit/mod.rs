@@ -43,6 +43,7 @@ pub mod layer;
 pub mod limiter;
 pub mod login;
 pub mod memory;
+pub mod paths;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod response;
@@ -54,6 +55,7 @@ pub use layer::{RateLimit, RateLimitLayer};
 pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginThrottle, LoginVerdict};
 pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
+pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, CHECK_SCRIPT};
 pub use response::{policy_header, HeaderStyle};
@@ -95,6 +97,9 @@ pub enum RateLimitError {
     /// Redis storage was configured but the crate was built without the `redis` feature.
     #[error("ratelimit_storage is a redis:// URL but Buttress was built without the `redis` feature; enable it or use memory")]
     RedisDisabled,
+    /// A path was given a second limit ([`PathLimitsLayer::limit`]).
+    #[error("{0} already has a route limit; give all of its limits in one string (`5 per minute; 100 per day`)")]
+    DuplicatePath(String),
     /// Redis could not be reached at start-up ([`RedisStore::warm_up`]). Not fatal: checks
     /// connect again by themselves, and the failure policy answers meanwhile.
     #[cfg(feature = "redis")]

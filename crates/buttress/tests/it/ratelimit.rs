@@ -321,6 +321,62 @@ async fn refusal_is_a_problem_with_retry_after_and_ratelimit_headers() {
     );
 }
 
+/// Two route limits share one layer: each path counts against its own limit only, with a query
+/// string too, and every other path passes untouched (no route limit headers on it).
+#[tokio::test]
+async fn route_limits_count_each_path_alone_and_leave_other_paths_alone() {
+    let settings = support::settings(&[("BUTTRESS_RATELIMIT_DEFAULT", "none")]);
+    let app = Buttress::from_settings(&settings)
+        .expect("stack")
+        .csrf_exempt("/login")
+        .csrf_exempt("/sign-up")
+        .limit_route("/login", "3 per minute")
+        .expect("login limit")
+        .limit_route("/sign-up", "2 per minute")
+        .expect("sign-up limit")
+        .apply(
+            Router::new()
+                .route("/", get(|| async { "home" }))
+                .route("/login", post(|| async { "in" }))
+                .route("/sign-up", post(|| async { "up" })),
+        );
+    let peer = "192.0.2.30:1";
+    let mut got = Vec::new();
+    for path in [
+        "/login",
+        "/login?next=/",
+        "/login",
+        "/login",
+        "/sign-up",
+        "/sign-up",
+    ] {
+        got.push(send(&app, peer, post_req(path)).await.status.as_u16());
+    }
+    assert_eq!(got, [200, 200, 200, 429, 200, 200], "{got:?}");
+    let third = send(&app, peer, post_req("/sign-up")).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(third
+        .header("ratelimit-policy")
+        .is_some_and(|p| p.contains("q=2;w=60")));
+    for _ in 0..10 {
+        let home = send(&app, peer, support::get_req("/", &[])).await;
+        assert_eq!(home.status, StatusCode::OK);
+        assert!(home.header("ratelimit").is_none(), "{:?}", home.headers);
+        assert!(home.header("ratelimit-policy").is_none());
+    }
+    // A path takes one limit string; a second limit for it is refused at start-up.
+    let twice = Buttress::from_settings(&settings)
+        .expect("stack")
+        .limit_route("/login", "3 per minute")
+        .expect("first")
+        .limit_route("/login", "100 per day");
+    assert!(
+        matches!(&twice, Err(buttress::ratelimit::RateLimitError::DuplicatePath(p)) if p == "/login"),
+        "{:?}",
+        twice.err()
+    );
+}
+
 async fn get_status(app: &Router, peer: &str, xff: Option<&str>) -> StatusCode {
     let headers: Vec<(&str, &str)> = xff.map(|v| ("x-forwarded-for", v)).into_iter().collect();
     send(app, peer, support::get_req("/", &headers))

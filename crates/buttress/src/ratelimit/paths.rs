@@ -1,0 +1,185 @@
+//! [`PathLimitsLayer`]: limits for exact paths (`5 per minute` on `/login`, `10 per minute` on
+//! `/sign-up`) in one layer.
+//!
+//! Each [`RateLimitLayer`] wraps every request, so a stack with one layer per limited path,
+//! each skipping the paths that are not its own, wrapped every request once per limit (and,
+//! added with `Router::layer`, boxed the routes once more per limit). This layer looks the path
+//! up once: a limited path is checked exactly as its [`RateLimitLayer`] would check it (its
+//! limiter, key, exemptions, headers and failure policy); any other path goes straight to the
+//! inner service, with no limit headers. [`Buttress::limit_route`](crate::Buttress::limit_route)
+//! builds one.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::layer::{check_and_call, Config, RateLimitFuture};
+use super::{RateLimitError, RateLimitLayer};
+
+/// Limits for exact request paths, looked up once per request.
+///
+/// Defaults: no path limited (every request passes through untouched).
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use buttress::ratelimit::{PathLimitsLayer, RateLimitLayer};
+///
+/// let limits = PathLimitsLayer::new()
+///     .limit("/login", RateLimitLayer::parse("5 per minute")?)?
+///     .limit("/sign-up", RateLimitLayer::parse("10 per minute; 60 per hour")?)?;
+/// let app: Router = Router::new()
+///     .route("/login", post(|| async { "welcome" }))
+///     .route("/sign-up", post(|| async { "hello" }))
+///     .layer(limits);
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct PathLimitsLayer {
+    routes: Arc<[(Box<str>, Arc<Config>)]>,
+}
+
+impl fmt::Debug for PathLimitsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.paths()).finish()
+    }
+}
+
+impl PathLimitsLayer {
+    /// No path limited yet.
+    ///
+    /// ```
+    /// assert!(buttress::ratelimit::PathLimitsLayer::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        PathLimitsLayer::default()
+    }
+
+    /// Checks requests for exactly `path` (no prefix, no query) with `layer`. A second limit
+    /// for the same path is refused: put both in one limit string instead, so that one
+    /// `RateLimit` header describes them.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{PathLimitsLayer, RateLimitError, RateLimitLayer};
+    /// let limits = PathLimitsLayer::new().limit("/login", RateLimitLayer::parse("5/minute")?)?;
+    /// assert!(matches!(
+    ///     limits.limit("/login", RateLimitLayer::parse("100/day")?),
+    ///     Err(RateLimitError::DuplicatePath(p)) if p == "/login"
+    /// ));
+    /// # Ok::<(), RateLimitError>(())
+    /// ```
+    pub fn limit(
+        self,
+        path: impl Into<String>,
+        layer: RateLimitLayer,
+    ) -> Result<Self, RateLimitError> {
+        let path = path.into();
+        if self.paths().any(|p| p == path) {
+            return Err(RateLimitError::DuplicatePath(path));
+        }
+        let mut routes = self.routes.to_vec();
+        routes.push((path.into_boxed_str(), layer.config().clone()));
+        Ok(PathLimitsLayer {
+            routes: routes.into(),
+        })
+    }
+
+    /// The limited paths, in the order they were added.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{PathLimitsLayer, RateLimitLayer};
+    /// let limits = PathLimitsLayer::new().limit("/login", RateLimitLayer::login())?;
+    /// assert_eq!(limits.paths().collect::<Vec<_>>(), ["/login"]);
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|(p, _)| &**p)
+    }
+
+    /// Whether no path is limited.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{PathLimitsLayer, RateLimitLayer};
+    /// let limits = PathLimitsLayer::new().limit("/login", RateLimitLayer::login())?;
+    /// assert!(!limits.is_empty());
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+impl<S> Layer<S> for PathLimitsLayer {
+    type Service = PathLimits<S>;
+    fn layer(&self, inner: S) -> PathLimits<S> {
+        PathLimits {
+            inner,
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// The service made by [`PathLimitsLayer`].
+///
+/// ```
+/// use tower_layer::Layer;
+/// use buttress::ratelimit::{PathLimitsLayer, RateLimitLayer};
+/// let svc = PathLimitsLayer::new()
+///     .limit("/login", RateLimitLayer::login())?
+///     .layer(tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+///     }));
+/// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+/// ```
+#[derive(Clone)]
+pub struct PathLimits<S> {
+    inner: S,
+    routes: Arc<[(Box<str>, Arc<Config>)]>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for PathLimits<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PathLimits")
+            .field("inner", &self.inner)
+            .field(
+                "paths",
+                &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for PathLimits<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = RateLimitFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let path = req.uri().path();
+        match self.routes.iter().find(|(p, _)| **p == *path) {
+            Some((_, config)) => check_and_call(config, &mut self.inner, req),
+            None => RateLimitFuture::admitted(self.inner.call(req), None),
+        }
+    }
+}
