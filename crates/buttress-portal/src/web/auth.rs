@@ -68,7 +68,9 @@ pub(crate) async fn log_in_form(nonce: CspNonce, viewer: Viewer) -> AppResult {
 
 /// Sign-in. Besides the per-address route limit ([`super::LOGIN_LIMIT`]), failures are counted
 /// per account (known or not: the same for both) with capped backoff: past the allowance the
-/// form answers 429 with `Retry-After` before any password is checked.
+/// form answers 429 with `Retry-After` before any password is checked. Each attempt is counted
+/// before its password is checked and given back when it succeeds, so parallel guesses cannot
+/// slip past the count.
 pub(crate) async fn log_in(
     State(state): State<AppState>,
     nonce: CspNonce,
@@ -113,12 +115,8 @@ pub(crate) async fn log_in(
             set_flash(&session, FlashKind::Success, "You are signed in.").await?;
             Ok(see_other(paths::HOME))
         }
-        None => {
-            if throttle.failed(&account, ip).await.is_err() {
-                return Ok(throttle_unavailable());
-            }
-            failed_log_in(nonce, &session, &form.email).await
-        }
+        // The throttle counted this attempt as a failure in `check` already.
+        None => failed_log_in(nonce, &session, &form.email).await,
     }
 }
 

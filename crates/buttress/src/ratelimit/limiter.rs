@@ -624,6 +624,41 @@ impl RateLimiter {
         Check::new(self, key, 1, false)
     }
 
+    /// Gives back `cost` units counted for `key`: for a request counted in advance that turned
+    /// out not to need counting (a login that succeeded, where only failures should count).
+    /// Counting first and refunding after keeps the limit exact under concurrency, where
+    /// peeking first and counting after lets every concurrent request through the peek.
+    /// A GCRA limit moves back `cost` intervals (never past a full bucket); a moving window
+    /// drops its `cost` newest entries. With Redis down, the failure policy applies as for
+    /// [`reset`](Self::reset).
+    ///
+    /// ```
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1 per minute")?;
+    /// assert!(l.check("k", 1).await?.allowed());
+    /// assert!(!l.peek("k").await?.allowed());
+    /// l.refund("k", 1).await?;
+    /// assert!(l.check("k", 1).await?.allowed(), "the unit came back");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn refund(&self, key: &str, cost: u64) -> Result<(), Unavailable> {
+        match &self.state.backend {
+            Backend::Memory(m) => {
+                m.refund(&self.memory_key(key), &self.rules, cost);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => {
+                self.state
+                    .fallback
+                    .refund(&self.memory_key(key), &self.fallback_rules, cost);
+                let result = r.refund(&self.full_key(key), &self.rules, cost).await;
+                self.store_result(result)
+            }
+        }
+    }
+
     /// Forgets every counter of `key` (e.g. after a successful login).
     ///
     /// ```
@@ -647,15 +682,26 @@ impl RateLimiter {
                 self.state
                     .fallback
                     .reset(&self.memory_key(key), &self.fallback_rules);
-                match r.reset(&self.full_key(key), &self.rules).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        self.store_failed(&e);
-                        match self.on_error {
-                            OnStoreError::FailClosed => Err(Unavailable),
-                            _ => Ok(()),
-                        }
-                    }
+                let result = r.reset(&self.full_key(key), &self.rules).await;
+                self.store_result(result)
+            }
+        }
+    }
+
+    /// The outcome of a write that answers nothing (reset, refund): a store failure is an
+    /// error only when the policy is fail-closed.
+    #[cfg(feature = "redis")]
+    fn store_result(
+        &self,
+        result: Result<(), super::redis::StoreError>,
+    ) -> Result<(), Unavailable> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.store_failed(&e);
+                match self.on_error {
+                    OnStoreError::FailClosed => Err(Unavailable),
+                    _ => Ok(()),
                 }
             }
         }

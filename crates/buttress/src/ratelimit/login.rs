@@ -20,6 +20,11 @@
 //! attempt while an attack is going on. Counting failures only (never successes) means ordinary
 //! use never meets a limit. Account names are compared trimmed and lower-cased.
 //!
+//! An attempt is counted **before** its password is checked ([`LoginThrottle::check`]) and given
+//! back when it succeeds ([`LoginThrottle::succeeded`]): counting only after a wrong password
+//! let every guess of a concurrent burst (from many addresses, against one account) pass the
+//! check before the first failure was recorded.
+//!
 //! ```
 //! use std::net::IpAddr;
 //! use buttress::ratelimit::{LoginThrottle, LoginVerdict};
@@ -28,7 +33,7 @@
 //! let ip: IpAddr = "203.0.113.9".parse()?;
 //! for _ in 0..5 {
 //!     assert_eq!(throttle.check("alice", ip).await?, LoginVerdict::Allowed);
-//!     throttle.failed("alice", ip).await?; // wrong password
+//!     // ... a wrong password: the attempt is counted already
 //! }
 //! assert!(matches!(throttle.check("alice", ip).await?, LoginVerdict::Wait { .. }));
 //! // Another network is not held back by this one's failures.
@@ -191,41 +196,74 @@ impl LoginThrottle {
         (net, both, account)
     }
 
-    /// Whether an attempt for `account` from `ip` may proceed. Call before checking the
-    /// password; it counts nothing.
+    /// Whether an attempt for `account` from `ip` may proceed. Call it before checking the
+    /// password. An allowed attempt is **counted as a failure in advance** on every counter
+    /// that applies, so concurrent attempts cannot all pass before the first failure is
+    /// recorded (peeking here and counting after the password check let a burst of parallel
+    /// guesses through); [`succeeded`](Self::succeeded) takes it back. After a wrong password
+    /// there is nothing more to call. A refused attempt counts nothing.
     ///
     /// ```
     /// use buttress::ratelimit::LoginThrottle;
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
     /// let t = LoginThrottle::new();
-    /// assert!(t.check("dave", "192.0.2.1".parse()?).await?.is_allowed());
+    /// let ip = "192.0.2.1".parse()?;
+    /// for _ in 0..5 {
+    ///     assert!(t.check("dave", ip).await?.is_allowed()); // then a wrong password
+    /// }
+    /// assert!(!t.check("dave", ip).await?.is_allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn check(&self, account: &str, ip: IpAddr) -> Result<LoginVerdict, Unavailable> {
         let (net, both, account) = self.keys(account, ip);
-        let mut wait = Duration::ZERO;
-        for (limiter, key) in [(&self.per_ip, &net), (&self.per_account_ip, &both)] {
-            let d = limiter.peek(key).await?;
-            if !d.allowed() {
-                wait = wait.max(d.retry_after().unwrap_or(d.reset_after()));
-            }
-        }
         let known = !self.known.peek(&both).await?.allowed();
+        let mut counters = vec![(&self.per_account_ip, &both), (&self.per_ip, &net)];
         if !known {
-            let d = self.per_account.peek(&account).await?;
-            if !d.allowed() {
+            counters.push((&self.per_account, &account));
+        }
+        let mut wait = Duration::ZERO;
+        let mut counted = 0;
+        for (limiter, key) in &counters {
+            // Once one counter refuses, the rest are only asked how long to wait.
+            let d = if wait.is_zero() {
+                limiter.check(key, 1).await
+            } else {
+                limiter.peek(key).await
+            };
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    self.refund(&counters[..counted]).await;
+                    return Err(e);
+                }
+            };
+            if d.allowed() {
+                counted += usize::from(wait.is_zero());
+            } else {
                 wait = wait.max(d.retry_after().unwrap_or(d.reset_after()));
             }
         }
-        Ok(if wait.is_zero() {
-            LoginVerdict::Allowed
-        } else {
-            LoginVerdict::Wait { retry_after: wait }
-        })
+        if wait.is_zero() {
+            return Ok(LoginVerdict::Allowed);
+        }
+        self.refund(&counters[..counted]).await;
+        Ok(LoginVerdict::Wait { retry_after: wait })
     }
 
-    /// Records a failed attempt (wrong password, unknown account: count both the same, so the
-    /// throttle does not reveal which accounts exist).
+    /// Gives back one unit on each of `counters` (an attempt counted in advance that did not
+    /// happen or did not fail). Best effort: a store that is down keeps the unit, which errs
+    /// on the side of the limit.
+    async fn refund(&self, counters: &[(&RateLimiter, &String)]) {
+        for (limiter, key) in counters {
+            let _ = limiter.refund(key, 1).await;
+        }
+    }
+
+    /// Records one failure that no [`check`](Self::check) counted (a failed attempt at
+    /// another door to the same account, e.g. a password confirmation). A sign-in that went
+    /// through `check` is counted already: do not call this after a wrong password there.
+    /// Unknown accounts count the same as known ones, so the throttle does not reveal which
+    /// accounts exist.
     ///
     /// ```
     /// use buttress::ratelimit::LoginThrottle;
@@ -242,22 +280,28 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Records a successful login: clears the account-and-network counter and remembers the
-    /// network as known for the account (30 days).
+    /// Records a successful login after an allowed [`check`](Self::check): gives back the
+    /// attempt it counted (successes never count), clears the account-and-network counter
+    /// and remembers the network as known for the account (30 days).
     ///
     /// ```
     /// use buttress::ratelimit::LoginThrottle;
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
     /// let t = LoginThrottle::new();
     /// let ip = "192.0.2.1".parse()?;
-    /// for _ in 0..5 { t.failed("erin", ip).await?; }
+    /// for _ in 0..5 { assert!(t.check("erin", ip).await?.is_allowed()); } // five wrong passwords
     /// assert!(!t.check("erin", ip).await?.is_allowed());
-    /// t.succeeded("erin", ip).await?;
+    /// t.succeeded("erin", ip).await?; // e.g. after the backoff, the right one
     /// assert!(t.check("erin", ip).await?.is_allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn succeeded(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
-        let (_, both, _) = self.keys(account, ip);
+        let (net, both, account) = self.keys(account, ip);
+        let known = !self.known.peek(&both).await?.allowed();
+        self.per_ip.refund(&net, 1).await?;
+        if !known {
+            self.per_account.refund(&account, 1).await?;
+        }
         self.per_account_ip.reset(&both).await?;
         self.known.check(&both, 1).await?;
         Ok(())

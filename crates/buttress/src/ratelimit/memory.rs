@@ -502,6 +502,39 @@ impl MemoryStore {
         evaluate(maps, ids, rules, cost, commit, now)
     }
 
+    /// Gives back `cost` units counted for `key` under these rules: a GCRA entry moves back
+    /// `cost` emission intervals (removed once that is a full bucket), a moving window drops
+    /// its `cost` newest timestamps. An untracked key is left alone.
+    pub(crate) fn refund(&self, key: &[&[u8]], rules: &[Rule], cost: u64) {
+        let now = self.clock.now_us();
+        let base = self.base_hash(key);
+        let mut maps = lock(self.shard(base));
+        for (i, r) in rules.iter().enumerate() {
+            let id = entry_id(base, i);
+            match r.strategy {
+                Strategy::Gcra => {
+                    if let Some(tat) = maps.gcra.get_mut(&id) {
+                        *tat = tat.saturating_sub(r.tau.saturating_mul(cost));
+                        if *tat <= now {
+                            maps.gcra.remove(&id);
+                        }
+                    }
+                }
+                Strategy::MovingWindow => {
+                    if let Some(log) = maps.window.get_mut(&id) {
+                        let keep = log
+                            .len()
+                            .saturating_sub(usize::try_from(cost).unwrap_or(usize::MAX));
+                        log.truncate(keep);
+                        if log.is_empty() {
+                            maps.window.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets `key` for these rules (a successful login resets its failure count).
     pub(crate) fn reset(&self, key: &[&[u8]], rules: &[Rule]) {
         let base = self.base_hash(key);

@@ -128,6 +128,36 @@ end
 return out
 ";
 
+/// The refund script: gives back `cost` units counted for a key ([`RateLimiter::refund`]).
+/// KEYS and ARGV as for [`CHECK_SCRIPT`] (the commit flag is ignored). A GCRA entry moves back
+/// `cost` emission intervals (deleted once it would be in the past: a full bucket); a moving
+/// window drops its `cost` newest timestamps.
+///
+/// [`RateLimiter::refund`]: super::RateLimiter::refund
+const REFUND_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local strat = ARGV[3 * i]
+  local amount = tonumber(ARGV[3 * i + 1])
+  local period = tonumber(ARGV[3 * i + 2])
+  local key = KEYS[i]
+  if strat == 'g' then
+    local tat = tonumber(redis.call('GET', key) or '0')
+    local new_tat = tat - math.ceil(period / amount) * cost
+    if new_tat <= now then
+      redis.call('DEL', key)
+    else
+      redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+    end
+  else
+    for _ = 1, math.min(cost, amount) do redis.call('LPOP', key) end
+  end
+end
+return 1
+";
+
 /// Why a Redis check did not complete.
 #[derive(Debug)]
 pub(crate) enum StoreError {
@@ -162,6 +192,7 @@ struct Shared {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     script: redis::Script,
+    refund: redis::Script,
     budget: Duration,
     origin: Instant,
     paused_until: AtomicU64,
@@ -205,6 +236,7 @@ impl RedisStore {
                 client,
                 conn: OnceCell::new(),
                 script: redis::Script::new(CHECK_SCRIPT),
+                refund: redis::Script::new(REFUND_SCRIPT),
                 budget: DEFAULT_BUDGET,
                 origin: Instant::now(),
                 paused_until: AtomicU64::new(0),
@@ -227,6 +259,7 @@ impl RedisStore {
                 client: s.client.clone(),
                 conn: OnceCell::new(),
                 script: redis::Script::new(CHECK_SCRIPT),
+                refund: redis::Script::new(REFUND_SCRIPT),
                 budget,
                 origin: s.origin,
                 paused_until: AtomicU64::new(0),
@@ -335,18 +368,7 @@ impl RedisStore {
         let keys = redis_keys(full_key, rules);
         self.guarded(async {
             let mut conn = self.connection().await?;
-            let mut inv = self.shared.script.prepare_invoke();
-            for k in &keys {
-                inv.key(k);
-            }
-            inv.arg(cost).arg(u8::from(commit));
-            for r in rules {
-                let s = match r.strategy {
-                    Strategy::Gcra => "g",
-                    Strategy::MovingWindow => "w",
-                };
-                inv.arg(s).arg(r.amount).arg(r.period);
-            }
+            let inv = invocation(&self.shared.script, &keys, rules, cost, commit);
             let reply: Vec<i64> = inv
                 .invoke_async(&mut conn)
                 .await
@@ -368,6 +390,24 @@ impl RedisStore {
         .await
     }
 
+    pub(crate) async fn refund(
+        &self,
+        full_key: &str,
+        rules: &[Rule],
+        cost: u64,
+    ) -> Result<(), StoreError> {
+        let keys = redis_keys(full_key, rules);
+        self.guarded(async {
+            let mut conn = self.connection().await?;
+            invocation(&self.shared.refund, &keys, rules, cost, true)
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(StoreError::Redis)?;
+            Ok(())
+        })
+        .await
+    }
+
     pub(crate) async fn reset(&self, full_key: &str, rules: &[Rule]) -> Result<(), StoreError> {
         let keys = redis_keys(full_key, rules);
         self.guarded(async {
@@ -381,6 +421,30 @@ impl RedisStore {
         })
         .await
     }
+}
+
+/// `script` with `keys` and the arguments both scripts read: cost, commit, then strategy,
+/// amount and period per rule.
+fn invocation<'a>(
+    script: &'a redis::Script,
+    keys: &[String],
+    rules: &[Rule],
+    cost: u64,
+    commit: bool,
+) -> redis::ScriptInvocation<'a> {
+    let mut inv = script.prepare_invoke();
+    for k in keys {
+        inv.key(k);
+    }
+    inv.arg(cost).arg(u8::from(commit));
+    for r in rules {
+        let s = match r.strategy {
+            Strategy::Gcra => "g",
+            Strategy::MovingWindow => "w",
+        };
+        inv.arg(s).arg(r.amount).arg(r.period);
+    }
+    inv
 }
 
 /// `buttress:rl:{digest}:index-amount-period-strategy` per rule.

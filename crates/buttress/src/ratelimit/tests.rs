@@ -406,8 +406,8 @@ fn login_backoff_is_capped_and_reset_by_success() {
         let t = LoginThrottle::new().with_memory_clock(clock.clone(), 10_000);
         let ip: std::net::IpAddr = "203.0.113.9".parse().expect("ip");
         for _ in 0..5 {
+            // Allowed, then a wrong password: counted by the check itself.
             assert!(t.check("Alice", ip).await.expect("c").is_allowed());
-            t.failed("Alice", ip).await.expect("f");
         }
         // Case and spaces do not make a new account.
         let wait = wait_of(t.check(" alice ", ip).await.expect("c"));
@@ -419,7 +419,6 @@ fn login_backoff_is_capped_and_reset_by_success() {
         for _ in 0..20 {
             clock.advance(Duration::from_secs(180));
             assert!(t.check("alice", ip).await.expect("c").is_allowed());
-            t.failed("alice", ip).await.expect("f");
             let wait = wait_of(t.check("alice", ip).await.expect("c"));
             assert!(wait <= Duration::from_secs(180), "{wait:?}");
         }
@@ -428,8 +427,8 @@ fn login_backoff_is_capped_and_reset_by_success() {
         t.succeeded("alice", ip).await.expect("s");
         for _ in 0..5 {
             assert!(t.check("alice", ip).await.expect("c").is_allowed());
-            t.failed("alice", ip).await.expect("f");
         }
+        assert!(!t.check("alice", ip).await.expect("c").is_allowed());
     });
 }
 
@@ -456,6 +455,70 @@ fn distributed_attack_cannot_lock_the_victim_out() {
         );
         // The victim at home is not held back at all.
         assert!(t.check("victim", home).await.expect("c").is_allowed());
+    });
+}
+
+/// The attack that counting after the password check let through: a burst of parallel guesses
+/// on one account from many addresses, none failed yet when the next one is checked. Exactly
+/// the account-wide allowance (50 per hour) is let through to a password check.
+#[test]
+fn parallel_guesses_from_many_addresses_get_exactly_the_account_allowance() {
+    block_on(async {
+        let t = LoginThrottle::new().with_memory_clock(ManualClock::new(), 10_000);
+        let mut allowed = 0;
+        for i in 0..200u32 {
+            let ip = std::net::IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
+            allowed += usize::from(t.check("victim", ip).await.expect("c").is_allowed());
+        }
+        assert_eq!(allowed, 50);
+    });
+}
+
+/// Successes never count: an office behind one address signs in 150 people in an hour (the
+/// per-address allowance is 100), and one person signs in from 60 new networks (the
+/// account-wide allowance is 50).
+#[test]
+fn successful_sign_ins_are_given_back() {
+    block_on(async {
+        let t = LoginThrottle::new().with_memory_clock(ManualClock::new(), 10_000);
+        let office: std::net::IpAddr = "203.0.113.77".parse().expect("ip");
+        for i in 0..150 {
+            let who = format!("staff{i}");
+            assert!(t.check(&who, office).await.expect("c").is_allowed(), "{i}");
+            t.succeeded(&who, office).await.expect("s");
+        }
+        for i in 0..60u32 {
+            let ip = std::net::IpAddr::from([172, 16, (i >> 8) as u8, i as u8]);
+            assert!(t.check("roamer", ip).await.expect("c").is_allowed(), "{i}");
+            t.succeeded("roamer", ip).await.expect("s");
+        }
+    });
+}
+
+/// A refused attempt gives back what it counted on the way: twenty tries against an account
+/// whose account-wide counter is spent leave this address's own allowance (3 per hour) whole.
+#[test]
+fn refused_attempts_count_nothing() {
+    block_on(async {
+        let t = LoginThrottle::with_limits("3 per hour", "5 per 15 minutes", "50 per hour")
+            .expect("limits")
+            .with_memory_clock(ManualClock::new(), 10_000);
+        for i in 0..50u32 {
+            t.failed("target", std::net::IpAddr::from([10, 2, 0, i as u8]))
+                .await
+                .expect("f");
+        }
+        let ip: std::net::IpAddr = "192.0.2.44".parse().expect("ip");
+        for _ in 0..20 {
+            assert!(!t.check("target", ip).await.expect("c").is_allowed());
+        }
+        for who in ["a", "b", "c"] {
+            assert!(t.check(who, ip).await.expect("c").is_allowed(), "{who}");
+        }
+        assert!(
+            !t.check("d", ip).await.expect("c").is_allowed(),
+            "3 per hour"
+        );
     });
 }
 

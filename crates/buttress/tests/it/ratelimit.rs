@@ -175,6 +175,36 @@ async fn conformance(store: Store) {
     l.reset("cost").await.expect("reset");
     assert_eq!(l.check("cost", 1).await.expect("c").remaining(), 4);
 
+    // 5b. Refund: a unit counted in advance comes back; never past a full bucket; an untouched
+    //     key stays untouched; the same for both strategies.
+    for algo in [Algo::MovingWindow, Algo::Gcra] {
+        let l = make("3 per minute").with_strategy(algo).expect("s");
+        for _ in 0..3 {
+            assert!(admit(&l, "refund").await);
+        }
+        assert!(!admit(&l, "refund").await, "{algo:?} full");
+        l.refund("refund", 1).await.expect("refund");
+        assert!(admit(&l, "refund").await, "{algo:?} one came back");
+        assert!(!admit(&l, "refund").await, "{algo:?} only one");
+        l.refund("refund", 10).await.expect("refund");
+        let mut n = 0;
+        for _ in 0..5 {
+            n += usize::from(admit(&l, "refund").await);
+        }
+        assert_eq!(
+            n, 3,
+            "{algo:?}: a refund never gives more than a full bucket"
+        );
+        l.refund("never-counted", 2).await.expect("refund");
+        let d = l.peek("never-counted").await.expect("peek");
+        let fresh = l.peek("fresh").await.expect("peek");
+        assert_eq!(d.remaining(), fresh.remaining(), "{algo:?}");
+        for _ in 0..3 {
+            assert!(admit(&l, "never-counted").await, "{algo:?}");
+        }
+        assert!(!admit(&l, "never-counted").await, "{algo:?}");
+    }
+
     // 6. Keys are independent.
     let l = make("1 per minute");
     assert!(admit(&l, "a").await && admit(&l, "b").await);
@@ -869,11 +899,44 @@ mod redis_store {
             // Two instances, one set of counters.
             let t = if i % 2 == 0 { &a } else { &b };
             assert!(t.check("carol", ip).await.expect("c").is_allowed());
-            t.failed("carol", ip).await.expect("f");
         }
         assert!(!b.check("carol", ip).await.expect("c").is_allowed());
         a.succeeded("carol", ip).await.expect("s");
         assert!(b.check("carol", ip).await.expect("c").is_allowed());
+    }
+
+    /// Parallel guesses on one account from 120 addresses through two instances: exactly the
+    /// account-wide allowance (50 per hour) reaches a password check; successes are given back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn login_throttle_counts_parallel_guesses_on_redis() {
+        let redis = RedisServer::start();
+        let settings = support::settings(&[("BUTTRESS_RATELIMIT_STORAGE", redis.url().as_str())]);
+        let a = Buttress::from_settings(&settings)
+            .expect("a")
+            .login_throttle();
+        let b = Buttress::from_settings(&settings)
+            .expect("b")
+            .login_throttle();
+        let tasks: Vec<_> = (0..120u32)
+            .map(|i| {
+                let t = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let ip = std::net::IpAddr::from([10, 3, (i >> 8) as u8, i as u8]);
+                tokio::spawn(async move { t.check("dora", ip).await.expect("c").is_allowed() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for t in tasks {
+            allowed += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(allowed, 50);
+        // An office behind one address: 120 sign-ins (per-address allowance 100) all pass.
+        let office: std::net::IpAddr = "203.0.113.78".parse().expect("ip");
+        for i in 0..120 {
+            let who = format!("staff{i}");
+            let t = if i % 2 == 0 { &a } else { &b };
+            assert!(t.check(&who, office).await.expect("c").is_allowed(), "{i}");
+            t.succeeded(&who, office).await.expect("s");
+        }
     }
 
     /// Two instances sharing one Redis hold one limit: exactly 5 logins pass in all, under
