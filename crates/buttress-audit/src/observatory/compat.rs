@@ -42,7 +42,8 @@ pub(super) fn py_int(s: &str) -> Option<i128> {
 
 /// JavaScript `Number.parseInt(str, 10)`; `None` is NaN.
 pub(super) fn js_parse_int(s: &str) -> Option<i128> {
-    let s = s.trim_start();
+    // JavaScript's whitespace: Unicode White_Space plus the byte order mark.
+    let s = s.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     let (neg, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -92,7 +93,12 @@ pub(super) fn decode_uri_component(s: &str) -> Result<String, ()> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
+            // Two hex digits exactly: `from_str_radix` alone would take "+f" (a sign) where
+            // JavaScript's decodeURIComponent throws.
             let hex = s.get(i + 1..i + 3).ok_or(())?;
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(());
+            }
             out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
             i += 3;
         } else {
@@ -123,5 +129,11 @@ mod tests {
         assert_eq!(collate("'self'", "'nonce-x'"), Ordering::Greater);
         assert_eq!(decode_uri_component("%41b"), Ok("Ab".to_string()));
         assert!(decode_uri_component("%zz").is_err());
+        assert!(
+            decode_uri_component("%+f").is_err(),
+            "a sign is not a hex digit"
+        );
+        assert!(decode_uri_component("%4").is_err());
+        assert_eq!(js_parse_int("\u{feff} 42"), Some(42));
     }
 }

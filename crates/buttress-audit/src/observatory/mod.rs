@@ -1,7 +1,8 @@
 //! Offline re-implementation of Mozilla HTTP Observatory scoring: a grade (e.g. `A+`) from one
 //! response's headers (and optionally its HTML body), by either published rule set. Depends on
-//! `std` only. The scanner uses it for every check that overlaps an Observatory test, so the two
-//! agree on the same site; the layer tests use it to demand an A+ from the served stack.
+//! `std` and the crate's own HTML tokenizer only. The scanner uses it for every check that
+//! overlaps an Observatory test, so the two agree on the same site; the layer tests use it to
+//! demand an A+ from the served stack.
 //!
 //! # Example
 //!
