@@ -1,6 +1,8 @@
 """Helper of scripts/bench: parses wrk and criterion output and writes bench/RESULTS.md.
 
-    report.py parse PAIR SIDE NAME ROUND < wrk-output      -> one TSV line
+    report.py parse PAIR SIDE NAME ROUND [SERVER_CPU WRK_CPU] < wrk-output -> one TSV line
+    report.py cpu PID                                      -> CPU seconds of PID and its descendants
+    report.py run CPU_FILE CMD...                          -> runs CMD, writes its CPU seconds to CPU_FILE
     report.py criterion BENCH CRITERION_DIR MARKER < out   -> TSV lines (bench, id, median ns, ...)
     report.py render WORK_DIR OUT                          -> terminal table + OUT (Markdown)
 
@@ -24,7 +26,53 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def parse_wrk(pair, side, name, rnd):
+def tree_cpu(pid):
+    """User + system CPU seconds of process `pid` and its live descendants (gunicorn's workers
+    are children of its master), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state ppid ... utime (14th field overall) stime (15th).
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, total, grew = {int(pid)}, 0, True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    for p in tree:
+        total += stats.get(p, (0, 0))[1]
+    print(f"{total / tick:.3f}")
+
+
+def run_timed(cpu_file, cmd):
+    """Runs `cmd` with this process's stdio and writes the CPU seconds it used (children's
+    rusage, so `timeout wrk …` counts wrk) to `cpu_file`."""
+    import resource
+    import subprocess
+    code = subprocess.run(cmd).returncode
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(cpu_file, "w") as f:
+        f.write(f"{use.ru_utime + use.ru_stime:.3f}\n")
+    sys.exit(code)
+
+
+def per_request_us(cpu, requests):
+    try:
+        return f"{float(cpu) * 1e6 / int(requests):.2f}"
+    except (TypeError, ValueError, ZeroDivisionError):
+        return ""
+
+
+def parse_wrk(pair, side, name, rnd, server_cpu=None, wrk_cpu=None):
     text = sys.stdin.read()
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if not rps:
@@ -45,6 +93,8 @@ def parse_wrk(pair, side, name, rnd):
         non2xx.group(1) if non2xx else "0",
         sock_text,
         requests.group(1) if requests else "?",
+        per_request_us(server_cpu, requests.group(1) if requests else None),
+        per_request_us(wrk_cpu, requests.group(1) if requests else None),
     ]))
 
 
@@ -196,6 +246,30 @@ def render(work, out):
             w(f"- ({pid}) {s['name']}: non-2xx/3xx {s['bad']}" + (f"; socket errors {', '.join(s['sock'])}" if s["sock"] else ""))
         w("")
 
+    cpu_rows = []
+    for pid, title, side, *_ in summary:
+        for s in ("A", "B"):
+            rs = [r for r in runs if r[0] == pid and r[1] == s and len(r) > 11 and r[10] and r[11]]
+            if rs:
+                server = statistics.median(float(r[10]) for r in rs)
+                client = statistics.median(float(r[11]) for r in rs)
+                cpu_rows.append((pid, side[s]["name"], server, client))
+    if cpu_rows:
+        cores = int(meta.get("nproc", "0") or 0)
+        w("## CPU per request (medians)")
+        w("")
+        w("Server: user + system CPU of the server's processes during the round (from `/proc`); "
+          "wrk: the CPU `wrk` itself used. Both share the machine's cores, so "
+          f"{cores or 'N'} cores ÷ (server + wrk) is about the most requests per second the "
+          "machine allows for that server with `wrk` on it.")
+        w("")
+        w("| pair | server | server µs/req | wrk µs/req | total µs/req | cores ÷ total |")
+        w("|---|---|---:|---:|---:|---:|")
+        for pid, name, server, client in cpu_rows:
+            cap = f"{cores * 1e6 / (server + client):,.0f} req/s" if cores else "—"
+            w(f"| ({pid}) | {name} | {server:.2f} | {client:.2f} | {server + client:.2f} | {cap} |")
+        w("")
+
     if crit or memory:
         w("## (d) Figures from the other benchmarks (criterion medians)")
         w("")
@@ -283,8 +357,12 @@ def render(work, out):
 
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
-    if cmd == "parse" and len(sys.argv) == 6:
-        parse_wrk(*sys.argv[2:6])
+    if cmd == "parse" and len(sys.argv) in (6, 8):
+        parse_wrk(*sys.argv[2:])
+    elif cmd == "cpu" and len(sys.argv) == 3:
+        tree_cpu(sys.argv[2])
+    elif cmd == "run" and len(sys.argv) > 3:
+        run_timed(sys.argv[2], sys.argv[3:])
     elif cmd == "criterion" and len(sys.argv) == 5:
         parse_criterion(*sys.argv[2:5])
     elif cmd == "render" and len(sys.argv) == 4:
