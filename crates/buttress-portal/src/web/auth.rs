@@ -80,8 +80,8 @@ pub(crate) async fn log_in(
 ) -> AppResult {
     let throttle = &state.login_throttle;
     let account = form.email.trim().to_lowercase();
-    match throttle.check(&account, ip).await {
-        Ok(LoginVerdict::Allowed) => {}
+    let attempt = match throttle.check(&account, ip).await {
+        Ok(LoginVerdict::Allowed(attempt)) => attempt,
         Ok(LoginVerdict::Wait { retry_after }) => {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             let secs = secs.max(1);
@@ -100,7 +100,7 @@ pub(crate) async fn log_in(
                 .into_response());
         }
         Err(_) => return Ok(throttle_unavailable()),
-    }
+    };
     match state
         .portal
         .accounts
@@ -108,14 +108,14 @@ pub(crate) async fn log_in(
         .await?
     {
         Some(user) => {
-            if throttle.succeeded(&account, ip).await.is_err() {
+            if throttle.succeeded(attempt).await.is_err() {
                 return Ok(throttle_unavailable());
             }
             session.set_user(Some(&user.id.to_string())).await?;
             set_flash(&session, FlashKind::Success, "You are signed in.").await?;
             Ok(see_other(paths::HOME))
         }
-        // The throttle counted this attempt as a failure in `check` already.
+        // The throttle counted this attempt as a failure in `check` already: drop it.
         None => failed_log_in(nonce, &session, &form.email).await,
     }
 }

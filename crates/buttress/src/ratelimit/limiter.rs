@@ -629,8 +629,10 @@ impl RateLimiter {
     /// Counting first and refunding after keeps the limit exact under concurrency, where
     /// peeking first and counting after lets every concurrent request through the peek.
     /// A GCRA limit moves back `cost` intervals (never past a full bucket); a moving window
-    /// drops its `cost` newest entries. With Redis down, the failure policy applies as for
-    /// [`reset`](Self::reset).
+    /// drops its `cost` newest entries. Refund promptly, with no other count of the key in
+    /// between that should stay: a refund gives back the latest units, whichever request
+    /// counted them. With Redis down, the failure policy applies as for
+    /// [`reset`](Self::reset) (under `memory`, the fallback that counted meanwhile is refunded).
     ///
     /// ```
     /// use buttress::ratelimit::RateLimiter;
@@ -650,10 +652,14 @@ impl RateLimiter {
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
-                self.state
-                    .fallback
-                    .refund(&self.memory_key(key), &self.fallback_rules, cost);
                 let result = r.refund(&self.full_key(key), &self.rules, cost).await;
+                // Only the store that counted gives back: Redis, or the fallback while Redis is
+                // down (never both, unlike an idempotent reset).
+                if result.is_err() && self.on_error == OnStoreError::Memory {
+                    self.state
+                        .fallback
+                        .refund(&self.memory_key(key), &self.fallback_rules, cost);
+                }
                 self.store_result(result)
             }
         }
@@ -698,7 +704,9 @@ impl RateLimiter {
         match result {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.store_failed(&e);
+                if !e.is_skipped() {
+                    self.store_failed(&e);
+                }
                 match self.on_error {
                     OnStoreError::FailClosed => Err(Unavailable),
                     _ => Ok(()),

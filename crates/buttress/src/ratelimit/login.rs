@@ -10,20 +10,31 @@
 //! All are GCRA buckets of *failures*: a burst of `N` failed attempts, then one attempt per
 //! `T/N` (3 minutes for the default per-account-and-address counter). That is the backoff, and
 //! it is **capped**: no one ever waits longer than `T/N` for the next attempt, however many
-//! failures came before. A successful login resets the counter of that account and network.
+//! failures came before. A successful login clears the counter of that account and network.
 //!
-//! No lockout an attacker can impose: the attacker cannot touch the victim's own
-//! account-and-network counter (it is keyed on the victim's network). The account-wide counter
-//! would be such a lever, so it does not apply to networks from which the account has logged in
-//! successfully in the last 30 days: the victim at home or at work is never held back by a
-//! distributed attack; from a new network the victim waits at most `T/N` (72 s by default) per
-//! attempt while an attack is going on. Counting failures only (never successes) means ordinary
-//! use never meets a limit. Account names are compared trimmed and lower-cased.
+//! **Counted before the password is checked.** [`LoginThrottle::check`] counts an allowed
+//! attempt as a failure in advance, on every counter that applies, and hands out a
+//! [`LoginAttempt`]; [`LoginThrottle::succeeded`] takes that attempt and gives back what it
+//! counted (successes never count); after a wrong password the attempt is simply dropped.
+//! Peeking first and counting after the password check let a burst of parallel guesses (many
+//! addresses, one account) all pass the check before the first failure was recorded. A refused
+//! attempt counts nothing.
 //!
-//! An attempt is counted **before** its password is checked ([`LoginThrottle::check`]) and given
-//! back when it succeeds ([`LoginThrottle::succeeded`]): counting only after a wrong password
-//! let every guess of a concurrent burst (from many addresses, against one account) pass the
-//! check before the first failure was recorded.
+//! **No lockout an attacker can impose on a known network.** The attacker cannot touch the
+//! victim's own account-and-network counter (it is keyed on the victim's network). The
+//! account-wide counter would be such a lever, so it neither counts nor applies on networks
+//! from which the account has signed in successfully in the last 30 days: the victim at home
+//! or at work is never held back by a distributed attack. From a *new* network the victim
+//! shares the account-wide allowance (one attempt per `T/N`, 72 s by default, once the burst is
+//! spent) with the attack while it goes on: each attempt waits at most `T/N`, but an attacker
+//! who asks for every freed slot first can take most of them.
+//!
+//! **A full memory store does not lock everyone out.** With the counters in memory, a flood of
+//! distinct keys can fill the store; an untracked key is then judged on one entry shared by
+//! all of them, which would refuse every newcomer. There an attempt goes through *uncounted*
+//! (as a peek judges it) and a warning is logged: keep the counters in Redis (shared by the
+//! instances, no such cap) or raise `BUTTRESS_RATELIMIT_MAX_KEYS` where floods are expected.
+//! Account names are compared trimmed and lower-cased.
 //!
 //! ```
 //! use std::net::IpAddr;
@@ -32,16 +43,24 @@
 //! let throttle = LoginThrottle::new();
 //! let ip: IpAddr = "203.0.113.9".parse()?;
 //! for _ in 0..5 {
-//!     assert_eq!(throttle.check("alice", ip).await?, LoginVerdict::Allowed);
-//!     // ... a wrong password: the attempt is counted already
+//!     match throttle.check("alice", ip).await? {
+//!         LoginVerdict::Allowed(_attempt) => {} // a wrong password: drop the attempt
+//!         LoginVerdict::Wait { .. } => unreachable!("five failures are allowed"),
+//!     }
 //! }
 //! assert!(matches!(throttle.check("alice", ip).await?, LoginVerdict::Wait { .. }));
-//! // Another network is not held back by this one's failures.
-//! assert_eq!(throttle.check("alice", "198.51.100.1".parse()?).await?, LoginVerdict::Allowed);
+//! // Another network is not held back by this one's failures; the right password there:
+//! let LoginVerdict::Allowed(attempt) = throttle.check("alice", "198.51.100.1".parse()?).await? else {
+//!     unreachable!()
+//! };
+//! throttle.succeeded(attempt).await?;
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "redis")]
@@ -55,13 +74,15 @@ use super::{
 ///
 /// ```
 /// use buttress::ratelimit::LoginVerdict;
-/// let v = LoginVerdict::Allowed;
-/// assert!(v.is_allowed());
+/// let v = LoginVerdict::Wait { retry_after: std::time::Duration::from_secs(72) };
+/// assert!(!v.is_allowed());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
+#[must_use]
 pub enum LoginVerdict {
-    /// Go ahead and check the password.
-    Allowed,
+    /// Go ahead and check the password. The attempt is counted as a failure already: pass it
+    /// to [`LoginThrottle::succeeded`] if the password is right, drop it otherwise.
+    Allowed(LoginAttempt),
     /// Too many failures: answer 429 with `Retry-After` and do not check the password.
     Wait {
         /// How long until the next attempt is allowed.
@@ -76,8 +97,45 @@ impl LoginVerdict {
     /// assert!(!buttress::ratelimit::LoginVerdict::Wait { retry_after: std::time::Duration::from_secs(1) }.is_allowed());
     /// ```
     pub fn is_allowed(&self) -> bool {
-        matches!(self, LoginVerdict::Allowed)
+        matches!(self, LoginVerdict::Allowed(_))
     }
+}
+
+/// An allowed sign-in attempt, counted as a failure until [`LoginThrottle::succeeded`] takes
+/// it. Only [`LoginThrottle::check`] makes one, so only what a check counted can be given
+/// back, once. Its `Debug` shows no account name.
+///
+/// ```
+/// use buttress::ratelimit::{LoginThrottle, LoginVerdict};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let t = LoginThrottle::new();
+/// if let LoginVerdict::Allowed(attempt) = t.check("frank", "192.0.2.7".parse()?).await? {
+///     t.succeeded(attempt).await?; // the password was right
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub struct LoginAttempt {
+    net: String,
+    both: String,
+    account: String,
+    /// Whether `check` counted the per-address and the per-account counters (not on a known
+    /// network; not when a full memory store let it pass uncounted).
+    per_ip: bool,
+    per_account: bool,
+}
+
+impl fmt::Debug for LoginAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginAttempt").finish_non_exhaustive()
+    }
+}
+
+/// What counting one attempt on one counter came to.
+enum Count {
+    Counted,
+    /// A full memory store judged the untracked key on its shared entry: passed uncounted.
+    Uncounted,
+    Refused(Duration),
 }
 
 /// Failure counters for a login form. Clones share the counters. See the
@@ -94,6 +152,8 @@ pub struct LoginThrottle {
     per_account: RateLimiter,
     known: RateLimiter,
     grouping: IpGrouping,
+    /// Attempts a full memory store let through uncounted (logged now and then).
+    uncounted: Arc<AtomicU64>,
 }
 
 impl Default for LoginThrottle {
@@ -139,6 +199,7 @@ impl LoginThrottle {
             per_account: gcra(per_account, "login-account")?,
             known: gcra("1 per 30 days", "login-known")?,
             grouping: IpGrouping::default(),
+            uncounted: Arc::default(),
         })
     }
 
@@ -157,6 +218,7 @@ impl LoginThrottle {
             per_account: self.per_account.with_redis(store.clone()),
             known: self.known.with_redis(store),
             grouping: self.grouping,
+            uncounted: self.uncounted,
         }
     }
 
@@ -175,6 +237,7 @@ impl LoginThrottle {
             per_account: self.per_account.with_memory(store()),
             known: self.known.with_memory(store()),
             grouping: self.grouping,
+            uncounted: self.uncounted,
         }
     }
 
@@ -198,10 +261,10 @@ impl LoginThrottle {
 
     /// Whether an attempt for `account` from `ip` may proceed. Call it before checking the
     /// password. An allowed attempt is **counted as a failure in advance** on every counter
-    /// that applies, so concurrent attempts cannot all pass before the first failure is
-    /// recorded (peeking here and counting after the password check let a burst of parallel
-    /// guesses through); [`succeeded`](Self::succeeded) takes it back. After a wrong password
-    /// there is nothing more to call. A refused attempt counts nothing.
+    /// that applies and comes back as a [`LoginAttempt`]: give it to
+    /// [`succeeded`](Self::succeeded) if the password is right; after a wrong password (or an
+    /// unknown account: the same, so the throttle does not reveal which accounts exist) drop
+    /// it. A refused attempt counts nothing.
     ///
     /// ```
     /// use buttress::ratelimit::LoginThrottle;
@@ -221,89 +284,124 @@ impl LoginThrottle {
         if !known {
             counters.push((&self.per_account, &account));
         }
+        let mut counted = [false; 3];
         let mut wait = Duration::ZERO;
-        let mut counted = 0;
-        for (limiter, key) in &counters {
+        for (i, (limiter, key)) in counters.iter().enumerate() {
             // Once one counter refuses, the rest are only asked how long to wait.
-            let d = if wait.is_zero() {
-                limiter.check(key, 1).await
+            let outcome = if wait.is_zero() {
+                self.count(limiter, key).await
             } else {
-                limiter.peek(key).await
+                limiter.peek(key).await.map(|d| {
+                    if d.allowed() {
+                        Count::Uncounted
+                    } else {
+                        Count::Refused(d.retry_after().unwrap_or(d.reset_after()))
+                    }
+                })
             };
-            let d = match d {
-                Ok(d) => d,
+            match outcome {
+                Ok(Count::Counted) => counted[i] = true,
+                Ok(Count::Uncounted) => {}
+                Ok(Count::Refused(w)) => wait = wait.max(w),
                 Err(e) => {
-                    self.refund(&counters[..counted]).await;
+                    give_back(&counters, &counted).await;
                     return Err(e);
                 }
-            };
-            if d.allowed() {
-                counted += usize::from(wait.is_zero());
-            } else {
-                wait = wait.max(d.retry_after().unwrap_or(d.reset_after()));
             }
         }
-        if wait.is_zero() {
-            return Ok(LoginVerdict::Allowed);
+        if !wait.is_zero() {
+            give_back(&counters, &counted).await;
+            return Ok(LoginVerdict::Wait { retry_after: wait });
         }
-        self.refund(&counters[..counted]).await;
-        Ok(LoginVerdict::Wait { retry_after: wait })
+        Ok(LoginVerdict::Allowed(LoginAttempt {
+            net,
+            both,
+            account,
+            per_ip: counted[1],
+            per_account: counted[2],
+        }))
     }
 
-    /// Gives back one unit on each of `counters` (an attempt counted in advance that did not
-    /// happen or did not fail). Best effort: a store that is down keeps the unit, which errs
-    /// on the side of the limit.
-    async fn refund(&self, counters: &[(&RateLimiter, &String)]) {
-        for (limiter, key) in counters {
-            let _ = limiter.refund(key, 1).await;
+    /// Counts one attempt on `limiter`. A refusal from a full memory store for a key it does not
+    /// track (a peek, which never uses the shared entry, would admit it) passes uncounted.
+    async fn count(&self, limiter: &RateLimiter, key: &str) -> Result<Count, Unavailable> {
+        let d = limiter.check(key, 1).await?;
+        if d.allowed() {
+            return Ok(Count::Counted);
         }
+        let overflowing = limiter.memory_store().is_some_and(|m| m.overflowed() > 0);
+        if overflowing && limiter.peek(key).await?.allowed() {
+            let n = self.uncounted.fetch_add(1, Ordering::Relaxed);
+            if n % 1024 == 0 {
+                tracing::warn!(
+                    limiter = %limiter.name(),
+                    uncounted = n + 1,
+                    "login throttle: the memory store is full, attempts on untracked keys pass uncounted; keep the counters in Redis or raise BUTTRESS_RATELIMIT_MAX_KEYS"
+                );
+            }
+            return Ok(Count::Uncounted);
+        }
+        Ok(Count::Refused(d.retry_after().unwrap_or(d.reset_after())))
     }
 
     /// Records one failure that no [`check`](Self::check) counted (a failed attempt at
     /// another door to the same account, e.g. a password confirmation). A sign-in that went
-    /// through `check` is counted already: do not call this after a wrong password there.
-    /// Unknown accounts count the same as known ones, so the throttle does not reveal which
-    /// accounts exist.
-    ///
-    /// ```
-    /// use buttress::ratelimit::LoginThrottle;
-    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-    /// let t = LoginThrottle::new();
-    /// t.failed("nobody", "192.0.2.1".parse()?).await?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
-    /// ```
-    pub async fn failed(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
-        let (net, both, account) = self.keys(account, ip);
-        self.per_ip.check(&net, 1).await?;
-        self.per_account_ip.check(&both, 1).await?;
-        self.per_account.check(&account, 1).await?;
-        Ok(())
-    }
-
-    /// Records a successful login after an allowed [`check`](Self::check): gives back the
-    /// attempt it counted (successes never count), clears the account-and-network counter
-    /// and remembers the network as known for the account (30 days).
+    /// through `check` is counted already. Unknown accounts count the same as known ones; the
+    /// account-wide counter is left alone on a network known for the account, as in `check`.
     ///
     /// ```
     /// use buttress::ratelimit::LoginThrottle;
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
     /// let t = LoginThrottle::new();
     /// let ip = "192.0.2.1".parse()?;
-    /// for _ in 0..5 { assert!(t.check("erin", ip).await?.is_allowed()); } // five wrong passwords
-    /// assert!(!t.check("erin", ip).await?.is_allowed());
-    /// t.succeeded("erin", ip).await?; // e.g. after the backoff, the right one
-    /// assert!(t.check("erin", ip).await?.is_allowed());
+    /// for _ in 0..5 { t.failed("nobody", ip).await?; }
+    /// assert!(!t.check("nobody", ip).await?.is_allowed());
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn succeeded(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
+    pub async fn failed(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
         let (net, both, account) = self.keys(account, ip);
         let known = !self.known.peek(&both).await?.allowed();
-        self.per_ip.refund(&net, 1).await?;
+        self.per_ip.check(&net, 1).await?;
+        self.per_account_ip.check(&both, 1).await?;
         if !known {
-            self.per_account.refund(&account, 1).await?;
+            self.per_account.check(&account, 1).await?;
         }
-        self.per_account_ip.reset(&both).await?;
-        self.known.check(&both, 1).await?;
         Ok(())
+    }
+
+    /// Records a successful sign-in: clears the account-and-network counter, remembers the
+    /// network as known for the account (30 days), and gives back what `check` counted for
+    /// the attempt (successes never count). The give-back is best effort: with the store down
+    /// the unit stays counted, which errs on the side of the limit.
+    ///
+    /// ```
+    /// use buttress::ratelimit::{LoginThrottle, LoginVerdict};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let t = LoginThrottle::new();
+    /// let ip = "192.0.2.1".parse()?;
+    /// for _ in 0..4 { let _ = t.check("erin", ip).await?; } // four wrong passwords
+    /// let LoginVerdict::Allowed(attempt) = t.check("erin", ip).await? else { unreachable!() };
+    /// t.succeeded(attempt).await?; // the fifth was right
+    /// for _ in 0..5 { assert!(t.check("erin", ip).await?.is_allowed()); } // cleared
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn succeeded(&self, attempt: LoginAttempt) -> Result<(), Unavailable> {
+        self.per_account_ip.reset(&attempt.both).await?;
+        self.known.check(&attempt.both, 1).await?;
+        if attempt.per_ip {
+            let _ = self.per_ip.refund(&attempt.net, 1).await;
+        }
+        if attempt.per_account {
+            let _ = self.per_account.refund(&attempt.account, 1).await;
+        }
+        Ok(())
+    }
+}
+
+/// Gives back one unit on each counter `check` counted for an attempt that is not going ahead.
+/// Best effort: a store that is down keeps the unit, which errs on the side of the limit.
+async fn give_back(counters: &[(&RateLimiter, &String)], counted: &[bool; 3]) {
+    for ((limiter, key), _) in counters.iter().zip(counted).filter(|(_, c)| **c) {
+        let _ = limiter.refund(key, 1).await;
     }
 }

@@ -53,7 +53,7 @@ pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};
 pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
-pub use login::{LoginThrottle, LoginVerdict};
+pub use login::{LoginAttempt, LoginThrottle, LoginVerdict};
 pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
 pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
@@ -97,6 +97,9 @@ pub enum RateLimitError {
     /// Redis storage was configured but the crate was built without the `redis` feature.
     #[error("ratelimit_storage is a redis:// URL but Buttress was built without the `redis` feature; enable it or use memory")]
     RedisDisabled,
+    /// Not an exact request path ([`PathLimitsLayer::limit`]): it would never match.
+    #[error("{0:?} is not a request path: give the exact path, starting with / and without a query (`/login`)")]
+    Path(String),
     /// A path was given a second limit ([`PathLimitsLayer::limit`]).
     #[error("{0} already has a route limit; give all of its limits in one string (`5 per minute; 100 per day`)")]
     DuplicatePath(String),

@@ -62,9 +62,10 @@ impl PathLimitsLayer {
         PathLimitsLayer::default()
     }
 
-    /// Checks requests for exactly `path` (no prefix, no query) with `layer`. A second limit
-    /// for the same path is refused: put both in one limit string instead, so that one
-    /// `RateLimit` header describes them.
+    /// Checks requests for exactly `path` (no prefix; the query is not part of it) with
+    /// `layer`. A path that could never match (no leading `/`, or a `?` or `#` in it) is
+    /// refused, and so is a second limit for the same path: put both in one limit string
+    /// instead, so that one `RateLimit` header describes them.
     ///
     /// ```
     /// use buttress::ratelimit::{PathLimitsLayer, RateLimitError, RateLimitLayer};
@@ -72,6 +73,10 @@ impl PathLimitsLayer {
     /// assert!(matches!(
     ///     limits.limit("/login", RateLimitLayer::parse("100/day")?),
     ///     Err(RateLimitError::DuplicatePath(p)) if p == "/login"
+    /// ));
+    /// assert!(matches!(
+    ///     PathLimitsLayer::new().limit("login", RateLimitLayer::login()),
+    ///     Err(RateLimitError::Path(_))
     /// ));
     /// # Ok::<(), RateLimitError>(())
     /// ```
@@ -81,6 +86,9 @@ impl PathLimitsLayer {
         layer: RateLimitLayer,
     ) -> Result<Self, RateLimitError> {
         let path = path.into();
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            return Err(RateLimitError::Path(path));
+        }
         if self.paths().any(|p| p == path) {
             return Err(RateLimitError::DuplicatePath(path));
         }

@@ -278,7 +278,7 @@ impl RedisStore {
         self.shared.budget
     }
 
-    /// Connects and loads the check script now, instead of in the first check (where both
+    /// Connects and loads the check and refund scripts now, instead of in the first check (where both
     /// count against its budget, so the first requests after a start would likely meet the
     /// failure policy). Waits at most `timeout` for both; the connection attempt itself is
     /// still bounded by the check budget (a Redis slower than that to accept a connection
@@ -300,12 +300,13 @@ impl RedisStore {
     pub async fn warm_up(&self, timeout: Duration) -> Result<(), RateLimitError> {
         let work = async {
             let mut conn = self.connection().await?;
-            self.shared
-                .script
-                .prepare_invoke()
-                .load_async(&mut conn)
-                .await
-                .map_err(StoreError::Redis)?;
+            for script in [&self.shared.script, &self.shared.refund] {
+                script
+                    .prepare_invoke()
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(StoreError::Redis)?;
+            }
             Ok::<_, StoreError>(())
         };
         match tokio::time::timeout(timeout, work).await {

@@ -392,9 +392,17 @@ fn ipv6_grouped_by_64_and_v4_mapped_as_v4() {
     );
 }
 
+/// The attempt of an allowed check (the test fails on a refusal).
+fn allowed(v: LoginVerdict) -> LoginAttempt {
+    match v {
+        LoginVerdict::Allowed(a) => a,
+        LoginVerdict::Wait { retry_after } => panic!("refused, wait {retry_after:?}"),
+    }
+}
+
 fn wait_of(v: LoginVerdict) -> Duration {
     match v {
-        LoginVerdict::Allowed => Duration::ZERO,
+        LoginVerdict::Allowed(_) => Duration::ZERO,
         LoginVerdict::Wait { retry_after } => retry_after,
     }
 }
@@ -424,7 +432,8 @@ fn login_backoff_is_capped_and_reset_by_success() {
         }
         // A success clears the account-and-network counter.
         clock.advance(Duration::from_secs(180));
-        t.succeeded("alice", ip).await.expect("s");
+        let attempt = allowed(t.check("alice", ip).await.expect("c"));
+        t.succeeded(attempt).await.expect("s");
         for _ in 0..5 {
             assert!(t.check("alice", ip).await.expect("c").is_allowed());
         }
@@ -438,8 +447,10 @@ fn distributed_attack_cannot_lock_the_victim_out() {
         let clock = ManualClock::new();
         let t = LoginThrottle::new().with_memory_clock(clock.clone(), 10_000);
         let home: std::net::IpAddr = "198.51.100.20".parse().expect("ip");
-        t.succeeded("victim", home).await.expect("s"); // the victim's usual network
-                                                       // 200 attacker addresses, 2 failures each, on the victim's account.
+        // The victim's usual network.
+        let attempt = allowed(t.check("victim", home).await.expect("c"));
+        t.succeeded(attempt).await.expect("s");
+        // 200 attacker addresses, 2 failures each, on the victim's account.
         for i in 0..200u32 {
             let ip = std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
             for _ in 0..2 {
@@ -484,13 +495,13 @@ fn successful_sign_ins_are_given_back() {
         let office: std::net::IpAddr = "203.0.113.77".parse().expect("ip");
         for i in 0..150 {
             let who = format!("staff{i}");
-            assert!(t.check(&who, office).await.expect("c").is_allowed(), "{i}");
-            t.succeeded(&who, office).await.expect("s");
+            let attempt = allowed(t.check(&who, office).await.expect("c"));
+            t.succeeded(attempt).await.expect("s");
         }
         for i in 0..60u32 {
             let ip = std::net::IpAddr::from([172, 16, (i >> 8) as u8, i as u8]);
-            assert!(t.check("roamer", ip).await.expect("c").is_allowed(), "{i}");
-            t.succeeded("roamer", ip).await.expect("s");
+            let attempt = allowed(t.check("roamer", ip).await.expect("c"));
+            t.succeeded(attempt).await.expect("s");
         }
     });
 }
@@ -518,6 +529,80 @@ fn refused_attempts_count_nothing() {
         assert!(
             !t.check("d", ip).await.expect("c").is_allowed(),
             "3 per hour"
+        );
+    });
+}
+
+/// A flood of distinct keys that fills a memory store does not lock newcomers out: an untracked
+/// key would be judged on the store's one shared entry (5 per 15 minutes for everybody); there
+/// an attempt passes uncounted instead, as it did when the check only peeked.
+#[test]
+fn a_full_memory_store_does_not_lock_newcomers_out() {
+    block_on(async {
+        let t = LoginThrottle::new().with_memory_clock(ManualClock::new(), 8);
+        for i in 0..64u32 {
+            t.failed(
+                &format!("flood{i}"),
+                std::net::IpAddr::from([10, 4, 0, i as u8]),
+            )
+            .await
+            .expect("f");
+        }
+        for i in 0..20u32 {
+            let ip = std::net::IpAddr::from([10, 5, 0, i as u8]);
+            assert!(
+                t.check(&format!("new{i}"), ip)
+                    .await
+                    .expect("c")
+                    .is_allowed(),
+                "{i}"
+            );
+        }
+    });
+}
+
+/// A success gives back exactly what its own check counted: per address, and per account only
+/// where the network was not known.
+#[test]
+fn a_success_gives_back_its_own_attempt_only() {
+    block_on(async {
+        let t = LoginThrottle::with_limits("3 per hour", "5 per 15 minutes", "50 per hour")
+            .expect("limits")
+            .with_memory_clock(ManualClock::new(), 10_000);
+        let ip: std::net::IpAddr = "192.0.2.45".parse().expect("ip");
+        // Two wrong passwords for two accounts: 2 of the address's 3 used.
+        let _ = allowed(t.check("u1", ip).await.expect("c"));
+        let _ = allowed(t.check("u2", ip).await.expect("c"));
+        // A right one: counted, then given back.
+        let ok = allowed(t.check("u3", ip).await.expect("c"));
+        t.succeeded(ok).await.expect("s");
+        // One left, not two: the success gave back its own unit, not the failures'.
+        let _ = allowed(t.check("u4", ip).await.expect("c"));
+        assert!(!t.check("u5", ip).await.expect("c").is_allowed());
+    });
+}
+
+/// `RateLimiter::refund` on a moving window gives back the newest entry, not the oldest.
+#[test]
+fn window_refund_drops_the_newest_entry() {
+    block_on(async {
+        let clock = ManualClock::new();
+        let l = RateLimiter::parse("3 per minute")
+            .expect("limits")
+            .with_strategy(super::Strategy::MovingWindow)
+            .expect("window")
+            .with_memory(MemoryStore::new(100).with_clock(clock.clone()));
+        assert!(l.check("k", 1).await.expect("c").allowed()); // t0
+        clock.advance(Duration::from_secs(30));
+        assert!(l.check("k", 1).await.expect("c").allowed()); // t30
+        assert!(l.check("k", 1).await.expect("c").allowed()); // t30
+        l.refund("k", 1).await.expect("refund"); // one t30 entry goes
+        clock.advance(Duration::from_secs(31)); // t61: the t0 entry has left the window
+        assert!(l.check("k", 1).await.expect("c").allowed());
+        assert!(l.check("k", 1).await.expect("c").allowed());
+        assert!(
+            !l.check("k", 1).await.expect("c").allowed(),
+            "two admitted: dropping the oldest would have left room for one"
         );
     });
 }
