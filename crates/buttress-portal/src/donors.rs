@@ -46,9 +46,10 @@ pub struct Donor {
     pub eligibility: Eligibility,
 }
 
-/// What a viewer may see of a donor (for the JSON API; the pages use the same rule): the
-/// phone number only when signed in, and whether and from when the donor can give, not the
-/// date of their last donation.
+/// What a viewer may see of a donor (for the JSON API; the pages use the same rule): never the
+/// date of the last donation; whether the donor can give today; and only when signed in, the
+/// phone number and the first day the donor can give (that day is the last donation plus a
+/// fixed interval, so it tells the last donation's date too).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DonorView {
     /// The donor's user id.
@@ -64,13 +65,15 @@ pub struct DonorView {
     pub phone: Option<String>,
     /// Whether the donor can give today.
     pub eligible: bool,
-    /// When not yet eligible, the first day they can give (`YYYY-MM-DD`).
+    /// When not yet eligible, the first day they can give (`YYYY-MM-DD`); signed-in viewers
+    /// only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eligible_from: Option<String>,
 }
 
 impl Donor {
-    /// What a viewer may see of this donor; `signed_in` decides whether the phone is included.
+    /// What a viewer may see of this donor; `signed_in` decides whether the phone and the
+    /// first eligible day are included.
     #[must_use]
     pub fn view(&self, signed_in: bool) -> DonorView {
         DonorView {
@@ -81,8 +84,8 @@ impl Donor {
             phone: signed_in.then(|| self.phone.clone()),
             eligible: self.eligibility.is_eligible(),
             eligible_from: match self.eligibility {
-                Eligibility::Eligible => None,
-                Eligibility::NotYet { from } => Some(format_date(from)),
+                Eligibility::NotYet { from } if signed_in => Some(format_date(from)),
+                _ => None,
             },
         }
     }

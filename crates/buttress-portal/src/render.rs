@@ -213,10 +213,13 @@ fn when(secs: i64) -> String {
     )
 }
 
-fn eligibility_text(e: Eligibility) -> String {
+/// "Yes", or when the donor can give: the day only for signed-in viewers, since it is the last
+/// donation plus a fixed interval and so tells that date too (see [`Donor::view`]).
+fn eligibility_text(e: Eligibility, signed_in: bool) -> String {
     match e {
         Eligibility::Eligible => "Yes".into(),
-        Eligibility::NotYet { from } => format!("From {}", format_date(from)),
+        Eligibility::NotYet { from } if signed_in => format!("From {}", format_date(from)),
+        Eligibility::NotYet { .. } => "Not yet".into(),
     }
 }
 
@@ -236,7 +239,7 @@ impl DonorRow {
             name: d.display_name.clone(),
             group: d.blood_group,
             city: d.city.clone(),
-            eligibility: eligibility_text(d.eligibility),
+            eligibility: eligibility_text(d.eligibility, signed_in),
             phone: signed_in.then(|| d.phone.clone()),
         }
     }

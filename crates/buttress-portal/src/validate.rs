@@ -5,12 +5,12 @@
 //! | --- | --- | --- |
 //! | email | one `@`, non-empty local part (≤ 64), a dotted domain, ≤ 254 characters, no spaces or control characters | trimmed, lowercased |
 //! | password | 12 to 1,024 characters, not a common password (embedded list), not the email or its local part | argon2id hash only |
-//! | display name | 1 to 80 characters, no control characters | trimmed, inner spaces collapsed |
+//! | display name | 1 to 80 characters, no control or invisible formatting characters | trimmed, inner spaces collapsed |
 //! | blood group | `A+ A- B+ B- AB+ AB- O+ O-`, any case | canonical (`AB+`) |
-//! | city | 1 to 80 characters, no control characters | trimmed and spaces collapsed; a case-folded search key beside it |
+//! | city | 1 to 80 characters, no control or invisible formatting characters | trimmed and spaces collapsed; a case-folded search key beside it |
 //! | phone | optional `+`, then 7 to 15 digits; spaces, dashes, dots and parentheses allowed | `+` and digits only |
 //! | last donation | empty, or `YYYY-MM-DD`, not in the future, not before 1900 | the date |
-//! | hospital | 1 to 120 characters, no control characters | trimmed, spaces collapsed |
+//! | hospital | 1 to 120 characters, no control or invisible formatting characters | trimmed, spaces collapsed |
 //! | units | a whole number from 1 to 20 | the number |
 //! | urgency | `normal`, `urgent` or `critical` | lowercase |
 //!
@@ -148,10 +148,34 @@ pub fn city_key(input: &str) -> String {
     collapse_spaces(input).to_uppercase().to_lowercase()
 }
 
-/// Checks a one-line text field: collapsed, 1..=max characters, no control characters.
+/// Invisible formatting characters: zero-width ones, which make "London" and "London\u{200B}"
+/// two cities that look the same, and the bidirectional controls, which reorder what is shown
+/// (a name that displays as another). Letters of right-to-left scripts are fine.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// Checks a one-line text field: collapsed, 1..=max characters, no control characters and no
+/// invisible formatting characters.
 fn text(input: &str, max: usize, empty: &str) -> Result<String, String> {
     if input.chars().any(char::is_control) {
         return Err("Remove the control characters (such as NUL or tabs).".into());
+    }
+    if input.chars().any(is_invisible_format) {
+        return Err(
+            "Remove the invisible characters (zero-width spaces or text-direction marks).".into(),
+        );
     }
     let s = collapse_spaces(input);
     if s.is_empty() {
@@ -511,6 +535,22 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(normalize_phone(input).ok().as_deref(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_refused() {
+        for bad in [
+            "London\u{200B}",
+            "Ada\u{202E}evoL",
+            "\u{FEFF}Leeds",
+            "St\u{00AD}Mary",
+        ] {
+            let err = text(bad, 80, "empty").expect_err(bad);
+            assert!(err.contains("invisible"), "{bad:?}: {err}");
+        }
+        for good in ["Zürich", "القاهرة", "תל אביב", "São Paulo", "Straße"] {
+            assert_eq!(text(good, 80, "empty").as_deref(), Ok(good));
         }
     }
 

@@ -243,8 +243,13 @@ fn phones_only_for_signed_in_viewers() {
         "phone leaked to a signed-out viewer"
     );
     assert!(out.contains("Sign in</a> to see phone numbers"));
+    assert!(
+        !out.contains("2026-06-26") && out.contains("Not yet"),
+        "the first eligible day tells the last donation's date"
+    );
     let signed = render::search(&ctx(true, None), &form, &[], Some(&results)).unwrap();
     assert!(signed.contains("tel:+442079460958"));
+    assert!(signed.contains("From 2026-06-26"));
     let r = request(1, "St Mary's", "London", RequestStatus::Open);
     let out = render::request_detail(&ctx(false, None), &r, &results, None).unwrap();
     assert!(!out.contains("2079460958"));
@@ -258,10 +263,12 @@ fn json_view_drops_the_phone_for_anonymous_viewers() {
     let anonymous = serde_json::to_value(d.view(false)).unwrap();
     assert!(anonymous.get("phone").is_none());
     assert_eq!(anonymous["eligible"], false);
-    assert_eq!(anonymous["eligible_from"], "2026-06-26");
+    // The first eligible day is the last donation plus 56 days: it would tell that date.
+    assert!(anonymous.get("eligible_from").is_none(), "{anonymous}");
     assert!(anonymous.get("last_donation").is_none());
     let signed_in = serde_json::to_value(d.view(true)).unwrap();
     assert_eq!(signed_in["phone"], "+442079460958");
+    assert_eq!(signed_in["eligible_from"], "2026-06-26");
     assert_eq!(signed_in["blood_group"], "O-");
 }
 

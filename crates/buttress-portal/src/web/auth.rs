@@ -7,6 +7,8 @@
 //!   secret: the pre-login cookie and tokens stop working.
 //! * Sign-out is a POST (CSRF-checked) that deletes the session record and clears the cookie.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -83,21 +85,10 @@ pub(crate) async fn log_in(
     let attempt = match throttle.check(&account, ip).await {
         Ok(LoginVerdict::Allowed(attempt)) => attempt,
         Ok(LoginVerdict::Wait { retry_after }) => {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            let secs = secs.max(1);
-            let message = format!(
-                "Too many failed sign-ins. Wait {secs} second{} and try again.",
-                if secs == 1 { "" } else { "s" }
-            );
+            let (secs, message) = wait_message("Too many failed sign-ins.", retry_after);
             let parts = PageParts::new(nonce, &session, None, true).await?;
             let html = render::log_in(&parts.ctx(), &form.email, Some(&message))?;
-            return Ok((
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, secs.to_string())],
-                KeepBody,
-                Html(html),
-            )
-                .into_response());
+            return Ok(too_many(secs, html));
         }
         Err(_) => return Ok(throttle_unavailable()),
     };
@@ -120,8 +111,30 @@ pub(crate) async fn log_in(
     }
 }
 
+/// Whole seconds to wait (at least 1) and the sentence that says so after `what`.
+pub(super) fn wait_message(what: &str, retry_after: Duration) -> (u64, String) {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let plural = if secs == 1 { "" } else { "s" };
+    (
+        secs,
+        format!("{what} Wait {secs} second{plural} and try again."),
+    )
+}
+
+/// A throttled form page: 429 with `Retry-After`, the page as rendered.
+pub(super) fn too_many(secs: u64, html: String) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        KeepBody,
+        Html(html),
+    )
+        .into_response()
+}
+
 /// The login throttle's store is down: it fails closed.
-fn throttle_unavailable() -> Response {
+pub(super) fn throttle_unavailable() -> Response {
     let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE)
         .with_kind("rate-limit-unavailable")
         .with_detail("Signing in is briefly unavailable. Please try again in a moment.")

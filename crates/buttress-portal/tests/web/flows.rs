@@ -208,7 +208,9 @@ pub async fn deleted_account_is_signed_out_on_every_page(app: TestApp) {
     }
     assert!(me.get("/donors?city=London").await.body.contains("tel:"));
     assert!(me.get("/requests").await.body.contains("St Mary"));
-    let api = me.get("/api/donors?city=London").await.json();
+    let api = me.get("/api/donors?city=London").await;
+    assert_eq!(api.header("cache-control"), Some("no-store"));
+    let api = api.json();
     assert!(api["items"][0]["phone"].is_string(), "{api}");
     let api = me.get("/api/donors?city=Atlantis").await.json();
     assert_eq!(api["total"], 0, "{api}");
@@ -396,10 +398,17 @@ pub async fn search_pages_groups_and_phones(app: TestApp) {
     me.account("ada@example.org").await;
     let signed = me.get("/donors?blood_group=&city=").await;
     assert!(signed.body.contains("tel:+447700900"));
+    assert_eq!(
+        signed.header("cache-control"),
+        Some("no-store"),
+        "a signed-in page with phone numbers is nobody's to store"
+    );
     let api = anon.get("/api/donors?city=London").await.json();
     assert!(api["items"][0].get("phone").is_none(), "{api}");
     assert!(api["total"].as_u64().expect("total") > 0);
-    let api = me.get("/api/donors?city=London").await.json();
+    let api = me.get("/api/donors?city=London").await;
+    assert_eq!(api.header("cache-control"), Some("no-store"));
+    let api = api.json();
     assert!(api["items"][0]["phone"].is_string(), "{api}");
     let r = anon
         .get_with(
@@ -702,6 +711,66 @@ pub async fn sessions_revoke_one_and_everywhere(app: TestApp) {
         .get("/account/sessions")
         .await
         .assert_redirect("/login");
+}
+
+/// The current password of the password change is throttled like a sign-in: a stolen session
+/// cannot guess it. Five wrong guesses, then even the right password waits (429, Retry-After)
+/// and nothing changes; a new password that only breaks the policy does not count.
+pub async fn change_password_is_throttled(app: TestApp) {
+    let mut thief = app.agent();
+    thief.account("ada@example.org").await;
+    for i in 0..5 {
+        let r = thief
+            .post(
+                "/account/password",
+                &[
+                    ("current_password", &format!("guess number {i}")),
+                    ("new_password", "the thief's new passphrase"),
+                ],
+            )
+            .await;
+        r.assert_status(422);
+        assert!(r.body.contains("Your current password is not right."));
+    }
+    let r = thief
+        .post(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "the thief's new passphrase"),
+            ],
+        )
+        .await;
+    r.assert_status(429);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.body.contains("Too many wrong passwords."), "{}", r.body);
+    let still = app
+        .portal
+        .accounts
+        .authenticate("ada@example.org", PASSWORD)
+        .await
+        .expect("authenticate");
+    assert!(still.is_some(), "the password did not change");
+
+    let mut bob = app.agent();
+    bob.account("bob@example.org").await;
+    for _ in 0..8 {
+        bob.post(
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", "short")],
+        )
+        .await
+        .assert_status(422);
+    }
+    bob.post(
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "bob's brand new passphrase"),
+        ],
+    )
+    .await
+    .assert_redirect("/account/sessions");
 }
 
 pub async fn change_password_revokes_others(app: TestApp) {

@@ -43,6 +43,7 @@ checks!(
     crate::flows::close_by_owner_only => close_request,
     crate::flows::sessions_revoke_one_and_everywhere => sessions,
     crate::flows::change_password_revokes_others => change_password,
+    crate::flows::change_password_is_throttled => change_password_throttle,
     crate::flows::csrf_refusals_change_nothing => csrf,
     crate::flows::plumbing_routes => plumbing,
     crate::flows::login_limits_per_address_and_account => login_limits,
@@ -77,7 +78,12 @@ async fn redis_sessions_and_limits() {
     for (name, check) in ALL.iter().filter(|(name, _)| {
         matches!(
             *name,
-            "sign_in" | "sign_out" | "sessions" | "change_password" | "login_limits"
+            "sign_in"
+                | "sign_out"
+                | "sessions"
+                | "change_password"
+                | "change_password_throttle"
+                | "login_limits"
         )
     }) {
         eprintln!("redis: {name}");

@@ -263,6 +263,13 @@ impl Session {
             .and_then(|d| d.user.clone()))
     }
 
+    /// Whether this request loaded the session and found (or made) it bound to a user. Loads
+    /// nothing: a request that never touched its session is not signed in as far as this goes.
+    pub(crate) async fn has_user_loaded(&self) -> bool {
+        let st = self.inner.state.lock().await;
+        st.loaded && st.data.as_ref().is_some_and(|d| d.user.is_some())
+    }
+
     /// The CSRF secret, created (with the session) if needed: a pre-login session carries one.
     pub(crate) async fn csrf_secret(&self) -> Result<String, SessionError> {
         let mut st = self.state().await?;

@@ -325,6 +325,7 @@ async fn commit(
     config: Arc<Config>,
     mut res: axum::response::Response,
 ) -> Result<axum::response::Response, Infallible> {
+    let signed_in = session.has_user_loaded().await;
     match session.commit().await {
         Ok(Outcome::Nothing) => {}
         Ok(Outcome::SetCookie { value, max_age }) => set_cookie(&mut res, &config, &value, max_age),
@@ -332,6 +333,9 @@ async fn commit(
         Err(e) => return Ok(e.into_response()),
     }
     no_store_with_cookies(&mut res);
+    if signed_in {
+        no_store_unless_set(&mut res);
+    }
     Ok(res)
 }
 
@@ -340,6 +344,15 @@ fn no_store_with_cookies(res: &mut axum::response::Response) {
     if res.headers().contains_key(header::SET_COOKIE) {
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// A response to a signed-in session is the user's own (names, phone numbers, sessions):
+/// nobody may store it, neither a shared cache nor the browser's history on a shared computer,
+/// unless the handler chose its own `Cache-Control` (a stylesheet).
+fn no_store_unless_set(res: &mut axum::response::Response) {
+    if let http::header::Entry::Vacant(slot) = res.headers_mut().entry(header::CACHE_CONTROL) {
+        slot.insert(HeaderValue::from_static("no-store"));
     }
 }
 

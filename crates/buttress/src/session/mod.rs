@@ -10,6 +10,7 @@
 //! | fixation | `cycle_id()` (and `set_user`) deletes the old record and rotates the CSRF secret | tower-sessions: manual |
 //! | revocation | list a user's sessions, revoke one or all ("sign out everywhere") | Flask: none |
 //! | concurrency | per-key patches merged with compare-and-swap: parallel requests do not lose each other's writes | last write wins silently |
+//! | caching | a response that sets a cookie, or answers a signed-in session, is `Cache-Control: no-store` unless the handler set its own | Django: `Vary: Cookie` only; Flask: nothing |
 //!
 //! Sessions load lazily: a request that never touches its session costs nothing. A request that
 //! does counts as activity; `last_seen` is written at most once per `touch_interval` (60 s) so

@@ -358,3 +358,68 @@ async fn untouched_sessions_pass_through_and_cookie_responses_are_not_cached() {
     assert_eq!(res.headers()["set-cookie"], "theme=dark; Path=/");
     assert_eq!(res.headers()["cache-control"], "no-store");
 }
+
+/// A response to a signed-in session is nobody's to store (phone numbers on a shared computer's
+/// Back button, a CDN caching by URL): `no-store`, unless the handler chose its own
+/// `Cache-Control`. Anonymous responses are left alone.
+#[tokio::test]
+async fn signed_in_responses_are_not_stored() {
+    async fn sign_in(session: Session) -> Result<&'static str, SessionError> {
+        session.set_user(Some("42")).await?;
+        Ok("in")
+    }
+    async fn private(session: Session) -> Result<String, SessionError> {
+        Ok(format!("user {:?}", session.user().await?))
+    }
+    async fn styled(session: Session) -> Result<impl axum::response::IntoResponse, SessionError> {
+        let _ = session.user().await?;
+        Ok(([("cache-control", "public, max-age=3600")], "css"))
+    }
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+    let app = Router::new()
+        .route("/login", get(sign_in))
+        .route("/private", get(private))
+        .route("/styled", get(styled))
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store).secure(false));
+    // Anonymous: the session is read, no user, no cookie: nothing added.
+    let (body, _) = call(&app, "/private", None).await;
+    assert_eq!(body, "user None");
+    let anon = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/private")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("infallible");
+    assert!(anon.headers().get("cache-control").is_none());
+    // Signed in: the next page, which sets no cookie, is no-store all the same.
+    let (_, set) = call(&app, "/login", None).await;
+    let cookie = pair(&set.expect("a session cookie"));
+    let res = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/private")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("infallible");
+    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let res = app
+        .oneshot(
+            Request::builder()
+                .uri("/styled")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+}
