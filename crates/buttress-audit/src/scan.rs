@@ -52,7 +52,7 @@ use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateP
 pub struct Options {
     /// Requests in all.
     pub max_requests: u32,
-    /// Wall-clock budget for the whole scan.
+    /// Wall-clock budget for the whole scan (at most [`MAX_TIME`]; more counts as that).
     pub max_time: Duration,
     /// Bytes read of one body.
     pub max_body: usize,
@@ -109,7 +109,16 @@ impl Options {
     pub fn new() -> Options {
         Options::default()
     }
+
+    /// The time budget in effect: [`Options::max_time`], at most [`MAX_TIME`].
+    fn time_budget(&self) -> Duration {
+        self.max_time.min(MAX_TIME)
+    }
 }
+
+/// The longest time budget: a day. A longer [`Options::max_time`] counts as a day (a deadline
+/// further off could overflow the clock, and no scan needs it).
+pub const MAX_TIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why a scan could not start. Everything that happens once it runs is a finding instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +185,7 @@ impl Err {
             Err::Budget => format!("request budget of {} spent before {url}", opts.max_requests),
             Err::Timeout => format!(
                 "no answer from {url} within the {}s time budget",
-                opts.max_time.as_secs_f32()
+                opts.time_budget().as_secs_f32()
             ),
             Err::Tls(m) => format!("{url}: {m}"),
             Err::Connect(m) => format!("cannot connect to {url}: {m}"),
@@ -389,7 +398,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     let mut f = Fetcher {
         client,
         opts,
-        deadline: Instant::now() + opts.max_time,
+        deadline: Instant::now() + opts.time_budget(),
         sent: 0,
         bar,
         notes: Vec::new(),
@@ -550,7 +559,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         {
             continue;
         }
-        if f.left() <= reserve + 3 || f.skip("crawl") {
+        if f.left() <= reserve.saturating_add(3) || f.skip("crawl") {
             break;
         }
         if let Ok(p) = f.send(f.get(&u), u.as_str()).await {

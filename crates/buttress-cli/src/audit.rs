@@ -31,7 +31,7 @@ pub(crate) struct AuditArgs {
     /// Requests in all (every redirect and probe counts).
     #[arg(long, default_value_t = 60, value_name = "N")]
     max_requests: u32,
-    /// Time budget for the whole scan (e.g. `30s`, `2m`).
+    /// Time budget for the whole scan (e.g. `30s`, `2m`; at most a day).
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime_duration)]
     max_time: Duration,
     /// Same-host pages read for forms.
@@ -107,7 +107,13 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    let d = Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    if d > scan::MAX_TIME {
+        return Err(format!(
+            "{s:?} is longer than a day, the longest time budget (1440m)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Runs the audit and prints the report.
@@ -232,6 +238,12 @@ mod tests {
         assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(humantime_duration("7"), Ok(Duration::from_secs(7)));
         assert!(humantime_duration("x").is_err());
+        assert_eq!(humantime_duration("1440m"), Ok(scan::MAX_TIME));
+        // 9999999999999999999s fits a Duration but overflowed the scan's deadline.
+        for too_long in ["1441m", "86401s", "9999999999999999999s"] {
+            let e = humantime_duration(too_long).expect_err(too_long);
+            assert!(e.contains("longer than a day"), "{e}");
+        }
         let (h, a) = host_addr("Staging.Example.org=203.0.113.7").expect("parses");
         assert_eq!(
             (h.as_str(), a.ip().to_string()),
