@@ -10,6 +10,7 @@
 //! | bytes read of one body (the rest is not read) | 1 MiB |
 //! | redirects followed to the page (each recorded; a loop stops at once) | 10 |
 //! | same-host pages read for forms | 5 |
+//! | links waiting to be crawled ([`MAX_QUEUE`]) | 500 |
 //! | rate-limit burst (`--probe-rate-limit`) | 30 |
 //!
 //! Only one host is scanned: a redirect to another host is recorded, not followed, and forms
@@ -41,9 +42,13 @@ use reqwest::{Method, RequestBuilder};
 use tokio::time::Instant;
 use url::Url;
 
+mod crawl;
+
 use crate::html;
 use crate::observatory::CORS_PROBE_ORIGIN;
 use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};
+use crawl::Crawl;
+pub use crawl::MAX_QUEUE;
 
 /// Scan bounds and permissions. `Options::default()` is a passive scan within the defaults of
 /// the module table.
@@ -539,25 +544,15 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     }
 
     // 5. crawl same-origin links for forms and parameters
-    let mut seen: HashSet<String> = HashSet::new();
-    seen.insert(final_url.to_string());
-    let mut queue: Vec<Url> = html::links(&main.body)
-        .iter()
-        .filter_map(|l| final_url.join(l).ok())
-        .collect();
-    while let Some(mut u) = (!queue.is_empty()).then(|| queue.remove(0)) {
+    let mut crawl = Crawl::new(&final_url);
+    for l in html::links(&main.body) {
+        if let Ok(u) = final_url.join(&l) {
+            crawl.offer(u);
+        }
+    }
+    while let Some(u) = crawl.next() {
         if obs.pages.len() as u32 >= opts.max_pages {
             break;
-        }
-        u.set_fragment(None);
-        let lower = u.path().to_ascii_lowercase();
-        if !same_origin(&u, &final_url)
-            || lower.contains("logout")
-            || lower.contains("signout")
-            || lower.contains("delete")
-            || !seen.insert(u.to_string())
-        {
-            continue;
         }
         if f.left() <= reserve.saturating_add(3) || f.skip("crawl") {
             break;
@@ -565,7 +560,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
             for l in html::links(&p.body) {
                 if let Ok(n) = u.join(&l) {
-                    queue.push(n);
+                    crawl.offer(n);
                 }
             }
             obs.pages.push(p);
