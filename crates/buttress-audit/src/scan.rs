@@ -43,6 +43,7 @@ use tokio::time::Instant;
 use url::Url;
 
 mod crawl;
+mod userinfo;
 
 use crate::html;
 use crate::observatory::CORS_PROBE_ORIGIN;
@@ -234,6 +235,8 @@ fn classify(e: &reqwest::Error) -> Err {
 
 struct Fetcher<'o> {
     client: reqwest::Client,
+    /// The target URL's user name and password, for its origin only.
+    creds: Option<userinfo::Credentials>,
     opts: &'o Options,
     deadline: Instant,
     sent: u32,
@@ -308,9 +311,16 @@ impl Fetcher<'_> {
         Ok(page)
     }
 
+    /// A request for `url`, with the target URL's credentials if it is on their origin.
+    fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        match &self.creds {
+            Some(c) => self.client.request(method, c.apply(url).as_str()),
+            None => self.client.request(method, url.as_str()),
+        }
+    }
+
     fn get(&self, url: &Url) -> RequestBuilder {
-        self.client
-            .get(url.as_str())
+        self.request(Method::GET, url)
             .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
             .header("sec-fetch-site", "none")
             .header("sec-fetch-mode", "navigate")
@@ -379,7 +389,16 @@ fn client(opts: &Options) -> Result<reqwest::Client, ScanError> {
 
 /// Scans `target` within `opts`' bounds.
 pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanError> {
-    let start = Url::parse(target).map_err(|e| ScanError::BadUrl(format!("{target}: {e}")))?;
+    let mut start = Url::parse(target)
+        .map_err(|e| ScanError::BadUrl(format!("{}: {e}", userinfo::redact(target))))?;
+    // Credentials in the URL go to its origin only and are never recorded: from here on
+    // every URL is without them, the target as reported too.
+    let creds = userinfo::take(&mut start);
+    let shown = match &creds {
+        Some(_) => start.to_string(),
+        None => target.to_owned(),
+    };
+    let target = shown.as_str();
     if !matches!(start.scheme(), "http" | "https") || start.host_str().is_none() {
         return Err(ScanError::BadUrl(format!(
             "{target}: only http:// and https:// URLs with a host"
@@ -402,6 +421,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     };
     let mut f = Fetcher {
         client,
+        creds,
         opts,
         deadline: Instant::now() + opts.time_budget(),
         sent: 0,
@@ -411,6 +431,12 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     if opts.insecure {
         f.notes
             .push("certificate verification skipped (--insecure)".into());
+    }
+    if f.creds.is_some() {
+        f.notes.push(format!(
+            "the user name and password of the URL were sent to {} only, and are not shown here",
+            start.origin().ascii_serialization()
+        ));
     }
 
     // 1. the page, following redirects one hop at a time
@@ -432,7 +458,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         };
         let location = page.header("location").map(str::to_owned);
         let next = match (&location, (300..400).contains(&page.status)) {
-            (Some(l), true) => url.join(l).ok(),
+            (Some(l), true) => url.join(l).ok().map(|mut n| {
+                userinfo::strip(&mut n);
+                n
+            }),
             _ => None,
         };
         let Some(next) = next else { break page };
@@ -622,9 +651,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                     .into_iter()
                     .filter(|x| x.method == "post")
                 {
-                    let Ok(action) = base.join(&form.action) else {
+                    let Ok(mut action) = base.join(&form.action) else {
                         continue;
                     };
+                    userinfo::strip(&mut action);
                     if !same_origin(&action, &final_url) || !posted.insert(action.to_string()) {
                         continue;
                     }
@@ -645,8 +675,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                         })
                         .collect();
                     let req = f
-                        .client
-                        .request(Method::POST, action.as_str())
+                        .request(Method::POST, &action)
                         .header("origin", ATTACKER)
                         .header("referer", format!("{ATTACKER}/"))
                         .header("sec-fetch-site", "cross-site")
@@ -691,7 +720,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                 if f.skip("rate-limit burst") {
                     break;
                 }
-                match f.send(f.client.get(u.as_str()), u.as_str()).await {
+                match f.send(f.request(Method::GET, &u), u.as_str()).await {
                     Ok(p) => {
                         r.sent = i;
                         if p.status == 429 {

@@ -29,11 +29,12 @@ impl Crawl {
         }
     }
 
-    /// Queues `link` (without its fragment) unless it is on another origin, its path looks
+    /// Queues `link` (without its fragment or user name and password) unless it is on another origin, its path looks
     /// like signing out or deleting, it was queued before, or the queue is full. Says whether
     /// it was queued.
     pub(super) fn offer(&mut self, mut link: Url) -> bool {
         link.set_fragment(None);
+        super::userinfo::strip(&mut link);
         let path = link.path().to_ascii_lowercase();
         if !super::same_origin(&link, &self.origin)
             || ["logout", "signout", "delete"]

@@ -1,0 +1,71 @@
+//! What the scanner must not do whatever the scanned server answers, and whatever the URL
+//! holds: leak the URL's credentials, or send its active probes anywhere but the origin given.
+
+use axum::response::{Html, Redirect};
+use axum::routing::get;
+use axum::Router;
+use buttress_audit::report;
+use buttress_audit::scan::audit;
+
+use crate::fixtures::*;
+
+#[tokio::test]
+async fn url_credentials_go_to_their_origin_only_and_are_never_shown() {
+    let https = Seen::default();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                Html("<a href=\"/next\">next</a><form method=post><input name=q></form>")
+            }),
+        )
+        .route("/next", get(|| async { Html("next") }));
+    let h = hardened_with("credentials", recorded(app, &https)).await;
+    // The plain-HTTP probe goes to a listener of ours that records what it gets.
+    let http = Seen::default();
+    let listener = serve(recorded(
+        Router::new().fallback(|| async { Redirect::permanent("https://localhost/") }),
+        &http,
+    ))
+    .await;
+    let mut opts = h.options();
+    opts.http_port = Some(port_of(&listener));
+    let url = h.url.replacen("https://", "https://scanner:s3cret@", 1);
+    let r = audit(&url, &opts).await.expect("scan");
+
+    let on_https = https.lines();
+    assert!(
+        on_https.iter().any(|l| l.starts_with("GET /next ")),
+        "crawled: {on_https:?}"
+    );
+    assert!(
+        on_https
+            .iter()
+            .all(|l| l.ends_with(" Basic c2Nhbm5lcjpzM2NyZXQ=")),
+        "the origin given gets them: {on_https:?}"
+    );
+    assert_eq!(
+        http.lines(),
+        vec!["GET / -".to_owned()],
+        "never over plain HTTP"
+    );
+
+    assert_eq!(r.target, h.url);
+    assert!(
+        r.notes.iter().any(|n| n.contains("user name and password")),
+        "{:?}",
+        r.notes
+    );
+    for (format, out) in [
+        ("table", report::table(&r, false)),
+        ("json", report::json(&r)),
+        ("sarif", report::sarif(&r)),
+        ("html", report::html(&r)),
+    ] {
+        assert!(
+            !out.contains("s3cret") && !out.contains("scanner@") && !out.contains("scanner:"),
+            "{format}: {out}"
+        );
+    }
+    h.stop().await;
+}
