@@ -34,7 +34,6 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher as _, Hasher as _};
-use std::net::IpAddr;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -43,6 +42,7 @@ use tokio::time::Instant;
 use url::Url;
 
 mod crawl;
+mod guard;
 mod userinfo;
 
 use crate::html;
@@ -50,6 +50,7 @@ use crate::observatory::CORS_PROBE_ORIGIN;
 use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};
 use crawl::Crawl;
 pub use crawl::MAX_QUEUE;
+pub use guard::host_allowed;
 
 /// Scan bounds and permissions. `Options::default()` is a passive scan within the defaults of
 /// the module table.
@@ -136,6 +137,8 @@ pub enum ScanError {
     BadCaCert(String),
     /// The HTTP client could not be built.
     Client(String),
+    /// The `--probe-rate-limit` path leads off the scanned origin (or is no path at all).
+    BadProbePath(String),
 }
 
 impl std::error::Error for ScanError {}
@@ -146,6 +149,7 @@ impl std::fmt::Display for ScanError {
             ScanError::BadUrl(m) => write!(f, "bad URL: {m}"),
             ScanError::BadCaCert(m) => write!(f, "bad CA certificate: {m}"),
             ScanError::Client(m) => write!(f, "cannot build the HTTP client: {m}"),
+            ScanError::BadProbePath(m) => write!(f, "bad --probe-rate-limit path: {m}"),
         }
     }
 }
@@ -153,21 +157,6 @@ impl std::fmt::Display for ScanError {
 /// Scans `target` and judges it: [`scan`] then [`judge`](crate::judge()).
 pub async fn audit(target: &str, opts: &Options) -> Result<crate::Report, ScanError> {
     Ok(crate::judge(&scan(target, opts).await?))
-}
-
-/// Whether the active probes may touch `host`: loopback, `localhost`, or an allowed host.
-pub fn host_allowed(host: &str, allow: &[String]) -> bool {
-    let h = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    if h == "localhost" || h.ends_with(".localhost") {
-        return true;
-    }
-    if h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
-        return true;
-    }
-    allow.iter().any(|a| a.eq_ignore_ascii_case(&h))
 }
 
 const UA: &str = concat!(
@@ -404,6 +393,9 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
             "{target}: only http:// and https:// URLs with a host"
         )));
     }
+    if let Some(path) = &opts.rate_limit_path {
+        guard::probe_url(&start, path).map_err(ScanError::BadProbePath)?;
+    }
     let client = client(opts)?;
     let bar = if opts.progress {
         let bar = ProgressBar::with_draw_target(
@@ -509,10 +501,21 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     let mut obs = Observations::failed(target, chain, Failure::Other(String::new()));
     obs.verified = !opts.insecure;
 
-    // Reserve what the asked-for probes need so that crawling cannot starve them.
-    let rate_allowed = opts.rate_limit_path.is_some()
-        && host_allowed(final_url.host_str().unwrap_or(""), &opts.allow_hosts);
-    let reserve = if rate_allowed { opts.burst } else { 0 };
+    // The burst's URL, or why it may not run; what it needs is reserved up front so that
+    // crawling cannot starve it.
+    let rate_target: Option<Result<Url, String>> = opts.rate_limit_path.as_deref().map(|path| {
+        let host = final_url.host_str().unwrap_or("");
+        if !host_allowed(host, &opts.allow_hosts) {
+            return Err(format!(
+                "{host} is not loopback and not named by --allow-host"
+            ));
+        }
+        guard::probe_url(&final_url, path).map_err(|e| format!("--probe-rate-limit {e}"))
+    });
+    let reserve = match rate_target {
+        Some(Ok(_)) => opts.burst,
+        _ => 0,
+    };
 
     // 2. plain HTTP: does the first hop go to HTTPS on the same host?
     if start.scheme() == "http" {
@@ -702,13 +705,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     }
 
     // 8. --probe-rate-limit: a bounded burst
-    if let Some(path) = &opts.rate_limit_path {
-        let host = final_url.host_str().unwrap_or("");
-        if !rate_allowed {
-            obs.rate = Probe::Skipped(format!(
-                "{host} is not loopback and not named by --allow-host"
-            ));
-        } else if let Ok(u) = final_url.join(path) {
+    match rate_target {
+        None => {}
+        Some(Err(why)) => obs.rate = Probe::Skipped(why),
+        Some(Ok(u)) => {
             let mut r = RateProbe {
                 url: u.to_string(),
                 sent: 0,
@@ -744,23 +744,4 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     obs.requests = f.sent;
     obs.notes.extend(f.notes);
     Ok(obs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_or_named_hosts_are_probed() {
-        assert!(host_allowed("127.0.0.1", &[]));
-        assert!(host_allowed("[::1]", &[]));
-        assert!(host_allowed("LOCALHOST", &[]));
-        assert!(host_allowed("app.localhost", &[]));
-        assert!(!host_allowed("example.org", &[]));
-        assert!(host_allowed(
-            "staging.example.org",
-            &["Staging.Example.org".into()]
-        ));
-        assert!(!host_allowed("10.0.0.1", &[]));
-    }
 }

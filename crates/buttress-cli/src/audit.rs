@@ -1,7 +1,8 @@
 //! `buttress audit URL`: the live scanner (crate `buttress-audit`). Needs no settings.
 //!
 //! Exit codes: 0 done (and the grade is at least `--min-grade`, if given); 1 the grade is below
-//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter).
+//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter, time budget over a day,
+//! `--probe-rate-limit` path off the scanned origin).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,7 +44,8 @@ pub(crate) struct AuditArgs {
     /// A host besides loopback that --active and --probe-rate-limit may touch (repeatable).
     #[arg(long, value_name = "HOST")]
     allow_host: Vec<String>,
-    /// Send a bounded burst to PATH and look for 429 and Retry-After (loopback or --allow-host only).
+    /// Send a bounded burst to PATH (on the scanned origin, e.g. `/login`) and look for 429 and
+    /// Retry-After (loopback or --allow-host only).
     #[arg(long, value_name = "PATH")]
     probe_rate_limit: Option<String>,
     /// Requests in the rate-limit burst.

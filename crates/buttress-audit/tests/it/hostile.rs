@@ -5,7 +5,7 @@ use axum::response::{Html, Redirect};
 use axum::routing::get;
 use axum::Router;
 use buttress_audit::report;
-use buttress_audit::scan::audit;
+use buttress_audit::scan::{audit, scan, Options, ScanError};
 
 use crate::fixtures::*;
 
@@ -68,4 +68,32 @@ async fn url_credentials_go_to_their_origin_only_and_are_never_shown() {
         );
     }
     h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_path_off_the_origin_is_refused_before_any_request() {
+    // The guard checked the page's host, but the burst went to page.join(PATH).
+    let site = Seen::default();
+    let url = serve(recorded(weak_app(), &site)).await;
+    let victim = Seen::default();
+    let victim_port = port_of(&serve(recorded(limited_app(), &victim)).await);
+    for path in [
+        format!("//127.0.0.1:{victim_port}/login"),
+        format!("http://127.0.0.1:{victim_port}/login"),
+        "https://victim.example/login".to_owned(),
+    ] {
+        let mut opts = Options::new();
+        opts.rate_limit_path = Some(path.clone());
+        let e = scan(&url, &opts).await.expect_err(&path);
+        assert!(
+            matches!(&e, ScanError::BadProbePath(m) if m.contains("off the scanned origin")),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("bad --probe-rate-limit path:"),
+            "{e}"
+        );
+    }
+    assert_eq!(site.lines(), Vec::<String>::new());
+    assert_eq!(victim.lines(), Vec::<String>::new());
 }
