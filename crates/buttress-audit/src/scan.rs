@@ -16,7 +16,10 @@
 //! Only one host is scanned: a redirect to another host is recorded, not followed, and forms
 //! posting elsewhere are never submitted. The two probes that change state or load the site
 //! (`--active`'s tokenless cross-site POST, one per form, and the rate-limit burst) run only
-//! against loopback or hosts named in [`Options::allow_hosts`].
+//! against loopback or hosts named in [`Options::allow_hosts`]. Loopback is checked by name,
+//! by the [`Options::resolve`] address and by the address that answered, so a name cannot lead
+//! them elsewhere; and they stay on the origin of the URL given (or its `http://host/` to
+//! `https://host/` upgrade), whatever port or scheme of the same host a redirect leads to.
 //!
 //! Certificate problems are findings (`AUD-TLS-001`), not errors: [`scan`] fails only for a bad
 //! URL or an unreadable CA file.
@@ -69,7 +72,7 @@ pub struct Options {
     pub max_pages: u32,
     /// Send one tokenless cross-site POST to each form found (loopback / allowed hosts only).
     pub active: bool,
-    /// Hosts besides loopback that the active probes may touch.
+    /// Hosts besides loopback that the active probes may touch (at whatever address).
     pub allow_hosts: Vec<String>,
     /// Path for the rate-limit burst, if asked for.
     pub rate_limit_path: Option<String>,
@@ -86,7 +89,9 @@ pub struct Options {
     /// Draw a progress bar on standard error (only when it is a terminal).
     pub progress: bool,
     /// Host names to connect to at a fixed address instead of asking DNS (like curl's
-    /// `--resolve`): scan a staging host by its address, or a test server by a real name.
+    /// `--resolve`): scan a staging host by its address, or a test server by a real name. A
+    /// host sent to an address that is not loopback gets the active probes only if it is in
+    /// [`Options::allow_hosts`].
     pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
@@ -231,6 +236,8 @@ struct Fetcher<'o> {
     sent: u32,
     bar: ProgressBar,
     notes: Vec<String>,
+    /// The address the last answer came from (when the client knows it).
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl Fetcher<'_> {
@@ -252,11 +259,13 @@ impl Fetcher<'_> {
             return Err(Err::Timeout);
         }
         self.sent += 1;
+        self.peer = None;
         self.bar.inc(1);
         self.bar.set_message(url.to_owned());
         let max_body = self.opts.max_body;
         let work = async move {
             let mut res = req.send().await.map_err(|e| classify(&e))?;
+            let peer = res.remote_addr();
             let status = res.status().as_u16();
             let headers: Vec<(String, String)> = res
                 .headers()
@@ -279,16 +288,21 @@ impl Fetcher<'_> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Page {
+            let page = Page {
                 url: url.to_owned(),
                 status,
                 headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
                 truncated,
-            })
+            };
+            Ok((page, peer))
         };
         let page = match tokio::time::timeout(self.deadline - now, work).await {
-            Ok(r) => r?,
+            Ok(r) => {
+                let (page, peer) = r?;
+                self.peer = peer;
+                page
+            }
             Err(_) => return Err(Err::Timeout),
         };
         if page.truncated {
@@ -419,6 +433,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         sent: 0,
         bar,
         notes: Vec::new(),
+        peer: None,
     };
     if opts.insecure {
         f.notes
@@ -497,18 +512,21 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         }
         url = next;
     };
+    let main_peer = f.peer;
     let final_url = Url::parse(&main.url).unwrap_or_else(|_| url.clone());
     let mut obs = Observations::failed(target, chain, Failure::Other(String::new()));
     obs.verified = !opts.insecure;
 
+    // Why the probes that change state or load the site may not run here, if they may not:
+    // loopback (by name, by --resolve and by the address that answered) or --allow-host, and
+    // the origin given.
+    let host = final_url.host_str().unwrap_or("").to_owned();
+    let refusal = guard::refusal(&start, &final_url, main_peer, opts);
     // The burst's URL, or why it may not run; what it needs is reserved up front so that
     // crawling cannot starve it.
     let rate_target: Option<Result<Url, String>> = opts.rate_limit_path.as_deref().map(|path| {
-        let host = final_url.host_str().unwrap_or("");
-        if !host_allowed(host, &opts.allow_hosts) {
-            return Err(format!(
-                "{host} is not loopback and not named by --allow-host"
-            ));
+        if let Some(why) = &refusal {
+            return Err(why.clone());
         }
         guard::probe_url(&final_url, path).map_err(|e| format!("--probe-rate-limit {e}"))
     });
@@ -634,13 +652,11 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
 
     // 7. --active: one tokenless cross-site POST per form
     if opts.active {
-        let host = final_url.host_str().unwrap_or("");
-        if !host_allowed(host, &opts.allow_hosts) {
-            obs.csrf = Probe::Skipped(format!(
-                "{host} is not loopback and not named by --allow-host"
-            ));
+        if let Some(why) = &refusal {
+            obs.csrf = Probe::Skipped(why.clone());
         } else {
             let mut attempts = Vec::new();
+            let mut stopped: Option<String> = None;
             let pages: Vec<(String, String)> = std::iter::once(&main)
                 .chain(obs.pages.iter())
                 .map(|p| (p.url.clone(), p.body.clone()))
@@ -686,6 +702,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                         .header("sec-fetch-dest", "document")
                         .form(&fields);
                     if let Ok(p) = f.send(req, action.as_str()).await {
+                        if let Some(why) = guard::peer_refusal(&host, f.peer, opts) {
+                            stopped = Some(why);
+                            break 'pages;
+                        }
                         let loc = p.header("location").unwrap_or("").to_ascii_lowercase();
                         let accepted = (200..300).contains(&p.status)
                             || ((300..400).contains(&p.status)
@@ -700,7 +720,13 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                     }
                 }
             }
-            obs.csrf = Probe::Done(attempts);
+            obs.csrf = match stopped {
+                Some(why) => Probe::Skipped(format!(
+                    "{why} (stopped after {} POST(s))",
+                    attempts.len() + 1
+                )),
+                None => Probe::Done(attempts),
+            };
         }
     }
 
@@ -716,6 +742,7 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                 first_limited_at: None,
                 retry_after: None,
             };
+            let mut stopped: Option<String> = None;
             for i in 1..=opts.burst {
                 if f.skip("rate-limit burst") {
                     break;
@@ -723,6 +750,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                 match f.send(f.request(Method::GET, &u), u.as_str()).await {
                     Ok(p) => {
                         r.sent = i;
+                        if let Some(why) = guard::peer_refusal(&host, f.peer, opts) {
+                            stopped = Some(format!("{why} (stopped after {i} request(s))"));
+                            break;
+                        }
                         if p.status == 429 {
                             r.limited += 1;
                             if r.first_limited_at.is_none() {
@@ -735,7 +766,10 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
                     Err(_) => break,
                 }
             }
-            obs.rate = Probe::Done(r);
+            obs.rate = match stopped {
+                Some(why) => Probe::Skipped(why),
+                None => Probe::Done(r),
+            };
         }
     }
 

@@ -41,7 +41,8 @@ pub(crate) struct AuditArgs {
     /// Send one tokenless cross-site POST to each form found (loopback or --allow-host only).
     #[arg(long)]
     active: bool,
-    /// A host besides loopback that --active and --probe-rate-limit may touch (repeatable).
+    /// A host besides loopback that --active and --probe-rate-limit may touch, at whatever
+    /// address (repeatable).
     #[arg(long, value_name = "HOST")]
     allow_host: Vec<String>,
     /// Send a bounded burst to PATH (on the scanned origin, e.g. `/login`) and look for 429 and
@@ -62,7 +63,8 @@ pub(crate) struct AuditArgs {
     #[arg(long, value_name = "PORT")]
     http_port: Option<u16>,
     /// Connect to HOST at ADDR instead of asking DNS, e.g. `staging.example.org=203.0.113.7`
-    /// (repeatable; the URL's port is kept).
+    /// (repeatable; the URL's port is kept). An ADDR that is not loopback keeps --active and
+    /// --probe-rate-limit off HOST unless --allow-host names it.
     #[arg(long, value_name = "HOST=ADDR", value_parser = host_addr)]
     resolve: Vec<(String, std::net::SocketAddr)>,
     /// Port of URL2's plain-HTTP listener (with --compare).

@@ -1,15 +1,21 @@
 //! Where the two probes that change state or load a site (`--active`'s cross-site POSTs and
-//! the `--probe-rate-limit` burst) may go: a loopback host or one the user named with
-//! `--allow-host`, and for the burst a path on the scanned origin.
+//! the `--probe-rate-limit` burst) may go: a host that is loopback by name and by address, or
+//! one the user named with `--allow-host`, and only on the origin the user gave.
+//!
+//! A scanned site chooses its redirects, and the user's `--resolve` chooses addresses, so the
+//! name in the URL is not enough: the address it is sent to (`--resolve`) and the address that
+//! answered are checked too, and a redirect to another port or scheme of the same host (another
+//! service) is not followed by the probes.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use url::Url;
 
-use super::same_origin;
+use super::{same_origin, Options};
 
 /// Whether the active probes may touch a host of this name: `localhost`, `*.localhost`, a
-/// loopback address, or a host named in `allow`.
+/// loopback address, or a host named in `allow`. (The scanner also checks the address the name
+/// is sent to and that answered, and the origin: see [`crate::scan`].)
 pub fn host_allowed(host: &str, allow: &[String]) -> bool {
     let h = bare(host);
     if h == "localhost" || h.ends_with(".localhost") {
@@ -28,7 +34,7 @@ fn bare(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether the user named `host` with `--allow-host`.
+/// Whether the user named `host` with `--allow-host` (then any address goes).
 fn allow_listed(host: &str, allow: &[String]) -> bool {
     allow.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
@@ -40,6 +46,74 @@ fn is_loopback(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
+    }
+}
+
+/// Whether `page` is the plain-HTTP `start` upgraded to HTTPS on the default ports
+/// (`http://host/` to `https://host/`), which the probes follow.
+fn upgrade(start: &Url, page: &Url) -> bool {
+    start.scheme() == "http"
+        && page.scheme() == "https"
+        && start.host_str() == page.host_str()
+        && start.port_or_known_default() == Some(80)
+        && page.port_or_known_default() == Some(443)
+}
+
+/// Why the active probes may not touch `page` (the page judged, reached from the URL given,
+/// `start`), whose answer came from `peer`; `None` if they may.
+pub(super) fn refusal(
+    start: &Url,
+    page: &Url,
+    peer: Option<SocketAddr>,
+    opts: &Options,
+) -> Option<String> {
+    let host = page.host_str().unwrap_or("");
+    if !host_allowed(host, &opts.allow_hosts) {
+        return Some(format!(
+            "{host} is not loopback and not named by --allow-host"
+        ));
+    }
+    if !allow_listed(&bare(host), &opts.allow_hosts) {
+        let resolved = opts
+            .resolve
+            .iter()
+            .filter(|(name, _)| bare(name) == bare(host))
+            .map(|(_, addr)| addr.ip())
+            .find(|ip| !is_loopback(*ip));
+        if let Some(ip) = resolved {
+            return Some(format!(
+                "--resolve sends {host} to {ip}, which is not loopback: name {host} with --allow-host to probe it there"
+            ));
+        }
+        if let Some(why) = peer_refusal(host, peer, opts) {
+            return Some(why);
+        }
+    }
+    if !same_origin(start, page) && !upgrade(start, page) {
+        return Some(format!(
+            "the page is at {}, another origin than the URL given ({}): the probes touch only the origin given; scan {page} to probe it",
+            page.origin().ascii_serialization(),
+            start.origin().ascii_serialization()
+        ));
+    }
+    None
+}
+
+/// Why the active probes must stop after an answer from `peer` for `host`: a host that is not
+/// named by `--allow-host` must answer from loopback (an unknown address, which the HTTP client
+/// does not give in practice, counts as not loopback). `None` if they may go on.
+pub(super) fn peer_refusal(host: &str, peer: Option<SocketAddr>, opts: &Options) -> Option<String> {
+    if allow_listed(&bare(host), &opts.allow_hosts) {
+        return None;
+    }
+    match peer.map(|p| p.ip()) {
+        Some(ip) if is_loopback(ip) => None,
+        Some(ip) => Some(format!(
+            "{host} answered from {ip}, which is not loopback: name {host} with --allow-host to probe it there"
+        )),
+        None => Some(format!(
+            "the address {host} answered from is unknown: name {host} with --allow-host to probe it"
+        )),
     }
 }
 
@@ -79,6 +153,63 @@ mod tests {
             &["Staging.Example.org".into()]
         ));
         assert!(!host_allowed("10.0.0.1", &[]));
+    }
+
+    #[test]
+    fn addresses_count_not_only_names() {
+        let page = url("http://localhost:8080/");
+        let public: SocketAddr = ([203, 0, 113, 7], 0).into();
+        let local = Some(([127, 0, 0, 1], 8080).into());
+        let mut opts = Options::new();
+        assert_eq!(refusal(&page, &page, local, &opts), None);
+        opts.resolve = vec![("LocalHost".into(), public)];
+        let why = refusal(&page, &page, local, &opts).expect("refused");
+        assert!(
+            why.contains("--resolve sends localhost to 203.0.113.7"),
+            "{why}"
+        );
+        opts.resolve = vec![("localhost".into(), ([127, 0, 0, 2], 0).into())];
+        assert_eq!(refusal(&page, &page, local, &opts), None);
+        let why = refusal(&page, &page, Some(public), &opts).expect("refused");
+        assert!(why.contains("answered from 203.0.113.7"), "{why}");
+        let why = refusal(&page, &page, None, &opts).expect("refused");
+        assert!(why.contains("is unknown"), "{why}");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().expect("addr");
+        assert_eq!(refusal(&page, &page, Some(mapped), &opts), None);
+        // Named by --allow-host: any address goes.
+        opts.resolve = vec![("localhost".into(), public)];
+        opts.allow_hosts = vec!["localhost".into()];
+        assert_eq!(refusal(&page, &page, Some(public), &opts), None);
+        assert_eq!(peer_refusal("localhost", None, &opts), None);
+    }
+
+    #[test]
+    fn only_the_origin_given_or_its_https_upgrade() {
+        let opts = Options::new();
+        let local = Some(([127, 0, 0, 1], 80).into());
+        let start = url("http://localhost/");
+        for (page, ok) in [
+            ("http://localhost/login", true),
+            ("https://localhost/", true),
+            ("https://localhost:8443/", false),
+            ("http://localhost:6379/", false),
+            ("http://127.0.0.1/", false),
+        ] {
+            let why = refusal(&start, &url(page), local, &opts);
+            assert_eq!(why.is_none(), ok, "{page}: {why:?}");
+        }
+        let why = refusal(
+            &url("http://localhost:8080/"),
+            &url("https://localhost:8443/"),
+            local,
+            &opts,
+        )
+        .expect("refused");
+        assert!(
+            why.contains("another origin than the URL given (http://localhost:8080)")
+                && why.contains("scan https://localhost:8443/"),
+            "{why}"
+        );
     }
 
     #[test]

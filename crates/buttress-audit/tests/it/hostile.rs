@@ -4,8 +4,10 @@
 use axum::response::{Html, Redirect};
 use axum::routing::get;
 use axum::Router;
-use buttress_audit::report;
+use std::net::{IpAddr, UdpSocket};
+
 use buttress_audit::scan::{audit, scan, Options, ScanError};
+use buttress_audit::{report, Report, Verdict};
 
 use crate::fixtures::*;
 
@@ -96,4 +98,112 @@ async fn a_rate_limit_path_off_the_origin_is_refused_before_any_request() {
     }
     assert_eq!(site.lines(), Vec::<String>::new());
     assert_eq!(victim.lines(), Vec::<String>::new());
+}
+
+fn verdict_and_evidence(r: &Report, id: &str) -> (Verdict, String) {
+    r.finding(id)
+        .map(|f| (f.verdict, f.evidence.clone()))
+        .unwrap_or((Verdict::Info, String::new()))
+}
+
+/// The probes that change state or load the site, in what a recorded app saw.
+fn probed(seen: &Seen) -> Vec<String> {
+    seen.lines()
+        .into_iter()
+        .filter(|l| l.starts_with("POST ") || l.contains(" /api/ping "))
+        .collect()
+}
+
+/// A non-loopback address of this machine, if it has one: the one a UDP socket "connected" to
+/// a documentation address would send from (connecting sends nothing).
+fn non_loopback_ip() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    [
+        "192.0.2.1:9",
+        "198.51.100.1:9",
+        "203.0.113.1:9",
+        "10.255.255.1:9",
+    ]
+    .iter()
+    .filter(|to| socket.connect(to).is_ok())
+    .filter_map(|_| socket.local_addr().ok())
+    .map(|a| a.ip())
+    .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+#[tokio::test]
+async fn resolve_to_a_non_loopback_address_keeps_the_probes_off() {
+    // `--resolve localhost=PUBLIC` passed the guard, which checked only the name.
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    let seen = Seen::default();
+    let port = port_of(&serve_on(recorded(weak_app(), &seen), ip).await);
+    let url = format!("http://localhost:{port}/");
+    let mut opts = Options::new();
+    opts.resolve = vec![("localhost".into(), (ip, port).into())];
+    opts.active = true;
+    opts.rate_limit_path = Some("/api/ping".into());
+    opts.burst = 5;
+    let r = audit(&url, &opts).await.expect("scan");
+    assert_eq!(
+        verdict_and_evidence(&r, "AUD-CSRF-001").0,
+        Verdict::Warn,
+        "the page was read, at {ip}"
+    );
+    for id in ["AUD-CSRF-002", "AUD-RATE-001"] {
+        let (v, e) = verdict_and_evidence(&r, id);
+        assert_eq!(v, Verdict::Info, "{id}: {e}");
+        assert!(
+            e.contains(&format!(
+                "--resolve sends localhost to {ip}, which is not loopback"
+            )),
+            "{id}: {e}"
+        );
+    }
+    assert_eq!(probed(&seen), Vec::<String>::new());
+
+    // Named by --allow-host, the host is probed wherever it is.
+    opts.allow_hosts = vec!["localhost".into()];
+    let r = audit(&url, &opts).await.expect("scan");
+    assert_eq!(verdict_and_evidence(&r, "AUD-CSRF-002").0, Verdict::Fail);
+    assert_eq!(verdict_and_evidence(&r, "AUD-RATE-001").0, Verdict::Fail);
+    assert!(probed(&seen).len() >= 6, "{:?}", probed(&seen));
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_port_keeps_the_probes_on_the_origin_given() {
+    // The guard compared hosts only: a loopback site could send the POSTs and the burst to
+    // any other port of the machine by redirecting there.
+    let seen = Seen::default();
+    let other = serve(recorded(weak_app(), &seen)).await;
+    let to = other.clone();
+    let front = serve(Router::new().route(
+        "/",
+        get(move || {
+            let to = to.clone();
+            async move { Redirect::temporary(&to) }
+        }),
+    ))
+    .await;
+    let mut opts = Options::new();
+    opts.active = true;
+    opts.rate_limit_path = Some("/api/ping".into());
+    opts.burst = 5;
+    let r = audit(&front, &opts).await.expect("scan");
+    assert_eq!(
+        r.final_url.as_deref(),
+        Some(other.as_str()),
+        "the page is still read there"
+    );
+    for id in ["AUD-CSRF-002", "AUD-RATE-001"] {
+        let (v, e) = verdict_and_evidence(&r, id);
+        assert_eq!(v, Verdict::Info, "{id}: {e}");
+        assert!(
+            e.contains("another origin than the URL given") && e.contains(&format!("scan {other}")),
+            "{id}: {e}"
+        );
+    }
+    assert_eq!(probed(&seen), Vec::<String>::new());
 }
