@@ -8,7 +8,11 @@ fuzz_target!(|data: &[u8]| {
     for f in buttress_audit::html::forms(&text) {
         let _ = (f.is_unsafe(), f.has_token());
     }
-    let _ = buttress_audit::html::links(&text);
+    // Links come each once, at most MAX_LINKS of them (the tokenizer is linear on any page).
+    let links = buttress_audit::html::links(&text);
+    assert!(links.len() <= buttress_audit::html::MAX_LINKS);
+    let distinct: std::collections::HashSet<&String> = links.iter().collect();
+    assert_eq!(distinct.len(), links.len());
     if let Some(l) = buttress_audit::leaks::find_leak(&text) {
         assert!(!l.snippet.is_empty());
     }

@@ -4,10 +4,15 @@
 //! Hand-written on purpose: the scanner needs start and end tags with attributes, nothing of
 //! the tree (no implied end tags, no scripting, no CSS selectors). A full HTML5 parser
 //! (html5ever via `scraper`) would add a dozen crates and a long build for that, and the
-//! Observatory module already reads `<meta>` and `<script>` the same way. The tokenizer is
-//! linear, never panics on any input (it is fuzzed through [`forms`]) and treats the raw-text
-//! elements (`script`, `style`, `textarea`, `title`) as browsers do so that markup inside a
-//! script is not mistaken for a form.
+//! Observatory module already reads `<meta>` and `<script>` the same way. The tokenizer never
+//! panics on any input (it is fuzzed through [`forms`]) and treats the raw-text elements
+//! (`script`, `style`, `textarea`, `title`) as browsers do so that markup inside a script is
+//! not mistaken for a form.
+//!
+//! A scanned site controls every byte of its pages, so the work is linear in the page whatever
+//! it holds: a character reference ends within [`MAX_REFERENCE`] bytes, a tag keeps its first
+//! [`MAX_ATTRIBUTES`] attributes, a raw-text element's end is found without copying the rest of
+//! the page, and [`links`] keeps the first [`MAX_LINKS`] distinct links of a page.
 //!
 //! # Example
 //!
@@ -19,6 +24,20 @@
 //! assert!(forms[0].has_token());
 //! assert_eq!(buttress_audit::html::links(page), vec!["/next".to_owned()]);
 //! ```
+
+use std::collections::HashSet;
+
+/// How many bytes after its `&` the `;` of a character reference may be (`&#1114111;` has it
+/// at 9): it is looked for no further, so a page of `&&&…` decodes in linear time.
+pub const MAX_REFERENCE: usize = 10;
+
+/// Attributes kept per tag: the first ones (a repeated name is ignored, as browsers do); the
+/// rest are skipped. Bounds the duplicate check of a tag with thousands of attributes.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Distinct links [`links`] returns for one page (the first ones in document order). The
+/// scanner reads a handful of pages; a page with more links than this gains it nothing.
+pub const MAX_LINKS: usize = 1000;
 
 /// A tag as the tokenizer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +63,14 @@ fn decode(s: &str) -> String {
     while let Some(p) = rest.find('&') {
         out.push_str(&rest[..p]);
         rest = &rest[p..];
-        let end = rest.find(';').filter(|&e| e <= 10);
+        // A reference is `&`, a name of letters, digits and `#`, then `;` within MAX_REFERENCE.
+        let name_len = rest.as_bytes()[1..]
+            .iter()
+            .take(MAX_REFERENCE)
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'#')
+            .count();
+        let end = Some(name_len + 1)
+            .filter(|&e| e <= MAX_REFERENCE && rest.as_bytes().get(e) == Some(&b';'));
         let decoded = end.and_then(|e| {
             let ent = &rest[1..e];
             let ch = match ent {
@@ -76,6 +102,59 @@ fn decode(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where the raw text of element `name` that starts at `from` ends: the next `</name` (any
+/// case) followed by a space, `/` or `>`, as browsers end it; `html.len()` if none. Looks at
+/// each `</` once and copies nothing.
+fn raw_text_end(html: &str, from: usize, name: &str) -> usize {
+    let b = html.as_bytes();
+    let name = name.as_bytes();
+    let mut k = from;
+    while let Some(p) = html.get(k..).and_then(|s| s.find("</")) {
+        let at = k + p;
+        let tag = at + 2;
+        let after = tag + name.len();
+        if b.get(tag..after)
+            .is_some_and(|t| t.eq_ignore_ascii_case(name))
+            && b.get(after)
+                .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'/' | b'>'))
+        {
+            return at;
+        }
+        k = tag;
+    }
+    html.len()
+}
+
+/// Adds an attribute to a tag's unless its name is already there (the first wins, as in
+/// browsers) or the tag has [`MAX_ATTRIBUTES`]. Names are looked up in `names` once a tag has
+/// more than a few attributes, so the check stays cheap on tags with hundreds.
+fn add_attribute(
+    attrs: &mut Vec<(String, String)>,
+    names: &mut HashSet<String>,
+    name: String,
+    value: String,
+) {
+    const SCAN: usize = 8;
+    if attrs.len() >= MAX_ATTRIBUTES {
+        return;
+    }
+    let repeated = if attrs.len() <= SCAN {
+        attrs.iter().any(|(a, _)| *a == name)
+    } else {
+        names.contains(&name)
+    };
+    if repeated {
+        return;
+    }
+    if attrs.len() >= SCAN {
+        if names.is_empty() {
+            names.extend(attrs.iter().map(|(a, _)| a.clone()));
+        }
+        names.insert(name.clone());
+    }
+    attrs.push((name, value));
 }
 
 fn tokens(html: &str) -> Vec<Token> {
@@ -117,6 +196,7 @@ fn tokens(html: &str) -> Vec<Token> {
             continue;
         }
         let mut attrs: Vec<(String, String)> = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
         loop {
             while j < n && (ws(b[j]) || b[j] == b'/') {
                 j += 1;
@@ -162,17 +242,13 @@ fn tokens(html: &str) -> Vec<Token> {
                     j = k;
                 }
             }
-            if !attrs.iter().any(|(a, _)| *a == aname) {
-                attrs.push((aname, value));
-            }
+            add_attribute(&mut attrs, &mut names, aname, value);
         }
         if matches!(
             name.as_str(),
             "script" | "style" | "textarea" | "title" | "xmp"
         ) {
-            let close = format!("</{name}");
-            let lower = html.get(j..).unwrap_or("").to_ascii_lowercase();
-            let skip_to = lower.find(&close).map_or(n, |p| j + p);
+            let skip_to = raw_text_end(html, j, &name);
             out.push(Token::Start(name, attrs));
             i = skip_to;
             continue;
@@ -289,10 +365,15 @@ pub fn forms(html: &str) -> Vec<Form> {
     out
 }
 
-/// `href`s of `<a>` elements, as written, without fragments-only and `javascript:`/`mailto:`.
+/// `href`s of `<a>` elements, as written, without fragments-only and `javascript:`/`mailto:`:
+/// each once, the first [`MAX_LINKS`] in document order.
 pub fn links(html: &str) -> Vec<String> {
     let mut out = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for t in tokens(html) {
+        if out.len() >= MAX_LINKS {
+            break;
+        }
         if let Token::Start(name, attrs) = t {
             if name != "a" {
                 continue;
@@ -308,7 +389,7 @@ pub fn links(html: &str) -> Vec<String> {
                 {
                     continue;
                 }
-                if !out.iter().any(|x: &String| x == h.trim()) {
+                if seen.insert(h.trim().to_owned()) {
                     out.push(h.trim().to_owned());
                 }
             }
@@ -345,5 +426,98 @@ mod tests {
             let _ = forms(s);
             let _ = links(s);
         }
+    }
+
+    /// A hostile page of each shape that once took quadratic time (tens of seconds per MiB):
+    /// every one is tokenized in well under a second, even in a debug build, and still read.
+    #[test]
+    fn hostile_pages_are_tokenized_in_linear_time() {
+        use std::fmt::Write as _;
+        use std::time::{Duration, Instant};
+
+        const MIB: usize = 1 << 20;
+        let fill = |head: &str, unit: &dyn Fn(usize) -> String, tail: &str| {
+            let mut page = head.to_owned();
+            let mut i = 0;
+            while page.len() < MIB {
+                page.push_str(&unit(i));
+                i += 1;
+            }
+            page.push_str(tail);
+            page
+        };
+        let ampersands = format!("<a href=\"/x{}\">x</a>", "&".repeat(MIB));
+        let attributes = fill("<a href=/first", &|i| format!(" a{i}"), ">");
+        let wide_tags = fill(
+            "",
+            &|t| {
+                let mut tag = format!("<a href=/{t}");
+                for i in 0..MAX_ATTRIBUTES {
+                    let _ = write!(tag, " a{i}");
+                }
+                tag.push('>');
+                tag
+            },
+            "",
+        );
+        let raw_text = fill(
+            "",
+            &|_| "<script>x</script><TITLE></TITLE>".into(),
+            "<a href=/after>",
+        );
+        let forms_page = fill(
+            "<form method=post>",
+            &|i| format!("<input name=f{i} value=\"&#{};\">", i % 128),
+            "</form>",
+        );
+        let many_links = fill("", &|i| format!("<a href=/{i}>"), "");
+        let cases: [(&str, &String); 6] = [
+            ("&&&… in an attribute", &ampersands),
+            ("one tag, 200k attributes", &attributes),
+            ("tags of 256 attributes", &wide_tags),
+            ("raw-text elements", &raw_text),
+            ("100k links", &many_links),
+            ("a form with 40k fields", &forms_page),
+        ];
+        for (name, page) in cases {
+            let started = Instant::now();
+            let found = links(page);
+            let tags = start_tags(page);
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(2), "{name}: {took:?}");
+            assert!(found.len() <= MAX_LINKS, "{name}");
+            assert!(
+                tags.iter().all(|(_, a)| a.len() <= MAX_ATTRIBUTES),
+                "{name}"
+            );
+        }
+        assert_eq!(links(&ampersands)[0].len(), 2 + MIB);
+        assert_eq!(links(&attributes), vec!["/first".to_owned()]);
+        assert_eq!(start_tags(&attributes)[0].1.len(), MAX_ATTRIBUTES);
+        assert_eq!(links(&raw_text), vec!["/after".to_owned()]);
+        let f = forms(&forms_page);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].fields.len() > 30_000 && f[0].fields[65].value == "A");
+        let found = links(&many_links);
+        assert_eq!(found.len(), MAX_LINKS);
+        assert_eq!((found[0].as_str(), found[999].as_str()), ("/0", "/999"));
+    }
+
+    #[test]
+    fn references_and_raw_text_read_as_before() {
+        assert_eq!(decode("a&amp;b&#x41;&#66;&lt;&bogus;&"), "a&bAB<&bogus;&");
+        assert_eq!(decode("&#1114111;"), "\u{10FFFF}");
+        assert_eq!(
+            decode("&#001114111;"),
+            "&#001114111;",
+            "the ; is 11 bytes away"
+        );
+        let page = "<script>'<a href=/in>'</scriptx><a href=/no></SCRIPT ><a href=/out>";
+        assert_eq!(links(page), vec!["/out".to_owned()]);
+        let page = "<xmp><a href=/in></Xmp><a href=/out>";
+        assert_eq!(links(page), vec!["/out".to_owned()]);
+        let page = "<a href=/a X=1 x=2 href=/b><a href=/a>";
+        assert_eq!(links(page), vec!["/a".to_owned()]);
+        assert_eq!(start_tags(page)[0].1[1], ("x".to_owned(), "1".to_owned()));
     }
 }

@@ -1,7 +1,8 @@
 //! `buttress audit URL`: the live scanner (crate `buttress-audit`). Needs no settings.
 //!
 //! Exit codes: 0 done (and the grade is at least `--min-grade`, if given); 1 the grade is below
-//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter).
+//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter, time budget over a day,
+//! `--probe-rate-limit` path off the scanned origin).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ pub(crate) struct AuditArgs {
     /// Requests in all (every redirect and probe counts).
     #[arg(long, default_value_t = 60, value_name = "N")]
     max_requests: u32,
-    /// Time budget for the whole scan (e.g. `30s`, `2m`).
+    /// Time budget for the whole scan (e.g. `30s`, `2m`; at most a day).
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = humantime_duration)]
     max_time: Duration,
     /// Same-host pages read for forms.
@@ -40,10 +41,12 @@ pub(crate) struct AuditArgs {
     /// Send one tokenless cross-site POST to each form found (loopback or --allow-host only).
     #[arg(long)]
     active: bool,
-    /// A host besides loopback that --active and --probe-rate-limit may touch (repeatable).
+    /// A host besides loopback that --active and --probe-rate-limit may touch, at whatever
+    /// address (repeatable).
     #[arg(long, value_name = "HOST")]
     allow_host: Vec<String>,
-    /// Send a bounded burst to PATH and look for 429 and Retry-After (loopback or --allow-host only).
+    /// Send a bounded burst to PATH (on the scanned origin, e.g. `/login`) and look for 429 and
+    /// Retry-After (loopback or --allow-host only).
     #[arg(long, value_name = "PATH")]
     probe_rate_limit: Option<String>,
     /// Requests in the rate-limit burst.
@@ -60,7 +63,8 @@ pub(crate) struct AuditArgs {
     #[arg(long, value_name = "PORT")]
     http_port: Option<u16>,
     /// Connect to HOST at ADDR instead of asking DNS, e.g. `staging.example.org=203.0.113.7`
-    /// (repeatable; the URL's port is kept).
+    /// (repeatable; the URL's port is kept). An ADDR that is not loopback keeps --active and
+    /// --probe-rate-limit off HOST unless --allow-host names it.
     #[arg(long, value_name = "HOST=ADDR", value_parser = host_addr)]
     resolve: Vec<(String, std::net::SocketAddr)>,
     /// Port of URL2's plain-HTTP listener (with --compare).
@@ -107,7 +111,13 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
     };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+    let d = Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    if d > scan::MAX_TIME {
+        return Err(format!(
+            "{s:?} is longer than a day, the longest time budget (1440m)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Runs the audit and prints the report.
@@ -232,6 +242,12 @@ mod tests {
         assert_eq!(humantime_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(humantime_duration("7"), Ok(Duration::from_secs(7)));
         assert!(humantime_duration("x").is_err());
+        assert_eq!(humantime_duration("1440m"), Ok(scan::MAX_TIME));
+        // 9999999999999999999s fits a Duration but overflowed the scan's deadline.
+        for too_long in ["1441m", "86401s", "9999999999999999999s"] {
+            let e = humantime_duration(too_long).expect_err(too_long);
+            assert!(e.contains("longer than a day"), "{e}");
+        }
         let (h, a) = host_addr("Staging.Example.org=203.0.113.7").expect("parses");
         assert_eq!(
             (h.as_str(), a.ip().to_string()),

@@ -64,6 +64,32 @@ fn bad_arguments_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-cert"));
+    // A budget past a day would overflow the scan's deadline: refused, not a panic.
+    let out = audit(
+        &["http://localhost/", "--max-time", "9999999999999999999s"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-time") && err.contains("longer than a day"),
+        "{err}"
+    );
+    // The burst stays on the scanned origin.
+    let out = audit(
+        &[
+            "http://127.0.0.1:9/",
+            "--probe-rate-limit",
+            "//victim.example/login",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad --probe-rate-limit path") && err.contains("victim.example"),
+        "{err}"
+    );
 }
 
 #[test]

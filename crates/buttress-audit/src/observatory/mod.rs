@@ -59,6 +59,10 @@
 //!   other requests. Expired cookies (`Max-Age<=0` or a past `Expires`) delete rather than set.
 //! - Classic `contribute` is scored as a non-Mozilla site (0). Classic `public-key-pinning` gives
 //!   `hpkp-is-deprecated` (-5) if a `Public-Key-Pins` header is present, otherwise 0.
+//! - MDN v2 CSP: more than 64 policies (header fields and `<meta http-equiv>` together, split
+//!   on commas) or 32 KiB of policy text give `csp-header-invalid`. Upstream has no bound, but
+//!   intersecting policies costs time quadratic in their number, and a scanned site may send
+//!   thousands.
 //! - Repeated header fields are folded with ", ", as requests/urllib3 and Node's http module do.
 //!   Node keeps only the first `Content-Type`. Meta http-equiv tags are read only for HTML
 //!   content types, as the retrievers do.

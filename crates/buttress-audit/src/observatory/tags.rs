@@ -42,12 +42,13 @@ pub(super) fn classic_http_equiv(html: &str) -> ClassicEquiv {
     for tag in scan_tags(html).iter().filter(|t| t.name == "meta") {
         match (tag.attr("http-equiv"), tag.attr("content")) {
             (Some(he), Some(content)) => match he.trim().to_lowercase().as_str() {
-                "content-security-policy" => {
-                    eq.csp = Some(match eq.csp.take() {
-                        Some(prev) => format!("{prev}; {content}"),
-                        None => content.to_string(),
-                    })
-                }
+                "content-security-policy" => match &mut eq.csp {
+                    Some(prev) => {
+                        prev.push_str("; ");
+                        prev.push_str(content);
+                    }
+                    None => eq.csp = Some(content.to_string()),
+                },
                 "referrer-policy" => eq.referrer = Some(content.to_string()),
                 _ => {}
             },

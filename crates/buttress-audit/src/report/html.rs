@@ -7,6 +7,9 @@ use crate::judge::Report;
 use crate::model::{Layer, Verdict};
 use crate::report::compare_rows;
 
+/// Text as HTML: markup characters as references, control and bidi characters as visible
+/// `\u{..}` escapes (they would reorder or hide evidence on the page, or act on a terminal if
+/// the page is printed to one).
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -16,7 +19,7 @@ fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+            c => super::text::push_visible(&mut out, c),
         }
     }
     out

@@ -15,6 +15,7 @@
 
 mod html;
 mod sarif;
+mod text;
 
 use std::fmt::Write as _;
 
@@ -25,6 +26,7 @@ use crate::model::{Verdict, CHECKS};
 
 pub use html::{html, html_compare};
 pub use sarif::sarif;
+use text::visible;
 
 fn paint(colour: bool, v: Verdict, text: &str) -> String {
     if !colour {
@@ -58,13 +60,14 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 /// The terminal table: one line per check, the evidence under it, and the fix for every warn
-/// and fail. `colour` adds ANSI colours (use it when standard output is a terminal).
+/// and fail. `colour` adds ANSI colours (use it when standard output is a terminal). Control
+/// and bidi characters from the site are shown as `\u{1b}`-style escapes, never sent raw.
 pub fn table(r: &Report, colour: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "buttress audit {}", r.target);
+    let _ = writeln!(out, "buttress audit {}", visible(&r.target));
     if let Some(u) = &r.final_url {
         if u != &r.target {
-            let _ = writeln!(out, "  page judged: {u}");
+            let _ = writeln!(out, "  page judged: {}", visible(u));
         }
     }
     let (fail, warn, pass, info) = r.counts();
@@ -107,16 +110,16 @@ pub fn table(r: &Report, colour: bool) -> String {
             f.title
         );
         if !f.evidence.is_empty() {
-            let _ = writeln!(out, "{:<13} {}", "", clip(&f.evidence, 150));
+            let _ = writeln!(out, "{:<13} {}", "", clip(&visible(&f.evidence), 150));
         }
         if matches!(f.verdict, Verdict::Warn | Verdict::Fail) && !f.fix.is_empty() {
-            let _ = writeln!(out, "{:<13} fix: {}", "", clip(&f.fix, 150));
+            let _ = writeln!(out, "{:<13} fix: {}", "", clip(&visible(&f.fix), 150));
         }
     }
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\nnotes:");
         for n in &r.notes {
-            let _ = writeln!(out, "  - {n}");
+            let _ = writeln!(out, "  - {}", visible(n));
         }
     }
     let _ = writeln!(
@@ -128,8 +131,10 @@ pub fn table(r: &Report, colour: bool) -> String {
 
 /// The report as pretty JSON: top-level `grade`, `score`, `findings` (each with `id`,
 /// `verdict`, `evidence`, `fix`, `modifier`, `source`) and more.
+/// Control and bidi characters in strings are written as `\u` escapes: the data is the site's,
+/// the bytes are safe on a terminal.
 pub fn json(r: &Report) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    text::json(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 /// One row of a side-by-side comparison.
@@ -166,19 +171,23 @@ pub fn compare_rows(a: &Report, b: &Report) -> Vec<CompareRow> {
 }
 
 /// Two reports side by side: both grades, then every check with both verdicts; `≠` marks a
-/// difference.
+/// difference. Control and bidi characters are shown escaped, as in [`table`].
 pub fn compare_table(a: &Report, b: &Report, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "buttress audit --compare");
     let _ = writeln!(
         out,
         "  left:  {}  grade {}  score {}",
-        a.target, a.grade, a.score
+        visible(&a.target),
+        a.grade,
+        a.score
     );
     let _ = writeln!(
         out,
         "  right: {}  grade {}  score {}",
-        b.target, b.grade, b.score
+        visible(&b.target),
+        b.grade,
+        b.score
     );
     let rows = compare_rows(a, b);
     let _ = writeln!(
@@ -214,5 +223,5 @@ pub fn compare_json(a: &Report, b: &Report) -> String {
         "right": b,
         "checks": compare_rows(a, b),
     });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    text::json(&doc).unwrap_or_default()
 }

@@ -7,6 +7,7 @@ use crate::model::{Verdict, CHECKS};
 
 /// The report as a SARIF 2.1.0 log. Fails are `error`, warns `warning`; passes and infos are
 /// left out. Each result points at the page URL, and the run's properties carry the grade.
+/// Control and bidi characters in strings are written as `\u` escapes.
 pub fn sarif(r: &Report) -> String {
     let rules: Vec<Value> = CHECKS
         .iter()
@@ -60,5 +61,5 @@ pub fn sarif(r: &Report) -> String {
             "properties": { "target": r.target, "grade": r.grade, "score": r.score },
         }],
     });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    super::text::json(&doc).unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use buttress_audit::scan::{audit, scan, Options, ScanError};
-use buttress_audit::{Failure, Verdict};
+use buttress_audit::{Failure, Probe, Verdict};
 
 use crate::fixtures::*;
 
@@ -185,4 +185,33 @@ async fn nothing_listening_is_a_finding() {
     let net = r.finding("AUD-NET-001").expect("finding");
     assert_eq!(net.verdict, Verdict::Fail);
     assert!(net.evidence.contains("cannot connect"), "{}", net.evidence);
+}
+
+#[tokio::test]
+async fn a_huge_time_budget_counts_as_a_day_not_a_panic() {
+    // `Instant::now() + Duration::MAX` overflows the clock.
+    let url = serve(weak_app()).await;
+    let mut o = Options::new();
+    o.max_time = Duration::MAX;
+    o.max_requests = 5;
+    let obs = scan(&url, &o).await.expect("scan");
+    assert_eq!(obs.main.as_ref().map(|p| p.status).ok(), Some(200));
+    assert_eq!(obs.requests, 5);
+}
+
+#[tokio::test]
+async fn a_huge_burst_does_not_overflow_the_reserve() {
+    // The crawl keeps the burst's requests (plus three) in reserve: u32::MAX + 3 overflowed.
+    let url = serve(weak_app()).await;
+    let mut o = opts();
+    o.max_requests = 12;
+    o.rate_limit_path = Some("/api/ping".into());
+    o.burst = u32::MAX;
+    let obs = scan(&url, &o).await.expect("scan");
+    assert!(obs.requests <= 12, "{}", obs.requests);
+    assert!(
+        matches!(&obs.rate, Probe::Done(r) if r.sent >= 1 && r.limited == 0),
+        "{:?}",
+        obs.rate
+    );
 }

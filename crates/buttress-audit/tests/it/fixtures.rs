@@ -67,6 +67,11 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub async fn hardened(name: &str) -> Hardened {
+    hardened_with(name, target_app()).await
+}
+
+/// The Buttress stack (development TLS, redirect listener) over `app`.
+pub async fn hardened_with(name: &str, app: Router) -> Hardened {
     let dir = temp_dir(name);
     let settings = Settings::loader()
         .env_vars([
@@ -80,7 +85,7 @@ pub async fn hardened(name: &str) -> Hardened {
         .expect("settings");
     let app = Buttress::from_settings(&settings)
         .expect("stack")
-        .apply(target_app());
+        .apply(app);
     let opts = ServeOptions::from_settings(&settings).expect("serve options");
     let server = Server::bind(app, opts).await.expect("binds");
     let url = format!("https://localhost:{}/", server.local_addr().port());
@@ -95,14 +100,58 @@ pub async fn hardened(name: &str) -> Hardened {
 
 /// Serves `app` on a free loopback port over plain HTTP; returns its base URL.
 pub async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    serve_on(app, [127, 0, 0, 1].into()).await
+}
+
+/// Serves `app` on a free port of `ip` over plain HTTP; returns its base URL.
+pub async fn serve_on(app: Router, ip: std::net::IpAddr) -> String {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     format!("http://{addr}/")
+}
+
+/// The port of a base URL from [`serve`].
+pub fn port_of(url: &str) -> u16 {
+    url.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+/// What a [`recorded`] app saw: one line per request, `METHOD path authorization` (`-` when
+/// there was no Authorization header).
+#[derive(Clone, Default)]
+pub struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Seen {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn record(
+    axum::extract::State(seen): axum::extract::State<Seen>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let line = format!("{} {} {auth}", req.method(), req.uri().path());
+    seen.0.lock().expect("not poisoned").push(line);
+    next.run(req).await
+}
+
+/// `app`, recording every request it answers in `seen`.
+pub fn recorded(app: Router, seen: &Seen) -> Router {
+    app.layer(middleware::from_fn_with_state(seen.clone(), record))
 }
 
 const WERKZEUG: &str = "<!doctype html><html><head><title>ValueError: invalid literal for int() // Werkzeug Debugger</title></head>\

@@ -9,4 +9,5 @@
 mod edges;
 mod fixtures;
 mod golden;
+mod hostile;
 mod live;

@@ -6,10 +6,20 @@ use super::{
     csp_pass, has_nonce_or_hash, is_broad, is_broad_or_inline, CspOut, Pool, DANGEROUSLY_BROAD,
     PASSIVE_DIRECTIVES, SHORTEST_DIRECTIVE_LENGTH,
 };
-use crate::observatory::compat::{collate, decode_uri_component};
+use crate::observatory::compat::{collation_key, decode_uri_component};
 use crate::observatory::plumbing::{set_once, Ctx, Set};
 
 const DUPLICATE_WARNINGS_KEY: &str = "_observatory_duplicate_warnings";
+
+/// Most policies (comma-separated, from every header field and `<meta http-equiv>`) read: more
+/// make the CSP invalid (`csp-header-invalid`). Intersecting them re-sorts every source kept so
+/// far for each policy, so a site sending thousands would cost minutes; no real site sends
+/// more than a few.
+pub(in crate::observatory) const MAX_POLICIES: usize = 64;
+
+/// Most bytes of CSP text (all policies together) read: more make the CSP invalid, like
+/// [`MAX_POLICIES`], so that a few huge policies cannot do what many small ones cannot.
+pub(in crate::observatory) const MAX_CSP_BYTES: usize = 32 * 1024;
 
 /// cspParser.js pathPartMatch (called with whole sources, as upstream does).
 fn path_part_match(a: &str, b: &str) -> Result<bool, ()> {
@@ -33,16 +43,32 @@ fn path_part_match(a: &str, b: &str) -> Result<bool, ()> {
     Ok(true)
 }
 
-#[derive(Clone)]
 struct Src {
     source: String,
+    /// `collation_key(&source)`, computed once: sources are sorted again for every policy.
+    key: Vec<u32>,
     index: usize,
     keep: bool,
 }
 
+impl Src {
+    fn new(source: String, index: usize, keep: bool) -> Src {
+        Src {
+            key: collation_key(&source),
+            source,
+            index,
+            keep,
+        }
+    }
+}
+
 /// cspParser.js parseCsp: several policies are intersected; names are case-insensitive;
-/// duplicate report-uri/report-to only produce a warning entry.
+/// duplicate report-uri/report-to only produce a warning entry. More than [`MAX_POLICIES`]
+/// policies or [`MAX_CSP_BYTES`] of text are refused as invalid (ours, not upstream's).
 fn mdn_parse_csp(list: &[String]) -> Result<BTreeMap<String, Set>, ()> {
+    if list.len() > MAX_POLICIES || list.iter().map(String::len).sum::<usize>() > MAX_CSP_BYTES {
+        return Err(());
+    }
     let clean: Vec<String> = list
         .iter()
         .map(|s| s.replace(['\r', '\n'], "").trim().to_string())
@@ -73,35 +99,27 @@ fn mdn_parse_csp(list: &[String]) -> Result<BTreeMap<String, Set>, ()> {
             }
             let keep = pi == 0;
             let mut values: Vec<Src> = tokens
-                .map(|t| Src {
-                    source: t.to_lowercase(),
-                    index: pi,
-                    keep,
-                })
+                .map(|t| Src::new(t.to_lowercase(), pi, keep))
                 .collect();
             if values.is_empty() && directive.ends_with("-src") {
-                values.push(Src {
-                    source: "'none'".to_string(),
-                    index: pi,
-                    keep,
-                });
+                values.push(Src::new("'none'".to_string(), pi, keep));
             }
             let mut combined = if pi == 0 {
                 values
             } else {
-                let mut v = csp.get(&directive).cloned().unwrap_or_default();
+                // taken out and put back below: no copy of the sources kept so far
+                let mut v = csp.remove(&directive).unwrap_or_default();
                 v.extend(values);
                 v
             };
-            combined.sort_by(|a, b| collate(&a.source, &b.source));
+            combined.sort_by(|a, b| a.key.cmp(&b.key));
             for i in 1..combined.len() {
-                let (prev_source, prev_index) =
-                    (combined[i - 1].source.clone(), combined[i - 1].index);
-                let cur = &mut combined[i];
-                if cur.index == prev_index && cur.source.starts_with(&prev_source) {
+                let (head, tail) = combined.split_at_mut(i);
+                let (prev, cur) = (&head[i - 1], &mut tail[0]);
+                if cur.index == prev.index && cur.source.starts_with(&prev.source) {
                     cur.keep = false;
                 }
-                if cur.index != prev_index && path_part_match(&prev_source, &cur.source)? {
+                if cur.index != prev.index && path_part_match(&prev.source, &cur.source)? {
                     cur.keep = true;
                 }
             }
