@@ -52,9 +52,7 @@ pub struct Donor {
 /// fixed interval, so it tells the last donation's date too).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DonorView {
-    /// The donor's user id.
-    pub user_id: i64,
-    /// Name shown to searchers.
+    /// Name shown to searchers. (No id: the account's key is nobody else's business.)
     pub display_name: String,
     /// Blood group (`"AB+"`).
     pub blood_group: String,
@@ -77,7 +75,6 @@ impl Donor {
     #[must_use]
     pub fn view(&self, signed_in: bool) -> DonorView {
         DonorView {
-            user_id: self.user_id,
             display_name: self.display_name.clone(),
             blood_group: self.blood_group.as_str().to_string(),
             city: self.city.clone(),
