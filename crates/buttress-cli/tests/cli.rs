@@ -174,13 +174,19 @@ struct Served {
     child: Child,
     url: String,
     lines: Vec<String>,
+    /// The data directory this helper made (removed with the server).
+    data: Option<std::path::PathBuf>,
 }
 
 impl Drop for Served {
-    /// Stops the server even when a test fails half-way.
+    /// Stops the server even when a test fails half-way, and removes the data directory the
+    /// helper made for it.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = self.data.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -191,9 +197,11 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
         std::process::id(),
         args.join("_").replace(['/', ':', '.'], "")
     ));
+    let data_dir = data.clone();
     let data = data.to_str().expect("utf-8").to_owned();
     let mut env = env.to_vec();
-    if !env.iter().any(|(k, _)| *k == "BUTTRESS_DATA_DIR") {
+    let own_data = !env.iter().any(|(k, _)| *k == "BUTTRESS_DATA_DIR");
+    if own_data {
         env.push(("BUTTRESS_DATA_DIR", &data));
     }
     let child = buttress(args, &env)
@@ -205,6 +213,7 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
         child,
         url: String::new(),
         lines: Vec::new(),
+        data: own_data.then_some(data_dir),
     };
     let stderr = served.child.stderr.take().expect("stderr");
     let mut reader = BufReader::new(stderr);
@@ -438,6 +447,7 @@ async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
         child,
         url: String::new(),
         lines: Vec::new(),
+        data: None,
     };
     let mut reader = BufReader::new(s.child.stderr.take().expect("stderr"));
     while s.url.is_empty() {

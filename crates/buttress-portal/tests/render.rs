@@ -266,7 +266,10 @@ fn json_view_drops_the_phone_for_anonymous_viewers() {
     // The first eligible day is the last donation plus 56 days: it would tell that date.
     assert!(anonymous.get("eligible_from").is_none(), "{anonymous}");
     assert!(anonymous.get("last_donation").is_none());
-    assert!(anonymous.get("user_id").is_none(), "no account key in the API");
+    assert!(
+        anonymous.get("user_id").is_none(),
+        "no account key in the API"
+    );
     let signed_in = serde_json::to_value(d.view(true)).unwrap();
     assert_eq!(signed_in["phone"], "+442079460958");
     assert_eq!(signed_in["eligible_from"], "2026-06-26");
