@@ -20,6 +20,7 @@
 //! | `BTR-E013` | error | Development environment bound to a non-loopback address |
 //! | `BTR-E014` | error | CSP turned off |
 //! | `BTR-E015` | error | in-memory session store with more than one instance |
+//! | `BTR-E016` | error | the self-signed development certificate in Production |
 //! | `BTR-W001` | warning | Development environment (not for deployment) |
 //! | `BTR-W002` | warning | `allowed_hosts` empty: any `Host` is answered |
 //! | `BTR-W003` | warning | HSTS shorter than one year |
@@ -161,6 +162,13 @@ pub fn run(s: &Settings) -> Vec<Finding> {
         }
     }
     check_key_file(s, &mut out);
+    if prod && s.tls == crate::settings::Tls::DevSelfSigned {
+        out.push(finding(
+            "BTR-E016",
+            "Production serves the self-signed development certificate: browsers warn on every visit, and users who learn to click through warnings will click through an attacker's too",
+            "set BUTTRESS_TLS_CERT and BUTTRESS_TLS_KEY to a real certificate (or terminate TLS at a proxy with BUTTRESS_BEHIND_PROXY=true), and unset BUTTRESS_DEV_TLS",
+        ));
+    }
     if !s.https_available() {
         out.push(finding(
             "BTR-E005",
@@ -514,6 +522,7 @@ mod tests {
                 s.instances = 2;
                 s.session_store = crate::settings::SessionStoreKind::Memory;
             }),
+            ("BTR-E016", |s| s.tls = crate::settings::Tls::DevSelfSigned),
             ("BTR-W002", |s| s.allowed_hosts.clear()),
             ("BTR-W009", |s| s.ratelimit_default = None),
             ("BTR-W009", |s| {
