@@ -714,6 +714,27 @@ pub fn env_name(key: &str) -> String {
     }
 }
 
+/// `value` with the user and password of a URL (`postgres://app:pw@db/x`,
+/// `redis://:pw@cache`) replaced by `***`, so that an error about a database or Redis URL never
+/// shows its password. Anything without `scheme://…@` comes back unchanged.
+fn redact_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        // Not a URL (a typo such as `redis//:pw@host`): whatever precedes an `@` may be a
+        // password all the same.
+        return match value.rfind('@') {
+            Some(at) => format!("***{}", &value[at..]).into(),
+            None => value.into(),
+        };
+    };
+    let authority_end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    match value[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &value[..start], &value[start + at..]).into(),
+        None => value.into(),
+    }
+}
+
 fn invalid(name: &str, origin: &Origin, value: &str, problem: &str, fix: &str) -> SettingsError {
     SettingsError::Invalid {
         name: name.to_owned(),
@@ -757,7 +778,7 @@ impl Field<'_> {
         let value = if self.key.starts_with("secret_key") && self.key != "secret_key_file" {
             "<redacted>".to_owned()
         } else {
-            format!("{:?}", self.value)
+            format!("{:?}", redact_userinfo(self.value))
         };
         invalid(&self.name(), self.origin, &value, problem, fix)
     }
@@ -1035,6 +1056,35 @@ mod tests {
         .to_string();
         assert!(!err.contains("q3Jx9"), "{err}");
         assert!(err.contains("<redacted>"));
+    }
+
+    #[test]
+    fn url_passwords_never_appear_in_errors() {
+        for (var, value) in [
+            ("DATABASE_URL", "mysql://app:hunter2pw@db.internal/x"),
+            ("REDIS_URL", "http://:hunter2pw@cache.internal:6379"),
+            ("BUTTRESS_RATELIMIT_STORAGE", "rediss//:hunter2pw@cache"),
+            (
+                "BUTTRESS_RATELIMIT_STORAGE",
+                "memcached://u:hunter2pw@cache/0",
+            ),
+        ] {
+            let Err(err) = load(&[(var, value)]) else {
+                continue; // accepted as it is: nothing to show
+            };
+            let err = err.to_string();
+            assert!(!err.contains("hunter2pw"), "{var}: {err}");
+        }
+        assert_eq!(
+            redact_userinfo("postgres://app:pw@db:5432/x?sslmode=require"),
+            "postgres://***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            redact_userinfo("redis://cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        assert_eq!(redact_userinfo("rediss//:pw@cache"), "***@cache");
+        assert_eq!(redact_userinfo("redis://h/p@x"), "redis://h/p@x");
     }
 
     #[test]
