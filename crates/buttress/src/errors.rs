@@ -9,7 +9,9 @@
 //!   logs can be found. A response that carries a [`Problem`] is rendered from it; a response
 //!   marked [`KeepBody`] (an application's own error page) passes untouched; any other error
 //!   body is replaced by the generic page for its status. Its original text is shown as debug
-//!   detail only when debug is on (Development) **and** the client is on loopback.
+//!   detail only when debug is on (Development) **and** the client is on loopback: a loopback
+//!   peer (after trusted proxies), a loopback `Host` (not a DNS-rebinding page under its own
+//!   name) and no forwarding header (not a tunnel relaying others).
 //!
 //! | response | Production | Development, loopback client |
 //! |---|---|---|
@@ -428,15 +430,48 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let format = negotiate(req.headers().get(header::ACCEPT));
         let request_id = RequestIdText::of(req.headers().get(&crate::request_id::X_REQUEST_ID));
+        let debug = self.debug && looks_local(&req);
         ErrorPagesFuture {
             state: Stage::Waiting {
                 inner: self.inner.call(req),
                 format,
                 request_id,
-                debug: self.debug,
+                debug,
             },
         }
     }
+}
+
+/// Whether a request looks like it came straight from a browser on this machine, the only one
+/// that may see debug detail (besides a loopback peer, checked on the way out): no forwarding
+/// header (a tunnel such as ngrok or `ssh -R`, or a local proxy, connects from loopback but
+/// relays everyone), and a loopback host name (a DNS-rebinding page reaches a loopback server
+/// under its own name).
+fn looks_local<B>(req: &Request<B>) -> bool {
+    const RELAYED: [&str; 4] = ["forwarded", "x-forwarded-for", "x-real-ip", "via"];
+    if RELAYED.iter().any(|h| req.headers().contains_key(*h)) {
+        return false;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    host.is_none_or(is_loopback_host)
+}
+
+/// `localhost`, `*.localhost`, or a loopback address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    }
+    .to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The request id as text, kept inline (no allocation) for ids of up to 48 bytes, such as

@@ -280,8 +280,9 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
     } else {
         header::CONTENT_SECURITY_POLICY
     };
-    let handler_set_csp = headers.contains_key(header::CONTENT_SECURITY_POLICY)
-        || headers.contains_key(header::CONTENT_SECURITY_POLICY_REPORT_ONLY);
+    // Only the handler's own header of the same name wins: a handler trying a policy out in
+    // `Content-Security-Policy-Report-Only` must not switch the enforcing one off.
+    let handler_set_csp = headers.contains_key(&csp_name);
     if !handler_set_csp {
         let template = &config.csp_templates[usize::from(https)];
         let value = match (&override_csp, template) {

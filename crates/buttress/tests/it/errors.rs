@@ -1,5 +1,8 @@
 //! Safe error pages: no internals in Production, debug detail only to loopback in Development.
 
+use axum::body::Body;
+use axum::http::Request;
+
 use crate::support::*;
 
 const HTTPS: (&str, &str) = ("x-forwarded-proto", "https");
@@ -48,15 +51,61 @@ async fn handler_internals_are_scrubbed_in_production() {
 #[tokio::test]
 async fn debug_detail_only_for_loopback_in_development() {
     let dev = app(&settings(&[("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1")]));
-    let local = send(&dev, "127.0.0.1:1", get_req("/panic", &[])).await;
+    let local_req = |path: &str, host: &str, extra: &[(&str, &str)]| {
+        let mut b = Request::builder().uri(path).header("host", host);
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    let local = send(
+        &dev,
+        "127.0.0.1:1",
+        local_req("/panic", "localhost:8000", &[]),
+    )
+    .await;
     assert_eq!(local.status, 500);
     assert!(
         local.body.contains("secret-db-password"),
         "loopback developer sees the panic: {}",
         local.body
     );
-    let leak = send(&dev, "127.0.0.1:1", get_req("/leak", &[])).await;
+    let leak = send(
+        &dev,
+        "127.0.0.1:1",
+        local_req("/leak", "127.0.0.1:8000", &[]),
+    )
+    .await;
     assert!(leak.body.contains("SQL error"), "{}", leak.body);
+    // A page on another site rebound to 127.0.0.1 (DNS rebinding) arrives under its own name.
+    let rebound = send(
+        &dev,
+        "127.0.0.1:1",
+        local_req("/panic", "evil.test:8000", &[]),
+    )
+    .await;
+    assert_eq!(rebound.status, 500);
+    assert!(
+        !rebound.body.contains("secret-db-password"),
+        "{}",
+        rebound.body
+    );
+    // A tunnel or local proxy that is not a trusted one (ngrok, ssh -R) connects from loopback
+    // but says it relays: no detail either.
+    let untrusted = app(&settings(&[]));
+    for relay in [("x-forwarded-for", "198.51.100.7"), ("via", "1.1 tunnel")] {
+        let r = send(
+            &untrusted,
+            "127.0.0.1:1",
+            local_req("/panic", "localhost", &[relay]),
+        )
+        .await;
+        assert!(
+            !r.body.contains("secret-db-password"),
+            "{relay:?}: {}",
+            r.body
+        );
+    }
     // A remote client behind a trusted local proxy must not see it, even in Development.
     let remote = send(
         &dev,
@@ -71,7 +120,7 @@ async fn debug_detail_only_for_loopback_in_development() {
     );
     // Debug off in Development: nothing.
     let quiet = app(&settings(&[("BUTTRESS_DEBUG", "false")]));
-    let r = send(&quiet, "127.0.0.1:1", get_req("/panic", &[])).await;
+    let r = send(&quiet, "127.0.0.1:1", local_req("/panic", "localhost", &[])).await;
     assert!(!r.body.contains("secret-db-password"));
 }
 

@@ -108,6 +108,23 @@ async fn handler_headers_win_but_banners_go() {
     assert_eq!(r.header("server"), None);
     assert_eq!(r.header("x-powered-by"), None);
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // A handler trying a policy out in report-only keeps the enforcing one.
+    let r = send(
+        &app(&settings(&[])),
+        "127.0.0.1:1",
+        get_req("/trying-a-policy", &[]),
+    )
+    .await;
+    assert_eq!(
+        r.header("content-security-policy-report-only"),
+        Some("default-src 'none'; report-uri /csp")
+    );
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|v| v.contains("'nonce-")),
+        "the enforcing policy stays: {:?}",
+        r.headers
+    );
 }
 
 #[tokio::test]

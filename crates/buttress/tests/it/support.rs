@@ -87,6 +87,18 @@ pub fn routes() -> Router {
             }),
         )
         .route(
+            "/trying-a-policy",
+            get(|| async {
+                (
+                    [(
+                        "content-security-policy-report-only",
+                        "default-src 'none'; report-uri /csp",
+                    )],
+                    "trying",
+                )
+            }),
+        )
+        .route(
             "/own-headers",
             get(|| async {
                 (
