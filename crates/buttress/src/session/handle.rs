@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::layer::{Config, Mode};
 use super::record::{random_token, SessionData, SessionId, StoreKey};
-use super::store::Cas;
+use super::store::{Cas, StoreError};
 use super::SessionError;
 
 /// How many times a conflicting write is merged and retried before giving up with 503. Each
@@ -35,7 +35,12 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
+    /// Set only once a load succeeded: a request whose load failed never commits.
     loaded: bool,
+    /// The store failure of the first load, answered again to every later call of the request:
+    /// a handler that ignored one error must not go on with an empty session (and overwrite the
+    /// browser's cookie with a new anonymous one).
+    failed: Option<StoreError>,
     /// The session's content, if there is one.
     data: Option<SessionData>,
     /// Store mode: the id and the version read.
@@ -100,17 +105,25 @@ impl Session {
         (self.inner.config.clock)()
     }
 
-    /// Loads the session on first use.
+    /// Loads the session on first use. A failed load is remembered: every later call of the
+    /// same request gets the same error, and the session is never committed.
     async fn state(&self) -> Result<tokio::sync::MutexGuard<'_, State>, SessionError> {
         let mut st = self.inner.state.lock().await;
         if !st.loaded {
+            if let Some(e) = &st.failed {
+                return Err(SessionError::Store(e.clone()));
+            }
+            if let Err(e) = self.load(&mut st).await {
+                st.failed = Some(e.clone());
+                return Err(SessionError::Store(e));
+            }
             st.loaded = true;
-            self.load(&mut st).await?;
         }
         Ok(st)
     }
 
-    async fn load(&self, st: &mut State) -> Result<(), SessionError> {
+    /// Reads the incoming cookie into `st`; on a store failure `st` is left as it was.
+    async fn load(&self, st: &mut State) -> Result<(), StoreError> {
         let Some(raw) = self.inner.incoming.as_deref() else {
             return Ok(());
         };
@@ -354,13 +367,14 @@ impl Session {
         Ok(n)
     }
 
-    /// Writes what changed; called by the layer after the handler.
     /// Whether nothing read or wrote the session during the request (the common case for
-    /// static files and pages without a session): then there is nothing to commit.
+    /// static files and pages without a session), or its load failed: then there is nothing to
+    /// commit.
     pub(crate) fn untouched(&self) -> bool {
         self.inner.state.try_lock().is_ok_and(|st| !st.loaded)
     }
 
+    /// Writes what changed; called by the layer after the handler.
     pub(crate) async fn commit(&self) -> Result<Outcome, SessionError> {
         let mut st = self.inner.state.lock().await;
         if !st.loaded {

@@ -8,8 +8,10 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+use super::record::Record;
 use super::*;
 use crate::secret::{Keyring, SecretKey};
+use futures_util::future::BoxFuture;
 
 fn clock() -> (Arc<AtomicI64>, Clock) {
     let t = Arc::new(AtomicI64::new(1_000_000));
@@ -422,4 +424,84 @@ async fn signed_in_responses_are_not_stored() {
         .await
         .expect("infallible");
     assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+}
+
+/// A memory store whose loads fail while `down` is set: an outage in the middle of a request.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl SessionStore for Flaky {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError("down".into())) });
+        }
+        self.inner.load(key, now)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Option<u64>,
+        data: &'a SessionData,
+        deadline: i64,
+    ) -> BoxFuture<'a, Result<Cas, StoreError>> {
+        self.inner.save(key, expected, data, deadline)
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.delete(key)
+    }
+    fn list_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>> {
+        self.inner.list_user(user, now)
+    }
+    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.cleanup(now)
+    }
+}
+
+/// A load that failed is the answer for the whole request: a handler that ignores the first
+/// error and then asks for a CSRF token gets the error again, and no new anonymous session
+/// overwrites the signed-in cookie.
+#[tokio::test]
+async fn a_failed_load_is_answered_again_and_never_replaces_the_cookie() {
+    let store = Arc::new(Flaky::default());
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/form",
+            get(|s: Session| async move {
+                let _ignored = s.user().await;
+                s.csrf_secret().await.map(|_| "form")
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let (_, set) = call(&app, "/login", None).await;
+    let cookie = pair(&set.expect("signed in"));
+    store.down.store(true, Ordering::SeqCst);
+    let (body, set) = call(&app, "/form", Some(&cookie)).await;
+    assert!(body.contains("session-store-unavailable"), "{body}");
+    assert_eq!(set, None, "the signed-in cookie is left alone");
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(call(&app, "/me", Some(&cookie)).await.0, "Some(\"alice\")");
+    assert_eq!(
+        store.inner.cleanup(i64::MAX).await.expect("count"),
+        1,
+        "no anonymous session was written"
+    );
 }
