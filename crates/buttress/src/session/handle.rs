@@ -433,8 +433,12 @@ impl Session {
                         Cas::Conflict => {
                             // Another request wrote first: merge our per-key changes onto its version.
                             let Some(latest) = store.load(&key, now).await? else {
-                                // Revoked or expired meanwhile: revocation wins.
-                                return Ok(Outcome::Clear);
+                                // Revoked, expired or rotated by a parallel request meanwhile:
+                                // revocation wins, and the browser's cookie is left alone. A
+                                // clearing cookie here would also delete the new id that a
+                                // parallel sign-in has just set; the dead id is refused (and
+                                // cleared) at its next load anyway.
+                                return Ok(Outcome::Nothing);
                             };
                             let mut merged = latest.data;
                             for (k, v) in &st.changes {

@@ -505,3 +505,54 @@ async fn a_failed_load_is_answered_again_and_never_replaces_the_cookie() {
         "no anonymous session was written"
     );
 }
+
+/// A request that loaded id X and writes after a parallel sign-in rotated X to Y finds X gone:
+/// its write is dropped and its response leaves the browser's cookie alone (a clearing cookie
+/// would delete Y and sign the user out).
+#[tokio::test]
+async fn a_write_to_a_session_that_vanished_meanwhile_does_not_clear_the_new_cookie() {
+    let store = Arc::new(MemoryStore::default());
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/slow",
+            get(move |s: Session| {
+                let (e, r) = (e.clone(), r.clone());
+                async move {
+                    s.insert("late", true).await?;
+                    e.notify_one();
+                    r.notified().await;
+                    Ok::<_, SessionError>("slow")
+                }
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let (_, set) = call(&app, "/", None).await;
+    let old = pair(&set.expect("anonymous session"));
+    let slow = {
+        let (app, old) = (app.clone(), old.clone());
+        tokio::spawn(async move { call(&app, "/slow", Some(&old)).await })
+    };
+    entered.notified().await;
+    let (_, set) = call(&app, "/login", Some(&old)).await;
+    let new = pair(&set.expect("rotated on sign-in"));
+    release.notify_one();
+    let (body, set) = slow.await.expect("task");
+    assert_eq!(body, "slow");
+    assert_eq!(
+        set, None,
+        "no clearing cookie for a session that vanished meanwhile"
+    );
+    assert_eq!(call(&app, "/me", Some(&new)).await.0, "Some(\"alice\")");
+}
