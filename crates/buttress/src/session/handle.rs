@@ -54,6 +54,9 @@ struct State {
     fresh: bool,
     /// Store keys to delete on the way out (rotated or flushed sessions).
     doomed: Vec<StoreKey>,
+    /// The loaded record whose content a rotated id carries on: if it is gone by the time the
+    /// commit deletes it (revoked meanwhile), the new id is not written.
+    carried: Option<StoreKey>,
     /// The cookie must be re-sent (fallback key, idle refresh).
     reissue: bool,
     /// The browser's cookie must be cleared (expired, forged, flushed).
@@ -228,6 +231,7 @@ impl Session {
     fn cycle(&self, st: &mut State) {
         if let Some(old) = st.id.take() {
             if !st.fresh {
+                st.carried = Some(old.store_key());
                 st.doomed.push(old.store_key());
             }
         }
@@ -251,6 +255,7 @@ impl Session {
         st.data = None;
         st.version = None;
         st.changes.clear();
+        st.carried = None;
         st.fresh = false;
         st.clear_cookie = true;
         Ok(())
@@ -361,8 +366,9 @@ impl Session {
             .into_iter()
             .filter(|s| !s.current)
         {
-            store.delete(&s.handle).await?;
-            n += 1;
+            if store.delete(&s.handle).await? {
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -400,8 +406,16 @@ impl Session {
                 (None, _) => Ok(Outcome::Nothing),
             },
             Mode::Store(store) => {
+                let mut revoked = false;
                 for key in std::mem::take(&mut st.doomed) {
-                    store.delete(&key).await?;
+                    let existed = store.delete(&key).await?;
+                    revoked |= !existed && st.carried.as_ref() == Some(&key);
+                }
+                if revoked {
+                    // The session this request rotated was revoked (or expired) meanwhile:
+                    // writing its successor would resurrect it under a new id. Answered as a
+                    // vanished session: nothing written, the browser's cookie left alone.
+                    return Ok(Outcome::Nothing);
                 }
                 let (Some(data), Some(id)) = (st.data.clone(), st.id.clone()) else {
                     return Ok(if st.clear_cookie {

@@ -177,7 +177,7 @@ impl SessionStore for RedisSessionStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             let rk = record_key(key);
@@ -187,7 +187,7 @@ impl SessionStore for RedisSessionStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(failed)?;
-            let _: () = redis::cmd("DEL")
+            let deleted: u64 = redis::cmd("DEL")
                 .arg(&rk)
                 .query_async(&mut conn)
                 .await
@@ -200,7 +200,7 @@ impl SessionStore for RedisSessionStore {
                     .await
                     .map_err(failed)?;
             }
-            Ok(())
+            Ok(deleted > 0)
         })
     }
 

@@ -44,8 +44,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         data: &'a SessionData,
         deadline: i64,
     ) -> BoxFuture<'a, Result<Cas, StoreError>>;
-    /// Deletes a record.
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Deletes a record; returns whether there was one to delete (expired records not yet
+    /// removed count). The session layer rotates an id only if the record it loaded was still
+    /// there, so a session revoked meanwhile is not carried over to a new id.
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// The live records of a user.
     fn list_user<'a>(
         &'a self,
@@ -116,8 +118,8 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { self.with(|m| drop(m.remove(key))) })
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { self.with(|m| m.remove(key).is_some()) })
     }
 
     fn list_user<'a>(

@@ -453,7 +453,7 @@ impl SessionStore for Flaky {
     ) -> BoxFuture<'a, Result<Cas, StoreError>> {
         self.inner.save(key, expected, data, deadline)
     }
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.delete(key)
     }
     fn list_user<'a>(
@@ -555,4 +555,53 @@ async fn a_write_to_a_session_that_vanished_meanwhile_does_not_clear_the_new_coo
         "no clearing cookie for a session that vanished meanwhile"
     );
     assert_eq!(call(&app, "/me", Some(&new)).await.0, "Some(\"alice\")");
+}
+
+/// A request that rotates a session's id (`cycle_id`, `set_user`) while another device signs
+/// that session out does not resurrect it under the new id.
+#[tokio::test]
+async fn rotating_a_session_revoked_meanwhile_does_not_resurrect_it() {
+    let store = Arc::new(MemoryStore::default());
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/rotate",
+            get(move |s: Session| {
+                let (e, r) = (e.clone(), r.clone());
+                async move {
+                    s.cycle_id().await?;
+                    e.notify_one();
+                    r.notified().await;
+                    Ok::<_, SessionError>("rotated")
+                }
+            }),
+        )
+        .route(
+            "/revoke-others",
+            get(|s: Session| async move { s.revoke_others().await.map(|n| n.to_string()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let laptop = pair(&call(&app, "/login", None).await.1.expect("laptop"));
+    let phone = pair(&call(&app, "/login", None).await.1.expect("phone"));
+    let rotating = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "/rotate", Some(&phone)).await })
+    };
+    entered.notified().await;
+    assert_eq!(call(&app, "/revoke-others", Some(&laptop)).await.0, "1");
+    release.notify_one();
+    let (body, set) = rotating.await.expect("task");
+    assert_eq!(body, "rotated");
+    assert_eq!(set, None, "no new id for a revoked session");
+    assert_eq!(
+        store.list_user("alice", 0).await.expect("list").len(),
+        1,
+        "only the laptop's session is left"
+    );
 }

@@ -92,8 +92,15 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         vec![key(1).0, key(2).0],
         "live sessions of alice only"
     );
-    store.delete(&key(2)).await.expect("delete");
+    assert!(
+        store.delete(&key(2)).await.expect("delete"),
+        "delete reports the record it removed"
+    );
     assert!(store.load(&key(2), 100).await.expect("load").is_none());
+    assert!(
+        !store.delete(&key(2)).await.expect("delete"),
+        "and that there was none the second time"
+    );
     let removed = store.cleanup(100).await.expect("cleanup");
     assert_eq!(removed, 1, "the expired record of alice");
     assert!(store.load(&key(3), 100).await.expect("load").is_some());
