@@ -19,6 +19,7 @@ use crate::proxy::ClientIp;
 use crate::secret::Keyring;
 use crate::settings::{SameSite, Settings};
 
+#[derive(Clone)]
 pub(crate) enum Mode {
     Cookie(CookieCodec),
     Store(Arc<dyn SessionStore>),
@@ -35,6 +36,25 @@ pub(crate) struct Config {
     touch: Duration,
     pub(crate) clock: Clock,
     requests: std::sync::atomic::AtomicU64,
+}
+
+/// A copy for a layer whose setter was called while the original is shared (a clone of a
+/// layer): the copy counts its own requests.
+impl Clone for Config {
+    fn clone(&self) -> Self {
+        Config {
+            mode: self.mode.clone(),
+            cookie_name: self.cookie_name.clone(),
+            secure: self.secure,
+            http_only: self.http_only,
+            same_site: self.same_site,
+            idle: self.idle,
+            absolute: self.absolute,
+            touch: self.touch,
+            clock: self.clock.clone(),
+            requests: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
 }
 
 impl Config {
@@ -65,6 +85,9 @@ fn secs(d: Duration) -> i64 {
 /// let cookie_sessions = SessionLayer::cookie(&ring);
 /// let stored = SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
 ///     .idle_timeout(Duration::from_secs(15 * 60));
+/// // A setter on a clone changes the clone only.
+/// let plain = stored.clone().secure(false);
+/// assert_eq!((stored.cookie_name(), plain.cookie_name()), ("__Host-session", "session"));
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -136,10 +159,10 @@ impl SessionLayer {
             .rename_for_keyring(keyring)
     }
 
+    /// Applies a setter, copying the configuration first if it is shared (copy-on-write): a
+    /// setter on a clone changes the clone only, never the layer it was cloned from.
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        if let Some(c) = Arc::get_mut(&mut self.config) {
-            f(c);
-        }
+        f(Arc::make_mut(&mut self.config));
         self
     }
 

@@ -605,3 +605,18 @@ async fn rotating_a_session_revoked_meanwhile_does_not_resurrect_it() {
         "only the laptop's session is left"
     );
 }
+
+/// Setters on a clone of a layer take effect on the clone, and leave the original alone.
+#[tokio::test]
+async fn setters_on_a_clone_change_the_clone_only() {
+    let base = SessionLayer::cookie(&Keyring::ephemeral());
+    let short = base
+        .clone()
+        .absolute_timeout(std::time::Duration::from_secs(3600));
+    let (_, set) = call(&app(short), "/", None).await;
+    let set = set.expect("set");
+    assert!(set.contains("Max-Age=3600"), "the clone's timeout: {set}");
+    let (_, set) = call(&app(base), "/", None).await;
+    let set = set.expect("set");
+    assert!(set.contains("Max-Age=43200"), "the original's: {set}");
+}
