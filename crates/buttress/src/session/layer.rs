@@ -401,17 +401,37 @@ fn sweep_now_and_then(config: &Arc<Config>) {
     }
 }
 
-/// The first cookie named `name` (several are possible when a sibling domain tossed one in:
-/// the `__Host-` prefix rules that out over HTTPS).
+/// The first valid cookie named `name` (several are possible when a sibling domain tossed one
+/// in: the `__Host-` prefix rules that out over HTTPS), in any of the `Cookie` lines (HTTP/2
+/// sends one per cookie). The header is read as bytes, pair by pair: a cookie with a byte that
+/// is not ASCII (a sibling subdomain can set one for the whole domain) is skipped, not the
+/// whole line, so it cannot hide the session cookie. The session cookie's own value must be
+/// RFC 6265 cookie-octets, optionally in double quotes; one that is not is skipped too.
 fn read_cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (key, value) = (&pair[..eq], &pair[eq + 1..]);
+            (key.trim_ascii() == name.as_bytes()).then(|| value.trim_ascii())
+        })
+        .find_map(cookie_value)
+}
+
+/// A cookie value as RFC 6265 allows it: cookie-octets (visible ASCII but `"`, `,`, `;` and
+/// `\`), optionally in one pair of double quotes, which are dropped.
+fn cookie_value(raw: &[u8]) -> Option<String> {
+    let inner = raw
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(raw);
+    let octet = |b: &u8| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+    if !inner.iter().all(octet) {
+        return None;
+    }
+    std::str::from_utf8(inner).ok().map(str::to_owned)
 }
 
 /// What a new session records about its client (address and user agent), kept raw until a

@@ -620,3 +620,58 @@ async fn setters_on_a_clone_change_the_clone_only() {
     let set = set.expect("set");
     assert!(set.contains("Max-Age=43200"), "the original's: {set}");
 }
+
+/// Sends a GET to `/peek` with these raw `Cookie` header lines; returns (body, Set-Cookie).
+async fn peek_with_lines(app: &Router, lines: &[&[u8]]) -> (String, Option<String>) {
+    let mut req = Request::builder()
+        .uri("/peek")
+        .body(Body::empty())
+        .expect("req");
+    for line in lines {
+        req.headers_mut().append(
+            "cookie",
+            http::HeaderValue::from_bytes(line).expect("header bytes"),
+        );
+    }
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (String::from_utf8_lossy(&body).into_owned(), set)
+}
+
+/// A sibling subdomain's cookie with a byte that is not ASCII (`x=é; Domain=parent`) does not
+/// hide the session cookie, on the same `Cookie` line or on another (HTTP/2 splits them); the
+/// session cookie's own value is still validated strictly.
+#[tokio::test]
+async fn a_non_ascii_sibling_cookie_does_not_hide_the_session_cookie() {
+    let app = app(SessionLayer::cookie(&Keyring::ephemeral()));
+    let (_, set) = call(&app, "/", None).await;
+    let session = pair(&set.expect("set"));
+    let same_line = format!("x=\u{e9}; {session}; y=1");
+    let quoted = session.replacen('=', "=\"", 1) + "\"";
+    let bad_then_good = format!("__Host-session=\u{e9}\u{e9}; {session}");
+    for (what, lines) in [
+        ("same line", vec![same_line.as_bytes()]),
+        (
+            "another line",
+            vec!["x=\u{e9}".as_bytes(), b"theme=dark", session.as_bytes()],
+        ),
+        (
+            "raw latin-1 byte",
+            vec![b"x=\xe9".as_slice(), session.as_bytes()],
+        ),
+        ("quoted", vec![quoted.as_bytes()]),
+        ("bad value skipped", vec![bad_then_good.as_bytes()]),
+    ] {
+        let (body, _) = peek_with_lines(&app, &lines).await;
+        assert_eq!(body, "Some(1)", "{what}");
+    }
+    let (body, _) = peek_with_lines(&app, &["__Host-session=\u{e9}".as_bytes()]).await;
+    assert_eq!(
+        body, "None",
+        "a session value that is not cookie-octets is not taken"
+    );
+}
