@@ -132,12 +132,18 @@ impl Session {
         };
         let config = &self.inner.config;
         let now = self.now();
-        let alive = |d: &SessionData| now < d.expires && now - d.last_seen < config.idle_secs();
+        // The absolute timeout is checked against the configured one as well as the expiry the
+        // session was given at creation: lowering the timeout shortens existing sessions.
+        let alive = |d: &SessionData| {
+            now < d.expires
+                && now.saturating_sub(d.created) < config.absolute_secs()
+                && now.saturating_sub(d.last_seen) < config.idle_secs()
+        };
         match &config.mode {
             Mode::Cookie(codec) => match codec.decode(raw) {
                 Ok(opened) if alive(&opened.data) => {
                     st.reissue = opened.stale_key;
-                    st.data = Some(opened.data);
+                    st.data = Some(self.within_absolute(opened.data));
                 }
                 Ok(_) => st.clear_cookie = true,
                 Err(e) => {
@@ -152,7 +158,7 @@ impl Session {
                 };
                 match store.load(&id.store_key(), now).await? {
                     Some(rec) if alive(&rec.data) => {
-                        st.data = Some(rec.data);
+                        st.data = Some(self.within_absolute(rec.data));
                         st.version = Some(rec.version);
                         st.id = Some(id);
                     }
@@ -167,11 +173,23 @@ impl Session {
         Ok(())
     }
 
+    /// `data` with its expiry no later than the configured absolute timeout allows (it may have
+    /// been lowered since the session was created), so the cookie's `Max-Age` and the store's
+    /// deadline follow.
+    fn within_absolute(&self, mut data: SessionData) -> SessionData {
+        let limit = data
+            .created
+            .saturating_add(self.inner.config.absolute_secs());
+        data.expires = data.expires.min(limit);
+        data
+    }
+
     /// Creates an empty session if there is none.
     fn ensure<'s>(&self, st: &'s mut State) -> &'s mut SessionData {
         if st.data.is_none() {
             let now = self.now();
-            let mut data = SessionData::new(now, now + self.inner.config.absolute_secs());
+            let expires = now.saturating_add(self.inner.config.absolute_secs());
+            let mut data = SessionData::new(now, expires);
             data.client = self.inner.client.describe();
             st.data = Some(data);
             st.fresh = true;
@@ -389,7 +407,7 @@ impl Session {
         let config = self.inner.config.clone();
         let now = self.now();
         if let Some(d) = st.data.as_mut() {
-            if now - d.last_seen >= config.touch_secs() {
+            if now.saturating_sub(d.last_seen) >= config.touch_secs() {
                 d.last_seen = now;
                 st.reissue = true;
             }
@@ -399,7 +417,7 @@ impl Session {
             Mode::Cookie(codec) => match (&st.data, dirty) {
                 (Some(d), true) => Ok(Outcome::SetCookie {
                     value: codec.encode(d)?,
-                    max_age: d.expires - now,
+                    max_age: d.expires.saturating_sub(now),
                 }),
                 (Some(_), false) => Ok(Outcome::Nothing),
                 (None, _) if st.clear_cookie => Ok(Outcome::Clear),
@@ -428,13 +446,14 @@ impl Session {
                     return Ok(Outcome::Nothing);
                 }
                 let key = id.store_key();
-                let deadline = data.expires.min(data.last_seen + config.idle_secs());
                 let mut data = data;
                 let mut expected = if st.fresh { None } else { st.version };
                 for _ in 0..CAS_RETRIES {
+                    let idle_end = data.last_seen.saturating_add(config.idle_secs());
+                    let deadline = data.expires.min(idle_end);
                     match store.save(&key, expected, &data, deadline).await? {
                         Cas::Done => {
-                            let max_age = data.expires - now;
+                            let max_age = data.expires.saturating_sub(now);
                             return Ok(if st.fresh || st.clear_cookie {
                                 Outcome::SetCookie {
                                     value: id.as_str().to_owned(),
@@ -454,7 +473,7 @@ impl Session {
                                 // cleared) at its next load anyway.
                                 return Ok(Outcome::Nothing);
                             };
-                            let mut merged = latest.data;
+                            let mut merged = self.within_absolute(latest.data);
                             for (k, v) in &st.changes {
                                 match v {
                                     Some(v) => merged.values.insert(k.clone(), v.clone()),

@@ -18,6 +18,10 @@ use super::store::{Cas, SessionStore, StoreError};
 
 const PREFIX: &str = "buttress:{sess}:";
 
+/// The longest time-to-live given to a record (100 years): Redis refuses an `EXPIRE` whose
+/// time overflows, which a huge configured timeout would otherwise ask for.
+const MAX_TTL: i64 = 100 * 366 * 24 * 3600;
+
 /// Compare-and-swap save. KEYS: record, user index. ARGV: expected version ('' = absent),
 /// data, user ('' = none), deadline, ttl seconds.
 const SAVE: &str = r"
@@ -159,7 +163,7 @@ impl SessionStore for RedisSessionStore {
             let json = serde_json::to_string(data)
                 .map_err(|_| StoreError("session does not encode".into()))?;
             let user = data.user.clone().unwrap_or_default();
-            let ttl = (deadline - data.last_seen).max(1);
+            let ttl = deadline.saturating_sub(data.last_seen).clamp(1, MAX_TTL);
             let done: i64 = self
                 .save
                 .key(record_key(key))

@@ -675,3 +675,69 @@ async fn a_non_ascii_sibling_cookie_does_not_hide_the_session_cookie() {
         "a session value that is not cookie-octets is not taken"
     );
 }
+
+/// Lowering the absolute timeout (an incident) shortens sessions created under the old one,
+/// in both modes: the configured limit is checked at load, not only the stored expiry.
+#[tokio::test]
+async fn a_lowered_absolute_timeout_ends_existing_sessions() {
+    for store in [false, true] {
+        let (t, c) = clock();
+        let ring = Keyring::ephemeral();
+        let memory = Arc::new(MemoryStore::default());
+        let layer = |absolute: u64| {
+            let layer = if store {
+                SessionLayer::store(&ring, memory.clone())
+            } else {
+                SessionLayer::cookie(&ring)
+            };
+            app(layer
+                .clock(c.clone())
+                .idle_timeout(std::time::Duration::from_secs(7200))
+                .absolute_timeout(std::time::Duration::from_secs(absolute)))
+        };
+        let (before, after) = (layer(12 * 3600), layer(3600));
+        let (_, set) = call(&before, "/", None).await;
+        let cookie = pair(&set.expect("set"));
+        t.fetch_add(1800, Ordering::SeqCst);
+        let (body, set) = call(&after, "/", Some(&cookie)).await;
+        assert_eq!(body, "2", "store={store}: younger than the new limit");
+        if store {
+            let id = SessionId::parse(cookie.split_once('=').expect("pair").1).expect("id");
+            let rec = memory.load(&id.store_key(), 0).await.expect("load");
+            assert_eq!(
+                rec.expect("kept").deadline,
+                1_000_000 + 3600,
+                "the record ends at the new limit"
+            );
+        } else {
+            let set = set.expect("written");
+            assert!(
+                set.contains("Max-Age=1800"),
+                "the cookie ends at the new limit: {set}"
+            );
+        }
+        t.fetch_add(1800, Ordering::SeqCst);
+        let (body, _) = call(&after, "/", Some(&cookie)).await;
+        assert_eq!(body, "1", "store={store}: past the new limit");
+    }
+}
+
+/// Huge configured timeouts do not overflow the session's times.
+#[tokio::test]
+async fn huge_timeouts_do_not_overflow() {
+    for store in [false, true] {
+        let ring = Keyring::ephemeral();
+        let layer = if store {
+            SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
+        } else {
+            SessionLayer::cookie(&ring)
+        };
+        let app = app(layer
+            .idle_timeout(std::time::Duration::MAX)
+            .absolute_timeout(std::time::Duration::MAX));
+        let (body, set) = call(&app, "/", None).await;
+        assert_eq!(body, "1", "store={store}");
+        let (body, _) = call(&app, "/", Some(&pair(&set.expect("set")))).await;
+        assert_eq!(body, "2", "store={store}");
+    }
+}

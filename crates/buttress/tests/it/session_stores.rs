@@ -101,6 +101,15 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         !store.delete(&key(2)).await.expect("delete"),
         "and that there was none the second time"
     );
+    assert_eq!(
+        store
+            .save(&key(5), None, &data(None), i64::MAX)
+            .await
+            .expect("a deadline as far as it goes (huge timeouts)"),
+        Cas::Done
+    );
+    assert!(store.load(&key(5), 100).await.expect("load").is_some());
+    store.delete(&key(5)).await.expect("delete");
     let removed = store.cleanup(100).await.expect("cleanup");
     assert_eq!(removed, 1, "the expired record of alice");
     assert!(store.load(&key(3), 100).await.expect("load").is_some());
