@@ -1,6 +1,7 @@
 //! [`SessionLayer`]: puts a lazy [`Session`] into each request and saves it on the way out.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,10 +37,13 @@ pub(crate) struct Config {
     touch: Duration,
     pub(crate) clock: Clock,
     requests: std::sync::atomic::AtomicU64,
+    /// Set while a background sweep of the store runs: sweeps never overlap. Shared with the
+    /// copies a setter makes, which sweep the same store.
+    sweeping: Arc<AtomicBool>,
 }
 
 /// A copy for a layer whose setter was called while the original is shared (a clone of a
-/// layer): the copy counts its own requests.
+/// layer): the copy counts its own requests, and shares the original's sweep flag.
 impl Clone for Config {
     fn clone(&self) -> Self {
         Config {
@@ -53,6 +57,7 @@ impl Clone for Config {
             touch: self.touch,
             clock: self.clock.clone(),
             requests: std::sync::atomic::AtomicU64::new(0),
+            sweeping: self.sweeping.clone(),
         }
     }
 }
@@ -120,6 +125,7 @@ impl SessionLayer {
                 touch: DEFAULT_TOUCH,
                 clock: system_clock(),
                 requests: std::sync::atomic::AtomicU64::new(0),
+                sweeping: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -380,24 +386,40 @@ fn no_store_unless_set(res: &mut axum::response::Response) {
 }
 
 /// Every 1,024 requests, deletes expired records of a server-side store in the background
-/// (Redis expires its own; memory and SQL rely on this).
+/// (memory and SQL rely on this; Redis expires its own and its cleanup does nothing). One
+/// sweep at a time: while one runs (a slow database), later turns are skipped.
 fn sweep_now_and_then(config: &Arc<Config>) {
-    use std::sync::atomic::Ordering;
     let n = config.requests.fetch_add(1, Ordering::Relaxed);
     if n % 1024 != 1023 {
         return;
     }
-    if let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
-    {
-        let store = store.clone();
-        let now = (config.clock)();
-        handle.spawn(async move {
-            match store.cleanup(now).await {
-                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
-            }
-        });
+    let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
+    else {
+        return;
+    };
+    if config.sweeping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let running = Sweeping(config.sweeping.clone());
+    let store = store.clone();
+    let now = (config.clock)();
+    handle.spawn(async move {
+        let _running = running;
+        match store.cleanup(now).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+        }
+    });
+}
+
+/// Clears the sweep flag when the sweep ends, however it ends (done, failed, panicked, or
+/// dropped with its runtime).
+struct Sweeping(Arc<AtomicBool>);
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

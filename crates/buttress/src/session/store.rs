@@ -54,7 +54,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         user: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>>;
-    /// Deletes expired records; returns how many.
+    /// Deletes expired records; returns how many. The session layer calls it in the background
+    /// now and then, never twice at once; a store that expires records by itself (Redis) does
+    /// nothing here.
     fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 

@@ -741,3 +741,89 @@ async fn huge_timeouts_do_not_overflow() {
         assert_eq!(body, "2", "store={store}");
     }
 }
+
+/// A memory store whose sweeps wait for `gate` and are counted.
+#[derive(Debug)]
+struct SlowSweeps {
+    inner: MemoryStore,
+    sweeps: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+impl SessionStore for SlowSweeps {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        self.inner.load(key, now)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Option<u64>,
+        data: &'a SessionData,
+        deadline: i64,
+    ) -> BoxFuture<'a, Result<Cas, StoreError>> {
+        self.inner.save(key, expected, data, deadline)
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.delete(key)
+    }
+    fn list_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>> {
+        self.inner.list_user(user, now)
+    }
+    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.sweeps.fetch_add(1, Ordering::SeqCst);
+            let _pass = self
+                .gate
+                .acquire()
+                .await
+                .map_err(|_| StoreError("closed".into()))?;
+            self.inner.cleanup(now).await
+        })
+    }
+}
+
+/// A sweep still running when the next one is due (a slow database) is not joined by a
+/// second: sweeps never overlap, and the next turn after it ends sweeps again.
+#[tokio::test]
+async fn background_sweeps_never_overlap() {
+    let store = Arc::new(SlowSweeps {
+        inner: MemoryStore::default(),
+        sweeps: std::sync::atomic::AtomicUsize::new(0),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let app = app(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+    for _ in 0..1024 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(store.sweeps.load(Ordering::SeqCst), 1, "the first sweep");
+    for _ in 0..2048 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(
+        store.sweeps.load(Ordering::SeqCst),
+        1,
+        "no second sweep while the first runs"
+    );
+    store.gate.add_permits(16);
+    settle().await;
+    for _ in 0..1024 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(
+        store.sweeps.load(Ordering::SeqCst),
+        2,
+        "the next turn sweeps"
+    );
+}
