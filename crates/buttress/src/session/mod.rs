@@ -61,7 +61,7 @@ use http::StatusCode;
 pub use handle::{Session, SessionInfo};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
-pub use store::{Cas, MemoryStore, SessionStore, StoreError};
+pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
 
 use crate::errors::Problem;
 

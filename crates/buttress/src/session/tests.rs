@@ -827,3 +827,97 @@ async fn background_sweeps_never_overlap() {
         "the next turn sweeps"
     );
 }
+
+fn record_data(user: Option<&str>, last_seen: i64) -> SessionData {
+    let mut d = SessionData::new(last_seen, last_seen + 10_000);
+    d.user = user.map(str::to_owned);
+    d
+}
+
+fn store_key(n: u8) -> StoreKey {
+    StoreKey(format!("{n:064x}"))
+}
+
+/// A full memory store makes room for a new record with the expired ones first, then with the
+/// least recently seen anonymous one; a signed-in session is never evicted.
+#[tokio::test]
+async fn a_full_memory_store_evicts_expired_then_oldest_anonymous_records() {
+    let store = MemoryStore::default().with_max_records(3);
+    let save = |n: u8, user: Option<&'static str>, seen: i64, deadline: i64| {
+        let store = &store;
+        async move {
+            store
+                .save(&store_key(n), None, &record_data(user, seen), deadline)
+                .await
+                .expect("saved")
+        }
+    };
+    let present = |n: u8| {
+        let store = &store;
+        async move { store.load(&store_key(n), 0).await.expect("load").is_some() }
+    };
+    save(1, None, 100, 5_000).await;
+    save(2, Some("alice"), 50, 5_000).await;
+    save(3, None, 200, 250).await; // expired by t=300
+    assert_eq!(save(4, None, 300, 5_000).await, Cas::Done);
+    assert!(!present(3).await, "the expired record made room");
+    assert!(present(1).await && present(2).await && present(4).await);
+    assert_eq!(save(5, None, 400, 5_000).await, Cas::Done);
+    assert!(
+        !present(1).await,
+        "then the least recently seen anonymous one"
+    );
+    assert!(present(2).await, "the signed-in session is older, and kept");
+    assert!(present(4).await && present(5).await);
+    // An update of a record already there needs no room.
+    let mut seen = record_data(None, 500);
+    seen.values.insert("x".into(), serde_json::json!(1));
+    assert_eq!(
+        store
+            .save(&store_key(4), Some(1), &seen, 5_000)
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    assert_eq!(
+        store.list_user("alice", 0).await.expect("list").len(),
+        1,
+        "the user index follows"
+    );
+}
+
+/// When everything left is signed in, a new session is refused (503), not a user evicted.
+#[tokio::test]
+async fn a_memory_store_full_of_signed_in_sessions_refuses_new_ones() {
+    let store = Arc::new(MemoryStore::default().with_max_records(2));
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let laptop = pair(&call(&app, "/login", None).await.1.expect("laptop"));
+    let phone = pair(&call(&app, "/login", None).await.1.expect("phone"));
+    let (body, set) = call(&app, "/", None).await;
+    assert!(body.contains("session-store-unavailable"), "{body}");
+    assert_eq!(set, None);
+    assert!(
+        store
+            .save(&store_key(9), None, &record_data(None, 1), i64::MAX)
+            .await
+            .is_err(),
+        "the store's own answer: unavailable"
+    );
+    for cookie in [&laptop, &phone] {
+        assert_eq!(call(&app, "/me", Some(cookie)).await.0, "Some(\"alice\")");
+    }
+    // Signing in again rotates in place: the old record makes room for the new one.
+    let (_, set) = call(&app, "/login", Some(&laptop)).await;
+    let laptop = pair(&set.expect("rotated"));
+    assert_eq!(call(&app, "/me", Some(&laptop)).await.0, "Some(\"alice\")");
+}
