@@ -132,13 +132,7 @@ impl Session {
         };
         let config = &self.inner.config;
         let now = self.now();
-        // The absolute timeout is checked against the configured one as well as the expiry the
-        // session was given at creation: lowering the timeout shortens existing sessions.
-        let alive = |d: &SessionData| {
-            now < d.expires
-                && now.saturating_sub(d.created) < config.absolute_secs()
-                && now.saturating_sub(d.last_seen) < config.idle_secs()
-        };
+        let alive = |d: &SessionData| self.alive(d, now);
         match &config.mode {
             Mode::Cookie(codec) => match codec.decode(raw) {
                 Ok(opened) if alive(&opened.data) => {
@@ -171,6 +165,16 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Whether a session is within its timeouts at `now`. The absolute one is checked against
+    /// the configured timeout as well as the expiry the session was given at creation:
+    /// lowering the timeout shortens existing sessions.
+    fn alive(&self, d: &SessionData, now: i64) -> bool {
+        let config = &self.inner.config;
+        now < d.expires
+            && now.saturating_sub(d.created) < config.absolute_secs()
+            && now.saturating_sub(d.last_seen) < config.idle_secs()
     }
 
     /// `data` with its expiry no later than the configured absolute timeout allows (it may have
@@ -342,10 +346,12 @@ impl Session {
         let Some(user) = user else {
             return Ok(Vec::new());
         };
+        let now = self.now();
         let mut out: Vec<SessionInfo> = store
-            .list_user(&user, self.now())
+            .list_user(&user, now)
             .await?
             .into_iter()
+            .filter(|(_, d)| self.alive(d, now))
             .map(|(handle, d)| SessionInfo {
                 current: Some(&handle) == current.as_ref(),
                 handle,

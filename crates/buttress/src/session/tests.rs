@@ -921,3 +921,38 @@ async fn a_memory_store_full_of_signed_in_sessions_refuses_new_ones() {
     let laptop = pair(&set.expect("rotated"));
     assert_eq!(call(&app, "/me", Some(&laptop)).await.0, "Some(\"alice\")");
 }
+
+/// The account page's list follows a lowered absolute timeout too: sessions that would be
+/// refused at their next load are not listed.
+#[tokio::test]
+async fn a_lowered_absolute_timeout_also_shortens_the_list_of_sessions() {
+    let (t, c) = clock();
+    let ring = Keyring::ephemeral();
+    let store = Arc::new(MemoryStore::default());
+    let layer = |absolute: u64| {
+        Router::new()
+            .route(
+                "/login",
+                get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+            )
+            .route(
+                "/sessions",
+                get(|s: Session| async move {
+                    s.list_user_sessions().await.map(|l| l.len().to_string())
+                }),
+            )
+            .layer(
+                SessionLayer::store(&ring, store.clone())
+                    .clock(c.clone())
+                    .idle_timeout(std::time::Duration::from_secs(4 * 3600))
+                    .absolute_timeout(std::time::Duration::from_secs(absolute)),
+            )
+    };
+    let (before, after) = (layer(12 * 3600), layer(3600));
+    call(&before, "/login", None).await;
+    t.fetch_add(5400, Ordering::SeqCst);
+    let (_, set) = call(&after, "/login", None).await;
+    let cookie = pair(&set.expect("signed in"));
+    assert_eq!(call(&before, "/sessions", Some(&cookie)).await.0, "2");
+    assert_eq!(call(&after, "/sessions", Some(&cookie)).await.0, "1");
+}
