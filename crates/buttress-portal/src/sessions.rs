@@ -78,7 +78,7 @@ impl SessionStore for DbSessions {
         self.sql.save(key, expected, data, deadline)
     }
 
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.sql.delete(key)
     }
 

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::layer::{Config, Mode};
 use super::record::{random_token, SessionData, SessionId, StoreKey};
-use super::store::Cas;
+use super::store::{Cas, StoreError};
 use super::SessionError;
 
 /// How many times a conflicting write is merged and retried before giving up with 503. Each
@@ -35,7 +35,12 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
+    /// Set only once a load succeeded: a request whose load failed never commits.
     loaded: bool,
+    /// The store failure of the first load, answered again to every later call of the request:
+    /// a handler that ignored one error must not go on with an empty session (and overwrite the
+    /// browser's cookie with a new anonymous one).
+    failed: Option<StoreError>,
     /// The session's content, if there is one.
     data: Option<SessionData>,
     /// Store mode: the id and the version read.
@@ -49,6 +54,9 @@ struct State {
     fresh: bool,
     /// Store keys to delete on the way out (rotated or flushed sessions).
     doomed: Vec<StoreKey>,
+    /// The loaded record whose content a rotated id carries on: if it is gone by the time the
+    /// commit deletes it (revoked meanwhile), the new id is not written.
+    carried: Option<StoreKey>,
     /// The cookie must be re-sent (fallback key, idle refresh).
     reissue: bool,
     /// The browser's cookie must be cleared (expired, forged, flushed).
@@ -100,28 +108,36 @@ impl Session {
         (self.inner.config.clock)()
     }
 
-    /// Loads the session on first use.
+    /// Loads the session on first use. A failed load is remembered: every later call of the
+    /// same request gets the same error, and the session is never committed.
     async fn state(&self) -> Result<tokio::sync::MutexGuard<'_, State>, SessionError> {
         let mut st = self.inner.state.lock().await;
         if !st.loaded {
+            if let Some(e) = &st.failed {
+                return Err(SessionError::Store(e.clone()));
+            }
+            if let Err(e) = self.load(&mut st).await {
+                st.failed = Some(e.clone());
+                return Err(SessionError::Store(e));
+            }
             st.loaded = true;
-            self.load(&mut st).await?;
         }
         Ok(st)
     }
 
-    async fn load(&self, st: &mut State) -> Result<(), SessionError> {
+    /// Reads the incoming cookie into `st`; on a store failure `st` is left as it was.
+    async fn load(&self, st: &mut State) -> Result<(), StoreError> {
         let Some(raw) = self.inner.incoming.as_deref() else {
             return Ok(());
         };
         let config = &self.inner.config;
         let now = self.now();
-        let alive = |d: &SessionData| now < d.expires && now - d.last_seen < config.idle_secs();
+        let alive = |d: &SessionData| self.alive(d, now);
         match &config.mode {
             Mode::Cookie(codec) => match codec.decode(raw) {
                 Ok(opened) if alive(&opened.data) => {
                     st.reissue = opened.stale_key;
-                    st.data = Some(opened.data);
+                    st.data = Some(self.within_absolute(opened.data));
                 }
                 Ok(_) => st.clear_cookie = true,
                 Err(e) => {
@@ -136,7 +152,7 @@ impl Session {
                 };
                 match store.load(&id.store_key(), now).await? {
                     Some(rec) if alive(&rec.data) => {
-                        st.data = Some(rec.data);
+                        st.data = Some(self.within_absolute(rec.data));
                         st.version = Some(rec.version);
                         st.id = Some(id);
                     }
@@ -151,11 +167,33 @@ impl Session {
         Ok(())
     }
 
+    /// Whether a session is within its timeouts at `now`. The absolute one is checked against
+    /// the configured timeout as well as the expiry the session was given at creation:
+    /// lowering the timeout shortens existing sessions.
+    fn alive(&self, d: &SessionData, now: i64) -> bool {
+        let config = &self.inner.config;
+        now < d.expires
+            && now.saturating_sub(d.created) < config.absolute_secs()
+            && now.saturating_sub(d.last_seen) < config.idle_secs()
+    }
+
+    /// `data` with its expiry no later than the configured absolute timeout allows (it may have
+    /// been lowered since the session was created), so the cookie's `Max-Age` and the store's
+    /// deadline follow.
+    fn within_absolute(&self, mut data: SessionData) -> SessionData {
+        let limit = data
+            .created
+            .saturating_add(self.inner.config.absolute_secs());
+        data.expires = data.expires.min(limit);
+        data
+    }
+
     /// Creates an empty session if there is none.
     fn ensure<'s>(&self, st: &'s mut State) -> &'s mut SessionData {
         if st.data.is_none() {
             let now = self.now();
-            let mut data = SessionData::new(now, now + self.inner.config.absolute_secs());
+            let expires = now.saturating_add(self.inner.config.absolute_secs());
+            let mut data = SessionData::new(now, expires);
             data.client = self.inner.client.describe();
             st.data = Some(data);
             st.fresh = true;
@@ -215,6 +253,7 @@ impl Session {
     fn cycle(&self, st: &mut State) {
         if let Some(old) = st.id.take() {
             if !st.fresh {
+                st.carried = Some(old.store_key());
                 st.doomed.push(old.store_key());
             }
         }
@@ -238,6 +277,7 @@ impl Session {
         st.data = None;
         st.version = None;
         st.changes.clear();
+        st.carried = None;
         st.fresh = false;
         st.clear_cookie = true;
         Ok(())
@@ -306,10 +346,12 @@ impl Session {
         let Some(user) = user else {
             return Ok(Vec::new());
         };
+        let now = self.now();
         let mut out: Vec<SessionInfo> = store
-            .list_user(&user, self.now())
+            .list_user(&user, now)
             .await?
             .into_iter()
+            .filter(|(_, d)| self.alive(d, now))
             .map(|(handle, d)| SessionInfo {
                 current: Some(&handle) == current.as_ref(),
                 handle,
@@ -348,19 +390,21 @@ impl Session {
             .into_iter()
             .filter(|s| !s.current)
         {
-            store.delete(&s.handle).await?;
-            n += 1;
+            if store.delete(&s.handle).await? {
+                n += 1;
+            }
         }
         Ok(n)
     }
 
-    /// Writes what changed; called by the layer after the handler.
     /// Whether nothing read or wrote the session during the request (the common case for
-    /// static files and pages without a session): then there is nothing to commit.
+    /// static files and pages without a session), or its load failed: then there is nothing to
+    /// commit.
     pub(crate) fn untouched(&self) -> bool {
         self.inner.state.try_lock().is_ok_and(|st| !st.loaded)
     }
 
+    /// Writes what changed; called by the layer after the handler.
     pub(crate) async fn commit(&self) -> Result<Outcome, SessionError> {
         let mut st = self.inner.state.lock().await;
         if !st.loaded {
@@ -369,7 +413,7 @@ impl Session {
         let config = self.inner.config.clone();
         let now = self.now();
         if let Some(d) = st.data.as_mut() {
-            if now - d.last_seen >= config.touch_secs() {
+            if now.saturating_sub(d.last_seen) >= config.touch_secs() {
                 d.last_seen = now;
                 st.reissue = true;
             }
@@ -379,15 +423,23 @@ impl Session {
             Mode::Cookie(codec) => match (&st.data, dirty) {
                 (Some(d), true) => Ok(Outcome::SetCookie {
                     value: codec.encode(d)?,
-                    max_age: d.expires - now,
+                    max_age: d.expires.saturating_sub(now),
                 }),
                 (Some(_), false) => Ok(Outcome::Nothing),
                 (None, _) if st.clear_cookie => Ok(Outcome::Clear),
                 (None, _) => Ok(Outcome::Nothing),
             },
             Mode::Store(store) => {
+                let mut revoked = false;
                 for key in std::mem::take(&mut st.doomed) {
-                    store.delete(&key).await?;
+                    let existed = store.delete(&key).await?;
+                    revoked |= !existed && st.carried.as_ref() == Some(&key);
+                }
+                if revoked {
+                    // The session this request rotated was revoked (or expired) meanwhile:
+                    // writing its successor would resurrect it under a new id. Answered as a
+                    // vanished session: nothing written, the browser's cookie left alone.
+                    return Ok(Outcome::Nothing);
                 }
                 let (Some(data), Some(id)) = (st.data.clone(), st.id.clone()) else {
                     return Ok(if st.clear_cookie {
@@ -400,13 +452,14 @@ impl Session {
                     return Ok(Outcome::Nothing);
                 }
                 let key = id.store_key();
-                let deadline = data.expires.min(data.last_seen + config.idle_secs());
                 let mut data = data;
                 let mut expected = if st.fresh { None } else { st.version };
                 for _ in 0..CAS_RETRIES {
+                    let idle_end = data.last_seen.saturating_add(config.idle_secs());
+                    let deadline = data.expires.min(idle_end);
                     match store.save(&key, expected, &data, deadline).await? {
                         Cas::Done => {
-                            let max_age = data.expires - now;
+                            let max_age = data.expires.saturating_sub(now);
                             return Ok(if st.fresh || st.clear_cookie {
                                 Outcome::SetCookie {
                                     value: id.as_str().to_owned(),
@@ -419,10 +472,14 @@ impl Session {
                         Cas::Conflict => {
                             // Another request wrote first: merge our per-key changes onto its version.
                             let Some(latest) = store.load(&key, now).await? else {
-                                // Revoked or expired meanwhile: revocation wins.
-                                return Ok(Outcome::Clear);
+                                // Revoked, expired or rotated by a parallel request meanwhile:
+                                // revocation wins, and the browser's cookie is left alone. A
+                                // clearing cookie here would also delete the new id that a
+                                // parallel sign-in has just set; the dead id is refused (and
+                                // cleared) at its next load anyway.
+                                return Ok(Outcome::Nothing);
                             };
-                            let mut merged = latest.data;
+                            let mut merged = self.within_absolute(latest.data);
                             for (k, v) in &st.changes {
                                 match v {
                                     Some(v) => merged.values.insert(k.clone(), v.clone()),

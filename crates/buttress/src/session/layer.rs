@@ -1,6 +1,7 @@
 //! [`SessionLayer`]: puts a lazy [`Session`] into each request and saves it on the way out.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::proxy::ClientIp;
 use crate::secret::Keyring;
 use crate::settings::{SameSite, Settings};
 
+#[derive(Clone)]
 pub(crate) enum Mode {
     Cookie(CookieCodec),
     Store(Arc<dyn SessionStore>),
@@ -35,6 +37,29 @@ pub(crate) struct Config {
     touch: Duration,
     pub(crate) clock: Clock,
     requests: std::sync::atomic::AtomicU64,
+    /// Set while a background sweep of the store runs: sweeps never overlap. Shared with the
+    /// copies a setter makes, which sweep the same store.
+    sweeping: Arc<AtomicBool>,
+}
+
+/// A copy for a layer whose setter was called while the original is shared (a clone of a
+/// layer): the copy counts its own requests, and shares the original's sweep flag.
+impl Clone for Config {
+    fn clone(&self) -> Self {
+        Config {
+            mode: self.mode.clone(),
+            cookie_name: self.cookie_name.clone(),
+            secure: self.secure,
+            http_only: self.http_only,
+            same_site: self.same_site,
+            idle: self.idle,
+            absolute: self.absolute,
+            touch: self.touch,
+            clock: self.clock.clone(),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            sweeping: self.sweeping.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -65,6 +90,9 @@ fn secs(d: Duration) -> i64 {
 /// let cookie_sessions = SessionLayer::cookie(&ring);
 /// let stored = SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
 ///     .idle_timeout(Duration::from_secs(15 * 60));
+/// // A setter on a clone changes the clone only.
+/// let plain = stored.clone().secure(false);
+/// assert_eq!((stored.cookie_name(), plain.cookie_name()), ("__Host-session", "session"));
 /// ```
 #[derive(Clone)]
 #[must_use]
@@ -97,6 +125,7 @@ impl SessionLayer {
                 touch: DEFAULT_TOUCH,
                 clock: system_clock(),
                 requests: std::sync::atomic::AtomicU64::new(0),
+                sweeping: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -136,10 +165,10 @@ impl SessionLayer {
             .rename_for_keyring(keyring)
     }
 
+    /// Applies a setter, copying the configuration first if it is shared (copy-on-write): a
+    /// setter on a clone changes the clone only, never the layer it was cloned from.
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        if let Some(c) = Arc::get_mut(&mut self.config) {
-            f(c);
-        }
+        f(Arc::make_mut(&mut self.config));
         self
     }
 
@@ -357,38 +386,74 @@ fn no_store_unless_set(res: &mut axum::response::Response) {
 }
 
 /// Every 1,024 requests, deletes expired records of a server-side store in the background
-/// (Redis expires its own; memory and SQL rely on this).
+/// (memory and SQL rely on this; Redis expires its own and its cleanup does nothing). One
+/// sweep at a time: while one runs (a slow database), later turns are skipped.
 fn sweep_now_and_then(config: &Arc<Config>) {
-    use std::sync::atomic::Ordering;
     let n = config.requests.fetch_add(1, Ordering::Relaxed);
     if n % 1024 != 1023 {
         return;
     }
-    if let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
-    {
-        let store = store.clone();
-        let now = (config.clock)();
-        handle.spawn(async move {
-            match store.cleanup(now).await {
-                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
-            }
-        });
+    let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
+    else {
+        return;
+    };
+    if config.sweeping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let running = Sweeping(config.sweeping.clone());
+    let store = store.clone();
+    let now = (config.clock)();
+    handle.spawn(async move {
+        let _running = running;
+        match store.cleanup(now).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+        }
+    });
+}
+
+/// Clears the sweep flag when the sweep ends, however it ends (done, failed, panicked, or
+/// dropped with its runtime).
+struct Sweeping(Arc<AtomicBool>);
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
-/// The first cookie named `name` (several are possible when a sibling domain tossed one in:
-/// the `__Host-` prefix rules that out over HTTPS).
+/// The first valid cookie named `name` (several are possible when a sibling domain tossed one
+/// in: the `__Host-` prefix rules that out over HTTPS), in any of the `Cookie` lines (HTTP/2
+/// sends one per cookie). The header is read as bytes, pair by pair: a cookie with a byte that
+/// is not ASCII (a sibling subdomain can set one for the whole domain) is skipped, not the
+/// whole line, so it cannot hide the session cookie. The session cookie's own value must be
+/// RFC 6265 cookie-octets, optionally in double quotes; one that is not is skipped too.
 fn read_cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (key, value) = (&pair[..eq], &pair[eq + 1..]);
+            (key.trim_ascii() == name.as_bytes()).then(|| value.trim_ascii())
+        })
+        .find_map(cookie_value)
+}
+
+/// A cookie value as RFC 6265 allows it: cookie-octets (visible ASCII but `"`, `,`, `;` and
+/// `\`), optionally in one pair of double quotes, which are dropped.
+fn cookie_value(raw: &[u8]) -> Option<String> {
+    let inner = raw
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(raw);
+    let octet = |b: &u8| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+    if !inner.iter().all(octet) {
+        return None;
+    }
+    std::str::from_utf8(inner).ok().map(str::to_owned)
 }
 
 /// What a new session records about its client (address and user agent), kept raw until a

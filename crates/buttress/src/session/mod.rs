@@ -5,7 +5,7 @@
 //! | cookie | `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain` | Flask signs but does not encrypt, no prefix |
 //! | cookie mode | XAES-256-GCM (192-bit random nonces); cookie name, purpose and times authenticated inside | Flask: readable payload, expiry only in the browser |
 //! | store mode | 256-bit ids; the store keeps SHA-256(id), so a leaked store holds no usable id | Django stores raw keys |
-//! | timeouts | idle (30 min) **and** absolute (12 h), both checked on the server | Flask: one lifetime, enforced by the browser |
+//! | timeouts | idle (30 min) **and** absolute (12 h), both checked on the server against the current settings (a lowered absolute timeout shortens existing sessions) | Flask: one lifetime, enforced by the browser |
 //! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary | |
 //! | fixation | `cycle_id()` (and `set_user`) deletes the old record and rotates the CSRF secret | tower-sessions: manual |
 //! | revocation | list a user's sessions, revoke one or all ("sign out everywhere") | Flask: none |
@@ -61,7 +61,7 @@ use http::StatusCode;
 pub use handle::{Session, SessionInfo};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
-pub use store::{Cas, MemoryStore, SessionStore, StoreError};
+pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
 
 use crate::errors::Problem;
 

@@ -4,8 +4,11 @@
 //! (version), `u` (user) and `dl` (deadline); a set `buttress:{sess}:user:<user>` indexes a
 //! user's sessions for listing and "sign out everywhere". The `{sess}` hash tag keeps every key
 //! in one cluster slot so the scripts stay atomic on Redis Cluster. Saves are one Lua script
-//! (compare-and-swap on `v`), and Redis expires each record at its deadline. The connection is
-//! multiplexed and reconnects by itself; a failure is a [`StoreError`] (a 503 for the request).
+//! (compare-and-swap on `v`), and Redis expires each record at its deadline; a user's index
+//! expires no sooner than the last record saved into it, and loses members that expired when
+//! it is listed. Nothing is left to sweep: [`SessionStore::cleanup`] does nothing here. The
+//! connection is multiplexed and reconnects by itself; a failure is a [`StoreError`] (a 503
+//! for the request).
 
 use std::time::Duration;
 
@@ -17,6 +20,10 @@ use super::record::{Record, SessionData, StoreKey};
 use super::store::{Cas, SessionStore, StoreError};
 
 const PREFIX: &str = "buttress:{sess}:";
+
+/// The longest time-to-live given to a record (100 years): Redis refuses an `EXPIRE` whose
+/// time overflows, which a huge configured timeout would otherwise ask for.
+const MAX_TTL: i64 = 100 * 366 * 24 * 3600;
 
 /// Compare-and-swap save. KEYS: record, user index. ARGV: expected version ('' = absent),
 /// data, user ('' = none), deadline, ttl seconds.
@@ -159,7 +166,7 @@ impl SessionStore for RedisSessionStore {
             let json = serde_json::to_string(data)
                 .map_err(|_| StoreError("session does not encode".into()))?;
             let user = data.user.clone().unwrap_or_default();
-            let ttl = (deadline - data.last_seen).max(1);
+            let ttl = deadline.saturating_sub(data.last_seen).clamp(1, MAX_TTL);
             let done: i64 = self
                 .save
                 .key(record_key(key))
@@ -177,7 +184,7 @@ impl SessionStore for RedisSessionStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             let rk = record_key(key);
@@ -187,7 +194,7 @@ impl SessionStore for RedisSessionStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(failed)?;
-            let _: () = redis::cmd("DEL")
+            let deleted: u64 = redis::cmd("DEL")
                 .arg(&rk)
                 .query_async(&mut conn)
                 .await
@@ -200,7 +207,7 @@ impl SessionStore for RedisSessionStore {
                     .await
                     .map_err(failed)?;
             }
-            Ok(())
+            Ok(deleted > 0)
         })
     }
 
@@ -239,38 +246,10 @@ impl SessionStore for RedisSessionStore {
         })
     }
 
-    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            // Redis expires records by itself; this also removes records past a deadline that
-            // an application clock (tests) put ahead of Redis's.
-            let mut conn = self.conn().await?;
-            let mut cursor: u64 = 0;
-            let mut removed = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("{PREFIX}*"))
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(failed)?;
-                for k in keys.iter().filter(|k| !k.contains(":user:")) {
-                    if let Some((_, _, dl)) = self.read(&mut conn, k).await? {
-                        if dl <= now {
-                            self.delete(&StoreKey(k.strip_prefix(PREFIX).unwrap_or(k).to_owned()))
-                                .await?;
-                            removed += 1;
-                        }
-                    }
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-            Ok(removed)
-        })
+    /// Does nothing and returns 0: every save gives the record a TTL ending at its deadline,
+    /// and the user indexes expire with their records (see the module docs), so Redis removes
+    /// expired sessions by itself. A sweep would SCAN the whole keyspace from every instance.
+    fn cleanup(&self, _now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Ok(0) })
     }
 }

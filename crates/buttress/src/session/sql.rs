@@ -155,14 +155,14 @@ impl SessionStore for SqlStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM buttress_sessions WHERE store_key = $1")
+            let r = sqlx::query("DELETE FROM buttress_sessions WHERE store_key = $1")
                 .bind(&key.0)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
-            Ok(())
+            Ok(r.rows_affected() > 0)
         })
     }
 

@@ -8,8 +8,10 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+use super::record::Record;
 use super::*;
 use crate::secret::{Keyring, SecretKey};
+use futures_util::future::BoxFuture;
 
 fn clock() -> (Arc<AtomicI64>, Clock) {
     let t = Arc::new(AtomicI64::new(1_000_000));
@@ -422,4 +424,535 @@ async fn signed_in_responses_are_not_stored() {
         .await
         .expect("infallible");
     assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+}
+
+/// A memory store whose loads fail while `down` is set: an outage in the middle of a request.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl SessionStore for Flaky {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError("down".into())) });
+        }
+        self.inner.load(key, now)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Option<u64>,
+        data: &'a SessionData,
+        deadline: i64,
+    ) -> BoxFuture<'a, Result<Cas, StoreError>> {
+        self.inner.save(key, expected, data, deadline)
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.delete(key)
+    }
+    fn list_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>> {
+        self.inner.list_user(user, now)
+    }
+    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.cleanup(now)
+    }
+}
+
+/// A load that failed is the answer for the whole request: a handler that ignores the first
+/// error and then asks for a CSRF token gets the error again, and no new anonymous session
+/// overwrites the signed-in cookie.
+#[tokio::test]
+async fn a_failed_load_is_answered_again_and_never_replaces_the_cookie() {
+    let store = Arc::new(Flaky::default());
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/form",
+            get(|s: Session| async move {
+                let _ignored = s.user().await;
+                s.csrf_secret().await.map(|_| "form")
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let (_, set) = call(&app, "/login", None).await;
+    let cookie = pair(&set.expect("signed in"));
+    store.down.store(true, Ordering::SeqCst);
+    let (body, set) = call(&app, "/form", Some(&cookie)).await;
+    assert!(body.contains("session-store-unavailable"), "{body}");
+    assert_eq!(set, None, "the signed-in cookie is left alone");
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(call(&app, "/me", Some(&cookie)).await.0, "Some(\"alice\")");
+    assert_eq!(
+        store.inner.cleanup(i64::MAX).await.expect("count"),
+        1,
+        "no anonymous session was written"
+    );
+}
+
+/// A request that loaded id X and writes after a parallel sign-in rotated X to Y finds X gone:
+/// its write is dropped and its response leaves the browser's cookie alone (a clearing cookie
+/// would delete Y and sign the user out).
+#[tokio::test]
+async fn a_write_to_a_session_that_vanished_meanwhile_does_not_clear_the_new_cookie() {
+    let store = Arc::new(MemoryStore::default());
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/slow",
+            get(move |s: Session| {
+                let (e, r) = (e.clone(), r.clone());
+                async move {
+                    s.insert("late", true).await?;
+                    e.notify_one();
+                    r.notified().await;
+                    Ok::<_, SessionError>("slow")
+                }
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let (_, set) = call(&app, "/", None).await;
+    let old = pair(&set.expect("anonymous session"));
+    let slow = {
+        let (app, old) = (app.clone(), old.clone());
+        tokio::spawn(async move { call(&app, "/slow", Some(&old)).await })
+    };
+    entered.notified().await;
+    let (_, set) = call(&app, "/login", Some(&old)).await;
+    let new = pair(&set.expect("rotated on sign-in"));
+    release.notify_one();
+    let (body, set) = slow.await.expect("task");
+    assert_eq!(body, "slow");
+    assert_eq!(
+        set, None,
+        "no clearing cookie for a session that vanished meanwhile"
+    );
+    assert_eq!(call(&app, "/me", Some(&new)).await.0, "Some(\"alice\")");
+}
+
+/// A request that rotates a session's id (`cycle_id`, `set_user`) while another device signs
+/// that session out does not resurrect it under the new id.
+#[tokio::test]
+async fn rotating_a_session_revoked_meanwhile_does_not_resurrect_it() {
+    let store = Arc::new(MemoryStore::default());
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/rotate",
+            get(move |s: Session| {
+                let (e, r) = (e.clone(), r.clone());
+                async move {
+                    s.cycle_id().await?;
+                    e.notify_one();
+                    r.notified().await;
+                    Ok::<_, SessionError>("rotated")
+                }
+            }),
+        )
+        .route(
+            "/revoke-others",
+            get(|s: Session| async move { s.revoke_others().await.map(|n| n.to_string()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let laptop = pair(&call(&app, "/login", None).await.1.expect("laptop"));
+    let phone = pair(&call(&app, "/login", None).await.1.expect("phone"));
+    let rotating = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "/rotate", Some(&phone)).await })
+    };
+    entered.notified().await;
+    assert_eq!(call(&app, "/revoke-others", Some(&laptop)).await.0, "1");
+    release.notify_one();
+    let (body, set) = rotating.await.expect("task");
+    assert_eq!(body, "rotated");
+    assert_eq!(set, None, "no new id for a revoked session");
+    assert_eq!(
+        store.list_user("alice", 0).await.expect("list").len(),
+        1,
+        "only the laptop's session is left"
+    );
+}
+
+/// Setters on a clone of a layer take effect on the clone, and leave the original alone.
+#[tokio::test]
+async fn setters_on_a_clone_change_the_clone_only() {
+    let base = SessionLayer::cookie(&Keyring::ephemeral());
+    let short = base
+        .clone()
+        .absolute_timeout(std::time::Duration::from_secs(3600));
+    let (_, set) = call(&app(short), "/", None).await;
+    let set = set.expect("set");
+    assert!(set.contains("Max-Age=3600"), "the clone's timeout: {set}");
+    let (_, set) = call(&app(base), "/", None).await;
+    let set = set.expect("set");
+    assert!(set.contains("Max-Age=43200"), "the original's: {set}");
+}
+
+/// Sends a GET to `/peek` with these raw `Cookie` header lines; returns (body, Set-Cookie).
+async fn peek_with_lines(app: &Router, lines: &[&[u8]]) -> (String, Option<String>) {
+    let mut req = Request::builder()
+        .uri("/peek")
+        .body(Body::empty())
+        .expect("req");
+    for line in lines {
+        req.headers_mut().append(
+            "cookie",
+            http::HeaderValue::from_bytes(line).expect("header bytes"),
+        );
+    }
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (String::from_utf8_lossy(&body).into_owned(), set)
+}
+
+/// A sibling subdomain's cookie with a byte that is not ASCII (`x=é; Domain=parent`) does not
+/// hide the session cookie, on the same `Cookie` line or on another (HTTP/2 splits them); the
+/// session cookie's own value is still validated strictly.
+#[tokio::test]
+async fn a_non_ascii_sibling_cookie_does_not_hide_the_session_cookie() {
+    let app = app(SessionLayer::cookie(&Keyring::ephemeral()));
+    let (_, set) = call(&app, "/", None).await;
+    let session = pair(&set.expect("set"));
+    let same_line = format!("x=\u{e9}; {session}; y=1");
+    let quoted = session.replacen('=', "=\"", 1) + "\"";
+    let bad_then_good = format!("__Host-session=\u{e9}\u{e9}; {session}");
+    for (what, lines) in [
+        ("same line", vec![same_line.as_bytes()]),
+        (
+            "another line",
+            vec!["x=\u{e9}".as_bytes(), b"theme=dark", session.as_bytes()],
+        ),
+        (
+            "raw latin-1 byte",
+            vec![b"x=\xe9".as_slice(), session.as_bytes()],
+        ),
+        ("quoted", vec![quoted.as_bytes()]),
+        ("bad value skipped", vec![bad_then_good.as_bytes()]),
+    ] {
+        let (body, _) = peek_with_lines(&app, &lines).await;
+        assert_eq!(body, "Some(1)", "{what}");
+    }
+    let (body, _) = peek_with_lines(&app, &["__Host-session=\u{e9}".as_bytes()]).await;
+    assert_eq!(
+        body, "None",
+        "a session value that is not cookie-octets is not taken"
+    );
+}
+
+/// Lowering the absolute timeout (an incident) shortens sessions created under the old one,
+/// in both modes: the configured limit is checked at load, not only the stored expiry.
+#[tokio::test]
+async fn a_lowered_absolute_timeout_ends_existing_sessions() {
+    for store in [false, true] {
+        let (t, c) = clock();
+        let ring = Keyring::ephemeral();
+        let memory = Arc::new(MemoryStore::default());
+        let layer = |absolute: u64| {
+            let layer = if store {
+                SessionLayer::store(&ring, memory.clone())
+            } else {
+                SessionLayer::cookie(&ring)
+            };
+            app(layer
+                .clock(c.clone())
+                .idle_timeout(std::time::Duration::from_secs(7200))
+                .absolute_timeout(std::time::Duration::from_secs(absolute)))
+        };
+        let (before, after) = (layer(12 * 3600), layer(3600));
+        let (_, set) = call(&before, "/", None).await;
+        let cookie = pair(&set.expect("set"));
+        t.fetch_add(1800, Ordering::SeqCst);
+        let (body, set) = call(&after, "/", Some(&cookie)).await;
+        assert_eq!(body, "2", "store={store}: younger than the new limit");
+        if store {
+            let id = SessionId::parse(cookie.split_once('=').expect("pair").1).expect("id");
+            let rec = memory.load(&id.store_key(), 0).await.expect("load");
+            assert_eq!(
+                rec.expect("kept").deadline,
+                1_000_000 + 3600,
+                "the record ends at the new limit"
+            );
+        } else {
+            let set = set.expect("written");
+            assert!(
+                set.contains("Max-Age=1800"),
+                "the cookie ends at the new limit: {set}"
+            );
+        }
+        t.fetch_add(1800, Ordering::SeqCst);
+        let (body, _) = call(&after, "/", Some(&cookie)).await;
+        assert_eq!(body, "1", "store={store}: past the new limit");
+    }
+}
+
+/// Huge configured timeouts do not overflow the session's times.
+#[tokio::test]
+async fn huge_timeouts_do_not_overflow() {
+    for store in [false, true] {
+        let ring = Keyring::ephemeral();
+        let layer = if store {
+            SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
+        } else {
+            SessionLayer::cookie(&ring)
+        };
+        let app = app(layer
+            .idle_timeout(std::time::Duration::MAX)
+            .absolute_timeout(std::time::Duration::MAX));
+        let (body, set) = call(&app, "/", None).await;
+        assert_eq!(body, "1", "store={store}");
+        let (body, _) = call(&app, "/", Some(&pair(&set.expect("set")))).await;
+        assert_eq!(body, "2", "store={store}");
+    }
+}
+
+/// A memory store whose sweeps wait for `gate` and are counted.
+#[derive(Debug)]
+struct SlowSweeps {
+    inner: MemoryStore,
+    sweeps: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+impl SessionStore for SlowSweeps {
+    fn load<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        self.inner.load(key, now)
+    }
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        expected: Option<u64>,
+        data: &'a SessionData,
+        deadline: i64,
+    ) -> BoxFuture<'a, Result<Cas, StoreError>> {
+        self.inner.save(key, expected, data, deadline)
+    }
+    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.delete(key)
+    }
+    fn list_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>> {
+        self.inner.list_user(user, now)
+    }
+    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.sweeps.fetch_add(1, Ordering::SeqCst);
+            let _pass = self
+                .gate
+                .acquire()
+                .await
+                .map_err(|_| StoreError("closed".into()))?;
+            self.inner.cleanup(now).await
+        })
+    }
+}
+
+/// A sweep still running when the next one is due (a slow database) is not joined by a
+/// second: sweeps never overlap, and the next turn after it ends sweeps again.
+#[tokio::test]
+async fn background_sweeps_never_overlap() {
+    let store = Arc::new(SlowSweeps {
+        inner: MemoryStore::default(),
+        sweeps: std::sync::atomic::AtomicUsize::new(0),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let app = app(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+    for _ in 0..1024 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(store.sweeps.load(Ordering::SeqCst), 1, "the first sweep");
+    for _ in 0..2048 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(
+        store.sweeps.load(Ordering::SeqCst),
+        1,
+        "no second sweep while the first runs"
+    );
+    store.gate.add_permits(16);
+    settle().await;
+    for _ in 0..1024 {
+        call(&app, "/peek", None).await;
+    }
+    settle().await;
+    assert_eq!(
+        store.sweeps.load(Ordering::SeqCst),
+        2,
+        "the next turn sweeps"
+    );
+}
+
+fn record_data(user: Option<&str>, last_seen: i64) -> SessionData {
+    let mut d = SessionData::new(last_seen, last_seen + 10_000);
+    d.user = user.map(str::to_owned);
+    d
+}
+
+fn store_key(n: u8) -> StoreKey {
+    StoreKey(format!("{n:064x}"))
+}
+
+/// A full memory store makes room for a new record with the expired ones first, then with the
+/// least recently seen anonymous one; a signed-in session is never evicted.
+#[tokio::test]
+async fn a_full_memory_store_evicts_expired_then_oldest_anonymous_records() {
+    let store = MemoryStore::default().with_max_records(3);
+    let save = |n: u8, user: Option<&'static str>, seen: i64, deadline: i64| {
+        let store = &store;
+        async move {
+            store
+                .save(&store_key(n), None, &record_data(user, seen), deadline)
+                .await
+                .expect("saved")
+        }
+    };
+    let present = |n: u8| {
+        let store = &store;
+        async move { store.load(&store_key(n), 0).await.expect("load").is_some() }
+    };
+    save(1, None, 100, 5_000).await;
+    save(2, Some("alice"), 50, 5_000).await;
+    save(3, None, 200, 250).await; // expired by t=300
+    assert_eq!(save(4, None, 300, 5_000).await, Cas::Done);
+    assert!(!present(3).await, "the expired record made room");
+    assert!(present(1).await && present(2).await && present(4).await);
+    assert_eq!(save(5, None, 400, 5_000).await, Cas::Done);
+    assert!(
+        !present(1).await,
+        "then the least recently seen anonymous one"
+    );
+    assert!(present(2).await, "the signed-in session is older, and kept");
+    assert!(present(4).await && present(5).await);
+    // An update of a record already there needs no room.
+    let mut seen = record_data(None, 500);
+    seen.values.insert("x".into(), serde_json::json!(1));
+    assert_eq!(
+        store
+            .save(&store_key(4), Some(1), &seen, 5_000)
+            .await
+            .expect("update"),
+        Cas::Done
+    );
+    assert_eq!(
+        store.list_user("alice", 0).await.expect("list").len(),
+        1,
+        "the user index follows"
+    );
+}
+
+/// When everything left is signed in, a new session is refused (503), not a user evicted.
+#[tokio::test]
+async fn a_memory_store_full_of_signed_in_sessions_refuses_new_ones() {
+    let store = Arc::new(MemoryStore::default().with_max_records(2));
+    let app = Router::new()
+        .route("/", get(counter))
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+        )
+        .route(
+            "/me",
+            get(|s: Session| async move { format!("{:?}", s.user().await.ok().flatten()) }),
+        )
+        .layer(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
+    let laptop = pair(&call(&app, "/login", None).await.1.expect("laptop"));
+    let phone = pair(&call(&app, "/login", None).await.1.expect("phone"));
+    let (body, set) = call(&app, "/", None).await;
+    assert!(body.contains("session-store-unavailable"), "{body}");
+    assert_eq!(set, None);
+    assert!(
+        store
+            .save(&store_key(9), None, &record_data(None, 1), i64::MAX)
+            .await
+            .is_err(),
+        "the store's own answer: unavailable"
+    );
+    for cookie in [&laptop, &phone] {
+        assert_eq!(call(&app, "/me", Some(cookie)).await.0, "Some(\"alice\")");
+    }
+    // Signing in again rotates in place: the old record makes room for the new one.
+    let (_, set) = call(&app, "/login", Some(&laptop)).await;
+    let laptop = pair(&set.expect("rotated"));
+    assert_eq!(call(&app, "/me", Some(&laptop)).await.0, "Some(\"alice\")");
+}
+
+/// The account page's list follows a lowered absolute timeout too: sessions that would be
+/// refused at their next load are not listed.
+#[tokio::test]
+async fn a_lowered_absolute_timeout_also_shortens_the_list_of_sessions() {
+    let (t, c) = clock();
+    let ring = Keyring::ephemeral();
+    let store = Arc::new(MemoryStore::default());
+    let layer = |absolute: u64| {
+        Router::new()
+            .route(
+                "/login",
+                get(|s: Session| async move { s.set_user(Some("alice")).await.map(|()| "in") }),
+            )
+            .route(
+                "/sessions",
+                get(|s: Session| async move {
+                    s.list_user_sessions().await.map(|l| l.len().to_string())
+                }),
+            )
+            .layer(
+                SessionLayer::store(&ring, store.clone())
+                    .clock(c.clone())
+                    .idle_timeout(std::time::Duration::from_secs(4 * 3600))
+                    .absolute_timeout(std::time::Duration::from_secs(absolute)),
+            )
+    };
+    let (before, after) = (layer(12 * 3600), layer(3600));
+    call(&before, "/login", None).await;
+    t.fetch_add(5400, Ordering::SeqCst);
+    let (_, set) = call(&after, "/login", None).await;
+    let cookie = pair(&set.expect("signed in"));
+    assert_eq!(call(&before, "/sessions", Some(&cookie)).await.0, "2");
+    assert_eq!(call(&after, "/sessions", Some(&cookie)).await.0, "1");
 }

@@ -26,8 +26,9 @@ fn data(user: Option<&str>) -> SessionData {
     d
 }
 
-/// The store contract: CAS versions, deadlines, listing by user, deletion, cleanup.
-pub async fn conformance(store: Arc<dyn SessionStore>) {
+/// The store contract: CAS versions, deadlines, listing by user, deletion, cleanup (`sweeps`:
+/// the store's cleanup removes expired records; false for a store that expires them itself).
+pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool) {
     let k = key(1);
     assert!(store.load(&k, 100).await.expect("load").is_none());
     assert_eq!(
@@ -92,10 +93,30 @@ pub async fn conformance(store: Arc<dyn SessionStore>) {
         vec![key(1).0, key(2).0],
         "live sessions of alice only"
     );
-    store.delete(&key(2)).await.expect("delete");
+    assert!(
+        store.delete(&key(2)).await.expect("delete"),
+        "delete reports the record it removed"
+    );
     assert!(store.load(&key(2), 100).await.expect("load").is_none());
+    assert!(
+        !store.delete(&key(2)).await.expect("delete"),
+        "and that there was none the second time"
+    );
+    assert_eq!(
+        store
+            .save(&key(5), None, &data(None), i64::MAX)
+            .await
+            .expect("a deadline as far as it goes (huge timeouts)"),
+        Cas::Done
+    );
+    assert!(store.load(&key(5), 100).await.expect("load").is_some());
+    store.delete(&key(5)).await.expect("delete");
     let removed = store.cleanup(100).await.expect("cleanup");
-    assert_eq!(removed, 1, "the expired record of alice");
+    assert_eq!(
+        removed,
+        u64::from(sweeps),
+        "the expired record of alice (unless the store expires it itself)"
+    );
     assert!(store.load(&key(3), 100).await.expect("load").is_some());
 }
 
@@ -114,12 +135,12 @@ async fn sqlite_store(name: &str) -> Arc<SqlStore> {
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    conformance(Arc::new(MemoryStore::default())).await;
+    conformance(Arc::new(MemoryStore::default()), true).await;
 }
 
 #[tokio::test]
 async fn sqlite_store_conforms() {
-    conformance(sqlite_store("conf").await).await;
+    conformance(sqlite_store("conf").await, true).await;
 }
 
 fn app(store: Arc<dyn SessionStore>) -> Router {
@@ -318,8 +339,60 @@ async fn postgres_store(pg: &buttress_testkit::PostgresServer, db: &str) -> Arc<
 #[tokio::test]
 async fn postgres_store_conforms_and_keeps_the_guarantees() {
     let pg = buttress_testkit::PostgresServer::start().expect("postgres starts");
-    conformance(postgres_store(&pg, "sess_conf").await).await;
+    conformance(postgres_store(&pg, "sess_conf").await, true).await;
     layer_guarantees(postgres_store(&pg, "sess_layer").await).await;
+}
+
+/// Redis removes sessions by itself: each record and each user index carries a TTL, and the
+/// store's cleanup sends nothing to Redis (no SCAN of the keyspace from every instance).
+async fn redis_expires_its_own_records(url: &str) {
+    use buttress::session::redis::RedisSessionStore;
+    let store = RedisSessionStore::open(url).expect("url");
+    let k = key(7);
+    let mut d = data(Some("dora"));
+    d.last_seen = 1_000;
+    assert_eq!(
+        store.save(&k, None, &d, 1_600).await.expect("save"),
+        Cas::Done
+    );
+    let mut conn = redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    for name in [
+        format!("buttress:{{sess}}:{}", k.0),
+        "buttress:{sess}:user:dora".to_owned(),
+    ] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&name)
+            .query_async(&mut conn)
+            .await
+            .expect("ttl");
+        assert!((1..=600).contains(&ttl), "{name} expires by itself: {ttl}");
+    }
+    let scans_before = scan_calls(&mut conn).await;
+    assert_eq!(store.cleanup(i64::MAX).await.expect("cleanup"), 0);
+    assert_eq!(scan_calls(&mut conn).await, scans_before, "no SCAN");
+    assert!(
+        store.load(&k, 1_000).await.expect("load").is_some(),
+        "cleanup left the live record to its TTL"
+    );
+    store.delete(&k).await.expect("delete");
+}
+
+/// How many SCAN commands the Redis server has run.
+async fn scan_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Real Redis: the same suites, then an outage (503, never an empty session) and recovery.
@@ -327,10 +400,12 @@ async fn postgres_store_conforms_and_keeps_the_guarantees() {
 async fn redis_store_conforms_keeps_the_guarantees_and_recovers() {
     use buttress::session::redis::RedisSessionStore;
     let mut redis = buttress_testkit::RedisServer::start();
-    conformance(Arc::new(
-        RedisSessionStore::open(&redis.url()).expect("url"),
-    ))
+    conformance(
+        Arc::new(RedisSessionStore::open(&redis.url()).expect("url")),
+        false,
+    )
     .await;
+    redis_expires_its_own_records(&redis.url()).await;
     redis.restart();
     let store = Arc::new(RedisSessionStore::open(&redis.url()).expect("url"));
     layer_guarantees(store.clone()).await;
