@@ -120,7 +120,9 @@ pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool) {
     assert!(store.load(&key(3), 100).await.expect("load").is_some());
 }
 
-async fn sqlite_store(name: &str) -> Arc<SqlStore> {
+/// A SQLite session store in a fresh directory of its own, and the directory (remove it when
+/// done: [`remove_dir`]).
+async fn sqlite_store(name: &str) -> (Arc<SqlStore>, std::path::PathBuf) {
     sqlx::any::install_default_drivers();
     let dir = std::env::temp_dir().join(format!("buttress-sess-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -130,7 +132,11 @@ async fn sqlite_store(name: &str) -> Arc<SqlStore> {
     let pool = sqlx::AnyPool::connect(&url).await.expect("sqlite opens");
     let store = SqlStore::new(pool);
     store.migrate().await.expect("migrates");
-    Arc::new(store)
+    (Arc::new(store), dir)
+}
+
+fn remove_dir(dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -140,7 +146,9 @@ async fn memory_store_conforms() {
 
 #[tokio::test]
 async fn sqlite_store_conforms() {
-    conformance(sqlite_store("conf").await, true).await;
+    let (store, dir) = sqlite_store("conf").await;
+    conformance(store, true).await;
+    remove_dir(&dir);
 }
 
 fn app(store: Arc<dyn SessionStore>) -> Router {
@@ -321,7 +329,9 @@ async fn memory_store_layer_guarantees() {
 
 #[tokio::test]
 async fn sqlite_store_layer_guarantees() {
-    layer_guarantees(sqlite_store("layer").await).await;
+    let (store, dir) = sqlite_store("layer").await;
+    layer_guarantees(store).await;
+    remove_dir(&dir);
 }
 
 async fn postgres_store(pg: &buttress_testkit::PostgresServer, db: &str) -> Arc<SqlStore> {
