@@ -14,7 +14,9 @@
 //! | `forwarded` | rightmost untrusted `for=` | `proto=` of that element | `host=` of that element |
 //!
 //! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
-//! that could be trusted stands in for the client. A syntactically broken `Forwarded` header
+//! that could be trusted stands in for the client. Each hop is decoded alone, from the raw
+//! header bytes: a client's own non-ASCII hop is one unreadable hop left of the one its proxy
+//! appended (nginx appends to the client's line), so it cannot hide the real client. A syntactically broken `Forwarded` header
 //! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
 //!
 //! # Example
@@ -51,7 +53,7 @@ use tower_service::Service;
 
 use crate::errors::Problem;
 pub use crate::settings::ProxyHeader;
-use parse::{parse_forwarded, parse_x_forwarded_for, Element, Node};
+use parse::{list_items, parse_forwarded_bytes, parse_x_forwarded_for_bytes, Element, Node};
 
 /// Set by the server on each request: whether the connection itself is TLS, and on a plain
 /// listener of a server that also serves TLS, the TLS listener's port (for HTTPS redirects).
@@ -194,7 +196,7 @@ impl ProxyConfig {
         if self.is_trusted(peer_ip) {
             match self.header {
                 ProxyHeader::XForwarded => {
-                    let hops = parse_x_forwarded_for(&lines(headers, "x-forwarded-for"));
+                    let hops = parse_x_forwarded_for_bytes(&lines(headers, "x-forwarded-for"));
                     let elements: Vec<Element> = hops
                         .into_iter()
                         .map(|n| Element {
@@ -211,7 +213,7 @@ impl ProxyConfig {
                     }
                 }
                 ProxyHeader::Forwarded => {
-                    let elements = parse_forwarded(&lines(headers, "forwarded"))
+                    let elements = parse_forwarded_bytes(&lines(headers, "forwarded"))
                         .map_err(|_| ProxyRejection::MalformedForwarded)?;
                     let (ip, idx) = self.walk(peer_ip, &elements);
                     client = ip;
@@ -322,21 +324,28 @@ impl ProxyRejection {
     }
 }
 
-fn lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+/// The raw bytes of each `name` line. Not decoded as a whole: a line may hold a client's
+/// non-ASCII bytes and, after them, what a proxy appended; the parsers decode item by item.
+fn lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
     headers
         .get_all(name)
         .iter()
-        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .map(http::HeaderValue::as_bytes)
         .collect()
 }
 
+/// The rightmost item of the comma-separated `name` lines (the one the nearest proxy wrote),
+/// decoded alone; an item that is not UTF-8 comes back with U+FFFD, which no scheme or host
+/// has.
 fn rightmost(headers: &HeaderMap, name: &str) -> Option<String> {
-    lines(headers, name)
-        .iter()
-        .flat_map(|l| l.split(','))
-        .map(str::trim)
-        .rfind(|s| !s.is_empty())
-        .map(str::to_owned)
+    list_items(
+        headers
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes),
+    )
+    .next_back()
+    .map(|item| String::from_utf8_lossy(item).into_owned())
 }
 
 fn parse_scheme(text: &str) -> Option<Scheme> {

@@ -262,6 +262,54 @@ fn tls_connection_is_https() {
     assert!(r.origin.is_https());
 }
 
+/// The bytes a header value can hold (visible ASCII, space, tab and obs-text >= 0x80).
+fn header_bytes(bytes: Vec<u8>) -> Vec<u8> {
+    bytes
+        .into_iter()
+        .filter(|b| (*b >= 0x20 && *b != 0x7f) || *b == b'\t')
+        .collect()
+}
+
+#[test]
+fn non_ascii_hop_is_one_unreadable_hop() {
+    // nginx appends the real client to the client's own line.
+    let mut h = headers(&[]);
+    h.insert(
+        "x-forwarded-for",
+        http::HeaderValue::from_bytes(b"\xff, 203.0.113.5").expect("value"),
+    );
+    h.insert(
+        "x-forwarded-proto",
+        http::HeaderValue::from_bytes(b"\xff, https").expect("value"),
+    );
+    let r = cfg()
+        .resolve("10.0.0.2:1".parse().expect("peer"), false, &h, None)
+        .expect("resolves");
+    assert_eq!(r.client.0.to_string(), "203.0.113.5");
+    assert_eq!(r.origin.scheme, Scheme::Https);
+    // Garbage right of the real client still stops the walk at the last trusted proxy.
+    h.insert(
+        "x-forwarded-for",
+        http::HeaderValue::from_bytes(b"203.0.113.5, \xff, 10.0.0.3").expect("value"),
+    );
+    let r = cfg()
+        .resolve("10.0.0.2:1".parse().expect("peer"), false, &h, None)
+        .expect("resolves");
+    assert_eq!(r.client.0.to_string(), "10.0.0.3");
+    // Forwarded: a non-ASCII quoted value is one opaque element, the proxy's is still read.
+    let mut h = headers(&[]);
+    h.insert(
+        "forwarded",
+        http::HeaderValue::from_bytes(b"for=\"\xff\", for=203.0.113.5;proto=https").expect("value"),
+    );
+    let r = cfg()
+        .header(ProxyHeader::Forwarded)
+        .resolve("10.0.0.2:1".parse().expect("peer"), false, &h, None)
+        .expect("resolves");
+    assert_eq!(r.client.0.to_string(), "203.0.113.5");
+    assert_eq!(r.origin.scheme, Scheme::Https);
+}
+
 proptest! {
     /// Whatever an untrusted peer sends, it is the client and its scheme is the connection's.
     #[test]
@@ -294,9 +342,64 @@ proptest! {
         prop_assert_eq!(r.client.0, std::net::IpAddr::V4(real_ip));
     }
 
+    /// Behind trusted proxies, whatever bytes a client put in its own forwarding headers
+    /// (non-ASCII included), the hop the first proxy appended is the client, and the proto the
+    /// proxy appended is the scheme: on the client's own line (nginx's
+    /// `$proxy_add_x_forwarded_for`) or on a line of its own.
     #[test]
-    fn forwarded_parser_never_panics(text in "\\PC{0,200}") {
+    fn client_bytes_cannot_hide_the_appended_hop(junk in proptest::collection::vec(any::<u8>(), 0..40), real in any::<[u8; 4]>(), proxies in 0usize..3, same_line in any::<bool>()) {
+        prop_assume!(real[0] != 10);
+        let junk = header_bytes(junk);
+        let real_ip = std::net::Ipv4Addr::from(real);
+        let mut appended = real_ip.to_string();
+        for i in 0..proxies { appended.push_str(&format!(", 10.0.0.{}", i + 1)); }
+        let mut h = headers(&[]);
+        for (name, tail) in [("x-forwarded-for", appended.as_str()), ("x-forwarded-proto", "https")] {
+            if same_line {
+                let mut line = junk.clone();
+                line.extend_from_slice(b", ");
+                line.extend_from_slice(tail.as_bytes());
+                h.append(name, http::HeaderValue::from_bytes(&line).expect("value"));
+            } else {
+                h.append(name, http::HeaderValue::from_bytes(&junk).expect("value"));
+                h.append(name, http::HeaderValue::from_str(tail).expect("value"));
+            }
+        }
+        let r = cfg().resolve("10.9.9.9:1".parse().expect("peer"), false, &h, None).expect("resolves");
+        prop_assert_eq!(r.client.0, std::net::IpAddr::V4(real_ip));
+        prop_assert_eq!(r.origin.scheme, Scheme::Https);
+    }
+
+    /// The same with `Forwarded`: a client's quoted value with any bytes in it does not hide
+    /// the element the proxy appended.
+    #[test]
+    fn client_quoted_bytes_cannot_hide_the_appended_element(junk in proptest::collection::vec(any::<u8>(), 0..40), real in any::<[u8; 4]>(), same_line in any::<bool>()) {
+        prop_assume!(real[0] != 10);
+        let junk: Vec<u8> = header_bytes(junk).into_iter().filter(|b| !matches!(b, b'"' | b'\\')).collect();
+        let mut client = b"for=\"".to_vec();
+        client.extend_from_slice(&junk);
+        client.push(b'"');
+        let real_ip = std::net::Ipv4Addr::from(real);
+        let appended = format!("for={real_ip};proto=https");
+        let mut h = headers(&[]);
+        if same_line {
+            client.extend_from_slice(b", ");
+            client.extend_from_slice(appended.as_bytes());
+            h.append("forwarded", http::HeaderValue::from_bytes(&client).expect("value"));
+        } else {
+            h.append("forwarded", http::HeaderValue::from_bytes(&client).expect("value"));
+            h.append("forwarded", http::HeaderValue::from_str(&appended).expect("value"));
+        }
+        let r = cfg().header(ProxyHeader::Forwarded).resolve("10.9.9.9:1".parse().expect("peer"), false, &h, None).expect("resolves");
+        prop_assert_eq!(r.client.0, std::net::IpAddr::V4(real_ip));
+        prop_assert_eq!(r.origin.scheme, Scheme::Https);
+    }
+
+    #[test]
+    fn forwarded_parser_never_panics(text in "\\PC{0,200}", bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = parse::parse_forwarded(&[&text]);
         let _ = parse::parse_x_forwarded_for(&[&text]);
+        let _ = parse::parse_forwarded_bytes(&[&bytes, text.as_bytes()]);
+        let _ = parse::parse_x_forwarded_for_bytes(&[&bytes, text.as_bytes()]);
     }
 }
