@@ -11,10 +11,12 @@
 //! | header family | client | scheme | host |
 //! |---|---|---|---|
 //! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host` |
-//! | `forwarded` | rightmost untrusted `for=` | `proto=` of that element | `host=` of that element |
+//! | `forwarded` | rightmost untrusted `for=` | `proto=` of the element the walk stopped at | `host=` of that element |
 //!
 //! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
-//! that could be trusted stands in for the client. Each hop is decoded alone, from the raw
+//! that could be trusted stands in for the client; with `Forwarded`, the `proto=` and `host=`
+//! of the element holding that hop are still read (a trusted proxy wrote it), so a proxy that
+//! hides its clients (`for=_hidden;proto=https`) causes no redirect loop. Each hop is decoded alone, from the raw
 //! header bytes: a client's own non-ASCII hop is one unreadable hop left of the one its proxy
 //! appended (nginx appends to the client's line), so it cannot hide the real client. A syntactically broken `Forwarded` header
 //! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
@@ -215,9 +217,9 @@ impl ProxyConfig {
                 ProxyHeader::Forwarded => {
                     let elements = parse_forwarded_bytes(&lines(headers, "forwarded"))
                         .map_err(|_| ProxyRejection::MalformedForwarded)?;
-                    let (ip, idx) = self.walk(peer_ip, &elements);
+                    let (ip, stop) = self.walk(peer_ip, &elements);
                     client = ip;
-                    if let Some(el) = idx.and_then(|i| elements.get(i)) {
+                    if let Some(el) = stop.and_then(|i| elements.get(i)) {
                         if let Some(p) = &el.proto {
                             scheme = parse_scheme(p).ok_or(ProxyRejection::BadForwardedProto)?;
                         }
@@ -243,15 +245,22 @@ impl ProxyConfig {
         })
     }
 
-    /// Walks the chain from the right; returns the client and the index of its element.
+    /// Walks the chain from the right; returns the client and the index of the element the walk
+    /// stopped at (`None` for an empty chain).
+    ///
+    /// That element was written by a trusted proxy: the rightmost one by the peer, each one to
+    /// its left by the proxy named in the `for=` right of it, and the walk only goes on past a
+    /// trusted `for=`. So its `proto=`/`host=` are believed even when its `for=` is hidden
+    /// (`_hidden`, `unknown`: RFC 7239 §6.3) or missing, and the last trusted address stands in
+    /// for the client.
     fn walk(&self, peer: IpAddr, elements: &[Element]) -> (IpAddr, Option<usize>) {
         let mut client = peer;
-        let mut index = None;
+        let mut stop = None;
         for (i, el) in elements.iter().enumerate().rev() {
+            stop = Some(i);
             match &el.for_node {
                 Some(Node::Ip(ip)) => {
                     client = *ip;
-                    index = Some(i);
                     if !self.is_trusted(*ip) {
                         break;
                     }
@@ -259,7 +268,7 @@ impl ProxyConfig {
                 _ => break,
             }
         }
-        (client, index)
+        (client, stop)
     }
 
     fn host_allowed(&self, host: &str) -> bool {

@@ -69,3 +69,30 @@ async fn development_over_plain_http_is_not_redirected() {
     let r = send(&app(&settings(&[])), "127.0.0.1:1", get_req("/", &[])).await;
     assert_eq!(r.status, 200);
 }
+
+/// RFC 7239 §6.3: a proxy may hide the client (`for=_hidden`, `for=unknown`) or leave `for=`
+/// out; its `proto=https` still says the request came over HTTPS, so no redirect loop.
+#[tokio::test]
+async fn no_loop_behind_a_forwarded_proxy_that_hides_the_client() {
+    let app = app(&production(&[("BUTTRESS_PROXY_HEADER", "forwarded")]));
+    for forwarded in [
+        "for=_hidden;proto=https",
+        "for=unknown;proto=https;host=example.org",
+        "proto=https;host=example.org",
+    ] {
+        let r = send(
+            &app,
+            "127.0.0.1:1",
+            get_req("/", &[("forwarded", forwarded)]),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{forwarded}: {:?}", r.header("location"));
+    }
+    let plain = send(
+        &app,
+        "127.0.0.1:1",
+        get_req("/", &[("forwarded", "for=_hidden;proto=http")]),
+    )
+    .await;
+    assert_eq!(plain.status, 301);
+}
