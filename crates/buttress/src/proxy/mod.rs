@@ -366,20 +366,49 @@ fn parse_scheme(text: &str) -> Option<Scheme> {
 }
 
 fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..=h.len()]);
+    split_host(host).map_or(host, |(name, _)| name)
+}
+
+/// Splits a host as `Host` carries it into its name and port, or `None` when it is not one:
+/// a non-empty name of letters, digits, `-`, `.` and `_` (a DNS name or an IPv4 address), or an
+/// IPv6 address in brackets, then optionally `:` and a port of one to five digits (at most
+/// 65535). An empty name (`:80`) is refused: `https://` followed by nothing would make a
+/// browser read the first path segment as the host.
+pub(crate) fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
+    if host.len() > 255 {
+        return None;
     }
-    host.split(':').next().unwrap_or(host)
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, rest) = bracketed.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            (&host[..inside.len() + 2], rest)
+        }
+        None => {
+            let end = host.find(':').unwrap_or(host.len());
+            let (name, rest) = host.split_at(end);
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if !name_ok {
+                return None;
+            }
+            (name, rest)
+        }
+    };
+    if rest.is_empty() {
+        return Some((name, None));
+    }
+    let digits = rest.strip_prefix(':')?;
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((name, Some(digits.parse().ok()?)))
 }
 
 fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
-        })
+    split_host(host).is_some()
 }
 
 /// Layer that resolves [`ClientIp`] and [`RequestOrigin`]. See the [module docs](self).

@@ -246,11 +246,45 @@ fn rejections() {
         cfg().resolve(peer, false, &h, None),
         Err(ProxyRejection::MissingHost)
     );
-    h.insert(header::HOST, "exa mple.org".parse().expect("v"));
-    assert_eq!(
-        cfg().resolve(peer, false, &h, None),
-        Err(ProxyRejection::BadHost)
-    );
+    // An empty host part would build `https:///path`: a browser takes the path's first
+    // segment for the host (an open redirect).
+    for bad in [
+        "exa mple.org",
+        ":80",
+        ":",
+        "[",
+        "]",
+        "a]b",
+        "[::1",
+        "[::1]x",
+        "[::1]:",
+        "[nope]:80",
+        "example.org:",
+        "example.org:abc",
+        "example.org:+80",
+        "example.org:99999",
+        "example.org:80:80",
+        "example.org:8080]",
+    ] {
+        h.insert(header::HOST, bad.parse().expect("v"));
+        assert_eq!(
+            cfg().resolve(peer, false, &h, None),
+            Err(ProxyRejection::BadHost),
+            "{bad:?}"
+        );
+    }
+    for good in [
+        "example.org",
+        "localhost:8000",
+        "127.0.0.1:80",
+        "[::1]",
+        "[2001:db8::1]:443",
+        "my_host.internal.",
+    ] {
+        h.insert(header::HOST, good.parse().expect("v"));
+        let r = cfg().resolve(peer, false, &h, None).expect(good);
+        assert!(!r.origin.hostname().is_empty(), "{good:?}");
+    }
     let allow = ProxyConfig::default()
         .allowed_hosts(["example.org".to_owned(), "*.example.net".to_owned()]);
     let untrusted: SocketAddr = "203.0.113.1:1".parse().expect("peer");

@@ -96,3 +96,32 @@ async fn no_loop_behind_a_forwarded_proxy_that_hides_the_client() {
     .await;
     assert_eq!(plain.status, 301);
 }
+
+/// An empty host part (`Host: :80`) would build `https:///path`, which a browser reads with the
+/// path's first segment as the host: an open redirect. It is a 400 instead, with or without
+/// allowed hosts, and so is HttpsRedirectLayer used alone on a request without a host.
+#[tokio::test]
+async fn an_empty_host_is_never_redirected_to() {
+    let app = app(&settings(&[("BUTTRESS_HTTPS_REDIRECT", "true")]));
+    let mut req = get_req("/evil.test/x", &[]);
+    req.headers_mut().insert("host", ":80".parse().expect("v"));
+    let r = send(&app, "127.0.0.1:1", req).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("location"), None);
+
+    use tower::ServiceExt as _;
+    let alone = axum::Router::new()
+        .route("/{*rest}", axum::routing::get(|| async { "x" }))
+        .layer(buttress::https::HttpsRedirectLayer::new());
+    let req = Request::builder()
+        .uri("/evil.test/x")
+        .body(Body::empty())
+        .expect("req");
+    let res = alone.oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers().get("location").is_none(),
+        "{:?}",
+        res.headers()
+    );
+}
