@@ -9,6 +9,7 @@
 //! |---|---|
 //! | status | `301` for GET and HEAD, `308` for other methods (the method and body are kept) |
 //! | host | the request's host, or the canonical host when set; without one, 400 (never `https:///…`) |
+//! | caching | `Cache-Control: private` when the host is the request's (a shared cache must not keep a target chosen by one request's headers for everyone); a redirect to the canonical host is the same for all and is left cacheable |
 //! | port | 443 (omitted), or the configured HTTPS port |
 //! | exempt paths | `/healthz` (load balancers' health checks often speak plain HTTP) |
 //!
@@ -219,6 +220,12 @@ where
     let mut res = Response::new(B::default());
     *res.status_mut() = status;
     res.headers_mut().insert(header::LOCATION, location);
+    if config.canonical_host.is_none() {
+        // The target came from the request (Host, or a proxy's forwarded host) and a shared
+        // cache may key on neither: let only the client's own browser keep it.
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
     res
 }
 
@@ -246,6 +253,7 @@ mod tests {
         let r: Response<()> = redirect(&base, &req(Method::GET, "/a?b=1", Scheme::Http));
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/a?b=1");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "private");
         let r: Response<()> = redirect(&base, &req(Method::POST, "/form", Scheme::Http));
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         let custom = Config {
@@ -258,6 +266,7 @@ mod tests {
             r.headers()[header::LOCATION],
             "https://www.example.org:8443/"
         );
+        assert!(r.headers().get(header::CACHE_CONTROL).is_none());
         let r: Response<()> = redirect(&base, &req(Method::OPTIONS, "*", Scheme::Http));
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/");
     }

@@ -10,8 +10,8 @@
 //!
 //! | header family | client | scheme | host |
 //! |---|---|---|---|
-//! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host` |
-//! | `forwarded` | rightmost untrusted `for=` | `proto=` of the element the walk stopped at | `host=` of that element |
+//! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host`, if `allowed_hosts` is set |
+//! | `forwarded` | rightmost untrusted `for=` | `proto=` of the element the walk stopped at | `host=` of that element, if `allowed_hosts` is set |
 //!
 //! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
 //! that could be trusted stands in for the client; with `Forwarded`, the `proto=` and `host=`
@@ -20,6 +20,12 @@
 //! header bytes: a client's own non-ASCII hop is one unreadable hop left of the one its proxy
 //! appended (nginx appends to the client's line), so it cannot hide the real client. A syntactically broken `Forwarded` header
 //! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
+//!
+//! The forwarded host (`X-Forwarded-Host`, `host=`) is believed only when `allowed_hosts` is
+//! set, and then it must be one of them (else 400, as for `Host`). With `allowed_hosts` empty it
+//! is ignored and `Host` is used: many proxies (nginx by default) do not set it and pass the
+//! client's own through, which would let a client choose the origin and the HTTPS redirect's
+//! target (`Location: https://evil.test/`, which a shared cache may keep for everyone).
 //!
 //! # Example
 //!
@@ -154,7 +160,9 @@ impl ProxyConfig {
         self
     }
 
-    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400.
+    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400. Only
+    /// with this set is a trusted proxy's forwarded host believed (see the
+    /// [module docs](self)).
     pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
         self.allowed_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         self
@@ -195,6 +203,7 @@ impl ProxyConfig {
             .map(str::to_owned)
             .or_else(|| uri_host.map(str::to_owned));
 
+        let mut forwarded_host = None;
         if self.is_trusted(peer_ip) {
             match self.header {
                 ProxyHeader::XForwarded => {
@@ -210,9 +219,7 @@ impl ProxyConfig {
                     if let Some(p) = rightmost(headers, "x-forwarded-proto") {
                         scheme = parse_scheme(&p).ok_or(ProxyRejection::BadForwardedProto)?;
                     }
-                    if let Some(h) = rightmost(headers, "x-forwarded-host") {
-                        host = Some(h);
-                    }
+                    forwarded_host = rightmost(headers, "x-forwarded-host");
                 }
                 ProxyHeader::Forwarded => {
                     let elements = parse_forwarded_bytes(&lines(headers, "forwarded"))
@@ -223,14 +230,21 @@ impl ProxyConfig {
                         if let Some(p) = &el.proto {
                             scheme = parse_scheme(p).ok_or(ProxyRejection::BadForwardedProto)?;
                         }
-                        if let Some(h) = &el.host {
-                            host = Some(h.clone());
-                        }
+                        forwarded_host.clone_from(&el.host);
                     }
                 }
             }
         }
 
+        if let Some(h) = forwarded_host {
+            // A proxy that does not set the forwarded host itself (nginx by default) passes the
+            // client's through: believe it only for a host that is served here anyway.
+            if self.allowed_hosts.is_empty() {
+                forwarded_host_ignored(&h);
+            } else {
+                host = Some(h);
+            }
+        }
         let mut host = host.ok_or(ProxyRejection::MissingHost)?;
         host.make_ascii_lowercase();
         if !valid_host(&host) {
@@ -330,6 +344,18 @@ impl ProxyRejection {
             _ => Problem::new(status).with_detail(self.to_string()),
         };
         problem.into_empty_response()
+    }
+}
+
+/// Logs, once per process, that a forwarded host was not believed for want of `allowed_hosts`
+/// (behind a proxy that rewrites `Host`, origins would otherwise look wrong with no hint why).
+fn forwarded_host_ignored(host: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            forwarded_host = %host.escape_debug(),
+            "a trusted proxy forwarded a host, which is ignored (Host is used) because allowed_hosts is empty: a client may have sent it. List the site's host names in allowed_hosts (BUTTRESS_ALLOWED_HOSTS) to believe it; logged once"
+        );
     }
 }
 

@@ -31,7 +31,10 @@ struct Case {
 
 #[test]
 fn resolution_table() {
-    let fwd = cfg().header(ProxyHeader::Forwarded);
+    let allowing = || cfg().allowed_hosts(["example.org".into(), "www.example.org".into()]);
+    let fwd = cfg()
+        .header(ProxyHeader::Forwarded)
+        .allowed_hosts(["example.org".into(), "a.example".into()]);
     let cases = [
         Case {
             name: "untrusted peer, spoofed XFF ignored",
@@ -112,7 +115,7 @@ fn resolution_table() {
         Case {
             name: "rightmost proto and host",
             peer: "10.0.0.2:5000",
-            config: cfg(),
+            config: allowing(),
             headers: &[
                 ("x-forwarded-proto", "http, https"),
                 ("x-forwarded-host", "evil.test, www.example.org"),
@@ -120,6 +123,24 @@ fn resolution_table() {
             client: "10.0.0.2",
             scheme: Scheme::Https,
             host: "www.example.org",
+        },
+        Case {
+            name: "forwarded host not believed without allowed_hosts: the client may have sent it",
+            peer: "10.0.0.2:5000",
+            config: cfg(),
+            headers: &[("x-forwarded-host", "evil.test")],
+            client: "10.0.0.2",
+            scheme: Scheme::Http,
+            host: "example.org",
+        },
+        Case {
+            name: "Forwarded host= not believed without allowed_hosts either",
+            peer: "10.0.0.2:5000",
+            config: cfg().header(ProxyHeader::Forwarded),
+            headers: &[("forwarded", "for=198.51.100.7;proto=https;host=evil.test")],
+            client: "198.51.100.7",
+            scheme: Scheme::Https,
+            host: "example.org",
         },
         Case {
             name: "Forwarded ignored when x-forwarded is the family",
@@ -284,6 +305,25 @@ fn rejections() {
         h.insert(header::HOST, good.parse().expect("v"));
         let r = cfg().resolve(peer, false, &h, None).expect(good);
         assert!(!r.origin.hostname().is_empty(), "{good:?}");
+    }
+    // A forwarded host outside allowed_hosts is refused like such a Host.
+    let allowing = cfg().allowed_hosts(["example.org".to_owned()]);
+    for (family, name, value) in [
+        (ProxyHeader::XForwarded, "x-forwarded-host", "evil.test"),
+        (
+            ProxyHeader::Forwarded,
+            "forwarded",
+            "for=1.2.3.4;host=evil.test",
+        ),
+    ] {
+        assert_eq!(
+            allowing
+                .clone()
+                .header(family)
+                .resolve(peer, false, &headers(&[(name, value)]), None),
+            Err(ProxyRejection::HostNotAllowed),
+            "{name}"
+        );
     }
     let allow = ProxyConfig::default()
         .allowed_hosts(["example.org".to_owned(), "*.example.net".to_owned()]);
