@@ -138,19 +138,75 @@ impl RequestOrigin {
 pub struct ProxyConfig {
     trusted: Vec<IpNet>,
     header: ProxyHeader,
-    allowed_hosts: Vec<String>,
+    allowed_hosts: Vec<AllowedHost>,
+}
+
+/// One `allowed_hosts` entry: a name (`example.org`, `*.example.org`, `[::1]`) and, when the
+/// entry names one, the only port it allows.
+#[derive(Debug, Clone)]
+struct AllowedHost {
+    name: String,
+    port: Option<u16>,
+}
+
+impl AllowedHost {
+    fn parse(entry: &str) -> AllowedHost {
+        let entry = entry.to_ascii_lowercase();
+        let split = match entry.strip_prefix("*.") {
+            Some(rest) => split_host(rest).map(|(n, p)| (format!("*.{n}"), p)),
+            None => split_host(&entry).map(|(n, p)| (n.to_owned(), p)),
+        };
+        // Not a host: kept whole, it never matches a valid one.
+        let (name, port) = split.unwrap_or((entry, None));
+        AllowedHost { name, port }
+    }
+
+    fn allows(&self, name: &str, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
+            && match self.name.strip_prefix("*.") {
+                Some(suffix) => name
+                    .strip_suffix(suffix)
+                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
+                None => self.name == name,
+            }
+    }
+}
+
+/// `net` truncated to its network, and an IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`)
+/// written as the IPv4 range it is (`10.0.0.0/8`): peers and hops are compared in their
+/// canonical form, where a mapped address is its IPv4 address, so the mapped form of a range
+/// would never match. Other IPv6 ranges are left as they are.
+///
+/// ```
+/// use buttress::proxy::canonical_net;
+/// assert_eq!(canonical_net("::ffff:10.1.2.3/104".parse().unwrap()), "10.0.0.0/8".parse().unwrap());
+/// assert_eq!(canonical_net("2001:db8::1/32".parse().unwrap()), "2001:db8::/32".parse().unwrap());
+/// ```
+pub fn canonical_net(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), Some(len)) = (
+            v6.network().to_ipv4_mapped(),
+            v6.prefix_len().checked_sub(96),
+        ) {
+            if let Ok(v4net) = ipnet::Ipv4Net::new(v4, len) {
+                return IpNet::V4(v4net);
+            }
+        }
+    }
+    net
 }
 
 impl ProxyConfig {
-    /// Trusts forwarding headers from peers inside `net`.
+    /// Trusts forwarding headers from peers inside `net` (see [`canonical_net`]).
     pub fn trust(mut self, net: IpNet) -> Self {
-        self.trusted.push(net.trunc());
+        self.trusted.push(trusted_net(net));
         self
     }
 
-    /// Trusts forwarding headers from peers inside any of `nets`.
+    /// Trusts forwarding headers from peers inside any of `nets` (see [`canonical_net`]).
     pub fn trust_all(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.trusted.extend(nets.into_iter().map(|n| n.trunc()));
+        self.trusted.extend(nets.into_iter().map(trusted_net));
         self
     }
 
@@ -160,11 +216,12 @@ impl ProxyConfig {
         self
     }
 
-    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400. Only
-    /// with this set is a trusted proxy's forwarded host believed (see the
-    /// [module docs](self)).
+    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400. An entry
+    /// with a port (`example.org:8443`) allows that port only (a `Host` without a port is on
+    /// the scheme's default port); one without allows any port. Only with this set is a
+    /// trusted proxy's forwarded host believed (see the [module docs](self)).
     pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
-        self.allowed_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self.allowed_hosts = hosts.into_iter().map(|h| AllowedHost::parse(&h)).collect();
         self
     }
 
@@ -250,7 +307,7 @@ impl ProxyConfig {
         if !valid_host(&host) {
             return Err(ProxyRejection::BadHost);
         }
-        if !self.allowed_hosts.is_empty() && !self.host_allowed(host_without_port(&host)) {
+        if !self.allowed_hosts.is_empty() && !self.host_allowed(&host, scheme) {
             return Err(ProxyRejection::HostNotAllowed);
         }
         Ok(Resolved {
@@ -285,15 +342,15 @@ impl ProxyConfig {
         (client, stop)
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
-        self.allowed_hosts
-            .iter()
-            .any(|allowed| match allowed.strip_prefix("*.") {
-                Some(suffix) => host
-                    .strip_suffix(suffix)
-                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
-                None => allowed == host,
-            })
+    fn host_allowed(&self, host: &str, scheme: Scheme) -> bool {
+        let Some((name, port)) = split_host(host) else {
+            return false;
+        };
+        let port = port.unwrap_or(match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        });
+        self.allowed_hosts.iter().any(|a| a.allows(name, port))
     }
 }
 
@@ -345,6 +402,15 @@ impl ProxyRejection {
         };
         problem.into_empty_response()
     }
+}
+
+/// [`canonical_net`], with a warning for a range that holds every address of its family.
+fn trusted_net(net: IpNet) -> IpNet {
+    let net = canonical_net(net);
+    if net.prefix_len() == 0 {
+        tracing::warn!(%net, "every address of this family is trusted as a proxy: any client can choose its address and scheme");
+    }
+    net
 }
 
 /// Logs, once per process, that a forwarded host was not believed for want of `allowed_hosts`

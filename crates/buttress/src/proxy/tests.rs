@@ -353,6 +353,82 @@ fn rejections() {
     }
 }
 
+/// Peers and hops are compared in their canonical form (an IPv4-mapped IPv6 address is its
+/// IPv4 address), so a range written in the mapped form must be too, or it never matches.
+#[test]
+fn ipv4_mapped_ranges_match_ipv4_peers_and_hops() {
+    let mapped = ProxyConfig::default().trust("::ffff:10.0.0.0/104".parse().expect("cidr"));
+    for ip in ["10.1.2.3", "::ffff:10.1.2.3"] {
+        assert!(mapped.is_trusted(ip.parse().expect("ip")), "{ip}");
+    }
+    assert!(!mapped.is_trusted("11.0.0.1".parse().expect("ip")));
+    let mut h = headers(&[]);
+    h.insert(
+        "x-forwarded-for",
+        "198.51.100.7, 10.0.0.3".parse().expect("v"),
+    );
+    let r = mapped
+        .resolve(
+            "[::ffff:10.0.0.2]:1".parse().expect("peer"),
+            false,
+            &h,
+            None,
+        )
+        .expect("resolves");
+    assert_eq!(r.client.0.to_string(), "198.51.100.7");
+    // A mapped single address, and ranges that are not in the mapped space, are left alone.
+    let one = ProxyConfig::default().trust_all([
+        "::ffff:192.0.2.1/128".parse().expect("cidr"),
+        "2001:db8::/32".parse().expect("cidr"),
+    ]);
+    assert!(one.is_trusted("192.0.2.1".parse().expect("ip")));
+    assert!(!one.is_trusted("192.0.2.2".parse().expect("ip")));
+    assert!(one.is_trusted("2001:db8::5".parse().expect("ip")));
+}
+
+/// An allowed host with a port allows that port only (the scheme's default port when the
+/// request names none); one without a port allows any port.
+#[test]
+fn allowed_hosts_with_ports() {
+    let allow = ProxyConfig::default()
+        .trust("10.0.0.0/8".parse().expect("cidr"))
+        .allowed_hosts([
+            "example.org:8443".to_owned(),
+            "*.example.net:443".to_owned(),
+            "Other.Example".to_owned(),
+        ]);
+    let peer: SocketAddr = "10.0.0.2:1".parse().expect("peer");
+    let try_host = |host: &str, proto: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, host.parse().expect("v"));
+        h.insert("x-forwarded-proto", proto.parse().expect("v"));
+        allow.resolve(peer, false, &h, None)
+    };
+    for (host, proto) in [
+        ("example.org:8443", "http"),
+        ("EXAMPLE.org:8443", "https"),
+        ("www.example.net", "https"),
+        ("www.example.net:443", "http"),
+        ("other.example", "http"),
+        ("other.example:9999", "https"),
+    ] {
+        assert!(try_host(host, proto).is_ok(), "{host} over {proto}");
+    }
+    for (host, proto) in [
+        ("example.org", "https"),
+        ("example.org:8080", "http"),
+        ("www.example.net", "http"),
+        ("www.example.net:8443", "https"),
+        ("example.net:443", "https"),
+    ] {
+        assert_eq!(
+            try_host(host, proto),
+            Err(ProxyRejection::HostNotAllowed),
+            "{host} over {proto}"
+        );
+    }
+}
+
 #[test]
 fn tls_connection_is_https() {
     let r = cfg()

@@ -120,3 +120,23 @@ async fn a_clients_forwarded_host_through_a_trusted_proxy_is_not_believed_withou
         assert_eq!(r.header("cache-control"), Some("private"), "{family}");
     }
 }
+
+/// Settings written in other spellings still mean what they say: a trusted range in the
+/// IPv4-mapped IPv6 form, and an allowed host with a port.
+#[tokio::test]
+async fn mapped_trusted_ranges_and_allowed_hosts_with_ports_match() {
+    let app = app(&settings(&[
+        ("BUTTRESS_TRUSTED_PROXIES", "::ffff:127.0.0.0/104"),
+        ("BUTTRESS_ALLOWED_HOSTS", "example.org:8443"),
+    ]));
+    let mut req = get_req("/whoami", &[("x-forwarded-for", "198.51.100.20")]);
+    req.headers_mut()
+        .insert("host", "example.org:8443".parse().expect("v"));
+    let r = send(&app, "127.0.0.1:4000", req).await;
+    assert_eq!(r.body, "198.51.100.20 http://example.org:8443");
+    let mut other_port = get_req("/whoami", &[]);
+    other_port
+        .headers_mut()
+        .insert("host", "example.org:8080".parse().expect("v"));
+    assert_eq!(send(&app, "127.0.0.1:4000", other_port).await.status, 400);
+}
