@@ -10,7 +10,7 @@
 //! | status | `301` for GET and HEAD, `308` for other methods (the method and body are kept) |
 //! | host | the request's host, or the canonical host when set; without one, 400 (never `https:///…`) |
 //! | caching | `Cache-Control: private` when the host is the request's (a shared cache must not keep a target chosen by one request's headers for everyone); a redirect to the canonical host is the same for all and is left cacheable |
-//! | port | 443 (omitted), or the configured HTTPS port |
+//! | port | the configured HTTPS port, else the canonical host's own, else the serving TLS listener's, else 443 (omitted) |
 //! | exempt paths | `/healthz` (load balancers' health checks often speak plain HTTP) |
 //!
 //! HSTS is sent by [`SecureHeadersLayer`](crate::headers::SecureHeadersLayer), only on HTTPS
@@ -167,13 +167,14 @@ impl NoRedirect {
     }
 }
 
-/// The host to redirect to: the canonical one, else the one [`ProxyLayer`] resolved (without
-/// its port), else, without a `ProxyLayer`, the request's `Host` or authority. Never empty.
+/// The host name to redirect to, and a port when the canonical host names one: the canonical
+/// host, else the one [`ProxyLayer`] resolved (without its port: that was the plain one), else,
+/// without a `ProxyLayer`, the request's `Host` or authority. Never empty.
 ///
 /// [`ProxyLayer`]: crate::proxy::ProxyLayer
-fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<String> {
+fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<(String, Option<u16>)> {
     if let Some(canonical) = &config.canonical_host {
-        return split_host(canonical).map(|_| canonical.clone());
+        return split_host(canonical).map(|(name, port)| (name.to_owned(), port));
     }
     let from_request = match req.extensions().get::<RequestOrigin>() {
         Some(origin) => Some(origin.host.clone()),
@@ -184,21 +185,21 @@ fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<Strin
             .or_else(|| req.uri().authority().map(|a| a.as_str()))
             .map(str::to_ascii_lowercase),
     }?;
-    split_host(&from_request).map(|(name, _)| name.to_owned())
+    split_host(&from_request).map(|(name, _)| (name.to_owned(), None))
 }
 
 fn redirect<B, ReqBody>(config: &Config, req: &Request<ReqBody>) -> Response<B>
 where
     B: Default,
 {
-    let Some(host) = target_host(config, req) else {
+    let Some((host, canonical_port)) = target_host(config, req) else {
         return NoRedirect::NoHost.into_response(req);
     };
     let server_port = req
         .extensions()
         .get::<crate::proxy::Transport>()
         .and_then(|t| t.https_port);
-    let port = match config.port.or(server_port) {
+    let port = match config.port.or(canonical_port).or(server_port) {
         Some(p) if p != 443 => format!(":{p}"),
         _ => String::new(),
     };
@@ -269,6 +270,31 @@ mod tests {
         assert!(r.headers().get(header::CACHE_CONTROL).is_none());
         let r: Response<()> = redirect(&base, &req(Method::OPTIONS, "*", Scheme::Http));
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/");
+    }
+
+    /// A canonical host with its own port (settings accept `www.example.org:8443`) gets one
+    /// port in the URL, not two: the configured HTTPS port wins, then the canonical host's,
+    /// then the serving TLS listener's.
+    #[test]
+    fn canonical_host_with_a_port() {
+        let with_port = |port: Option<u16>| Config {
+            canonical_host: Some("www.example.org:8443".into()),
+            port,
+            exempt: vec![],
+        };
+        let mut served = req(Method::GET, "/x", Scheme::Http);
+        served.extensions_mut().insert(crate::proxy::Transport {
+            tls: false,
+            https_port: Some(7443),
+        });
+        for (config, want) in [
+            (with_port(None), "https://www.example.org:8443/x"),
+            (with_port(Some(9443)), "https://www.example.org:9443/x"),
+            (with_port(Some(443)), "https://www.example.org/x"),
+        ] {
+            let r: Response<()> = redirect(&config, &served);
+            assert_eq!(r.headers()[header::LOCATION], want);
+        }
     }
 
     /// `https:///evil.test/x` is read by browsers as `https://evil.test/x`: never send it.
