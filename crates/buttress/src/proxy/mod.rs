@@ -14,12 +14,15 @@
 //! | `forwarded` | rightmost untrusted `for=` | `proto=` of the element the walk stopped at | `host=` of that element, if `allowed_hosts` is set |
 //!
 //! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
-//! that could be trusted stands in for the client; with `Forwarded`, the `proto=` and `host=`
-//! of the element holding that hop are still read (a trusted proxy wrote it), so a proxy that
-//! hides its clients (`for=_hidden;proto=https`) causes no redirect loop. Each hop is decoded alone, from the raw
-//! header bytes: a client's own non-ASCII hop is one unreadable hop left of the one its proxy
-//! appended (nginx appends to the client's line), so it cannot hide the real client. A syntactically broken `Forwarded` header
-//! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
+//! that could be trusted stands in for the client. With `Forwarded`, the `proto=` and `host=`
+//! of the element the walk stopped at are read even then (a trusted proxy wrote it), so a
+//! proxy that hides its clients (`for=_hidden;proto=https`) causes no redirect loop. Each hop
+//! is decoded alone, from the raw header bytes: a client's own non-ASCII hop is one unreadable
+//! hop left of the one its proxy appended (nginx appends to the client's line), so it cannot
+//! hide the real client. A syntactically broken `Forwarded` header from a trusted proxy is
+//! answered with 400. With `allowed_hosts` set, any other host gets 400; an entry with a port
+//! allows that port only. Trusted ranges may be written IPv4-mapped (`::ffff:10.0.0.0/104`):
+//! see [`canonical_net`].
 //!
 //! The forwarded host (`X-Forwarded-Host`, `host=`) is believed only when `allowed_hosts` is
 //! set, and then it must be one of them (else 400, as for `Host`). With `allowed_hosts` empty it
