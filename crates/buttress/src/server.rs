@@ -14,7 +14,7 @@
 //! | TLS handshake | `header_read_timeout` |
 //! | first request: telling HTTP/1 from HTTP/2 (up to 24 bytes, which hyper-util reads with no timeout of its own) and the whole request head | `header_read_timeout` from the connection's start (after TLS), then it is asked to close; an HTTP/1 head begun by then still has hyper's own `header_read_timeout`, counted from its first byte |
 //! | between requests (keep-alive), HTTP/1 and HTTP/2 alike | `header_read_timeout` with no request in flight, then it is asked to close (HTTP/2: `GOAWAY`) |
-//! | asked to close (idle, or the server shutting down) | dropped if still open with no request in flight one `header_read_timeout` later (say, an HTTP/2 peer that never answers the `GOAWAY`'s ping): no idle connection outlives twice `header_read_timeout` |
+//! | asked to close (idle, or the server shutting down) | dropped if still open with no request in flight one `header_read_timeout` later (say, an HTTP/2 peer that never answers the `GOAWAY`'s ping): no idle connection outlives twice `header_read_timeout` after its TLS handshake (or its start, without TLS) |
 //! | a request in flight (until its response body is sent) | not cut by the above; the stack's request timeout bounds the handler |
 //!
 //! At most `max_connections` connections are open at once, across both listeners. When that
