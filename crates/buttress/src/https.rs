@@ -8,8 +8,9 @@
 //! | setting | default |
 //! |---|---|
 //! | status | `301` for GET and HEAD, `308` for other methods (the method and body are kept) |
-//! | host | the request's host, or the canonical host when set |
-//! | port | 443 (omitted), or the configured HTTPS port |
+//! | host | the request's host, or the canonical host when set; without one, 400 (never `https:///…`) |
+//! | caching | `Cache-Control: private` when the host is the request's (a shared cache must not keep a target chosen by one request's headers for everyone); a redirect to the canonical host is the same for all and is left cacheable |
+//! | port | the configured HTTPS port, else the canonical host's own, else the serving TLS listener's, else 443 (omitted) |
 //! | exempt paths | `/healthz` (load balancers' health checks often speak plain HTTP) |
 //!
 //! HSTS is sent by [`SecureHeadersLayer`](crate::headers::SecureHeadersLayer), only on HTTPS
@@ -35,7 +36,8 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::proxy::RequestOrigin;
+use crate::errors::Problem;
+use crate::proxy::{split_host, RequestOrigin};
 
 /// Layer that redirects plain-HTTP requests to HTTPS.
 #[derive(Debug, Clone)]
@@ -144,37 +146,86 @@ where
     }
 }
 
+/// Why a plain request is answered with 400 instead of a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum NoRedirect {
+    /// Neither a canonical host nor a valid host in the request: `https://` followed by no host
+    /// would make a browser take the path's first segment for the host (an open redirect).
+    #[error("the request names no valid host to redirect to HTTPS")]
+    NoHost,
+    /// The URL does not make a header value (cannot happen with a valid host and a parsed URI).
+    #[error("the HTTPS address of this request is not a valid Location")]
+    BadLocation,
+}
+
+impl NoRedirect {
+    fn into_response<B: Default, ReqBody>(self, req: &Request<ReqBody>) -> Response<B> {
+        tracing::warn!(uri = %req.uri(), reason = %self, "plain request not redirected to HTTPS");
+        Problem::new(StatusCode::BAD_REQUEST)
+            .with_detail(self.to_string())
+            .into_empty_response()
+    }
+}
+
+/// The host name to redirect to, and a port when the canonical host names one: the canonical
+/// host, else the one [`ProxyLayer`] resolved (without its port: that was the plain one), else,
+/// without a `ProxyLayer`, the request's `Host` or authority. Never empty.
+///
+/// [`ProxyLayer`]: crate::proxy::ProxyLayer
+fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<(String, Option<u16>)> {
+    if let Some(canonical) = &config.canonical_host {
+        return split_host(canonical).map(|(name, port)| (name.to_owned(), port));
+    }
+    let from_request = match req.extensions().get::<RequestOrigin>() {
+        Some(origin) => Some(origin.host.clone()),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .map(str::to_ascii_lowercase),
+    }?;
+    split_host(&from_request).map(|(name, _)| (name.to_owned(), None))
+}
+
 fn redirect<B, ReqBody>(config: &Config, req: &Request<ReqBody>) -> Response<B>
 where
     B: Default,
 {
-    let host = config.canonical_host.clone().unwrap_or_else(|| {
-        req.extensions()
-            .get::<RequestOrigin>()
-            .map(|o| o.hostname().to_owned())
-            .unwrap_or_default()
-    });
+    let Some((host, canonical_port)) = target_host(config, req) else {
+        return NoRedirect::NoHost.into_response(req);
+    };
     let server_port = req
         .extensions()
         .get::<crate::proxy::Transport>()
         .and_then(|t| t.https_port);
-    let port = match config.port.or(server_port) {
+    let port = match config.port.or(canonical_port).or(server_port) {
         Some(p) if p != 443 => format!(":{p}"),
         _ => String::new(),
     };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    // `*` (OPTIONS) and authority-form targets have no path to keep.
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or("/");
     let status = if req.method() == Method::GET || req.method() == Method::HEAD {
         StatusCode::MOVED_PERMANENTLY
     } else {
         StatusCode::PERMANENT_REDIRECT
     };
+    let Ok(location) = HeaderValue::try_from(format!("https://{host}{port}{path}")) else {
+        return NoRedirect::BadLocation.into_response(req);
+    };
     let mut res = Response::new(B::default());
     *res.status_mut() = status;
-    match HeaderValue::try_from(format!("https://{host}{port}{path}")) {
-        Ok(v) => {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-        Err(_) => *res.status_mut() = StatusCode::BAD_REQUEST,
+    res.headers_mut().insert(header::LOCATION, location);
+    if config.canonical_host.is_none() {
+        // The target came from the request (Host, or a proxy's forwarded host) and a shared
+        // cache may key on neither: let only the client's own browser keep it.
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     }
     res
 }
@@ -203,6 +254,7 @@ mod tests {
         let r: Response<()> = redirect(&base, &req(Method::GET, "/a?b=1", Scheme::Http));
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/a?b=1");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "private");
         let r: Response<()> = redirect(&base, &req(Method::POST, "/form", Scheme::Http));
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         let custom = Config {
@@ -215,5 +267,78 @@ mod tests {
             r.headers()[header::LOCATION],
             "https://www.example.org:8443/"
         );
+        assert!(r.headers().get(header::CACHE_CONTROL).is_none());
+        let r: Response<()> = redirect(&base, &req(Method::OPTIONS, "*", Scheme::Http));
+        assert_eq!(r.headers()[header::LOCATION], "https://example.org/");
+    }
+
+    /// A canonical host with its own port (settings accept `www.example.org:8443`) gets one
+    /// port in the URL, not two: the configured HTTPS port wins, then the canonical host's,
+    /// then the serving TLS listener's.
+    #[test]
+    fn canonical_host_with_a_port() {
+        let with_port = |port: Option<u16>| Config {
+            canonical_host: Some("www.example.org:8443".into()),
+            port,
+            exempt: vec![],
+        };
+        let mut served = req(Method::GET, "/x", Scheme::Http);
+        served.extensions_mut().insert(crate::proxy::Transport {
+            tls: false,
+            https_port: Some(7443),
+        });
+        for (config, want) in [
+            (with_port(None), "https://www.example.org:8443/x"),
+            (with_port(Some(9443)), "https://www.example.org:9443/x"),
+            (with_port(Some(443)), "https://www.example.org/x"),
+        ] {
+            let r: Response<()> = redirect(&config, &served);
+            assert_eq!(r.headers()[header::LOCATION], want);
+        }
+    }
+
+    /// `https:///evil.test/x` is read by browsers as `https://evil.test/x`: never send it.
+    #[test]
+    fn never_redirects_to_an_empty_host() {
+        let bare = |uri: &str, host: Option<&str>| {
+            let mut b = Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            b.body(()).expect("request")
+        };
+        let base = Config::default();
+        // Used without ProxyLayer, no Host: 400 with a reason, no Location.
+        for (uri, host) in [("/evil.test/x", None), ("/evil.test/x", Some(":80"))] {
+            let r: Response<()> = redirect(&base, &bare(uri, host));
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri} {host:?}");
+            assert!(r.headers().get(header::LOCATION).is_none());
+            let problem = r.extensions().get::<Problem>().expect("a reason");
+            assert!(
+                problem.to_json(None)["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("no valid host")),
+                "{problem:?}"
+            );
+        }
+        // Without ProxyLayer, a valid Host is used.
+        let r: Response<()> = redirect(&base, &bare("/x", Some("Example.org:8080")));
+        assert_eq!(r.headers()[header::LOCATION], "https://example.org/x");
+        // A resolved origin with an empty name (built by hand: ProxyLayer refuses it).
+        let mut r = bare("/evil.test/x", None);
+        r.extensions_mut().insert(RequestOrigin {
+            scheme: Scheme::Http,
+            host: ":80".into(),
+        });
+        let res: Response<()> = redirect(&base, &r);
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        // An empty canonical host is no better.
+        let empty = Config {
+            canonical_host: Some(String::new()),
+            ..Config::default()
+        };
+        let res: Response<()> = redirect(&empty, &req(Method::GET, "/evil.test/x", Scheme::Http));
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers().get(header::LOCATION).is_none());
     }
 }

@@ -1,10 +1,28 @@
-//! A hardened HTTP server for a [`Router`]: TLS with rustls, header-read timeout, header size
-//! limit, peer address for the proxy layer, and graceful shutdown.
+//! A hardened HTTP server for a [`Router`]: TLS with rustls, header-read and idle timeouts,
+//! header size limit, a cap on open connections, peer address for the proxy layer, and graceful
+//! shutdown.
 //!
 //! `axum::serve` exposes neither hyper's header-read timeout nor its header buffer size, which
 //! are the defence against slow-header (slowloris) clients and oversized heads, so this module
 //! drives hyper-util's connection builder itself. Every request gets the TCP peer address as
 //! axum's [`ConnectInfo`] and a [`Transport`] saying whether the connection is TLS.
+//!
+//! # How long a connection may hold a slot
+//!
+//! | phase | bound |
+//! |---|---|
+//! | TLS handshake | `header_read_timeout` |
+//! | first request: telling HTTP/1 from HTTP/2 (up to 24 bytes, which hyper-util reads with no timeout of its own) and the whole request head | `header_read_timeout` from the connection's start (after TLS), then it is asked to close; an HTTP/1 head begun by then still has hyper's own `header_read_timeout`, counted from its first byte |
+//! | between requests (keep-alive), HTTP/1 and HTTP/2 alike | `header_read_timeout` with no request in flight, then it is asked to close (HTTP/2: `GOAWAY`) |
+//! | asked to close (idle, or the server shutting down) | dropped if still open with no request in flight one `header_read_timeout` later (say, an HTTP/2 peer that never answers the `GOAWAY`'s ping): no idle connection outlives twice `header_read_timeout` after its TLS handshake (or its start, without TLS) |
+//! | a request in flight (until its response body is sent) | not cut by the above; the stack's request timeout bounds the handler |
+//!
+//! At most `max_connections` connections are open at once, across both listeners. When that
+//! many are open the server stops accepting: new connections wait in the kernel's listen
+//! backlog (and beyond it, clients retry their SYN) until one closes, which the bounds above
+//! make sure happens. Waiting rather than accepting and closing at once means a burst of idle
+//! connections delays other clients by at most `header_read_timeout` instead of failing them.
+//! A connection upgraded away from HTTP (WebSocket) leaves the server's hands and its slot.
 //!
 //! # Example
 //!
@@ -23,19 +41,23 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::FutureExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::proxy::Transport;
@@ -69,13 +91,22 @@ pub struct ServeOptions {
     pub http_bind: Option<SocketAddr>,
     /// TLS for the main listener.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Time allowed to receive a request head (and the TLS handshake).
+    /// Time allowed for the TLS handshake, for a request head, and for a connection to sit with
+    /// no request in flight (before its first request, and between requests, HTTP/1 and
+    /// HTTP/2 alike): see the [module docs](self).
     pub header_read_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// Connections open at once, across both listeners (at least 1; default 4096). At the cap
+    /// the server stops accepting until one closes. Keep it under the process's open-file
+    /// limit (`ulimit -n`), which every connection also counts against.
+    pub max_connections: usize,
     /// Where a `--dev-tls` certificate was written, for clients to trust.
     pub dev_cert_path: Option<PathBuf>,
 }
+
+/// The default [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -85,6 +116,7 @@ impl Default for ServeOptions {
             tls: None,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
         }
     }
@@ -98,6 +130,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("tls", &self.tls.is_some())
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -112,6 +145,7 @@ impl ServeOptions {
             tls: None,
             header_read_timeout: s.header_read_timeout,
             max_header_bytes: s.max_header_bytes,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
         };
         match &s.tls {
@@ -212,6 +246,9 @@ impl Server {
         })?;
         let (stop, stop_rx) = watch::channel(false);
         let opts = Arc::new(opts);
+        let slots = Arc::new(Semaphore::new(
+            opts.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let mut tasks = vec![tokio::spawn(accept_loop(
             listener,
             app.clone(),
@@ -219,6 +256,7 @@ impl Server {
             opts.tls.clone(),
             None,
             stop_rx.clone(),
+            slots.clone(),
         ))];
         let mut http_addr = None;
         if let Some(http) = opts.http_bind {
@@ -234,6 +272,7 @@ impl Server {
                 None,
                 https_port,
                 stop_rx,
+                slots,
             )));
         }
         Ok(Server {
@@ -292,10 +331,37 @@ async fn accept_loop(
     tls: Option<Arc<rustls::ServerConfig>>,
     https_port: Option<u16>,
     mut stop: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Each connection subscribes before it is spawned, so none misses the shutdown signal; the
+    // loop then waits for every subscription to be dropped (hyper-util's GracefulShutdown, whose
+    // watcher only takes its own connection type).
+    let (close_all, _) = watch::channel(());
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let mut at_cap = false;
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                at_cap = false;
+                slot
+            }
+            Err(_) => {
+                if !at_cap {
+                    tracing::warn!(
+                        max_connections = opts.max_connections,
+                        "connection limit reached: new connections wait until one closes"
+                    );
+                    at_cap = true;
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
@@ -313,15 +379,16 @@ async fn accept_loop(
         let app = app.clone();
         let opts = opts.clone();
         let acceptor = acceptor.clone();
-        let watcher = graceful.watcher();
+        let closing = close_all.subscribe();
         tokio::spawn(async move {
+            let _slot: OwnedSemaphorePermit = slot;
             match acceptor {
                 None => {
                     let transport = Transport {
                         tls: false,
                         https_port,
                     };
-                    serve_io(stream, peer, transport, app, &opts, watcher).await;
+                    serve_io(stream, peer, transport, app, &opts, closing).await;
                 }
                 Some(acceptor) => {
                     let handshake =
@@ -333,7 +400,7 @@ async fn accept_loop(
                                 tls: true,
                                 https_port: None,
                             };
-                            serve_io(tls, peer, transport, app, &opts, watcher).await;
+                            serve_io(tls, peer, transport, app, &opts, closing).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -343,7 +410,106 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = close_all.send(());
+    close_all.closed().await;
+}
+
+/// What a connection is doing, for its idle timeout: how many requests are in flight (from
+/// the head's arrival until the response body is sent or dropped) and since when none is.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `start` to when the last request ended (or the clock was restarted).
+    idle_from: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_from: AtomicU64::new(0),
+        }
+    }
+
+    /// Restarts the idle clock (when nothing is in flight, idleness counts from now).
+    fn restart(&self) {
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.idle_from.store(now, Ordering::Release);
+    }
+
+    /// Since when nothing is in flight, or `None` while something is.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.start + Duration::from_nanos(self.idle_from.load(Ordering::Acquire)))
+    }
+
+    /// Resolves once nothing has been in flight for `limit` (at once, if that is already so).
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let deadline = self
+                .idle_since()
+                .map_or_else(|| Instant::now() + limit, |since| since + limit);
+            tokio::time::sleep_until(deadline).await;
+            if self
+                .idle_since()
+                .is_some_and(|since| since + limit <= Instant::now())
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// One request in flight; ends when dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The time first, so whoever sees the count at zero also sees when it got there.
+        self.0.restart();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request in flight until it is sent or dropped.
+    struct Tracked<B> {
+        #[pin]
+        inner: B,
+        in_flight: InFlight,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn serve_io<I>(
@@ -352,15 +518,20 @@ async fn serve_io<I>(
     transport: Transport,
     app: Router,
     opts: &ServeOptions,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut closing: watch::Receiver<()>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Arc::new(Activity::new());
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(transport);
-        app.clone().oneshot(req)
+        let in_flight = InFlight::start(&requests);
+        app.clone()
+            .oneshot(req)
+            .map(move |res| res.map(|res| res.map(|inner| Tracked { inner, in_flight })))
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -374,7 +545,38 @@ async fn serve_io<I>(
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    tokio::pin!(conn);
+    let idle_limit = opts.header_read_timeout;
+    // Asked to close (idle, or the server stopping); `idle_limit` more of idleness drops it.
+    let mut asked = false;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            // Also when the accept loop is gone: stop either way.
+            _ = closing.changed(), if !stopping => {
+                stopping = true;
+                if !asked {
+                    asked = true;
+                    activity.restart();
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = activity.idle_for(idle_limit) => {
+                if asked {
+                    tracing::debug!(%peer, "connection still idle after being asked to close: dropped");
+                    break;
+                }
+                tracing::debug!(%peer, "connection idle: asked to close");
+                asked = true;
+                activity.restart();
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }

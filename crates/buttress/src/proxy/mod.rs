@@ -10,12 +10,25 @@
 //!
 //! | header family | client | scheme | host |
 //! |---|---|---|---|
-//! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host` |
-//! | `forwarded` | rightmost untrusted `for=` | `proto=` of that element | `host=` of that element |
+//! | `x-forwarded` | rightmost untrusted `X-Forwarded-For` hop | rightmost `X-Forwarded-Proto` | rightmost `X-Forwarded-Host`, if `allowed_hosts` is set |
+//! | `forwarded` | rightmost untrusted `for=` | `proto=` of the element the walk stopped at | `host=` of that element, if `allowed_hosts` is set |
 //!
 //! A hop that is not an address (`unknown`, `_hidden`, garbage) ends the walk: the last proxy
-//! that could be trusted stands in for the client. A syntactically broken `Forwarded` header
-//! from a trusted proxy is answered with 400. With `allowed_hosts` set, any other host gets 400.
+//! that could be trusted stands in for the client. With `Forwarded`, the `proto=` and `host=`
+//! of the element the walk stopped at are read even then (a trusted proxy wrote it), so a
+//! proxy that hides its clients (`for=_hidden;proto=https`) causes no redirect loop. Each hop
+//! is decoded alone, from the raw header bytes: a client's own non-ASCII hop is one unreadable
+//! hop left of the one its proxy appended (nginx appends to the client's line), so it cannot
+//! hide the real client. A syntactically broken `Forwarded` header from a trusted proxy is
+//! answered with 400. With `allowed_hosts` set, any other host gets 400; an entry with a port
+//! allows that port only. Trusted ranges may be written IPv4-mapped (`::ffff:10.0.0.0/104`):
+//! see [`canonical_net`].
+//!
+//! The forwarded host (`X-Forwarded-Host`, `host=`) is believed only when `allowed_hosts` is
+//! set, and then it must be one of them (else 400, as for `Host`). With `allowed_hosts` empty it
+//! is ignored and `Host` is used: many proxies (nginx by default) do not set it and pass the
+//! client's own through, which would let a client choose the origin and the HTTPS redirect's
+//! target (`Location: https://evil.test/`, which a shared cache may keep for everyone).
 //!
 //! # Example
 //!
@@ -51,7 +64,7 @@ use tower_service::Service;
 
 use crate::errors::Problem;
 pub use crate::settings::ProxyHeader;
-use parse::{parse_forwarded, parse_x_forwarded_for, Element, Node};
+use parse::{list_items, parse_forwarded_bytes, parse_x_forwarded_for_bytes, Element, Node};
 
 /// Set by the server on each request: whether the connection itself is TLS, and on a plain
 /// listener of a server that also serves TLS, the TLS listener's port (for HTTPS redirects).
@@ -128,19 +141,75 @@ impl RequestOrigin {
 pub struct ProxyConfig {
     trusted: Vec<IpNet>,
     header: ProxyHeader,
-    allowed_hosts: Vec<String>,
+    allowed_hosts: Vec<AllowedHost>,
+}
+
+/// One `allowed_hosts` entry: a name (`example.org`, `*.example.org`, `[::1]`) and, when the
+/// entry names one, the only port it allows.
+#[derive(Debug, Clone)]
+struct AllowedHost {
+    name: String,
+    port: Option<u16>,
+}
+
+impl AllowedHost {
+    fn parse(entry: &str) -> AllowedHost {
+        let entry = entry.to_ascii_lowercase();
+        let split = match entry.strip_prefix("*.") {
+            Some(rest) => split_host(rest).map(|(n, p)| (format!("*.{n}"), p)),
+            None => split_host(&entry).map(|(n, p)| (n.to_owned(), p)),
+        };
+        // Not a host: kept whole, it never matches a valid one.
+        let (name, port) = split.unwrap_or((entry, None));
+        AllowedHost { name, port }
+    }
+
+    fn allows(&self, name: &str, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
+            && match self.name.strip_prefix("*.") {
+                Some(suffix) => name
+                    .strip_suffix(suffix)
+                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
+                None => self.name == name,
+            }
+    }
+}
+
+/// `net` truncated to its network, and an IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`)
+/// written as the IPv4 range it is (`10.0.0.0/8`): peers and hops are compared in their
+/// canonical form, where a mapped address is its IPv4 address, so the mapped form of a range
+/// would never match. Other IPv6 ranges are left as they are.
+///
+/// ```
+/// use buttress::proxy::canonical_net;
+/// assert_eq!(canonical_net("::ffff:10.1.2.3/104".parse().unwrap()), "10.0.0.0/8".parse().unwrap());
+/// assert_eq!(canonical_net("2001:db8::1/32".parse().unwrap()), "2001:db8::/32".parse().unwrap());
+/// ```
+pub fn canonical_net(net: IpNet) -> IpNet {
+    let net = net.trunc();
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), Some(len)) = (
+            v6.network().to_ipv4_mapped(),
+            v6.prefix_len().checked_sub(96),
+        ) {
+            if let Ok(v4net) = ipnet::Ipv4Net::new(v4, len) {
+                return IpNet::V4(v4net);
+            }
+        }
+    }
+    net
 }
 
 impl ProxyConfig {
-    /// Trusts forwarding headers from peers inside `net`.
+    /// Trusts forwarding headers from peers inside `net` (see [`canonical_net`]).
     pub fn trust(mut self, net: IpNet) -> Self {
-        self.trusted.push(net.trunc());
+        self.trusted.push(trusted_net(net));
         self
     }
 
-    /// Trusts forwarding headers from peers inside any of `nets`.
+    /// Trusts forwarding headers from peers inside any of `nets` (see [`canonical_net`]).
     pub fn trust_all(mut self, nets: impl IntoIterator<Item = IpNet>) -> Self {
-        self.trusted.extend(nets.into_iter().map(|n| n.trunc()));
+        self.trusted.extend(nets.into_iter().map(trusted_net));
         self
     }
 
@@ -150,9 +219,12 @@ impl ProxyConfig {
         self
     }
 
-    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400.
+    /// Host names (`example.org`, `*.example.org`) allowed in `Host`; others get 400. An entry
+    /// with a port (`example.org:8443`) allows that port only (a `Host` without a port is on
+    /// the scheme's default port); one without allows any port. Only with this set is a
+    /// trusted proxy's forwarded host believed (see the [module docs](self)).
     pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
-        self.allowed_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self.allowed_hosts = hosts.into_iter().map(|h| AllowedHost::parse(&h)).collect();
         self
     }
 
@@ -191,10 +263,11 @@ impl ProxyConfig {
             .map(str::to_owned)
             .or_else(|| uri_host.map(str::to_owned));
 
+        let mut forwarded_host = None;
         if self.is_trusted(peer_ip) {
             match self.header {
                 ProxyHeader::XForwarded => {
-                    let hops = parse_x_forwarded_for(&lines(headers, "x-forwarded-for"));
+                    let hops = parse_x_forwarded_for_bytes(&lines(headers, "x-forwarded-for"));
                     let elements: Vec<Element> = hops
                         .into_iter()
                         .map(|n| Element {
@@ -206,33 +279,38 @@ impl ProxyConfig {
                     if let Some(p) = rightmost(headers, "x-forwarded-proto") {
                         scheme = parse_scheme(&p).ok_or(ProxyRejection::BadForwardedProto)?;
                     }
-                    if let Some(h) = rightmost(headers, "x-forwarded-host") {
-                        host = Some(h);
-                    }
+                    forwarded_host = rightmost(headers, "x-forwarded-host");
                 }
                 ProxyHeader::Forwarded => {
-                    let elements = parse_forwarded(&lines(headers, "forwarded"))
+                    let elements = parse_forwarded_bytes(&lines(headers, "forwarded"))
                         .map_err(|_| ProxyRejection::MalformedForwarded)?;
-                    let (ip, idx) = self.walk(peer_ip, &elements);
+                    let (ip, stop) = self.walk(peer_ip, &elements);
                     client = ip;
-                    if let Some(el) = idx.and_then(|i| elements.get(i)) {
+                    if let Some(el) = stop.and_then(|i| elements.get(i)) {
                         if let Some(p) = &el.proto {
                             scheme = parse_scheme(p).ok_or(ProxyRejection::BadForwardedProto)?;
                         }
-                        if let Some(h) = &el.host {
-                            host = Some(h.clone());
-                        }
+                        forwarded_host.clone_from(&el.host);
                     }
                 }
             }
         }
 
+        if let Some(h) = forwarded_host {
+            // A proxy that does not set the forwarded host itself (nginx by default) passes the
+            // client's through: believe it only for a host that is served here anyway.
+            if self.allowed_hosts.is_empty() {
+                forwarded_host_ignored(&h);
+            } else {
+                host = Some(h);
+            }
+        }
         let mut host = host.ok_or(ProxyRejection::MissingHost)?;
         host.make_ascii_lowercase();
         if !valid_host(&host) {
             return Err(ProxyRejection::BadHost);
         }
-        if !self.allowed_hosts.is_empty() && !self.host_allowed(host_without_port(&host)) {
+        if !self.allowed_hosts.is_empty() && !self.host_allowed(&host, scheme) {
             return Err(ProxyRejection::HostNotAllowed);
         }
         Ok(Resolved {
@@ -241,15 +319,22 @@ impl ProxyConfig {
         })
     }
 
-    /// Walks the chain from the right; returns the client and the index of its element.
+    /// Walks the chain from the right; returns the client and the index of the element the walk
+    /// stopped at (`None` for an empty chain).
+    ///
+    /// That element was written by a trusted proxy: the rightmost one by the peer, each one to
+    /// its left by the proxy named in the `for=` right of it, and the walk only goes on past a
+    /// trusted `for=`. So its `proto=`/`host=` are believed even when its `for=` is hidden
+    /// (`_hidden`, `unknown`: RFC 7239 §6.3) or missing, and the last trusted address stands in
+    /// for the client.
     fn walk(&self, peer: IpAddr, elements: &[Element]) -> (IpAddr, Option<usize>) {
         let mut client = peer;
-        let mut index = None;
+        let mut stop = None;
         for (i, el) in elements.iter().enumerate().rev() {
+            stop = Some(i);
             match &el.for_node {
                 Some(Node::Ip(ip)) => {
                     client = *ip;
-                    index = Some(i);
                     if !self.is_trusted(*ip) {
                         break;
                     }
@@ -257,18 +342,18 @@ impl ProxyConfig {
                 _ => break,
             }
         }
-        (client, index)
+        (client, stop)
     }
 
-    fn host_allowed(&self, host: &str) -> bool {
-        self.allowed_hosts
-            .iter()
-            .any(|allowed| match allowed.strip_prefix("*.") {
-                Some(suffix) => host
-                    .strip_suffix(suffix)
-                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
-                None => allowed == host,
-            })
+    fn host_allowed(&self, host: &str, scheme: Scheme) -> bool {
+        let Some((name, port)) = split_host(host) else {
+            return false;
+        };
+        let port = port.unwrap_or(match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        });
+        self.allowed_hosts.iter().any(|a| a.allows(name, port))
     }
 }
 
@@ -322,21 +407,49 @@ impl ProxyRejection {
     }
 }
 
-fn lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+/// [`canonical_net`], with a warning for a range that holds every address of its family.
+fn trusted_net(net: IpNet) -> IpNet {
+    let net = canonical_net(net);
+    if net.prefix_len() == 0 {
+        tracing::warn!(%net, "every address of this family is trusted as a proxy: any client can choose its address and scheme");
+    }
+    net
+}
+
+/// Logs, once per process, that a forwarded host was not believed for want of `allowed_hosts`
+/// (behind a proxy that rewrites `Host`, origins would otherwise look wrong with no hint why).
+fn forwarded_host_ignored(host: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            forwarded_host = %host.escape_debug(),
+            "a trusted proxy forwarded a host, which is ignored (Host is used) because allowed_hosts is empty: a client may have sent it. List the site's host names in allowed_hosts (BUTTRESS_ALLOWED_HOSTS) to believe it; logged once"
+        );
+    }
+}
+
+/// The raw bytes of each `name` line. Not decoded as a whole: a line may hold a client's
+/// non-ASCII bytes and, after them, what a proxy appended; the parsers decode item by item.
+fn lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
     headers
         .get_all(name)
         .iter()
-        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .map(http::HeaderValue::as_bytes)
         .collect()
 }
 
+/// The rightmost item of the comma-separated `name` lines (the one the nearest proxy wrote),
+/// decoded alone; an item that is not UTF-8 comes back with U+FFFD, which no scheme or host
+/// has.
 fn rightmost(headers: &HeaderMap, name: &str) -> Option<String> {
-    lines(headers, name)
-        .iter()
-        .flat_map(|l| l.split(','))
-        .map(str::trim)
-        .rfind(|s| !s.is_empty())
-        .map(str::to_owned)
+    list_items(
+        headers
+            .get_all(name)
+            .iter()
+            .map(http::HeaderValue::as_bytes),
+    )
+    .next_back()
+    .map(|item| String::from_utf8_lossy(item).into_owned())
 }
 
 fn parse_scheme(text: &str) -> Option<Scheme> {
@@ -348,20 +461,49 @@ fn parse_scheme(text: &str) -> Option<Scheme> {
 }
 
 fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..=h.len()]);
+    split_host(host).map_or(host, |(name, _)| name)
+}
+
+/// Splits a host as `Host` carries it into its name and port, or `None` when it is not one:
+/// a non-empty name of letters, digits, `-`, `.` and `_` (a DNS name or an IPv4 address), or an
+/// IPv6 address in brackets, then optionally `:` and a port of one to five digits (at most
+/// 65535). An empty name (`:80`) is refused: `https://` followed by nothing would make a
+/// browser read the first path segment as the host.
+pub(crate) fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
+    if host.len() > 255 {
+        return None;
     }
-    host.split(':').next().unwrap_or(host)
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, rest) = bracketed.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            (&host[..inside.len() + 2], rest)
+        }
+        None => {
+            let end = host.find(':').unwrap_or(host.len());
+            let (name, rest) = host.split_at(end);
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if !name_ok {
+                return None;
+            }
+            (name, rest)
+        }
+    };
+    if rest.is_empty() {
+        return Some((name, None));
+    }
+    let digits = rest.strip_prefix(':')?;
+    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((name, Some(digits.parse().ok()?)))
 }
 
 fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
-        })
+    split_host(host).is_some()
 }
 
 /// Layer that resolves [`ClientIp`] and [`RequestOrigin`]. See the [module docs](self).

@@ -81,13 +81,39 @@ pub fn parse_node(text: &str) -> Node {
 /// assert_eq!(hops.len(), 2);
 /// ```
 pub fn parse_x_forwarded_for(lines: &[&str]) -> Vec<Node> {
-    lines
-        .iter()
-        .flat_map(|line| line.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse_node)
+    let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    parse_x_forwarded_for_bytes(&lines)
+}
+
+/// [`parse_x_forwarded_for`] on the raw bytes of the header lines, as they arrived.
+///
+/// The lines are split on `,` first and each hop is decoded alone, so a hop with bytes that are
+/// not ASCII (a client's own, say) is one unreadable hop ([`Node::Opaque`]) and the hops a
+/// proxy appended after it, on the same line, are still read.
+///
+/// ```
+/// use buttress::proxy::parse::{parse_x_forwarded_for_bytes, Node};
+/// let hops = parse_x_forwarded_for_bytes(&[b"\xff, 203.0.113.7"]);
+/// assert_eq!(hops, [Node::Opaque, Node::Ip("203.0.113.7".parse().unwrap())]);
+/// ```
+pub fn parse_x_forwarded_for_bytes(lines: &[&[u8]]) -> Vec<Node> {
+    list_items(lines.iter().copied())
+        .map(|item| std::str::from_utf8(item).map_or(Node::Opaque, parse_node))
         .collect()
+}
+
+/// The non-empty, trimmed items of comma-separated header lines, in order (a `,` inside a
+/// quoted string splits too: for lists whose items never quote one).
+pub(crate) fn list_items<'a, I>(lines: I) -> impl DoubleEndedIterator<Item = &'a [u8]>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: DoubleEndedIterator,
+{
+    lines
+        .into_iter()
+        .flat_map(|line| line.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|item| !item.is_empty())
 }
 
 /// Parses RFC 7239 `Forwarded` (all header lines joined in order) into its elements.
@@ -101,11 +127,26 @@ pub fn parse_x_forwarded_for(lines: &[&str]) -> Vec<Node> {
 /// assert!(parse_forwarded(&["for=\"unterminated"]).is_err());
 /// ```
 pub fn parse_forwarded(lines: &[&str]) -> Result<Vec<Element>, ForwardedError> {
-    let joined = lines.join(",");
-    let mut p = Parser {
-        s: joined.as_bytes(),
-        i: 0,
-    };
+    let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    parse_forwarded_bytes(&lines)
+}
+
+/// [`parse_forwarded`] on the raw bytes of the header lines, as they arrived.
+///
+/// Bytes that are not ASCII are allowed inside a quoted string (RFC 9110 `obs-text`; the value
+/// is then not an address, so that element's node is [`Node::Opaque`]) and are a syntax error
+/// anywhere else. Either way they stay in their own element.
+///
+/// ```
+/// use buttress::proxy::parse::{parse_forwarded_bytes, Node};
+/// let els = parse_forwarded_bytes(&[b"for=\"\xff\", for=203.0.113.7;proto=https"]).unwrap();
+/// assert_eq!(els[0].for_node, Some(Node::Opaque));
+/// assert_eq!(els[1].for_node, Some(Node::Ip("203.0.113.7".parse().unwrap())));
+/// assert!(parse_forwarded_bytes(&[b"for=\xff"]).is_err());
+/// ```
+pub fn parse_forwarded_bytes(lines: &[&[u8]]) -> Result<Vec<Element>, ForwardedError> {
+    let joined = lines.join(&b',');
+    let mut p = Parser { s: &joined, i: 0 };
     let mut out = Vec::new();
     loop {
         p.skip_ws();

@@ -69,3 +69,59 @@ async fn development_over_plain_http_is_not_redirected() {
     let r = send(&app(&settings(&[])), "127.0.0.1:1", get_req("/", &[])).await;
     assert_eq!(r.status, 200);
 }
+
+/// RFC 7239 §6.3: a proxy may hide the client (`for=_hidden`, `for=unknown`) or leave `for=`
+/// out; its `proto=https` still says the request came over HTTPS, so no redirect loop.
+#[tokio::test]
+async fn no_loop_behind_a_forwarded_proxy_that_hides_the_client() {
+    let app = app(&production(&[("BUTTRESS_PROXY_HEADER", "forwarded")]));
+    for forwarded in [
+        "for=_hidden;proto=https",
+        "for=unknown;proto=https;host=example.org",
+        "proto=https;host=example.org",
+    ] {
+        let r = send(
+            &app,
+            "127.0.0.1:1",
+            get_req("/", &[("forwarded", forwarded)]),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{forwarded}: {:?}", r.header("location"));
+    }
+    let plain = send(
+        &app,
+        "127.0.0.1:1",
+        get_req("/", &[("forwarded", "for=_hidden;proto=http")]),
+    )
+    .await;
+    assert_eq!(plain.status, 301);
+}
+
+/// An empty host part (`Host: :80`) would build `https:///path`, which a browser reads with the
+/// path's first segment as the host: an open redirect. It is a 400 instead, with or without
+/// allowed hosts, and so is HttpsRedirectLayer used alone on a request without a host.
+#[tokio::test]
+async fn an_empty_host_is_never_redirected_to() {
+    let app = app(&settings(&[("BUTTRESS_HTTPS_REDIRECT", "true")]));
+    let mut req = get_req("/evil.test/x", &[]);
+    req.headers_mut().insert("host", ":80".parse().expect("v"));
+    let r = send(&app, "127.0.0.1:1", req).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("location"), None);
+
+    use tower::ServiceExt as _;
+    let alone = axum::Router::new()
+        .route("/{*rest}", axum::routing::get(|| async { "x" }))
+        .layer(buttress::https::HttpsRedirectLayer::new());
+    let req = Request::builder()
+        .uri("/evil.test/x")
+        .body(Body::empty())
+        .expect("req");
+    let res = alone.oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers().get("location").is_none(),
+        "{:?}",
+        res.headers()
+    );
+}

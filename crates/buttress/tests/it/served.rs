@@ -308,3 +308,150 @@ async fn tls_from_pem_files_and_clear_errors_for_bad_ones() {
     assert!(err.contains("cannot read /nonexistent/c.pem"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The client preface and an empty SETTINGS frame: an HTTP/2 client that has said hello.
+const H2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Reads until the server closes the connection (EOF or reset), at most until `deadline`;
+/// whether it closed.
+async fn closes_by(stream: &mut TcpStream, deadline: Instant) -> bool {
+    let mut buf = Vec::new();
+    tokio::time::timeout_at(deadline.into(), stream.read_to_end(&mut buf))
+        .await
+        .is_ok()
+}
+
+/// Before hyper's header-read timeout starts, hyper-util reads up to 24 bytes to tell HTTP/1
+/// from HTTP/2, with no timeout; and an HTTP/2 connection that opens no stream has none either.
+/// Each of these is closed once the header-read timeout passes with no request in flight, while
+/// a normal client is answered meanwhile.
+#[tokio::test]
+async fn silent_undecided_and_streamless_connections_are_closed() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_HEADER_READ_TIMEOUT", "1s"),
+    ]);
+    let server = start(&s).await;
+    let addr = server.local_addr();
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut partial = TcpStream::connect(addr).await.expect("connect");
+    partial
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("partial preface");
+    let mut streamless = TcpStream::connect(addr).await.expect("connect");
+    streamless.write_all(H2_HELLO).await.expect("h2 preface");
+    let ok = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("a normal client is answered");
+    assert_eq!(ok.status(), 200);
+    assert!(
+        !closes_by(&mut silent, started + Duration::from_millis(700)).await,
+        "not closed before the timeout"
+    );
+    // Each is asked to close after 1 s idle (+ slack); an HTTP/2 client that does not answer
+    // the GOAWAY's ping is dropped after one more idle second.
+    for (name, stream, bound) in [
+        ("silent", &mut silent, 2500),
+        ("partial HTTP/2 preface", &mut partial, 2500),
+        ("HTTP/2 without streams", &mut streamless, 3500),
+    ] {
+        assert!(
+            closes_by(stream, started + Duration::from_millis(bound)).await,
+            "{name}: still open {bound} ms after it connected"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// One HTTP/2 request by hand (no HTTP/2 client among the dev-dependencies): HEADERS on stream
+/// 1 with `GET http://localhost{path}` in HPACK (indexed `:method GET`, `:scheme http`,
+/// literal `:authority` and `:path`), ending the stream.
+fn h2_get(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x01, 9];
+    block.extend_from_slice(b"localhost");
+    block.extend_from_slice(&[0x04, u8::try_from(path.len()).expect("short path")]);
+    block.extend_from_slice(path.as_bytes());
+    let len = u32::try_from(block.len()).expect("short").to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], 0x01, 0x05, 0, 0, 0, 1];
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// Reads HTTP/2 frames until a HEADERS frame on stream 1; its first header byte (`0x88` is
+/// the indexed `:status 200`).
+async fn h2_response_status(stream: &mut TcpStream) -> u8 {
+    loop {
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).await.expect("frame head");
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        stream
+            .read_exact(&mut payload)
+            .await
+            .expect("frame payload");
+        if head[3] == 0x01 && head[5..9] == [0, 0, 0, 1] {
+            return payload.first().copied().unwrap_or(0);
+        }
+    }
+}
+
+/// The idle timeout counts only time with no request in flight: requests that take longer
+/// than it (3 s against 1 s) are answered, over HTTP/1 and HTTP/2.
+#[tokio::test]
+async fn requests_longer_than_the_idle_timeout_are_not_cut() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_HEADER_READ_TIMEOUT", "1s"),
+    ]);
+    let server = start(&s).await;
+    let addr = server.local_addr();
+    let h1 = tokio::spawn(async move {
+        reqwest::get(format!("http://{addr}/sleep"))
+            .await
+            .expect("HTTP/1 GET")
+            .text()
+            .await
+            .expect("body")
+    });
+    let mut h2 = TcpStream::connect(addr).await.expect("connect");
+    h2.write_all(H2_HELLO).await.expect("h2 preface");
+    h2.write_all(&h2_get("/sleep")).await.expect("h2 request");
+    let status = tokio::time::timeout(Duration::from_secs(6), h2_response_status(&mut h2))
+        .await
+        .expect("answered");
+    assert_eq!(status, 0x88, "HTTP/2 :status 200");
+    assert_eq!(h1.await.expect("task"), "slept");
+    // Idle again: closed like any other.
+    assert!(closes_by(&mut h2, Instant::now() + Duration::from_millis(3500)).await);
+    server.shutdown().await;
+}
+
+/// With `max_connections` open, the server stops accepting: a new client waits in the listen
+/// backlog until one closes (here, two silent ones at the 1 s timeout), then is answered.
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    let s = settings(&[
+        ("BUTTRESS_BIND", "127.0.0.1:0"),
+        ("BUTTRESS_HEADER_READ_TIMEOUT", "1s"),
+    ]);
+    let mut opts = ServeOptions::from_settings(&s).expect("serve options");
+    opts.max_connections = 2;
+    let server = Server::bind(app(&s), opts).await.expect("binds");
+    let addr = server.local_addr();
+    let started = Instant::now();
+    let _a = TcpStream::connect(addr).await.expect("connect");
+    let _b = TcpStream::connect(addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("answered once a slot is free");
+    let waited = started.elapsed();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    server.shutdown().await;
+}
