@@ -233,7 +233,11 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             "list the proxy addresses in BUTTRESS_TRUSTED_PROXIES (e.g. 10.0.0.0/8)",
         ));
     }
-    if s.trusted_proxies.iter().any(|n| n.prefix_len() == 0) {
+    // `::ffff:0:0/96` is every IPv4 address once mapped ranges are read as IPv4.
+    if s.trusted_proxies
+        .iter()
+        .any(|n| crate::proxy::canonical_net(*n).prefix_len() == 0)
+    {
         out.push(finding(
             "BTR-E012",
             "every address is trusted as a proxy: any client can spoof its IP and scheme",
@@ -516,6 +520,9 @@ mod tests {
             ("BTR-E010", |s| s.trusted_proxies.clear()),
             ("BTR-E012", |s| {
                 s.trusted_proxies = vec!["0.0.0.0/0".parse().expect("cidr")]
+            }),
+            ("BTR-E012", |s| {
+                s.trusted_proxies = vec!["::ffff:0:0/96".parse().expect("cidr")]
             }),
             ("BTR-E011", |s| s.instances = 3),
             ("BTR-E015", |s| {
