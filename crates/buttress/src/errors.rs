@@ -44,7 +44,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::response::{IntoResponse, IntoResponseParts, ResponseParts};
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -448,8 +448,14 @@ where
 /// relays everyone), and a loopback host name (a DNS-rebinding page reaches a loopback server
 /// under its own name).
 fn looks_local<B>(req: &Request<B>) -> bool {
-    const RELAYED: [&str; 4] = ["forwarded", "x-forwarded-for", "x-real-ip", "via"];
-    if RELAYED.iter().any(|h| req.headers().contains_key(*h)) {
+    // Names parsed once, not on every request.
+    const RELAYED: [HeaderName; 4] = [
+        header::FORWARDED,
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderName::from_static("x-real-ip"),
+        header::VIA,
+    ];
+    if RELAYED.iter().any(|h| req.headers().contains_key(h)) {
         return false;
     }
     let host = req
@@ -465,10 +471,11 @@ fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    }
-    .to_ascii_lowercase();
-    name == "localhost"
-        || name.ends_with(".localhost")
+    };
+    let dotted = name.len() > ".localhost".len()
+        && name.as_bytes()[name.len() - ".localhost".len()..].eq_ignore_ascii_case(b".localhost");
+    name.eq_ignore_ascii_case("localhost")
+        || dotted
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
