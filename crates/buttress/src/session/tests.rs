@@ -426,14 +426,17 @@ async fn signed_in_responses_are_not_stored() {
     assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
 }
 
-/// A memory store whose loads fail while `down` is set: an outage in the middle of a request.
+/// A memory store rigged for tests: loads fail while `down` is set (an outage in the middle
+/// of a request); sweeps are counted and, with a `gate`, wait for it (a slow database).
 #[derive(Debug, Default)]
-struct Flaky {
+struct Rigged {
     inner: MemoryStore,
     down: std::sync::atomic::AtomicBool,
+    sweeps: std::sync::atomic::AtomicUsize,
+    gate: Option<tokio::sync::Semaphore>,
 }
 
-impl SessionStore for Flaky {
+impl SessionStore for Rigged {
     fn load<'a>(
         &'a self,
         key: &'a StoreKey,
@@ -464,7 +467,16 @@ impl SessionStore for Flaky {
         self.inner.list_user(user, now)
     }
     fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.cleanup(now)
+        Box::pin(async move {
+            self.sweeps.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                let _pass = gate
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError("closed".into()))?;
+            }
+            self.inner.cleanup(now).await
+        })
     }
 }
 
@@ -473,7 +485,7 @@ impl SessionStore for Flaky {
 /// overwrites the signed-in cookie.
 #[tokio::test]
 async fn a_failed_load_is_answered_again_and_never_replaces_the_cookie() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(Rigged::default());
     let app = Router::new()
         .route(
             "/login",
@@ -742,62 +754,13 @@ async fn huge_timeouts_do_not_overflow() {
     }
 }
 
-/// A memory store whose sweeps wait for `gate` and are counted.
-#[derive(Debug)]
-struct SlowSweeps {
-    inner: MemoryStore,
-    sweeps: std::sync::atomic::AtomicUsize,
-    gate: tokio::sync::Semaphore,
-}
-
-impl SessionStore for SlowSweeps {
-    fn load<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        self.inner.load(key, now)
-    }
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        expected: Option<u64>,
-        data: &'a SessionData,
-        deadline: i64,
-    ) -> BoxFuture<'a, Result<Cas, StoreError>> {
-        self.inner.save(key, expected, data, deadline)
-    }
-    fn delete<'a>(&'a self, key: &'a StoreKey) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.delete(key)
-    }
-    fn list_user<'a>(
-        &'a self,
-        user: &'a str,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Vec<(StoreKey, SessionData)>, StoreError>> {
-        self.inner.list_user(user, now)
-    }
-    fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            self.sweeps.fetch_add(1, Ordering::SeqCst);
-            let _pass = self
-                .gate
-                .acquire()
-                .await
-                .map_err(|_| StoreError("closed".into()))?;
-            self.inner.cleanup(now).await
-        })
-    }
-}
-
 /// A sweep still running when the next one is due (a slow database) is not joined by a
 /// second: sweeps never overlap, and the next turn after it ends sweeps again.
 #[tokio::test]
 async fn background_sweeps_never_overlap() {
-    let store = Arc::new(SlowSweeps {
-        inner: MemoryStore::default(),
-        sweeps: std::sync::atomic::AtomicUsize::new(0),
-        gate: tokio::sync::Semaphore::new(0),
+    let store = Arc::new(Rigged {
+        gate: Some(tokio::sync::Semaphore::new(0)),
+        ..Rigged::default()
     });
     let app = app(SessionLayer::store(&Keyring::ephemeral(), store.clone()));
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
@@ -815,7 +778,9 @@ async fn background_sweeps_never_overlap() {
         1,
         "no second sweep while the first runs"
     );
-    store.gate.add_permits(16);
+    if let Some(gate) = &store.gate {
+        gate.add_permits(16);
+    }
     settle().await;
     for _ in 0..1024 {
         call(&app, "/peek", None).await;
