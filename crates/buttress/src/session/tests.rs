@@ -93,17 +93,21 @@ async fn read_only_requests_do_not_write() {
     );
 }
 
+/// A layer in store mode (on `memory`) or cookie mode, for tests that run in both.
+fn layer_in(store: bool, ring: &Keyring, memory: &Arc<MemoryStore>) -> SessionLayer {
+    if store {
+        SessionLayer::store(ring, memory.clone())
+    } else {
+        SessionLayer::cookie(ring)
+    }
+}
+
 #[tokio::test]
 async fn idle_and_absolute_timeouts_are_enforced_server_side() {
     for store in [false, true] {
         let (t, c) = clock();
         let ring = Keyring::ephemeral();
-        let layer = if store {
-            SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
-        } else {
-            SessionLayer::cookie(&ring)
-        };
-        let app = app(layer
+        let app = app(layer_in(store, &ring, &Arc::default())
             .clock(c)
             .idle_timeout(std::time::Duration::from_secs(600))
             .absolute_timeout(std::time::Duration::from_secs(3600)));
@@ -697,12 +701,7 @@ async fn a_lowered_absolute_timeout_ends_existing_sessions() {
         let ring = Keyring::ephemeral();
         let memory = Arc::new(MemoryStore::default());
         let layer = |absolute: u64| {
-            let layer = if store {
-                SessionLayer::store(&ring, memory.clone())
-            } else {
-                SessionLayer::cookie(&ring)
-            };
-            app(layer
+            app(layer_in(store, &ring, &memory)
                 .clock(c.clone())
                 .idle_timeout(std::time::Duration::from_secs(7200))
                 .absolute_timeout(std::time::Duration::from_secs(absolute)))
@@ -739,12 +738,7 @@ async fn a_lowered_absolute_timeout_ends_existing_sessions() {
 async fn huge_timeouts_do_not_overflow() {
     for store in [false, true] {
         let ring = Keyring::ephemeral();
-        let layer = if store {
-            SessionLayer::store(&ring, Arc::new(MemoryStore::default()))
-        } else {
-            SessionLayer::cookie(&ring)
-        };
-        let app = app(layer
+        let app = app(layer_in(store, &ring, &Arc::default())
             .idle_timeout(std::time::Duration::MAX)
             .absolute_timeout(std::time::Duration::MAX));
         let (body, set) = call(&app, "/", None).await;
