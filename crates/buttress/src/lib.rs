@@ -36,10 +36,14 @@
 #![deny(unreachable_pub, unsafe_code)]
 #![warn(missing_docs)]
 
+pub use context::RequestContext;
+
 pub mod check;
+mod context;
 pub mod csrf;
 pub mod errors;
 pub mod headers;
+mod host;
 pub mod https;
 pub mod proxy;
 pub mod ratelimit;
@@ -49,14 +53,13 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod stack;
 pub mod timeout;
 
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
 
@@ -64,7 +67,7 @@ use check::{Finding, Severity};
 use csrf::CsrfLayer;
 use headers::{Csp, Hsts, SecureHeadersLayer};
 use https::HttpsRedirectLayer;
-use proxy::{ProxyConfig, ProxyLayer};
+use proxy::ProxyConfig;
 use ratelimit::{RateLimitLayer, RateLimiter, Scope};
 use secret::{KeyError, Keyring};
 use session::{MemoryStore, SessionLayer, SessionStore};
@@ -269,11 +272,13 @@ impl Buttress {
         let proxy = ProxyConfig::default()
             .trust_all(settings.trusted_proxies.iter().copied())
             .header(settings.proxy_header)
-            .allowed_hosts(settings.allowed_hosts.iter().cloned());
+            .allowed_hosts(settings.allowed_hosts.iter().filter_map(|h| h.parse().ok()));
 
         let mut csrf = CsrfLayer::new().allow_same_site(settings.csrf_allow_same_site);
         for origin in &settings.csrf_trusted_origins {
-            csrf = csrf.trust_origin(origin.clone());
+            if let Ok(origin) = origin.parse() {
+                csrf = csrf.trust_origin(origin);
+            }
         }
         if let Some(uri) = settings.csrf_report_path() {
             csrf = csrf.exempt(uri);
@@ -471,39 +476,47 @@ impl Buttress {
         self.session_store.as_ref()
     }
 
-    /// Wraps `router` in every layer. Add your routes (and route layers) first.
-    pub fn apply(self, router: Router) -> Router {
+    /// Wraps the whole application in every protection, as one [`Stack`](stack::Stack) that
+    /// takes no more routes: add every route (and route layer) to `router` first. Routing
+    /// happens inside the stack, so a 404 or 405 gets the same headers and error page as
+    /// anything else.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// let app = buttress::Buttress::from_settings(&Default::default())?
+    ///     .apply(Router::new().route("/", get(|| async { "hello" })));
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn apply(self, router: Router) -> stack::Stack {
         if self.settings.session_store != SessionStoreKind::Cookie && self.session_store.is_none() {
             tracing::error!("BUTTRESS_SESSION_STORE asks for a server-side store that was not provided (Buttress::with_session_store); falling back to encrypted cookies");
         }
         let sessions =
             SessionLayer::from_settings(&self.settings, &self.keyring, self.session_store.clone());
-        // Each `Router::layer` call boxes the routes again, and axum clones every box level on
-        // every request; two `ServiceBuilder` stacks keep that to two levels (plus one for
-        // all route limits) instead of fifteen.
-        let inner = tower::ServiceBuilder::new()
-            .layer(RequestBodyLimitLayer::new(self.body_limit))
-            .layer(tower_http::map_request_body::MapRequestBodyLayer::new(
-                axum::body::Body::new,
-            ))
-            .layer(timeout::RequestTimeoutLayer::new(self.request_timeout))
-            .layer(DefaultBodyLimit::max(self.body_limit))
-            .layer(sessions)
-            .layer(self.csrf);
-        let mut router = router.layer(inner);
-        if !self.route_limits.is_empty() {
-            router = router.layer(self.route_limits);
-        }
-        let outer = tower::ServiceBuilder::new()
-            // A fresh id per request (a client's own is dropped), on the response too.
-            .layer(request_id::RequestIdLayer)
-            .layer(TraceLayer::new_for_http())
-            .layer(errors::ErrorPagesLayer::new(self.debug))
-            .layer(self.headers)
-            .layer(ProxyLayer::new(self.proxy))
-            .layer(errors::catch_panic_layer())
-            .layer(tower::util::option_layer(self.https))
-            .layer(tower::util::option_layer(self.ratelimit));
-        router.layer(outer)
+        // axum's extractors stop at 2 MiB of their own; a larger body limit is raised for them
+        // (a smaller one cuts the body off before they get there).
+        let router = if self.body_limit > AXUM_BODY_LIMIT {
+            router.layer(DefaultBodyLimit::max(self.body_limit))
+        } else {
+            router
+        };
+        stack::Stack::new(
+            router,
+            stack::Plan {
+                proxy: self.proxy,
+                https: self.https.map(|h| h.config().clone()),
+                global: self.ratelimit.map(|l| l.config().clone()),
+                routes: self.route_limits,
+                body_limit: self.body_limit,
+                timeout: self.request_timeout,
+                session: Some(sessions.config().clone()),
+                csrf: self.csrf.config().clone(),
+                headers: self.headers.config().clone(),
+                debug: self.debug,
+            },
+        )
     }
 }
+
+/// The body limit axum's extractors apply when none is set (`axum::extract::DefaultBodyLimit`).
+const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;

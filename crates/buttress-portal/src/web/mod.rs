@@ -38,6 +38,7 @@ use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
 use buttress::ratelimit::LoginThrottle;
 use buttress::session::{Session, SessionError, SessionStore};
 use buttress::settings::{SessionStoreKind, Settings};
+use buttress::stack::Stack;
 use buttress::Buttress;
 
 use crate::accounts::{PasswordParams, User};
@@ -180,7 +181,7 @@ pub enum BuildError {
 pub async fn build(
     settings: &Settings,
     options: BuildOptions,
-) -> Result<(Router, Portal), BuildError> {
+) -> Result<(Stack, Portal), BuildError> {
     let stack = Buttress::from_settings(settings)?;
     stack.warm_up().await;
     let portal = Portal::open(

@@ -10,8 +10,6 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use http::request::Parts;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::proxy::ClientIp;
-
 /// Which counter a request uses.
 ///
 /// ```
@@ -126,11 +124,11 @@ impl IpGrouping {
     }
 }
 
-/// The address a request is counted against: the [`ClientIp`] set by
+/// The address a request is counted against: the [`ClientIp`](crate::proxy::ClientIp) set by
 /// [`ProxyLayer`](crate::proxy::ProxyLayer) (forwarding headers believed only from trusted
 /// proxies), else the TCP peer. Never a forwarding header read here.
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
+    crate::context::client_of(&parts.extensions).or_else(|| {
         parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -246,7 +244,10 @@ mod tests {
 
     fn parts_from(ip: IpAddr) -> Parts {
         let mut req = http::Request::new(());
-        req.extensions_mut().insert(ClientIp(ip));
+        req.extensions_mut().insert(crate::RequestContext {
+            client: Some(ip),
+            ..Default::default()
+        });
         req.into_parts().0
     }
 

@@ -228,6 +228,11 @@ impl SessionLayer {
         self.edit(|c| c.clock = clock)
     }
 
+    /// The configuration, for the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     /// The cookie's name (`__Host-session`, or `session` on plain-HTTP loopback development).
     pub fn cookie_name(&self) -> &str {
         &self.config.cookie_name

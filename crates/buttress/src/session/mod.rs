@@ -59,6 +59,7 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 
 pub use handle::{Session, SessionInfo};
+pub(crate) use layer::{begin, finish, Config, Finish};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
 pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};

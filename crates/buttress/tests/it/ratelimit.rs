@@ -12,6 +12,8 @@ use axum::Router;
 use buttress::ratelimit::{
     LoginVerdict, ManualClock, MemoryStore, RateLimitLayer, RateLimiter, Strategy as Algo,
 };
+use buttress::server::App;
+use buttress::stack::Stack;
 use buttress::Buttress;
 
 use crate::support::{self, send, Reply};
@@ -244,11 +246,11 @@ async fn conformance_redis() {
 
 /// `/login` limited to 5 per minute outside CSRF, so refused requests count. `/login` is exempt
 /// from CSRF here only when the handler's own status is under test (`csrf_exempt`).
-fn login_app(buttress: &Buttress, handler_status: StatusCode) -> Router {
+fn login_app(buttress: &Buttress, handler_status: StatusCode) -> Stack {
     login_app_with(buttress, handler_status, handler_status == StatusCode::OK)
 }
 
-fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: bool) -> Router {
+fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: bool) -> Stack {
     let mut b = buttress
         .clone()
         .limit_route("/login", "5 per minute")
@@ -273,7 +275,7 @@ fn post_req(path: &str) -> Request<Body> {
         .expect("request")
 }
 
-async fn statuses(app: &Router, peer: &'static str, path: &'static str, n: usize) -> Vec<u16> {
+async fn statuses(app: &Stack, peer: &'static str, path: &'static str, n: usize) -> Vec<u16> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let app = app.clone();
@@ -407,7 +409,7 @@ async fn route_limits_count_each_path_alone_and_leave_other_paths_alone() {
     );
 }
 
-async fn get_status(app: &Router, peer: &str, xff: Option<&str>) -> StatusCode {
+async fn get_status<S: App>(app: &S, peer: &str, xff: Option<&str>) -> StatusCode {
     let headers: Vec<(&str, &str)> = xff.map(|v| ("x-forwarded-for", v)).into_iter().collect();
     send(app, peer, support::get_req("/", &headers))
         .await
