@@ -223,7 +223,6 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
     use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
     use buttress::proxy::{ProxyConfig, ProxyLayer};
     use buttress::request_id::RequestIdLayer;
-    use buttress::session::SessionLayer;
     use buttress::timeout::RequestTimeoutLayer;
     use tower_http::limit::RequestBodyLimitLayer;
     use tower_http::trace::TraceLayer;
@@ -234,7 +233,7 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
         r = r.layer(CsrfLayer::new());
     }
     if on("session") {
-        r = r.layer(SessionLayer::from_settings(settings, stack.keyring(), None));
+        r = r.layer(stack.session_layer());
     }
     if on("body-limit") {
         r = r
@@ -280,7 +279,7 @@ fn load_settings(bind: SocketAddr) -> Result<Settings, SettingsError> {
     let mut loader = Settings::loader()
         .process_env()
         .set("bind", &bind.to_string(), Origin::Env);
-    let has_global_limit = KEYS.iter().any(|(key, _, _)| *key == "ratelimit_default");
+    let has_global_limit = KEYS.iter().any(|k| k.key == "ratelimit_default");
     let unset = std::env::var_os("BUTTRESS_RATELIMIT_DEFAULT").is_none_or(|v| v.is_empty());
     if has_global_limit && unset {
         loader = loader.set("ratelimit_default", BENCH_LIMITS, Origin::Env);
@@ -378,7 +377,13 @@ async fn run(args: Args) -> ExitCode {
                 }
             };
             if args.mode == Mode::Stack {
-                serve(stack.apply(router()), &settings, kind, true).await
+                match stack.apply(router()) {
+                    Ok(app) => serve(app, &settings, kind, true).await,
+                    Err(e) => {
+                        eprintln!("buttress-bench: {e}");
+                        ExitCode::from(e.exit_code())
+                    }
+                }
             } else {
                 let app = layered(router(), &stack, &settings, &args.skip);
                 serve(app, &settings, kind, true).await

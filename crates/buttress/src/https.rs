@@ -40,6 +40,14 @@ use crate::context::RequestOrigin;
 use crate::errors::Problem;
 use crate::host::split_host;
 
+/// The path served over plain HTTP too by default: load balancers' health checks often speak
+/// plain HTTP.
+///
+/// ```
+/// assert_eq!(buttress::https::DEFAULT_EXEMPT_PATH, "/healthz");
+/// ```
+pub const DEFAULT_EXEMPT_PATH: &str = "/healthz";
+
 /// Layer that redirects plain-HTTP requests to HTTPS.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -65,7 +73,7 @@ impl HttpsRedirectLayer {
     pub fn new() -> Self {
         HttpsRedirectLayer {
             config: Arc::new(Config {
-                exempt: vec!["/healthz".to_owned()],
+                exempt: vec![DEFAULT_EXEMPT_PATH.to_owned()],
                 ..Config::default()
             }),
         }

@@ -34,7 +34,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let app = Buttress::from_settings(&Default::default())?
-//!     .apply(Router::new().route("/", get(|| async { "hi" })));
+//!     .apply(Router::new().route("/", get(|| async { "hi" })))?;
 //! let server = Server::bind(app, ServeOptions::default()).await?;
 //! println!("listening on {}", server.local_addr());
 //! server.shutdown().await;
@@ -150,9 +150,9 @@ impl ServeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
         };
-        match &s.tls {
+        match s.tls() {
             Tls::Off => {}
-            Tls::Files { cert, key } => opts.tls = Some(tls_from_files(cert, key)?),
+            Tls::Files { cert, key } => opts.tls = Some(tls_from_files(&cert, &key)?),
             Tls::DevSelfSigned => {
                 let (config, path) = dev_tls(&s.data_dir)?;
                 opts.tls = Some(config);

@@ -36,8 +36,9 @@ use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
 use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
 use buttress::ratelimit::LoginThrottle;
+use buttress::session::SessionStoreKind;
 use buttress::session::{Session, SessionError, SessionStore};
-use buttress::settings::{SessionStoreKind, Settings};
+use buttress::settings::Settings;
 use buttress::stack::Stack;
 use buttress::Buttress;
 
@@ -185,7 +186,7 @@ pub async fn build(
     let stack = Buttress::from_settings(settings)?;
     stack.warm_up().await;
     let portal = Portal::open(
-        settings.database_url.as_deref(),
+        settings.database_url.as_ref().map(|u| u.expose()),
         &settings.data_dir,
         options.password_params.unwrap_or_default(),
     )
@@ -213,7 +214,7 @@ pub async fn build(
         .csrf_exempt(CSP_REPORT_PATH)
         .limit_route(paths::LOG_IN, LOGIN_LIMIT)?
         .limit_route(paths::SIGN_UP, SIGN_UP_LIMIT)?
-        .apply(router(state));
+        .apply(router(state))?;
     Ok((app, portal))
 }
 

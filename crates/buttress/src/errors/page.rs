@@ -158,6 +158,7 @@ impl ErrorPage {
 
     /// Renders the page for `res` at once when nothing must be read from its body; otherwise
     /// gives `res` back for [`ErrorPage::render`]. `loopback`: the resolved client is loopback.
+    #[allow(clippy::result_large_err)] // the response either way, never boxed
     pub(crate) fn render_now(
         &self,
         res: Response<Body>,

@@ -54,6 +54,13 @@ use crate::context::{RequestContext, RequestOrigin};
 /// `x-powered-by`, parsed once.
 static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 
+/// The HSTS lifetime by default: one year.
+///
+/// ```
+/// assert_eq!(buttress::headers::DEFAULT_HSTS_MAX_AGE.as_secs(), 31_536_000);
+/// ```
+pub const DEFAULT_HSTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(31_536_000);
+
 /// `Strict-Transport-Security` settings.
 ///
 /// ```
@@ -73,7 +80,7 @@ pub struct Hsts {
 impl Default for Hsts {
     fn default() -> Self {
         Hsts {
-            max_age: 31_536_000,
+            max_age: DEFAULT_HSTS_MAX_AGE.as_secs(),
             include_subdomains: true,
             preload: false,
         }
@@ -158,6 +165,18 @@ impl SecureHeadersLayer {
     /// Replaces the Content-Security-Policy.
     pub fn csp(self, csp: Csp) -> Self {
         self.edit(|c| c.csp = Some(csp))
+    }
+
+    /// Edits the Content-Security-Policy in place (adds a source, a directive), keeping the
+    /// rest; a layer that sends none edits the strict default.
+    ///
+    /// ```
+    /// use buttress::headers::{csp::{Directive, Source}, SecureHeadersLayer};
+    /// let layer = SecureHeadersLayer::new()
+    ///     .map_csp(|csp| csp.directive(Directive::ImgSrc, [Source::SelfOrigin, Source::Scheme("data:".into())]));
+    /// ```
+    pub fn map_csp(self, f: impl FnOnce(Csp) -> Csp) -> Self {
+        self.edit(|c| c.csp = Some(f(c.csp.take().unwrap_or_else(Csp::strict))))
     }
 
     /// Sends no Content-Security-Policy (`buttress check` and `buttress audit` will flag it).

@@ -67,8 +67,41 @@ pub use crate::context::{ClientIp, RequestOrigin, Scheme, Transport};
 use crate::errors::Problem;
 use crate::host::split_host;
 pub use crate::host::{HostError, HostPattern};
-pub use crate::settings::ProxyHeader;
 use parse::{list_items, parse_forwarded_bytes, parse_x_forwarded_for_bytes, Element, Node};
+
+/// Which forwarding header the trusted proxies set. Only that family is read, so a client
+/// cannot smuggle the other one through a proxy that passes it on untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` (nginx, HAProxy, most cloud
+    /// load balancers).
+    #[default]
+    XForwarded,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
+/// A [`ProxyHeader`] name that is neither `x-forwarded` nor `forwarded`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a forwarding header family: use x-forwarded or forwarded")]
+pub struct UnknownProxyHeader(pub String);
+
+impl std::str::FromStr for ProxyHeader {
+    type Err = UnknownProxyHeader;
+    /// `x-forwarded` (or `x-forwarded-for`) or `forwarded`, any case.
+    ///
+    /// ```
+    /// use buttress::proxy::ProxyHeader;
+    /// assert_eq!("Forwarded".parse::<ProxyHeader>(), Ok(ProxyHeader::Forwarded));
+    /// ```
+    fn from_str(s: &str) -> Result<Self, UnknownProxyHeader> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded" | "x-forwarded-for" => Ok(ProxyHeader::XForwarded),
+            "forwarded" => Ok(ProxyHeader::Forwarded),
+            _ => Err(UnknownProxyHeader(s.to_owned())),
+        }
+    }
+}
 
 /// Configuration for [`ProxyLayer`]. The default trusts no proxy and allows any host.
 #[derive(Debug, Clone, Default)]

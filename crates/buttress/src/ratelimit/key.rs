@@ -207,6 +207,7 @@ pub(crate) type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 #[derive(Clone, Default)]
 pub(crate) struct Exemptions {
     pub(crate) paths: Vec<String>,
+    pub(crate) prefixes: Vec<String>,
     pub(crate) nets: Vec<IpNet>,
     pub(crate) predicate: Option<Predicate>,
 }
@@ -215,6 +216,7 @@ impl fmt::Debug for Exemptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Exemptions")
             .field("paths", &self.paths)
+            .field("prefixes", &self.prefixes)
             .field("nets", &self.nets)
             .field("predicate", &self.predicate.is_some())
             .finish()
@@ -223,7 +225,11 @@ impl fmt::Debug for Exemptions {
 
 impl Exemptions {
     pub(crate) fn exempt(&self, parts: &Parts) -> bool {
-        if self.paths.iter().any(|p| p == parts.uri.path()) {
+        let path = parts.uri.path();
+        // A prefix never exempts a path that climbs out of it (`/static/../login`), in case
+        // something in front normalises it into another route.
+        let under_prefix = |p: &String| path.starts_with(p.as_str()) && !path.contains("..");
+        if self.paths.iter().any(|p| p == path) || self.prefixes.iter().any(under_prefix) {
             return true;
         }
         if !self.nets.is_empty() {

@@ -192,6 +192,17 @@ impl RateLimitLayer {
         self.edit(|c| c.exemptions.paths.extend(paths))
     }
 
+    /// Requests whose path starts with `prefix` are not counted (static assets, `/static/`).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("50/hour")?.exempt_prefix("/static/");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn exempt_prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.edit(|c| c.exemptions.prefixes.push(prefix))
+    }
+
     /// Clients inside these networks are not counted (e.g. your monitoring).
     ///
     /// ```

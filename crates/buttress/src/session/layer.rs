@@ -15,10 +15,10 @@ use tower_service::Service;
 use super::codec::CookieCodec;
 use super::handle::{Outcome, Session};
 use super::store::SessionStore;
+use super::SameSite;
 use super::{system_clock, Clock, COOKIE_PURPOSE, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_TOUCH};
 use crate::proxy::ClientIp;
 use crate::secret::Keyring;
-use crate::settings::{SameSite, Settings};
 
 #[derive(Clone)]
 pub(crate) enum Mode {
@@ -144,27 +144,6 @@ impl SessionLayer {
         Self::with_mode(Mode::Store(store))
     }
 
-    /// Configured from settings: cookie flags, timeouts, and the `__Host-` prefix (dropped
-    /// only in Development over plain HTTP on loopback). `store` chooses store mode.
-    pub fn from_settings(
-        settings: &Settings,
-        keyring: &Keyring,
-        store: Option<Arc<dyn SessionStore>>,
-    ) -> Self {
-        let layer = match store {
-            Some(s) => Self::store(keyring, s),
-            None => Self::cookie(keyring),
-        };
-        let plain_dev = settings.plain_http_loopback_dev();
-        layer
-            .secure(!plain_dev && settings.cookie_secure)
-            .http_only(settings.cookie_http_only)
-            .same_site(settings.cookie_same_site)
-            .idle_timeout(settings.session_idle_timeout)
-            .absolute_timeout(settings.session_absolute_timeout)
-            .rename_for_keyring(keyring)
-    }
-
     /// Applies a setter, copying the configuration first if it is shared (copy-on-write): a
     /// setter on a clone changes the clone only, never the layer it was cloned from.
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
@@ -172,7 +151,9 @@ impl SessionLayer {
         self
     }
 
-    fn rename_for_keyring(self, keyring: &Keyring) -> Self {
+    /// Re-keys a cookie-mode layer from `keyring` under its current cookie name (the name is
+    /// bound into the seal); store mode is unchanged.
+    pub(crate) fn keyed(self, keyring: &Keyring) -> Self {
         let name = self.config.cookie_name.clone();
         self.edit(|c| {
             if let Mode::Cookie(_) = c.mode {
@@ -182,7 +163,7 @@ impl SessionLayer {
     }
 
     /// `Secure` and the `__Host-` prefix. Turning it off is for plain-HTTP loopback
-    /// development only; [`SessionLayer::from_settings`] decides that from the settings.
+    /// development only; [`Buttress`](crate::Buttress) decides that from the settings.
     pub fn secure(self, secure: bool) -> Self {
         let name = if secure {
             format!("__Host-{BASE_NAME}")

@@ -28,6 +28,7 @@
 //! let stack = buttress::Buttress::from_settings(&Default::default()).unwrap();
 //! let app = stack
 //!     .apply(Router::new().route("/", get(|| async { "hello" })))
+//!     .unwrap()
 //!     .route("/transfer", post(|| async { "money moved" })); // no such method
 //! ```
 //!
@@ -43,7 +44,7 @@
 //! use buttress::{stack::Stack, Buttress};
 //!
 //! let stack: Stack = Buttress::from_settings(&Default::default())?
-//!     .apply(Router::new().route("/", get(|| async { "hello" })));
+//!     .apply(Router::new().route("/", get(|| async { "hello" })))?;
 //! # Ok::<(), buttress::StartupError>(())
 //! ```
 
@@ -68,6 +69,20 @@ pub use future::StackFuture;
 
 use crate::proxy::ProxyConfig;
 use crate::ratelimit::PathLimitsLayer;
+
+/// The largest request body by default (`body_limit`): 1 MiB.
+///
+/// ```
+/// assert_eq!(buttress::stack::DEFAULT_BODY_LIMIT, 1024 * 1024);
+/// ```
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The time to answer a whole request by default (`request_timeout`): 30 s.
+///
+/// ```
+/// assert_eq!(buttress::stack::DEFAULT_REQUEST_TIMEOUT.as_secs(), 30);
+/// ```
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the stack does to a request, configured once at start-up.
 pub(crate) struct Plan {
@@ -120,7 +135,7 @@ impl<S> Stack<S> {
     /// # async fn run() -> std::io::Result<()> {
     /// use axum::{routing::get, Router};
     /// let stack = buttress::Buttress::from_settings(&Default::default()).unwrap()
-    ///     .apply(Router::new().route("/", get(|| async { "hello" })));
+    ///     .apply(Router::new().route("/", get(|| async { "hello" }))).unwrap();
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
     /// axum::serve(listener, stack.into_make_service_with_connect_info()).await
     /// # }

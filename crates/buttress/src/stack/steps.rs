@@ -1,6 +1,10 @@
 //! The steps of [`Stack::call`](super::Stack), each calling the plain functions of the concern
 //! that owns it, and the way out ([`finish`]).
 
+// A step that refuses returns its response by value (`Err(Response)`): boxing it would cost
+// an allocation per refusal, and the admitted path only ever writes its small `Ok`.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;

@@ -264,6 +264,7 @@ fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: 
             .route("/healthz", get(|| async { "ok" }))
             .route("/login", post(move || async move { handler_status })),
     )
+    .expect("stack")
 }
 
 fn post_req(path: &str) -> Request<Body> {
@@ -371,7 +372,8 @@ async fn route_limits_count_each_path_alone_and_leave_other_paths_alone() {
                 .route("/", get(|| async { "home" }))
                 .route("/login", post(|| async { "in" }))
                 .route("/sign-up", post(|| async { "up" })),
-        );
+        )
+        .expect("stack");
     let peer = "192.0.2.30:1";
     let mut got = Vec::new();
     for path in [
@@ -659,7 +661,7 @@ async fn memory_flood_stays_under_cap_through_the_stack() {
     ]);
     let buttress = Buttress::from_settings(&settings).expect("stack");
     let global = buttress.rate_limiter().expect("global").clone();
-    let app = buttress.apply(support::routes());
+    let app = buttress.apply(support::routes()).expect("stack");
     for _ in 0..2 {
         assert_eq!(get_status(&app, "192.0.2.60:1", None).await, StatusCode::OK);
     }

@@ -181,6 +181,7 @@ pub fn app(settings: &Settings) -> Stack {
         .expect("stack builds")
         .csrf_exempt("/upload")
         .apply(routes())
+        .expect("stack")
 }
 
 pub struct Reply {
