@@ -94,6 +94,13 @@ pub(crate) fn stamp(headers: &mut http::HeaderMap, id: HeaderValue) {
     }
 }
 
+/// [`stamp`], knowing whether the handler set one (`present`).
+pub(crate) fn stamp_present(headers: &mut http::HeaderMap, id: HeaderValue, present: bool) {
+    if !present {
+        headers.append(X_REQUEST_ID.clone(), id);
+    }
+}
+
 /// Gives each request a fresh random `x-request-id` (a client's own is dropped) and copies it
 /// onto the response unless the handler set one (see the module docs).
 ///

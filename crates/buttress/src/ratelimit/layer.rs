@@ -437,6 +437,24 @@ pub(crate) async fn admit_later(config: &Config, key: &str, cost: u64) -> Admiss
     }
 }
 
+/// [`add_headers`], knowing whether the response already has the IETF and the legacy fields;
+/// gives whether it has them afterwards.
+pub(crate) fn add_headers_present(
+    config: &Config,
+    decision: &Decision,
+    headers: &mut http::HeaderMap,
+    present: (bool, bool),
+) -> (bool, bool) {
+    super::response::set_headers_present(
+        headers,
+        config.style,
+        config.limiter.limits(),
+        &config.policy,
+        decision,
+        present,
+    )
+}
+
 /// Adds the limit headers of `decision` (a limit nearer the handler that already set its own
 /// keeps them).
 pub(crate) fn add_headers(config: &Config, decision: &Decision, headers: &mut http::HeaderMap) {

@@ -24,7 +24,9 @@ use tracing::Instrument as _;
 use super::Plan;
 use crate::context::{CspNonce, RequestContext};
 use crate::errors::{panic_response, ErrorPage, Problem};
-use crate::ratelimit::layer::{add_headers, admit, admit_later, Admission, Config as Limit};
+use crate::ratelimit::layer::{
+    add_headers_present, admit, admit_later, Admission, Config as Limit,
+};
 use crate::ratelimit::Decision;
 use crate::session::Session;
 
@@ -384,20 +386,31 @@ async fn finish(out: Out, res: Response) -> Response {
 }
 
 impl Out {
-    /// The way out after the session: limit headers, security headers, error page, id.
+    /// The way out after the session: limit headers, security headers, error page, id, with
+    /// one pass over the response's header names to learn which the handler set.
     fn seal(self, mut res: Response) -> Finished {
         if self.csrf_checked {
             crate::csrf::vary(&mut res);
         }
+        let mut present = crate::headers::scan(&self.plan.headers, res.headers());
+        let mut limits = (present.ratelimit, present.x_ratelimit);
         // The path's limit first: its headers win over the global one's.
         if let Some((limit, decision)) = &self.route {
-            add_headers(limit, decision, res.headers_mut());
+            limits = add_headers_present(limit, decision, res.headers_mut(), limits);
         }
         if let (Some(limit), Some(decision)) = (&self.plan.global, &self.global) {
-            add_headers(limit, decision, res.headers_mut());
+            add_headers_present(limit, decision, res.headers_mut(), limits);
         }
-        crate::headers::apply(&self.plan.headers, self.nonce, self.https, &mut res);
+        crate::headers::apply_present(
+            &self.plan.headers,
+            self.nonce,
+            self.https,
+            present,
+            &mut res,
+        );
         if ErrorPage::wanted(&res) {
+            // The page may replace headers of the handler's; the id is looked up again.
+            present.request_id = res.headers().contains_key(&crate::request_id::X_REQUEST_ID);
             let loopback = self.client.is_some_and(|ip| ip.is_loopback());
             res = match self
                 .page
@@ -408,18 +421,18 @@ impl Out {
                     return Finished::Later(Box::pin(async move {
                         let nonce = Some(self.nonce.as_str().to_owned());
                         let page = self.page.clone().render(res, loopback, nonce).await;
-                        self.stamp(page)
+                        self.stamp(page, present.request_id)
                     }));
                 }
             };
         }
-        Finished::Now(self.stamp(res))
+        Finished::Now(self.stamp(res, present.request_id))
     }
 
     /// The request id on the response, and the trace event.
-    fn stamp(mut self, mut res: Response) -> Response {
+    fn stamp(mut self, mut res: Response, id_present: bool) -> Response {
         if let Some(id) = self.id.take() {
-            crate::request_id::stamp(res.headers_mut(), id);
+            crate::request_id::stamp_present(res.headers_mut(), id, id_present);
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let started = self.deadline - self.plan.timeout;
