@@ -36,9 +36,15 @@ pub struct ObservatoryView {
     pub grade: &'static str,
 }
 
+/// The version of the JSON report's layout, written as its `report_format` field. A reader
+/// (such as [`crate::baseline`]) refuses a report of a newer format rather than misreading it.
+pub const REPORT_FORMAT: u32 = 1;
+
 /// The graded result of one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// [`REPORT_FORMAT`]: the layout of this report as JSON.
+    pub report_format: u32,
     /// Letter grade, `A+` to `F`.
     pub grade: &'static str,
     /// Points (100 + modifiers, see the module docs).
@@ -925,6 +931,7 @@ fn finish(
         }
     };
     Report {
+        report_format: REPORT_FORMAT,
         grade,
         score,
         target: obs.target.clone(),

@@ -1,6 +1,6 @@
 //! What a report is made of: layers, verdicts, the catalogue of checks and their findings.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The layer of DESIGN.md §2 a check looks at from the outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -49,7 +49,7 @@ impl Layer {
 }
 
 /// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Looked, and found it right.
