@@ -205,6 +205,26 @@ impl Baseline {
     pub fn is_of(&self, url: &str) -> bool {
         same_target(&self.target, url)
     }
+
+    /// [`Baseline::is_of`] as a result: [`BaselineError::OtherTarget`] names `url` without
+    /// any user name and password.
+    ///
+    /// ```
+    /// # let b = buttress_audit::baseline::Baseline::from_json(
+    /// #     r#"{"target":"https://a.example/","grade":"A","score":90,"findings":[]}"#).unwrap();
+    /// let e = b.check_target("https://user:pw@b.example/").unwrap_err();
+    /// assert!(e.to_string().contains("https://b.example/") && !e.to_string().contains("pw"));
+    /// ```
+    pub fn check_target(&self, url: &str) -> Result<(), BaselineError> {
+        if self.is_of(url) {
+            Ok(())
+        } else {
+            Err(BaselineError::OtherTarget {
+                baseline: self.target.clone(),
+                scanned: canonical(url),
+            })
+        }
+    }
 }
 
 fn is_grade(g: &str) -> bool {
@@ -349,12 +369,7 @@ fn compare_with(
     report: &Report,
     retired: &[(&str, &'static str)],
 ) -> Result<Comparison, BaselineError> {
-    if !baseline.is_of(&report.target) {
-        return Err(BaselineError::OtherTarget {
-            baseline: baseline.target.clone(),
-            scanned: report.target.clone(),
-        });
-    }
+    baseline.check_target(&report.target)?;
     let mut changes = Vec::new();
     for f in &report.findings {
         let after = (f.verdict, f.modifier);
@@ -500,7 +515,11 @@ mod tests {
     use crate::{judge, report, Failure, Observations, Page};
 
     fn site() -> Observations {
-        let mut obs = Observations::failed("https://app.example/", vec![], Failure::Other(String::new()));
+        let mut obs = Observations::failed(
+            "https://app.example/",
+            vec![],
+            Failure::Other(String::new()),
+        );
         obs.verified = true;
         obs.main = Ok(Page {
             url: "https://app.example/".into(),
@@ -526,7 +545,9 @@ mod tests {
         let cmp = compare(&baseline_of(&r), &r).expect("same target");
         assert!(!cmp.regressed(), "{}", cmp.render());
         assert!(cmp.changes.is_empty());
-        assert!(cmp.render().ends_with("no regression against the baseline\n"));
+        assert!(cmp
+            .render()
+            .ends_with("no regression against the baseline\n"));
     }
 
     #[test]
@@ -539,7 +560,11 @@ mod tests {
         let after = judge(&obs);
         let cmp = compare(&baseline_of(&before), &after).expect("same target");
         assert!(cmp.regressed());
-        assert!(cmp.score_regressed() && cmp.grade_regressed(), "{}", cmp.render());
+        assert!(
+            cmp.score_regressed() && cmp.grade_regressed(),
+            "{}",
+            cmp.render()
+        );
         let csp = cmp
             .regressions()
             .find(|c| c.id == "AUD-CSP-001")
@@ -547,12 +572,18 @@ mod tests {
         assert_eq!(csp.before.map(|b| b.0), Some(Verdict::Pass));
         assert_eq!(csp.after.map(|a| a.0), Some(Verdict::Fail));
         let text = cmp.render();
-        assert!(text.contains("REGRESSED  AUD-CSP-001   pass +10 → fail -25"), "{text}");
+        assert!(
+            text.contains("REGRESSED  AUD-CSP-001   pass +10 → fail -25"),
+            "{text}"
+        );
         assert!(text.contains("REGRESSED  grade"), "{text}");
         // And the other way round it is an improvement, not a regression.
         let back = compare(&baseline_of(&after), &before).expect("same target");
         assert!(!back.regressed(), "{}", back.render());
-        assert!(back.changes.iter().any(|c| c.id == "AUD-CSP-001" && c.kind == ChangeKind::Improved));
+        assert!(back
+            .changes
+            .iter()
+            .any(|c| c.id == "AUD-CSP-001" && c.kind == ChangeKind::Improved));
     }
 
     #[test]
@@ -591,7 +622,10 @@ mod tests {
         let cmp = compare(&b, &r).expect("same target");
         assert!(cmp.regressed());
         let gone = cmp.regressions().next().expect("gone");
-        assert_eq!((gone.id.as_str(), gone.kind), ("AUD-OLD-001", ChangeKind::Gone));
+        assert_eq!(
+            (gone.id.as_str(), gone.kind),
+            ("AUD-OLD-001", ChangeKind::Gone)
+        );
         assert!(cmp.render().contains("(not in this report)"));
 
         let cmp = compare_with(&b, &r, &[("AUD-OLD-001", "merged into AUD-CSP-001")])
@@ -606,25 +640,42 @@ mod tests {
         let mut b = baseline_of(&r);
         b.findings.retain(|f| f.id != "AUD-PP-001");
         let cmp = compare(&b, &r).expect("same target");
-        let new = cmp.changes.iter().find(|c| c.id == "AUD-PP-001").expect("listed");
+        let new = cmp
+            .changes
+            .iter()
+            .find(|c| c.id == "AUD-PP-001")
+            .expect("listed");
         assert_eq!((new.kind, new.before), (ChangeKind::New, None));
         assert!(!cmp.regressed(), "{}", cmp.render());
         // A lower score next to new checks says what to do.
         b.score += 5;
         let cmp = compare(&b, &r).expect("same target");
         assert!(cmp.score_regressed());
-        assert!(cmp.render().contains("are new since the baseline"), "{}", cmp.render());
+        assert!(
+            cmp.render().contains("are new since the baseline"),
+            "{}",
+            cmp.render()
+        );
     }
 
     #[test]
     fn another_site_is_refused() {
         let r = judge(&site());
         let mut b = baseline_of(&r);
-        for same in ["https://APP.example:443", "https://app.example/", "https://u:p@app.example"] {
+        for same in [
+            "https://APP.example:443",
+            "https://app.example/",
+            "https://u:p@app.example",
+        ] {
             b.target = same.into();
             assert!(compare(&b, &r).is_ok(), "{same}");
         }
-        for other in ["https://app.example/login", "http://app.example/", "https://app.example:8443/", "https://evil.example/"] {
+        for other in [
+            "https://app.example/login",
+            "http://app.example/",
+            "https://app.example:8443/",
+            "https://evil.example/",
+        ] {
             b.target = other.into();
             let e = compare(&b, &r).expect_err(other);
             assert!(matches!(e, BaselineError::OtherTarget { .. }), "{e}");
@@ -640,14 +691,38 @@ mod tests {
             ("[]", "not a JSON object"),
             (r#"{"version":"2.1.0","runs":[]}"#, "SARIF"),
             (r#"{"left":{},"right":{},"checks":[]}"#, "--compare"),
-            (r#"{"environment":"production","errors":0,"findings":[]}"#, "buttress check"),
-            (r#"{"grade":"A","score":90,"findings":[]}"#, "missing field `target`"),
-            (r#"{"target":"x","grade":"A","score":"90","findings":[]}"#, "invalid type"),
-            (r#"{"target":"x","grade":"Z","score":90,"findings":[]}"#, "not a grade"),
-            (r#"{"target":"x","grade":"A","score":90,"findings":[{"id":"a","verdict":"maybe","modifier":0}]}"#, "unknown variant"),
-            (r#"{"target":"x","grade":"A","score":90,"findings":[{"id":"a","verdict":"pass","modifier":0},{"id":"a","verdict":"pass","modifier":0}]}"#, "appears twice"),
-            (r#"{"report_format":"one","target":"x","grade":"A","score":90,"findings":[]}"#, "not a format number"),
-            (r#"{"report_format":2,"target":"x","grade":"A","score":90,"findings":[]}"#, "newer than this buttress reads"),
+            (
+                r#"{"environment":"production","errors":0,"findings":[]}"#,
+                "buttress check",
+            ),
+            (
+                r#"{"grade":"A","score":90,"findings":[]}"#,
+                "missing field `target`",
+            ),
+            (
+                r#"{"target":"x","grade":"A","score":"90","findings":[]}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"target":"x","grade":"Z","score":90,"findings":[]}"#,
+                "not a grade",
+            ),
+            (
+                r#"{"target":"x","grade":"A","score":90,"findings":[{"id":"a","verdict":"maybe","modifier":0}]}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"target":"x","grade":"A","score":90,"findings":[{"id":"a","verdict":"pass","modifier":0},{"id":"a","verdict":"pass","modifier":0}]}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"report_format":"one","target":"x","grade":"A","score":90,"findings":[]}"#,
+                "not a format number",
+            ),
+            (
+                r#"{"report_format":2,"target":"x","grade":"A","score":90,"findings":[]}"#,
+                "newer than this buttress reads",
+            ),
         ];
         for (text, why) in cases {
             let e = Baseline::from_json(text).expect_err(text);
@@ -655,8 +730,10 @@ mod tests {
             assert!(m.contains(why) && m.contains("Fix:"), "{text}: {m}");
         }
         // Older reports (no report_format) still read.
-        assert!(Baseline::from_json(r#"{"target":"x","grade":"a+","score":130,"findings":[]}"#)
-            .is_ok_and(|b| b.grade == "A+"));
+        assert!(
+            Baseline::from_json(r#"{"target":"x","grade":"a+","score":130,"findings":[]}"#)
+                .is_ok_and(|b| b.grade == "A+")
+        );
     }
 
     proptest::proptest! {

@@ -40,7 +40,10 @@ pub const MIN_REDACTED_LEN: usize = 4;
 /// Names a user header may not take: the HTTP client sets them, the probes set them per probe,
 /// or they have their own flag. Lowercase; `proxy-*` is refused too.
 const RESERVED: &[(&str, &str)] = &[
-    ("host", "the HTTP client sets it from the URL (use --resolve to reach a host at another address)"),
+    (
+        "host",
+        "the HTTP client sets it from the URL (use --resolve to reach a host at another address)",
+    ),
     ("content-length", "the HTTP client sets it"),
     ("transfer-encoding", "the HTTP client sets it"),
     ("connection", "the HTTP client sets it"),
@@ -50,8 +53,14 @@ const RESERVED: &[(&str, &str)] = &[
     ("upgrade", "the HTTP client sets it"),
     ("expect", "the HTTP client sets it"),
     ("cookie", "use --cookie NAME=VALUE (repeatable) instead"),
-    ("origin", "each probe sends its own (the CORS and CSRF probes depend on it)"),
-    ("referer", "each probe sends its own (the CSRF probe depends on it)"),
+    (
+        "origin",
+        "each probe sends its own (the CORS and CSRF probes depend on it)",
+    ),
+    (
+        "referer",
+        "each probe sends its own (the CSRF probe depends on it)",
+    ),
     ("accept", "each probe sends its own"),
     ("content-type", "each probe sends its own"),
 ];
@@ -69,7 +78,9 @@ pub enum SignInError {
         shape: &'static str,
     },
     /// A name with characters a header or cookie name cannot have.
-    #[error("{flag} name {name:?} is not a valid name: use letters, digits and !#$%&'*+-.^_`|~ only")]
+    #[error(
+        "{flag} name {name:?} is not a valid name: use letters, digits and !#$%&'*+-.^_`|~ only"
+    )]
     BadName {
         /// `--header` or `--cookie`.
         flag: &'static str,
@@ -162,7 +173,10 @@ impl SignIn {
             return Err(SignInError::Reserved { name: lower, why });
         }
         let value = value.trim_matches([' ', '\t']);
-        if !value.bytes().all(|b| b == b'\t' || (0x20..0x7F).contains(&b)) {
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7F).contains(&b))
+        {
             return Err(SignInError::BadValue {
                 flag: "--header",
                 name: name.to_owned(),
@@ -244,7 +258,9 @@ impl SignIn {
 
     /// Whether a header of this name (any case) will be sent.
     pub fn sends_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// The names sent, for a note: `Authorization`, `cookie __Host-session`.
@@ -336,23 +352,74 @@ mod tests {
     #[test]
     fn header_arguments() {
         let cases = [
-            Case { arg: "Authorization: Bearer abc.def", expect: Ok("Bearer abc.def") },
-            Case { arg: "X-Api-Key:k3y", expect: Ok("k3y") },
-            Case { arg: "X-Empty:", expect: Ok("") },
-            Case { arg: "X-Tab:\ta\tb ", expect: Ok("a\tb") },
-            Case { arg: "X-Colon: a:b", expect: Ok("a:b") },
-            Case { arg: "no colon at all", expect: Err("expects NAME:VALUE") },
-            Case { arg: ": value", expect: Err("is not a valid name") },
-            Case { arg: "Bad Name: v", expect: Err("is not a valid name") },
-            Case { arg: "X-Inject: a\r\nHost: evil", expect: Err("no CR, LF") },
-            Case { arg: "X-Nul: a\u{0}b", expect: Err("no CR, LF") },
-            Case { arg: "X-Utf8: caf\u{e9}", expect: Err("visible ASCII") },
-            Case { arg: "Host: evil.example", expect: Err("--resolve") },
-            Case { arg: "COOKIE: a=b", expect: Err("use --cookie") },
-            Case { arg: "Origin: https://a.example", expect: Err("each probe sends its own") },
-            Case { arg: "Sec-Fetch-Site: same-origin", expect: Err("Fetch Metadata") },
-            Case { arg: "Proxy-Authorization: Basic eA==", expect: Err("HTTPS_PROXY") },
-            Case { arg: "Transfer-Encoding: chunked", expect: Err("HTTP client sets it") },
+            Case {
+                arg: "Authorization: Bearer abc.def",
+                expect: Ok("Bearer abc.def"),
+            },
+            Case {
+                arg: "X-Api-Key:k3y",
+                expect: Ok("k3y"),
+            },
+            Case {
+                arg: "X-Empty:",
+                expect: Ok(""),
+            },
+            Case {
+                arg: "X-Tab:\ta\tb ",
+                expect: Ok("a\tb"),
+            },
+            Case {
+                arg: "X-Colon: a:b",
+                expect: Ok("a:b"),
+            },
+            Case {
+                arg: "no colon at all",
+                expect: Err("expects NAME:VALUE"),
+            },
+            Case {
+                arg: ": value",
+                expect: Err("is not a valid name"),
+            },
+            Case {
+                arg: "Bad Name: v",
+                expect: Err("is not a valid name"),
+            },
+            Case {
+                arg: "X-Inject: a\r\nHost: evil",
+                expect: Err("no CR, LF"),
+            },
+            Case {
+                arg: "X-Nul: a\u{0}b",
+                expect: Err("no CR, LF"),
+            },
+            Case {
+                arg: "X-Utf8: caf\u{e9}",
+                expect: Err("visible ASCII"),
+            },
+            Case {
+                arg: "Host: evil.example",
+                expect: Err("--resolve"),
+            },
+            Case {
+                arg: "COOKIE: a=b",
+                expect: Err("use --cookie"),
+            },
+            Case {
+                arg: "Origin: https://a.example",
+                expect: Err("each probe sends its own"),
+            },
+            Case {
+                arg: "Sec-Fetch-Site: same-origin",
+                expect: Err("Fetch Metadata"),
+            },
+            Case {
+                arg: "Proxy-Authorization: Basic eA==",
+                expect: Err("HTTPS_PROXY"),
+            },
+            Case {
+                arg: "Transfer-Encoding: chunked",
+                expect: Err("HTTP client sets it"),
+            },
         ];
         for c in cases {
             match (SignIn::new().header_arg(c.arg), c.expect) {
@@ -373,21 +440,56 @@ mod tests {
     #[test]
     fn cookie_arguments() {
         let cases = [
-            Case { arg: "__Host-session=abc123", expect: Ok("__Host-session=abc123") },
-            Case { arg: "q=\"quoted\"", expect: Ok("q=\"quoted\"") },
-            Case { arg: "e=", expect: Ok("e=") },
-            Case { arg: "b64=YWJj+/==", expect: Ok("b64=YWJj+/==") },
-            Case { arg: "noequals", expect: Err("expects NAME=VALUE") },
-            Case { arg: "=v", expect: Err("is not a valid name") },
-            Case { arg: "a=1; b=2", expect: Err("one cookie per --cookie") },
-            Case { arg: "a=x\r\nSet-Cookie: y", expect: Err("control character") },
-            Case { arg: "a=has space", expect: Err("no space") },
-            Case { arg: "a b=1", expect: Err("is not a valid name") },
+            Case {
+                arg: "__Host-session=abc123",
+                expect: Ok("__Host-session=abc123"),
+            },
+            Case {
+                arg: "q=\"quoted\"",
+                expect: Ok("q=\"quoted\""),
+            },
+            Case {
+                arg: "e=",
+                expect: Ok("e="),
+            },
+            Case {
+                arg: "b64=YWJj+/==",
+                expect: Ok("b64=YWJj+/=="),
+            },
+            Case {
+                arg: "noequals",
+                expect: Err("expects NAME=VALUE"),
+            },
+            Case {
+                arg: "=v",
+                expect: Err("is not a valid name"),
+            },
+            Case {
+                arg: "a=1; b=2",
+                expect: Err("one cookie per --cookie"),
+            },
+            Case {
+                arg: "a=x\r\nSet-Cookie: y",
+                expect: Err("control character"),
+            },
+            Case {
+                arg: "a=has space",
+                expect: Err("no space"),
+            },
+            Case {
+                arg: "a b=1",
+                expect: Err("is not a valid name"),
+            },
         ];
         for c in cases {
             match (SignIn::new().cookie_arg(c.arg), c.expect) {
                 (Ok(s), Ok(want)) => {
-                    assert_eq!(s.headers().collect::<Vec<_>>(), [("cookie", want)], "{}", c.arg);
+                    assert_eq!(
+                        s.headers().collect::<Vec<_>>(),
+                        [("cookie", want)],
+                        "{}",
+                        c.arg
+                    );
                 }
                 (Err(e), Err(part)) => {
                     let m = e.to_string();
@@ -405,7 +507,12 @@ mod tests {
 
     #[test]
     fn errors_never_repeat_the_value() {
-        for arg in ["X-Key: s3cr3t\r\n", "Cookie: s3cr3t", "Host: s3cr3t", "X s3cr3t"] {
+        for arg in [
+            "X-Key: s3cr3t\r\n",
+            "Cookie: s3cr3t",
+            "Host: s3cr3t",
+            "X s3cr3t",
+        ] {
             let e = SignIn::new().header_arg(arg).expect_err(arg);
             assert!(!e.to_string().contains("s3cr3t"), "{e}");
         }
@@ -430,7 +537,10 @@ mod tests {
         let mut t = "aa***".to_owned();
         stars.redact(&mut t);
         assert!(!t.contains("a***"), "{t}");
-        assert_eq!(format!("{s:?}"), "SignIn { headers: [\"Authorization\"], cookies: [\"sid\", \"lang\"], .. }");
+        assert_eq!(
+            format!("{s:?}"),
+            "SignIn { headers: [\"Authorization\"], cookies: [\"sid\", \"lang\"], .. }"
+        );
     }
 
     proptest::proptest! {

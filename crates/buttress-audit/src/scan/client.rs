@@ -47,9 +47,8 @@ pub(super) fn sign_in_fields(opts: &Options) -> Result<Vec<(HeaderName, HeaderVa
         .map(|(name, value)| {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ScanError::BadSignIn(format!("{name:?} is not a header name")))?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                ScanError::BadSignIn(format!("the value of {name} cannot be sent"))
-            })?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| ScanError::BadSignIn(format!("the value of {name} cannot be sent")))?;
             value.set_sensitive(true);
             Ok((name, value))
         })
@@ -111,4 +110,3 @@ pub(super) fn classify(e: &reqwest::Error) -> Err {
         Err::Other(deepest)
     }
 }
-

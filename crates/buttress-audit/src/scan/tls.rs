@@ -46,10 +46,7 @@ pub(super) fn client_config(pem: &[u8]) -> Result<rustls::ClientConfig, ScanErro
 }
 
 /// The verifier: the web roots and every certificate of `pem` as roots, each also pinned.
-fn pinned_verifier(
-    pem: &[u8],
-    provider: Arc<CryptoProvider>,
-) -> Result<PinnedVerifier, ScanError> {
+fn pinned_verifier(pem: &[u8], provider: Arc<CryptoProvider>) -> Result<PinnedVerifier, ScanError> {
     let pinned = certificates(pem)?;
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -111,7 +108,10 @@ impl ServerCertVerifier for PinnedVerifier {
         ) {
             Err(e)
                 if is_ca_used_as_end_entity(&e)
-                    && self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) =>
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|p| p.as_ref() == end_entity.as_ref()) =>
             {
                 check_pinned(end_entity, server_name, now)?;
                 Ok(ServerCertVerified::assertion())
@@ -158,7 +158,8 @@ fn check_pinned(
     rustls::client::verify_server_name(&parsed, server_name)?;
     let (not_before, not_after) =
         validity(cert.as_ref()).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    let at = |secs: i64| UnixTime::since_unix_epoch(Duration::from_secs(secs.max(0).unsigned_abs()));
+    let at =
+        |secs: i64| UnixTime::since_unix_epoch(Duration::from_secs(secs.max(0).unsigned_abs()));
     let time = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     if time < not_before {
         return Err(CertificateError::NotValidYetContext {
@@ -201,9 +202,9 @@ fn validity(der: &[u8]) -> Option<(i64, i64)> {
                 tbs.next().read_der()?; // serialNumber
                 tbs.next().read_der()?; // signature
                 tbs.next().read_der()?; // issuer
-                let dates =
-                    tbs.next()
-                        .read_sequence(|v| Ok((time(v.next())?, time(v.next())?)))?;
+                let dates = tbs
+                    .next()
+                    .read_sequence(|v| Ok((time(v.next())?, time(v.next())?)))?;
                 while tbs.read_optional(|r| r.read_der())?.is_some() {}
                 Ok(dates)
             })?;
@@ -223,8 +224,9 @@ mod tests {
     /// one-liner makes it, valid in 2020 only when `year_2020`, else from 2020 to 4096; and its
     /// PEM.
     fn ca_true(year_2020: bool) -> (CertificateDer<'static>, String) {
-        let mut p = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("params");
+        let mut p =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("params");
         p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = if year_2020 {
@@ -248,11 +250,19 @@ mod tests {
 
     fn verifier(pem: &str) -> PinnedVerifier {
         client_config(pem.as_bytes()).expect("a usable config");
-        pinned_verifier(pem.as_bytes(), Arc::new(rustls::crypto::ring::default_provider()))
-            .expect("verifier")
+        pinned_verifier(
+            pem.as_bytes(),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .expect("verifier")
     }
 
-    fn verify(v: &PinnedVerifier, cert: &CertificateDer<'_>, host: &str, year: i32) -> Result<(), Error> {
+    fn verify(
+        v: &PinnedVerifier,
+        cert: &CertificateDer<'_>,
+        host: &str,
+        year: i32,
+    ) -> Result<(), Error> {
         v.verify_server_cert(cert, &[], &name(host), &[], at(year))
             .map(|_| ())
     }
@@ -265,8 +275,13 @@ mod tests {
             verify(&v, &cert, host, 2030).unwrap_or_else(|e| panic!("{host}: {e}"));
         }
         // Without the exception WebPKI refuses it.
-        let plain = v.inner.verify_server_cert(&cert, &[], &name("localhost"), &[], at(2030));
-        assert!(plain.as_ref().is_err_and(is_ca_used_as_end_entity), "{plain:?}");
+        let plain = v
+            .inner
+            .verify_server_cert(&cert, &[], &name("localhost"), &[], at(2030));
+        assert!(
+            plain.as_ref().is_err_and(is_ca_used_as_end_entity),
+            "{plain:?}"
+        );
     }
 
     #[test]
@@ -277,14 +292,32 @@ mod tests {
         let e = verify(&v, &other, "localhost", 2030).expect_err("not pinned");
         assert!(is_ca_used_as_end_entity(&e), "{e}");
         let e = verify(&v, &pinned, "wrong.example", 2030).expect_err("wrong name");
-        assert!(matches!(e, Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
+            "{e}"
+        );
         let e = verify(&v, &pinned, "localhost", 2019).expect_err("not yet valid");
-        assert!(matches!(e, Error::InvalidCertificate(CertificateError::NotValidYetContext { .. })), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidCertificate(CertificateError::NotValidYetContext { .. })
+            ),
+            "{e}"
+        );
         let (short, pem) = ca_true(true);
         let v = verifier(&pem);
         verify(&v, &short, "localhost", 2020).expect("valid in 2020");
         let e = verify(&v, &short, "localhost", 2022).expect_err("expired");
-        assert!(matches!(e, Error::InvalidCertificate(CertificateError::ExpiredContext { .. })), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidCertificate(CertificateError::ExpiredContext { .. })
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -292,8 +325,15 @@ mod tests {
         // WebPKI checks the dates before the CA flag, so these are the verifier's own checks.
         let (short, _) = ca_true(true);
         check_pinned(&short, &name("localhost"), at(2020)).expect("valid");
-        for (host, year) in [("other.example", 2020), ("localhost", 2019), ("localhost", 2021)] {
-            assert!(check_pinned(&short, &name(host), at(year)).is_err(), "{host} {year}");
+        for (host, year) in [
+            ("other.example", 2020),
+            ("localhost", 2019),
+            ("localhost", 2021),
+        ] {
+            assert!(
+                check_pinned(&short, &name(host), at(year)).is_err(),
+                "{host} {year}"
+            );
         }
         let (nb, na) = validity(short.as_ref()).expect("dates");
         assert_eq!((nb, na), (1_577_836_800, 1_609_459_200));
@@ -305,7 +345,10 @@ mod tests {
     fn bad_pem_is_a_clear_error() {
         for (pem, why) in [
             (&b"not pem"[..], "no PEM certificate"),
-            (b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", "PEM"),
+            (
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                "PEM",
+            ),
         ] {
             let e = client_config(pem).expect_err("refused");
             assert!(e.to_string().contains(why), "{e}");
