@@ -1,5 +1,5 @@
 //! The `buttress` command: `serve` (the blood-donor portal through the whole stack), `check`,
-//! `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
+//! `keygen`, `audit` (exit codes of `audit`, 4 included: see `audit.rs` and `audit --help`).
 //!
 //! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
