@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::cookie::SetCookie;
 use crate::csp::{self, Policy};
+pub use crate::model::grade_rank;
 use crate::model::{check, Finding, Layer, Verdict, CHECKS};
 use crate::observatory::{self, grade_for, Input, Ruleset, MINIMUM_SCORE_FOR_EXTRA_CREDIT};
 use crate::observe::{Failure, Observations, Page, Probe};
@@ -94,22 +95,6 @@ impl Report {
             n(Verdict::Info),
         )
     }
-}
-
-/// Grades on the Observatory's chart; `rank("A+") > rank("A")`. Unknown letters rank lowest.
-///
-/// ```
-/// use buttress_audit::grade_rank as rank;
-/// assert!(rank("A+") > rank("A-") && rank("B") > rank("F"));
-/// ```
-pub fn grade_rank(grade: &str) -> u8 {
-    const ORDER: [&str; 13] = [
-        "F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+",
-    ];
-    ORDER
-        .iter()
-        .position(|g| g.eq_ignore_ascii_case(grade.trim()))
-        .map_or(0, |p| p as u8)
 }
 
 struct Draft {

@@ -181,3 +181,19 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observatory: Option<String>,
 }
+
+/// Grades on the Observatory's chart; `rank("A+") > rank("A")`. Unknown letters rank lowest.
+///
+/// ```
+/// use buttress_audit::grade_rank as rank;
+/// assert!(rank("A+") > rank("A-") && rank("B") > rank("F"));
+/// ```
+pub fn grade_rank(grade: &str) -> u8 {
+    const ORDER: [&str; 13] = [
+        "F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+",
+    ];
+    ORDER
+        .iter()
+        .position(|g| g.eq_ignore_ascii_case(grade.trim()))
+        .map_or(0, |p| p as u8)
+}
