@@ -54,7 +54,7 @@ enum Command {
     /// Print a new random 256-bit secret key.
     Keygen,
     /// Scan a live site from the outside and grade it (needs no settings).
-    Audit(audit::AuditArgs),
+    Audit(Box<audit::AuditArgs>),
 }
 
 #[derive(Debug, clap::Args)]

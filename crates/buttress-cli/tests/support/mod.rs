@@ -2,7 +2,7 @@
 //! portal on a free loopback port that is stopped (and its data directory removed) on drop.
 //! Shared by the test binaries of this crate (`mod support;`).
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
