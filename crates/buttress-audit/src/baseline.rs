@@ -358,6 +358,18 @@ fn classify(before: (Verdict, i32), after: (Verdict, i32)) -> Option<ChangeKind>
 
 /// Compares `report` with `baseline`, which must be a report of the same URL.
 ///
+/// ```
+/// use buttress_audit::baseline::{compare, Baseline, BaselineError};
+/// use buttress_audit::{judge, report, Failure, Observations};
+///
+/// let down = judge(&Observations::failed("https://a.example/", vec![], Failure::Connect("refused".into())));
+/// let saved = Baseline::from_json(&report::json(&down)).unwrap();
+/// assert!(!compare(&saved, &down).unwrap().regressed());
+///
+/// let other = judge(&Observations::failed("https://b.example/", vec![], Failure::Connect("refused".into())));
+/// assert!(matches!(compare(&saved, &other), Err(BaselineError::OtherTarget { .. })));
+/// ```
+///
 /// # Errors
 /// [`BaselineError::OtherTarget`] when the baseline scanned another URL.
 pub fn compare(baseline: &Baseline, report: &Report) -> Result<Comparison, BaselineError> {

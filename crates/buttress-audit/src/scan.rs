@@ -21,8 +21,14 @@
 //! them elsewhere; and they stay on the origin of the URL given (or its `http://host/` to
 //! `https://host/` upgrade), whatever port or scheme of the same host a redirect leads to.
 //!
+//! The headers and cookies of [`Options::sign_in`] go, like the URL's user name and password,
+//! to the origin of the URL given only, and their values are masked in everything recorded
+//! (see [`crate::sign_in`]).
+//!
 //! Certificate problems are findings (`AUD-TLS-001`), not errors: [`scan`] fails only for a bad
-//! URL or an unreadable CA file.
+//! URL, an unreadable CA file or sign-in fields it cannot send. With a CA file, a certificate of
+//! it is also accepted as the server's own when it is exactly that certificate, `CA:TRUE` or
+//! not, after checking the host name and dates (the `openssl req -x509` one-liner's case).
 //!
 //! # Example
 //!

@@ -309,6 +309,17 @@ impl SignIn {
 
     /// Replaces every value in everything `obs` recorded (pages, headers, bodies, URLs,
     /// notes, failures) with `***`.
+    ///
+    /// ```
+    /// use buttress_audit::sign_in::SignIn;
+    /// use buttress_audit::{Failure, Observations};
+    ///
+    /// let s = SignIn::new().cookie("sid", "d3adb33f")?;
+    /// let mut obs = Observations::failed("https://a.example/", vec![], Failure::Other("echo: sid=d3adb33f".into()));
+    /// s.redact_observations(&mut obs);
+    /// assert_eq!(obs.main.unwrap_err().message(), "echo: sid=***");
+    /// # Ok::<(), buttress_audit::sign_in::SignInError>(())
+    /// ```
     pub fn redact_observations(&self, obs: &mut Observations) {
         let secrets = self.secrets();
         if secrets.is_empty() {
