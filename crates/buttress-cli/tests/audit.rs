@@ -722,3 +722,34 @@ fn baseline_gates_a_regression_with_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn help_documents_the_exit_codes_and_bad_sign_in_fields_exit_2() {
+    let help = text(&audit(&["--help"], &[]).stdout);
+    for line in [
+        "1  below --min-grade, or a regression against --baseline",
+        "4  --baseline cannot be used",
+        "CA:TRUE",
+        "--cookie <NAME=VALUE>",
+        "--header <NAME:VALUE>",
+        "--quiet",
+    ] {
+        assert!(help.contains(line), "{line} in {help}");
+    }
+    for (flag, value) in [
+        ("--header", "X-Token: s3cret-one\r\nHost: evil.example"),
+        ("--header", "Host: s3cret-one"),
+        ("--header", "s3cret-one"),
+        ("--cookie", "sid=s3cret-one; other=1"),
+        ("--cookie", "s3cret-one"),
+    ] {
+        let out = audit(&["http://127.0.0.1:9/", flag, value], &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value:?}: {err}");
+        assert!(
+            !err.contains("s3cret-one"),
+            "the value is never repeated: {err}"
+        );
+        assert!(out.stdout.is_empty(), "refused before any request");
+    }
+}
