@@ -89,7 +89,8 @@ pub struct Options {
     /// Requests in the rate-limit burst.
     pub burst: u32,
     /// Extra trusted roots (PEM, one or more certificates), e.g. a private CA or a self-signed
-    /// development certificate.
+    /// development certificate; each is also accepted as the server's own certificate when it
+    /// is exactly that one, even marked `CA:TRUE` (names and dates still checked).
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Skip certificate verification (reported as a warning).
     pub insecure: bool,
