@@ -6,7 +6,7 @@
 //! | rule | how |
 //! |---|---|
 //! | sent to the target's origin only (scheme, host and port of the URL given) | never to the plain-HTTP probe, another port, or a page a redirect leads to elsewhere |
-//! | never shown | every value (and the credential part of `Scheme credentials`, and its HTML-escaped form) is replaced by `***` in everything the scan records, before judging, so no report, note or evidence snippet holds it; header values are marked sensitive for the HTTP client |
+//! | never shown | every value (and the credential part of `Scheme credentials`, and their HTML-escaped forms) is replaced by `***` in everything the scan records, before judging, so no report, note or evidence snippet holds it; header values are marked sensitive for the HTTP client |
 //! | no header injection | names are tokens; values are visible ASCII, space and tab (no CR or LF); a cookie value is cookie-octets |
 //! | probes stay what they are | names the client or the probes set themselves (`Host`, `Origin`, `Sec-Fetch-*`, `Accept`, …) are refused; `Cookie` goes through [`SignIn::cookie`] |
 //!
@@ -280,6 +280,8 @@ impl SignIn {
                 out.push(s.to_owned());
                 let escaped = html_escape(s);
                 if escaped != s {
+                    // Templates write `'` as `&#x27;` (askama) or `&#39;` (Jinja, Django).
+                    out.push(escaped.replace("&#x27;", "&#39;"));
                     out.push(escaped);
                 }
             }
@@ -297,7 +299,7 @@ impl SignIn {
                 add(inner);
             }
         }
-        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         out.dedup();
         out
     }
