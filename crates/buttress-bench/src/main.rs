@@ -1,9 +1,12 @@
-//! Bench servers for `scripts/bench`: one small HTML page (about 1 KB) served two ways.
+//! Bench servers for `scripts/bench` and `scripts/callgrind`: one small HTML page (about 1 KB)
+//! served several ways.
 //!
 //! ```text
 //! buttress-bench bare  --bind 127.0.0.1:0   # plain axum, `axum::serve`
 //! buttress-bench bare-headers               # plain axum sending the stack's headers as fixed values
 //! buttress-bench stack --bind 127.0.0.1:0   # the same router inside the whole Buttress stack
+//! buttress-bench peer  --bind 127.0.0.1:0   # the same router behind axum + tower-http +
+//!                                           # tower-sessions + tower_governor (see `peer.rs`)
 //! ```
 //!
 //! For finding where time goes there is a third mode, `layers`, which rebuilds the stack
@@ -17,7 +20,9 @@
 //! Layer names: `request-id`, `trace`, `errors`, `headers`, `proxy`,
 //! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
 //! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
-//! (`axum::serve`), for every mode.
+//! (`axum::serve`), for every mode. `peer` runs on `buttress::server::Server` by default, like
+//! `stack`, so that the two compare their middleware alone; with `--server axum` it is served as
+//! tower_governor's README shows (`into_make_service_with_connect_info::<SocketAddr>()`).
 //!
 //! All modes print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
 //! accept connections, and serve until SIGTERM or Ctrl-C.
@@ -32,6 +37,8 @@
 //! line, 3 when the settings are refused.
 
 #![allow(clippy::print_stdout)]
+
+mod peer;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -81,11 +88,9 @@ registered donors can give.</p>
 </html>
 "#;
 
-/// The headers `stack` adds to the page (as of this writing), with fixed values, for
-/// `bare-headers`: what the extra bytes alone cost, the floor under any stack that sends them.
-const STACK_HEADERS: &[(&str, &str)] = &[
-    ("ratelimit-policy", "\"1\";q=1000000000;w=86400, \"2\";q=500000000;w=3600"),
-    ("ratelimit", "\"2\";r=499999999;t=1"),
+/// The stack's security headers whose values are the same on every response (as of this
+/// writing): `bare-headers` sends them as they are, `peer` sets them with tower-http.
+pub(crate) const SECURITY_HEADERS: [(&str, &str); 7] = [
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "strict-origin-when-cross-origin"),
@@ -93,6 +98,13 @@ const STACK_HEADERS: &[(&str, &str)] = &[
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
     ("origin-agent-cluster", "?1"),
+];
+
+/// The headers `stack` adds to the page besides [`SECURITY_HEADERS`] (as of this writing), with
+/// sample values, for `bare-headers`: the rate-limit headers, the CSP with a nonce, the request id.
+const STACK_SAMPLE_HEADERS: [(&str, &str); 4] = [
+    ("ratelimit-policy", "\"1\";q=1000000000;w=86400, \"2\";q=500000000;w=3600"),
+    ("ratelimit", "\"2\";r=499999999;t=1"),
     ("content-security-policy", "default-src 'none'; script-src 'self' 'nonce-VPdnCQ2ZTKoWdlZ9efE3cA'; style-src 'self' 'nonce-VPdnCQ2ZTKoWdlZ9efE3cA'; img-src 'self'; font-src 'self'; connect-src 'self'; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
     ("x-request-id", "1108641a-eb74-4094-9614-f3faf10f0d03"),
 ];
@@ -103,6 +115,7 @@ enum Mode {
     BareHeaders,
     Stack,
     Layers,
+    Peer,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -137,7 +150,8 @@ fn router() -> Router {
     Router::new().route("/", get(|| async { Html(PAGE) }))
 }
 
-/// The page with [`STACK_HEADERS`] as static values: no layer, only the bytes.
+/// The page with the stack's 11 headers as static values (in the order the stack sends them):
+/// no layer, only the bytes.
 fn router_with_static_headers() -> Router {
     Router::new().route(
         "/",
@@ -145,8 +159,10 @@ fn router_with_static_headers() -> Router {
             static BUILT: std::sync::OnceLock<Vec<(HeaderName, HeaderValue)>> =
                 std::sync::OnceLock::new();
             let built = BUILT.get_or_init(|| {
-                STACK_HEADERS
+                STACK_SAMPLE_HEADERS[..2]
                     .iter()
+                    .chain(&SECURITY_HEADERS)
+                    .chain(&STACK_SAMPLE_HEADERS[2..])
                     .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
                     .collect()
             });
@@ -163,7 +179,7 @@ fn router_with_static_headers() -> Router {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: buttress-bench (bare|bare-headers|stack|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
+        "usage: buttress-bench (bare|bare-headers|stack|peer|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
          (default ADDR 127.0.0.1:0; server: axum for bare, buttress otherwise; layers: {})",
         LAYERS.join(",")
     );
@@ -177,6 +193,7 @@ fn parse_args() -> Option<Args> {
         "bare-headers" => Mode::BareHeaders,
         "stack" => Mode::Stack,
         "layers" => Mode::Layers,
+        "peer" => Mode::Peer,
         _ => return None,
     };
     let mut out = Args {
@@ -292,7 +309,9 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
+/// Serves `app` on `kind`; `connect_info` has `axum::serve` insert each connection's peer
+/// address (`ConnectInfo<SocketAddr>`, which `buttress::server::Server` always inserts).
+async fn serve(app: Router, settings: &Settings, kind: ServerKind, connect_info: bool) -> ExitCode {
     match kind {
         ServerKind::Axum => {
             let listener = match tokio::net::TcpListener::bind(settings.bind).await {
@@ -309,10 +328,19 @@ async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            match axum::serve(listener, app)
+            let served = if connect_info {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
                 .with_graceful_shutdown(shutdown_signal())
                 .await
-            {
+            } else {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            };
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("buttress-bench: {e}");
@@ -354,6 +382,13 @@ async fn run(args: Args) -> ExitCode {
     let app = match args.mode {
         Mode::Bare => router(),
         Mode::BareHeaders => router_with_static_headers(),
+        Mode::Peer => match peer::app(router(), settings.body_limit, settings.request_timeout) {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("buttress-bench: {e}");
+                return ExitCode::from(3);
+            }
+        },
         Mode::Stack | Mode::Layers => {
             let stack = match Buttress::from_settings(&settings) {
                 Ok(b) => b,
@@ -369,7 +404,7 @@ async fn run(args: Args) -> ExitCode {
             }
         }
     };
-    serve(app, &settings, args.server).await
+    serve(app, &settings, args.server, args.mode == Mode::Peer).await
 }
 
 fn main() -> ExitCode {
