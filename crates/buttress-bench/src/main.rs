@@ -19,10 +19,12 @@
 //!
 //! Layer names: `request-id`, `trace`, `errors`, `headers`, `proxy`,
 //! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
-//! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
-//! (`axum::serve`), for every mode. `peer` runs on `buttress::server::Server` by default, like
-//! `stack`, so that the two compare their middleware alone; with `--server axum` it is served as
-//! tower_governor's README shows (`into_make_service_with_connect_info::<SocketAddr>()`).
+//! Development). `--server` is `buttress` (`buttress::server::Server`) or `axum` (`axum::serve`),
+//! for every mode; the default is `axum` for `bare` and `bare-headers` and `buttress` for the
+//! others, so `peer` runs on the same server as `stack` and the two compare their middleware
+//! alone. On `axum::serve`, `stack`, `layers` and `peer` are served with each connection's peer
+//! address (`into_make_service_with_connect_info::<SocketAddr>()`, as tower_governor's README
+//! shows; `Server` always inserts it): the stack answers 500 without one.
 //!
 //! All modes print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
 //! accept connections, and serve until SIGTERM or Ctrl-C.
@@ -404,7 +406,10 @@ async fn run(args: Args) -> ExitCode {
             }
         }
     };
-    serve(app, &settings, args.server, args.mode == Mode::Peer).await
+    // The stack and the peer need each connection's peer address (the stack refuses a request
+    // without one with a 500; tower_governor keys on it); bare axum does not ask for it.
+    let connect_info = !matches!(args.mode, Mode::Bare | Mode::BareHeaders);
+    serve(app, &settings, args.server, connect_info).await
 }
 
 fn main() -> ExitCode {

@@ -1,6 +1,6 @@
-//! `buttress-bench peer` end to end, on both servers: the page with the security headers set by
-//! tower-http, tower_governor's rate-limit headers, tower-http's request id and tower-sessions'
-//! cookie, so that the peer of pair (f) keeps measuring the stack it claims to.
+//! `buttress-bench peer` (and `stack`) end to end, on both servers: the page with the security
+//! headers set by tower-http, tower_governor's rate-limit headers, tower-http's request id and
+//! tower-sessions' cookie, so that the peer of pair (f) keeps measuring the stack it claims to.
 
 #![allow(missing_docs)]
 
@@ -175,4 +175,23 @@ async fn peer_session_sets_a_tower_sessions_cookie_and_keeps_its_data() {
         .expect("GET /session with a forged id");
     assert_eq!(forged.status(), 200);
     assert_eq!(forged.text().await.expect("body"), "visits: 1");
+}
+
+#[tokio::test]
+async fn stack_answers_the_page_on_both_servers() {
+    // The other side of pair (f): on `axum::serve` too it gets the peer address it needs (it
+    // answers 500 without one), so `--server axum` measures the page, not an error page.
+    for server in ["buttress", "axum"] {
+        let bench = start(&["stack", "--server", server]);
+        let res = reqwest::get(format!("{}/", bench.url))
+            .await
+            .expect("GET /");
+        assert_eq!(res.status(), 200, "{server}");
+        assert_eq!(header(&res, "x-frame-options"), "DENY", "{server}");
+        assert!(
+            header(&res, "ratelimit-policy").contains("w=3600"),
+            "{server}"
+        );
+        assert_eq!(res.text().await.expect("body").len(), 1032, "{server}");
+    }
 }
