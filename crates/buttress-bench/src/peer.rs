@@ -6,7 +6,7 @@
 //!
 //! | layer | crate | what it does here |
 //! |---|---|---|
-//! | `SetRequestIdLayer::x_request_id(MakeRequestUuid)` | tower-http | a UUID v4 `x-request-id` on requests without one |
+//! | `SetRequestIdLayer::x_request_id(MakeRequestUuid)` | tower-http | a UUID v4 `x-request-id` on requests without one (from the OS: `uuid` without its `fast-rng` feature) |
 //! | `TraceLayer::new_for_http()` | tower-http | a span per request (no subscriber is installed, as in `stack`) |
 //! | `PropagateRequestIdLayer::x_request_id()` | tower-http | copies the id onto the response |
 //! | 8 × `SetResponseHeaderLayer::if_not_present` | tower-http | the stack's security headers as fixed values, a static CSP ([`SECURITY_HEADERS`], [`PEER_CSP`]); a header the handler set wins |
