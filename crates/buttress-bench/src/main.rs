@@ -1,9 +1,12 @@
-//! Bench servers for `scripts/bench`: one small HTML page (about 1 KB) served two ways.
+//! Bench servers for `scripts/bench` and `scripts/callgrind`: one small HTML page (about 1 KB)
+//! served several ways.
 //!
 //! ```text
 //! buttress-bench bare  --bind 127.0.0.1:0   # plain axum, `axum::serve`
 //! buttress-bench bare-headers               # plain axum sending the stack's headers as fixed values
 //! buttress-bench stack --bind 127.0.0.1:0   # the same router inside the whole Buttress stack
+//! buttress-bench peer  --bind 127.0.0.1:0   # the same router behind axum + tower-http +
+//!                                           # tower-sessions + tower_governor (see `peer.rs`)
 //! ```
 //!
 //! For finding where time goes there is a third mode, `layers`, which rebuilds the stack
@@ -16,8 +19,12 @@
 //!
 //! Layer names: `request-id`, `trace`, `errors`, `headers`, `proxy`,
 //! `panic`, `ratelimit` (the global limit), `timeout`, `body-limit`, `session`, `csrf` (the HTTPS redirect is off in
-//! Development). `--server` is `buttress` (the default, `buttress::server::Server`) or `axum`
-//! (`axum::serve`), for every mode.
+//! Development). `--server` is `buttress` (`buttress::server::Server`) or `axum` (`axum::serve`),
+//! for every mode; the default is `axum` for `bare` and `bare-headers` and `buttress` for the
+//! others, so `peer` runs on the same server as `stack` and the two compare their middleware
+//! alone. On `axum::serve`, `stack`, `layers` and `peer` are served with each connection's peer
+//! address (`into_make_service_with_connect_info::<SocketAddr>()`, as tower_governor's README
+//! shows; `Server` always inserts it): the stack answers 500 without one.
 //!
 //! All modes print the bound address (`http://127.0.0.1:PORT/`) on one line of stdout once they
 //! accept connections, and serve until SIGTERM or Ctrl-C.
@@ -32,6 +39,8 @@
 //! line, 3 when the settings are refused.
 
 #![allow(clippy::print_stdout)]
+
+mod peer;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -83,11 +92,9 @@ registered donors can give.</p>
 </html>
 "#;
 
-/// The headers `stack` adds to the page (as of this writing), with fixed values, for
-/// `bare-headers`: what the extra bytes alone cost, the floor under any stack that sends them.
-const STACK_HEADERS: &[(&str, &str)] = &[
-    ("ratelimit-policy", "\"1\";q=1000000000;w=86400, \"2\";q=500000000;w=3600"),
-    ("ratelimit", "\"2\";r=499999999;t=1"),
+/// The stack's security headers whose values are the same on every response (as of this
+/// writing): `bare-headers` sends them as they are, `peer` sets them with tower-http.
+pub(crate) const SECURITY_HEADERS: [(&str, &str); 7] = [
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "strict-origin-when-cross-origin"),
@@ -95,6 +102,13 @@ const STACK_HEADERS: &[(&str, &str)] = &[
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
     ("origin-agent-cluster", "?1"),
+];
+
+/// The headers `stack` adds to the page besides [`SECURITY_HEADERS`] (as of this writing), with
+/// sample values, for `bare-headers`: the rate-limit headers, the CSP with a nonce, the request id.
+const STACK_SAMPLE_HEADERS: [(&str, &str); 4] = [
+    ("ratelimit-policy", "\"1\";q=1000000000;w=86400, \"2\";q=500000000;w=3600"),
+    ("ratelimit", "\"2\";r=499999999;t=1"),
     ("content-security-policy", "default-src 'none'; script-src 'self' 'nonce-VPdnCQ2ZTKoWdlZ9efE3cA'; style-src 'self' 'nonce-VPdnCQ2ZTKoWdlZ9efE3cA'; img-src 'self'; font-src 'self'; connect-src 'self'; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
     ("x-request-id", "1108641a-eb74-4094-9614-f3faf10f0d03"),
 ];
@@ -105,6 +119,7 @@ enum Mode {
     BareHeaders,
     Stack,
     Layers,
+    Peer,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,7 +154,8 @@ fn router() -> Router {
     Router::new().route("/", get(|| async { Html(PAGE) }))
 }
 
-/// The page with [`STACK_HEADERS`] as static values: no layer, only the bytes.
+/// The page with the stack's 11 headers as static values (in the order the stack sends them):
+/// no layer, only the bytes.
 fn router_with_static_headers() -> Router {
     Router::new().route(
         "/",
@@ -147,8 +163,10 @@ fn router_with_static_headers() -> Router {
             static BUILT: std::sync::OnceLock<Vec<(HeaderName, HeaderValue)>> =
                 std::sync::OnceLock::new();
             let built = BUILT.get_or_init(|| {
-                STACK_HEADERS
+                STACK_SAMPLE_HEADERS[..2]
                     .iter()
+                    .chain(&SECURITY_HEADERS)
+                    .chain(&STACK_SAMPLE_HEADERS[2..])
                     .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
                     .collect()
             });
@@ -165,7 +183,7 @@ fn router_with_static_headers() -> Router {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: buttress-bench (bare|bare-headers|stack|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
+        "usage: buttress-bench (bare|bare-headers|stack|peer|layers) [--bind ADDR] [--server axum|buttress] [--skip LAYER,...]\n\
          (default ADDR 127.0.0.1:0; server: axum for bare, buttress otherwise; layers: {})",
         LAYERS.join(",")
     );
@@ -179,6 +197,7 @@ fn parse_args() -> Option<Args> {
         "bare-headers" => Mode::BareHeaders,
         "stack" => Mode::Stack,
         "layers" => Mode::Layers,
+        "peer" => Mode::Peer,
         _ => return None,
     };
     let mut out = Args {
@@ -293,9 +312,15 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-/// Serves `app`; with `axum::serve`, with each connection's peer address when the app reads it
-/// (the stack's proxy step does; bare axum does not, so it is not given the extension).
-async fn serve<S: App>(app: S, settings: &Settings, kind: ServerKind, peer: bool) -> ExitCode {
+/// Serves `app` on `kind`; `connect_info` has `axum::serve` insert each connection's peer
+/// address (`ConnectInfo<SocketAddr>`, which `buttress::server::Server` always inserts). A
+/// `Router` is given built (`with_state`), as `axum::serve` does.
+async fn serve<S: App>(
+    app: S,
+    settings: &Settings,
+    kind: ServerKind,
+    connect_info: bool,
+) -> ExitCode {
     match kind {
         ServerKind::Axum => {
             let listener = match tokio::net::TcpListener::bind(settings.bind).await {
@@ -312,7 +337,7 @@ async fn serve<S: App>(app: S, settings: &Settings, kind: ServerKind, peer: bool
                     return ExitCode::FAILURE;
                 }
             }
-            let served = if peer {
+            let served = if connect_info {
                 let app = axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info::<
                     SocketAddr,
                 >(app);
@@ -365,9 +390,30 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     let kind = args.server;
+    // The stack and the peer need each connection's peer address (the stack refuses a request
+    // without one with a 500; tower_governor keys on it); bare axum does not ask for it.
+    // Routers are built once (`with_state`), as `axum::serve` does: `Server::bind` clones and
+    // calls what it is given, and an unbuilt router applies every `Router::layer` to its
+    // handler again on each request (callgrind, per request: stack 37.8k -> 37.1k, peer
+    // 41.6k -> 38.0k), so every mode on either server measures its middleware.
     match args.mode {
-        Mode::Bare => serve(router(), &settings, kind, false).await,
-        Mode::BareHeaders => serve(router_with_static_headers(), &settings, kind, false).await,
+        Mode::Bare => serve(router().with_state(()), &settings, kind, false).await,
+        Mode::BareHeaders => {
+            serve(
+                router_with_static_headers().with_state(()),
+                &settings,
+                kind,
+                false,
+            )
+            .await
+        }
+        Mode::Peer => match peer::app(router(), settings.body_limit, settings.request_timeout) {
+            Ok(app) => serve(app.with_state(()), &settings, kind, true).await,
+            Err(e) => {
+                eprintln!("buttress-bench: {e}");
+                ExitCode::from(3)
+            }
+        },
         Mode::Stack | Mode::Layers => {
             let stack = match Buttress::from_settings(&settings) {
                 Ok(b) => b,
@@ -386,7 +432,7 @@ async fn run(args: Args) -> ExitCode {
                 }
             } else {
                 let app = layered(router(), &stack, &settings, &args.skip);
-                serve(app, &settings, kind, true).await
+                serve(app.with_state(()), &settings, kind, true).await
             }
         }
     }
