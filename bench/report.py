@@ -149,7 +149,7 @@ PAIRS = {
     # No target: what the stack's response headers cost on their own (the same page on bare
     # axum with the stack's 11 headers as fixed values), so (a) can be read against its floor.
     "e": ("full stack vs bare axum sending the stack's headers as fixed values", "B", None, False),
-    # The stack a Rust user would assemble from today's crates (`buttress-bench peer`: axum +
+    # The stack a Rust user would assemble from today's crates (`buttress-bench-peer peer`: axum +
     # tower-http + tower-sessions + tower_governor), on the same server as the stack.
     "f": ("full stack vs the peer stack (tower-http + tower-sessions + tower_governor)", "A", 1.3, False),
     "b": ("portal landing `/` vs Flask", "A", 30.0, True),
@@ -350,7 +350,7 @@ def render(work, out):
     w("- Flask-Limiter keeps its counters per gunicorn worker (memory storage); both sides check the "
       "same two windows per request with limits far above the load.")
     if any(s[0] == "f" for s in summary):
-        w("- (f): the peer (`buttress-bench peer`, `crates/buttress-bench/src/peer.rs`) is what its "
+        w("- (f): the peer (`buttress-bench-peer peer`, `crates/buttress-bench-peer/src/peer.rs`) is what its "
           "crates' READMEs assemble: one `ServiceBuilder` of tower-http's request id (UUID v4 from the "
           "OS, as `uuid` without `fast-rng` draws it), trace, security headers set with "
           "`SetResponseHeaderLayer::if_not_present` and a static CSP (no nonce: 98 bytes less of "

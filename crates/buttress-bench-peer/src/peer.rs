@@ -19,7 +19,7 @@
 //! The body limit sits above the governor because `GovernorLayer` answers its 429 with an axum
 //! `Body`, so every layer under it must keep axum's body type, which `RequestBodyLimitLayer` does
 //! not. The governor holds one quota (GCRA: tower_governor has one per layer), the hour window
-//! of [`crate::BENCH_LIMITS`] (500,000,000 per hour, a cell every 7.2 µs), so no benchmark
+//! of [`buttress_bench::BENCH_LIMITS`] (500,000,000 per hour, a cell every 7.2 µs), so no benchmark
 //! reaches it; the stack checks both windows. Its state is trimmed every 60 s by a thread, as the
 //! tower_governor README does. No HSTS: it is plain HTTP on loopback, where the stack (in
 //! Development) sends none either. The session cookie is not `Secure` for the same reason.
@@ -45,7 +45,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
-use crate::SECURITY_HEADERS;
+use buttress_bench::SECURITY_HEADERS;
 
 /// The CSP the peer sends: the stack's policy (`Csp::strict()`) without its per-request nonce,
 /// since a static header cannot carry one.

@@ -38,14 +38,14 @@ impl Drop for Bench {
 }
 
 fn start(args: &[&str]) -> Bench {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_buttress-bench"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_buttress-bench-peer"))
         .args(args)
         .args(["--bind", "127.0.0.1:0"])
         .env_clear()
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn buttress-bench");
+        .expect("spawn buttress-bench-peer");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     let read = BufReader::new(stdout).read_line(&mut line);
