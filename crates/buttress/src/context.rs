@@ -202,12 +202,26 @@ impl std::fmt::Debug for CspNonce {
 /// let ctx = RequestContext::default();
 /// assert!(ctx.client().is_none() && ctx.nonce().is_none());
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RequestContext {
     pub(crate) request_id: Option<HeaderValue>,
     pub(crate) client: Option<IpAddr>,
     pub(crate) origin: Option<RequestOrigin>,
     pub(crate) nonce: Option<CspNonce>,
+    /// The request's session, kept by the session module (a leaf cannot name its type).
+    pub(crate) session: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("request_id", &self.request_id)
+            .field("client", &self.client)
+            .field("origin", &self.origin)
+            .field("nonce", &self.nonce)
+            .field("session", &self.session.is_some())
+            .finish()
+    }
 }
 
 impl RequestContext {

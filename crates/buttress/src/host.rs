@@ -21,7 +21,7 @@ pub(crate) fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
             (&host[..inside.len() + 2], rest)
         }
         None => {
-            let end = host.find(':').unwrap_or(host.len());
+            let end = host.bytes().position(|b| b == b':').unwrap_or(host.len());
             let (name, rest) = host.split_at(end);
             let name_ok = !name.is_empty()
                 && name

@@ -251,7 +251,7 @@ where
         Either::Right(Box::pin(async move {
             let origin = crate::context::origin_of(req.extensions()).cloned();
             let verdict = origin_verdict(&config, req.headers(), origin.as_ref());
-            let session = req.extensions().get::<Session>().cloned();
+            let session = Session::of(req.extensions());
             let (req, verdict) = match (verdict, session) {
                 (Err(r), _) => (req, Err(Refusal::Csrf(r))),
                 (Ok(()), Some(session)) => check_token(&config, req, &session).await,

@@ -129,11 +129,11 @@ where
                         .is_some_and(|ip| ip.0.is_loopback());
                     let nonce = res.extensions().get::<CspNonce>().copied();
                     let nonce = nonce.as_ref().map(CspNonce::as_str);
-                    match page.render_now(res, loopback, nonce) {
+                    match page.render_now(res, loopback, nonce, None) {
                         Ok(res) => return Poll::Ready(Ok(res)),
                         Err(res) => {
                             let nonce = nonce.map(str::to_owned);
-                            let render = page.render(res, loopback, nonce);
+                            let render = page.render(res, loopback, nonce, None);
                             state.set(Stage::Rendering {
                                 page: Box::pin(render),
                             });

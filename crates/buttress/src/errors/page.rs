@@ -135,6 +135,7 @@ impl Problem {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ErrorPage {
     accept: Option<HeaderValue>,
+    /// The request's id, for a page rendered without the stack (which gives its own).
     request_id: Option<HeaderValue>,
     /// Debug is on and no header says the request was relayed: its `Host` (checked for a
     /// loopback name only when a page is rendered); `None`: no debug detail.
@@ -144,10 +145,17 @@ pub(crate) struct ErrorPage {
 impl ErrorPage {
     /// Takes what an error page for `req` would need; `debug`: Development's debug detail.
     pub(crate) fn of<B>(req: &Request<B>, debug: bool) -> ErrorPage {
+        let mut page = ErrorPage::without_id(req, debug);
+        page.request_id = req.headers().get(&crate::request_id::X_REQUEST_ID).cloned();
+        page
+    }
+
+    /// [`ErrorPage::of`] for a caller that knows the request id and gives it at rendering.
+    pub(crate) fn without_id<B>(req: &Request<B>, debug: bool) -> ErrorPage {
         let headers = req.headers();
         ErrorPage {
             accept: headers.get(header::ACCEPT).cloned(),
-            request_id: headers.get(&crate::request_id::X_REQUEST_ID).cloned(),
+            request_id: None,
             local_host: (debug && !relayed(headers)).then(|| {
                 headers.get(header::HOST).cloned().or_else(|| {
                     req.uri()
@@ -183,6 +191,7 @@ impl ErrorPage {
         res: Response<Body>,
         loopback: bool,
         nonce: Option<&str>,
+        request_id: Option<&HeaderValue>,
     ) -> Result<Response<Body>, Response<Body>> {
         let show_debug = self.shows_debug(loopback);
         let reads_body = show_debug
@@ -192,7 +201,7 @@ impl ErrorPage {
             return Err(res);
         }
         let (parts, _) = res.into_parts();
-        Ok(self.finish(parts, None, show_debug, nonce))
+        Ok(self.finish(parts, None, show_debug, nonce, request_id))
     }
 
     /// Renders the page for `res`, reading its body as debug detail when that may be shown.
@@ -201,6 +210,7 @@ impl ErrorPage {
         res: Response<B>,
         loopback: bool,
         nonce: Option<String>,
+        request_id: Option<HeaderValue>,
     ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -216,7 +226,13 @@ impl ErrorPage {
         } else {
             None
         };
-        self.finish(parts, detail, show_debug, nonce.as_deref())
+        self.finish(
+            parts,
+            detail,
+            show_debug,
+            nonce.as_deref(),
+            request_id.as_ref(),
+        )
     }
 
     fn finish(
@@ -225,6 +241,7 @@ impl ErrorPage {
         body_detail: Option<String>,
         show_debug: bool,
         nonce: Option<&str>,
+        request_id: Option<&HeaderValue>,
     ) -> Response<Body> {
         let problem = parts
             .extensions
@@ -236,7 +253,9 @@ impl ErrorPage {
             .map(|d| d.0.as_str())
             .or(body_detail.as_deref());
         let ctx = RenderContext {
-            request_id: self.request_id.as_ref().and_then(|v| v.to_str().ok()),
+            request_id: request_id
+                .or(self.request_id.as_ref())
+                .and_then(|v| v.to_str().ok()),
             nonce,
             debug: detail.filter(|_| show_debug),
         };

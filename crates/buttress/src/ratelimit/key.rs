@@ -153,22 +153,24 @@ impl KeyText {
     }
 
     fn push_str(&mut self, text: &str) {
-        if let Some(heap) = &mut self.heap {
-            heap.push_str(text);
-            return;
-        }
-        match self.inline.get_mut(self.len..self.len + text.len()) {
-            Some(room) => {
+        let end = self.len + text.len();
+        match (&mut self.heap, self.inline.get_mut(self.len..end)) {
+            (None, Some(room)) => {
                 room.copy_from_slice(text.as_bytes());
-                self.len += text.len();
+                self.len = end;
             }
-            None => {
-                let mut heap = String::with_capacity(self.len + text.len() + 32);
-                heap.push_str(self.as_str());
-                heap.push_str(text);
-                self.heap = Some(heap);
-            }
+            _ => self.spill(text),
         }
+    }
+
+    #[cold]
+    fn spill(&mut self, text: &str) {
+        let heap = self.heap.get_or_insert_with(|| {
+            let mut heap = String::with_capacity(self.len + text.len() + 32);
+            heap.push_str(std::str::from_utf8(&self.inline[..self.len]).unwrap_or(""));
+            heap
+        });
+        heap.push_str(text);
     }
 
     /// The key.
@@ -194,6 +196,23 @@ impl std::fmt::Write for KeyText {
         self.push_str(s);
         Ok(())
     }
+}
+
+/// Writes `n` in decimal at the start of `out` (room for three digits); gives the length.
+fn decimal(n: u8, out: &mut [u8]) -> usize {
+    let digits = [b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10];
+    let skip = if n >= 100 {
+        0
+    } else if n >= 10 {
+        1
+    } else {
+        2
+    };
+    let len = 3 - skip;
+    if let Some(room) = out.get_mut(..len) {
+        room.copy_from_slice(&digits[skip..]);
+    }
+    len
 }
 
 /// The counter key of a request: scope, then the key of `key_fn` (`own`, when it gave one)
@@ -236,25 +255,29 @@ pub(crate) fn request_key(
             Some(ip) => {
                 key.push_str("ip:");
                 let (addr, prefix) = grouping.network(ip);
-                let mut digits = itoa::Buffer::new();
                 match addr {
                     // The common case, without the formatting machinery (a tenth of the
                     // layer's cost under load).
                     IpAddr::V4(v4) => {
+                        let mut text = [0u8; 15];
+                        let mut len = 0;
                         for (i, octet) in v4.octets().into_iter().enumerate() {
                             if i > 0 {
-                                key.push_str(".");
+                                text[len] = b'.';
+                                len += 1;
                             }
-                            key.push_str(digits.format(octet));
+                            len += decimal(octet, &mut text[len..]);
                         }
+                        key.push_str(std::str::from_utf8(&text[..len]).unwrap_or("?"));
                     }
                     // Writing to a KeyText cannot fail.
                     IpAddr::V6(v6) => {
                         let _ = write!(key, "{v6}");
                     }
                 }
-                key.push_str("/");
-                key.push_str(digits.format(prefix));
+                let mut text = [b'/', 0, 0, 0];
+                let len = 1 + decimal(prefix, &mut text[1..]);
+                key.push_str(std::str::from_utf8(&text[..len]).unwrap_or("?"));
             }
             // No proxy layer and no peer address: every such request shares one counter, so
             // the limit still holds (tests and misconfigured stacks), never a bypass.

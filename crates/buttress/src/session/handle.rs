@@ -519,16 +519,27 @@ impl std::fmt::Debug for Session {
     }
 }
 
+impl Session {
+    /// The session the layer put into the request's [`RequestContext`](crate::RequestContext).
+    pub(crate) fn of(extensions: &http::Extensions) -> Option<Session> {
+        let slot = crate::context::RequestContext::of(extensions)?
+            .session
+            .clone()?;
+        slot.downcast::<Inner>().ok().map(|inner| Session { inner })
+    }
+
+    /// Puts this session into the request's context (one slot, not one more extension).
+    pub(crate) fn attach(&self, extensions: &mut http::Extensions) {
+        crate::context::RequestContext::of_mut(extensions).session = Some(self.inner.clone());
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
     async fn from_request_parts(
         parts: &mut http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Session>()
-            .cloned()
-            .ok_or(SessionError::MissingLayer)
+        Session::of(&parts.extensions).ok_or(SessionError::MissingLayer)
     }
 }

@@ -283,7 +283,7 @@ pub(crate) fn begin<B>(
     let incoming = read_cookie(req.headers(), &config.cookie_name);
     let client = ClientHint::from_request(req, client);
     let session = Session::new(config.clone(), incoming, client);
-    req.extensions_mut().insert(session.clone());
+    session.attach(req.extensions_mut());
     session
 }
 

@@ -32,8 +32,10 @@ pin_project_lite::pin_project! {
         Call {
             #[pin]
             fut: F,
-            #[pin]
-            sleep: Option<Sleep>,
+            // Boxed, and only once the application has to wait: most requests never arm it, and
+            // it would make this future (moved a few times on its way to the connection) 112
+            // bytes larger for all of them.
+            sleep: Option<Pin<Box<Sleep>>>,
             out: Option<Out>,
         },
         /// A step that waits (a store, a CSRF token, a session to save, a page to render).
@@ -96,11 +98,7 @@ where
         let mut state = self.project().state;
         loop {
             let finished = match state.as_mut().project() {
-                StateProj::Call {
-                    fut,
-                    mut sleep,
-                    out,
-                } => {
+                StateProj::Call { fut, sleep, out } => {
                     let Some(deadline) = out.as_ref().map(|o| o.deadline) else {
                         // Polled after it finished: `Service` futures never are.
                         return Poll::Pending;
@@ -114,12 +112,12 @@ where
                         Ok(Poll::Ready(Err(never))) => match never {},
                         Err(panic) => panic_response(panic),
                         Ok(Poll::Pending) => {
-                            if sleep.is_none() {
-                                sleep.set(Some(tokio::time::sleep_until(deadline)));
-                            }
-                            match sleep.as_pin_mut().map(|s| s.poll(cx)) {
-                                Some(Poll::Ready(())) => timed_out(),
-                                _ => return Poll::Pending,
+                            let sleep = sleep.get_or_insert_with(|| {
+                                Box::pin(tokio::time::sleep_until(deadline))
+                            });
+                            match sleep.as_mut().poll(cx) {
+                                Poll::Ready(()) => timed_out(),
+                                Poll::Pending => return Poll::Pending,
                             }
                         }
                     };

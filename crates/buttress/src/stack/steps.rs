@@ -58,7 +58,7 @@ impl Out {
         );
         Out {
             plan: plan.clone(),
-            page: ErrorPage::of(req, plan.debug),
+            page: ErrorPage::without_id(req, plan.debug),
             id,
             nonce,
             client: None,
@@ -90,6 +90,7 @@ pub(super) fn enter(plan: &Plan, req: &mut Request<Body>, out: &mut Out) -> Resu
         client: out.client,
         origin: Some(resolved.origin),
         nonce: Some(out.nonce),
+        session: None,
     });
     if let Some(https) = &plan.https {
         let origin = crate::context::origin_of(req.extensions());
@@ -418,15 +419,14 @@ impl Out {
             // The page may replace headers of the handler's; the id is looked up again.
             present.request_id = res.headers().contains_key(&crate::request_id::X_REQUEST_ID);
             let loopback = self.client.is_some_and(|ip| ip.is_loopback());
-            res = match self
-                .page
-                .render_now(res, loopback, Some(self.nonce.as_str()))
-            {
+            let nonce = Some(self.nonce.as_str());
+            res = match self.page.render_now(res, loopback, nonce, self.id.as_ref()) {
                 Ok(page) => page,
                 Err(res) => {
                     return Finished::Later(Box::pin(async move {
                         let nonce = Some(self.nonce.as_str().to_owned());
-                        let page = self.page.clone().render(res, loopback, nonce).await;
+                        let id = self.id.clone();
+                        let page = self.page.clone().render(res, loopback, nonce, id).await;
                         self.stamp(page, present.request_id)
                     }));
                 }
