@@ -47,6 +47,8 @@ mod payload;
 pub mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod scope;
+pub mod signout;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
@@ -61,6 +63,9 @@ use http::StatusCode;
 pub use handle::{Session, SessionInfo};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
+pub use signout::{
+    Epoch, MemorySignOuts, SignOutCheck, SignOuts, DEFAULT_MAX_SIGN_OUTS, SIGN_OUT_MARGIN_SECS,
+};
 pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
 
 use crate::errors::Problem;
@@ -86,6 +91,8 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 /// Default interval between idle-clock refreshes of a read-only session.
 pub const DEFAULT_TOUCH: Duration = Duration::from_secs(60);
+/// Default number of signed-in sessions one user may hold in a server-side store.
+pub const DEFAULT_MAX_PER_USER: usize = 50;
 
 /// A session operation that failed.
 #[derive(Debug, thiserror::Error)]

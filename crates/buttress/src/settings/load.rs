@@ -161,6 +161,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "12h",
     ),
     (
+        "session_max_per_user",
+        "signed-in sessions one user may hold in a server-side store (oldest go first)",
+        "50",
+    ),
+    (
+        "app_id",
+        "this application's name in a shared Redis or database (letters, digits, . _ -)",
+        "derived from each key",
+    ),
+    (
         "csrf_trusted_origins",
         "comma-separated extra origins allowed to POST (https://admin.example.org)",
         "none",
@@ -618,6 +628,19 @@ impl Loader {
         }
         if let Some(f) = get("session_absolute_timeout") {
             s.session_absolute_timeout = f.parse_positive_duration()?;
+        }
+        if let Some(f) = get("session_max_per_user") {
+            s.session_max_per_user =
+                f.parse_num::<usize>("a whole number of sessions (at least 1)")?;
+            if s.session_max_per_user == 0 {
+                return Err(f.fail("zero sessions per user", "use 1 or more (default 50)"));
+            }
+        }
+        if let Some(f) = get("app_id") {
+            s.app_id = Some(
+                crate::secret::AppId::new(f.value)
+                    .map_err(|e| f.fail("not an application id", &e.to_string()))?,
+            );
         }
         if s.session_absolute_timeout < s.session_idle_timeout {
             let f = get("session_absolute_timeout").or_else(|| get("session_idle_timeout"));

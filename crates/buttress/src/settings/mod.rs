@@ -207,6 +207,12 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     /// `BUTTRESS_SESSION_ABSOLUTE_TIMEOUT`. Default 12 hours.
     pub session_absolute_timeout: Duration,
+    /// `BUTTRESS_SESSION_MAX_PER_USER`: signed-in sessions one user may hold in a server-side
+    /// store; a new one ends the least recently active beyond it. Default 50.
+    pub session_max_per_user: usize,
+    /// `BUTTRESS_APP_ID`: this application's name in a Redis or database shared with other
+    /// deployments. Default: derived from each key ([`AppId`](crate::secret::AppId)).
+    pub app_id: Option<crate::secret::AppId>,
     /// `BUTTRESS_CSRF_TRUSTED_ORIGINS`: other origins allowed to send unsafe requests.
     pub csrf_trusted_origins: Vec<String>,
     /// `BUTTRESS_CSRF_ALLOW_SAME_SITE`: accept `Sec-Fetch-Site: same-site`. Default off.
@@ -264,6 +270,8 @@ impl Default for Settings {
             session_store: SessionStoreKind::Cookie,
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_absolute_timeout: Duration::from_secs(12 * 3600),
+            session_max_per_user: crate::session::DEFAULT_MAX_PER_USER,
+            app_id: None,
             csrf_trusted_origins: Vec::new(),
             csrf_allow_same_site: false,
             database_url: None,
