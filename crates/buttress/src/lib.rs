@@ -359,7 +359,9 @@ impl Buttress {
             ratelimit::LoginThrottle::new().with_ip_grouping(self.ratelimit_base.grouping);
         #[cfg(feature = "redis")]
         let throttle = match &self.ratelimit_base.redis {
-            Some(store) => throttle.with_redis(store.clone()),
+            // Per application: deployments sharing a Redis count their sign-ins apart.
+            Some(store) => throttle
+                .with_redis(store.for_app(&self.keyring.app_id(self.settings.app_id.as_ref()))),
             None => throttle,
         };
         throttle

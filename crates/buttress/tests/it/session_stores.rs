@@ -299,11 +299,15 @@ pub async fn layer_guarantees(store: Arc<dyn SessionStore>) {
         "false"
     );
     assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
-    // Sign out everywhere else, from the laptop.
+    // Sign out everywhere else, from the laptop, which stays signed in under a new id.
+    let (n, rotated) = call(&app, "POST", "/revoke-others", Some(&laptop)).await;
+    assert_eq!(n, "1");
     assert_eq!(
-        call(&app, "POST", "/revoke-others", Some(&laptop)).await.0,
-        "1"
+        call(&app, "GET", "/me", Some(&laptop)).await.0,
+        "",
+        "the old id is gone"
     );
+    let laptop = rotated.expect("a new id carrying the new epoch");
     assert_eq!(call(&app, "GET", "/me", Some(&tablet)).await.0, "");
     assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
     assert_eq!(call(&app, "GET", "/me", Some(&bob)).await.0, "bob");
