@@ -16,5 +16,6 @@ mod limits;
 mod proxy;
 mod ratelimit;
 mod served;
+mod session_signouts;
 mod session_stores;
 mod startup;
