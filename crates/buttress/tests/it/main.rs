@@ -16,6 +16,7 @@ mod limits;
 mod proxy;
 mod ratelimit;
 mod served;
+mod session_isolation;
 mod session_signouts;
 mod session_stores;
 mod startup;
