@@ -939,3 +939,56 @@ async fn a_lowered_absolute_timeout_also_shortens_the_list_of_sessions() {
     assert_eq!(call(&before, "/sessions", Some(&cookie)).await.0, "2");
     assert_eq!(call(&after, "/sessions", Some(&cookie)).await.0, "1");
 }
+
+/// Staging and production sharing one key: a cookie sealed for one does not open in the other
+/// (cookie mode; store mode is covered by the shared-Redis and shared-PostgreSQL tests).
+#[tokio::test]
+async fn a_cookie_sealed_for_one_app_does_not_open_in_another() {
+    let ring = Keyring::new(SecretKey::generate(), vec![]);
+    let layer = |app: &str| {
+        SessionLayer::cookie(&ring).app_id(crate::secret::AppId::new(app).expect("id"))
+    };
+    let (staging, production) = (app(layer("staging")), app(layer("production")));
+    let (_, set) = call(&staging, "/", None).await;
+    let cookie = pair(&set.expect("set"));
+    assert_eq!(call(&staging, "/peek", Some(&cookie)).await.0, "Some(1)");
+    let (body, cleared) = call(&production, "/peek", Some(&cookie)).await;
+    assert_eq!(body, "None", "anonymous on the other application");
+    assert!(cleared.is_some_and(|c| c.contains("Max-Age=0")));
+    // Without an explicit id each key names its own application, and a rotation keeps the
+    // cookies of the old key readable (the old key's derived id goes with it).
+    let old = SecretKey::generate();
+    let before = app(SessionLayer::cookie(&Keyring::new(old.clone(), vec![])));
+    let (_, set) = call(&before, "/", None).await;
+    let old_cookie = pair(&set.expect("set"));
+    let rotated = app(SessionLayer::cookie(&Keyring::new(
+        SecretKey::generate(),
+        vec![old],
+    )));
+    assert_eq!(call(&rotated, "/peek", Some(&old_cookie)).await.0, "Some(1)");
+}
+
+/// A key rotation in store mode: a session filed under the old key (and the old key's derived
+/// application id) is found through the fallback and moved to the new key's scope, keeping its
+/// id and content; the old record is gone.
+#[tokio::test]
+async fn a_stored_session_filed_under_a_fallback_key_is_moved_to_the_primary() {
+    let store = Arc::new(MemoryStore::default());
+    let old = SecretKey::generate();
+    let before = SessionLayer::store(&Keyring::new(old.clone(), vec![]), store.clone());
+    let (_, set) = call(&app(before.clone()), "/", None).await;
+    let cookie = pair(&set.expect("set"));
+    let id = cookie.split_once('=').expect("pair").1.to_owned();
+    let old_key = before.store_key(&id).expect("key");
+    let rotated = SessionLayer::store(
+        &Keyring::new(SecretKey::generate(), vec![old]),
+        store.clone(),
+    );
+    let new_key = rotated.store_key(&id).expect("key");
+    assert_ne!(old_key, new_key);
+    let (body, _) = call(&app(rotated.clone()), "/", Some(&cookie)).await;
+    assert_eq!(body, "2", "found through the fallback key, content kept");
+    assert!(store.load(&old_key, 0).await.expect("load").is_none(), "moved");
+    assert!(store.load(&new_key, 0).await.expect("load").is_some());
+    assert_eq!(call(&app(rotated), "/peek", Some(&cookie)).await.0, "Some(2)");
+}
