@@ -84,10 +84,22 @@ impl SignOuts for NoSignOuts {
     ) -> BoxFuture<'a, Result<SignOutCheck, StoreError>> {
         Box::pin(async { Ok(SignOutCheck::default()) })
     }
-    fn bump<'a>(&'a self, _: &'a AppId, _: &'a str, _: i64, _: i64) -> BoxFuture<'a, Result<u64, StoreError>> {
+    fn bump<'a>(
+        &'a self,
+        _: &'a AppId,
+        _: &'a str,
+        _: i64,
+        _: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async { Ok(1) })
     }
-    fn revoke<'a>(&'a self, _: &'a AppId, _: &'a str, _: i64, _: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn revoke<'a>(
+        &'a self,
+        _: &'a AppId,
+        _: &'a str,
+        _: i64,
+        _: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -98,8 +110,12 @@ fn busy_table() -> MemorySignOuts {
     let outs = MemorySignOuts::default();
     let app = AppId::new("bench").expect("id");
     for i in 0..10_000 {
-        let _ = outs.bump(&app, &format!("user{i}"), 1_000, 43_200).now_or_never();
-        let _ = outs.revoke(&app, &format!("sid{i}"), 50_000, 1_000).now_or_never();
+        let _ = outs
+            .bump(&app, &format!("user{i}"), 1_000, 43_200)
+            .now_or_never();
+        let _ = outs
+            .revoke(&app, &format!("sid{i}"), 50_000, 1_000)
+            .now_or_never();
     }
     outs
 }
@@ -110,8 +126,13 @@ fn sign_out_check(c: &mut Criterion) {
     c.bench_function("sign-out check, memory (epoch + revoked id)", |b| {
         b.iter(|| {
             black_box(
-                outs.check(&app, black_box("user77"), Some(black_box("sid-not-revoked")), 2_000)
-                    .now_or_never(),
+                outs.check(
+                    &app,
+                    black_box("user77"),
+                    Some(black_box("sid-not-revoked")),
+                    2_000,
+                )
+                .now_or_never(),
             )
         })
     });
@@ -144,7 +165,11 @@ fn sign_out_check(c: &mut Criterion) {
         let cookie = login
             .ok()
             .and_then(|r| r.headers().get("set-cookie").cloned())
-            .and_then(|v| v.to_str().ok().map(|v| v.split(';').next().unwrap_or("").to_owned()))
+            .and_then(|v| {
+                v.to_str()
+                    .ok()
+                    .map(|v| v.split(';').next().unwrap_or("").to_owned())
+            })
             .expect("signed in");
         c.bench_function(&format!("signed-in request, cookie mode, {name}"), |b| {
             b.iter(|| {

@@ -46,6 +46,10 @@ struct State {
     data: Option<SessionData>,
     /// Store mode: the id and the version read.
     id: Option<SessionId>,
+    /// Store mode: the scope (key and application) the session is filed in: 0, the primary
+    /// key's, unless it was found under a fallback key during a rotation. It stays there (an
+    /// instance not yet given the new key still finds it) until its id rotates.
+    scope: usize,
     version: Option<u64>,
     /// Per-key changes made by this request (`None`: removed), merged on conflict.
     changes: BTreeMap<String, Option<serde_json::Value>>,
@@ -183,14 +187,7 @@ impl Session {
                         st.data = Some(self.within_absolute(rec.data));
                         st.version = Some(rec.version);
                         st.id = Some(id);
-                        if i > 0 {
-                            // Filed under a fallback key: moved to the primary's scope on the
-                            // way out (same id, same content), unless revoked meanwhile.
-                            st.carried = Some((i, key.clone()));
-                            st.doomed.push((i, key));
-                            st.version = None;
-                            st.fresh = true;
-                        }
+                        st.scope = i;
                     }
                     Some((i, key, _)) => {
                         st.doomed.push((i, key));
@@ -321,9 +318,10 @@ impl Session {
     fn cycle(&self, st: &mut State) {
         if let Some(old) = st.id.take() {
             if !st.fresh {
-                let key = self.inner.config.scopes.primary().store_key(&old);
-                st.carried = Some((0, key.clone()));
-                st.doomed.push((0, key));
+                let scope = st.scope;
+                let key = self.key_in(scope, &old);
+                st.carried = Some((scope, key.clone()));
+                st.doomed.push((scope, key));
             }
         }
         let cookie_mode = matches!(self.inner.config.mode, Mode::Cookie(_));
@@ -335,6 +333,7 @@ impl Session {
         if !cookie_mode {
             st.id = Some(SessionId::generate());
             st.version = None;
+            st.scope = 0;
         }
         st.fresh = true;
         st.meta_changed = true;
@@ -358,8 +357,9 @@ impl Session {
             }
         }
         if let Some(old) = st.id.take() {
-            let key = self.inner.config.scopes.primary().store_key(&old);
-            st.doomed.push((0, key));
+            let scope = st.scope;
+            let key = self.key_in(scope, &old);
+            st.doomed.push((scope, key));
         }
         st.data = None;
         st.version = None;
@@ -540,6 +540,16 @@ impl Session {
         Ok(out)
     }
 
+    /// The key of session `id` in scope `scope` (the primary's if there is no such scope).
+    fn key_in(&self, scope: usize, id: &SessionId) -> StoreKey {
+        let scopes = &self.inner.config.scopes;
+        scopes
+            .all()
+            .get(scope)
+            .unwrap_or(scopes.primary())
+            .store_key(id)
+    }
+
     fn store_at(&self, scope: usize) -> Option<&Arc<dyn super::SessionStore>> {
         match &self.inner.config.mode {
             Mode::Store(stores) => Some(stores.bound.get(scope).unwrap_or(stores.primary())),
@@ -684,10 +694,10 @@ impl Session {
         if !dirty {
             return Ok(Outcome::Nothing);
         }
-        let Some(store) = self.store_at(0) else {
+        let Some(store) = self.store_at(st.scope) else {
             return Ok(Outcome::Nothing);
         };
-        let key = config.scopes.primary().store_key(&id);
+        let key = self.key_in(st.scope, &id);
         let mut data = data;
         let mut expected = if st.fresh { None } else { st.version };
         for _ in 0..CAS_RETRIES {

@@ -5,7 +5,9 @@
 //! `session-store` HKDF sub-key: a leaked store holds no usable id, and two deployments
 //! sharing a store (different keys, or the same key and different `BUTTRESS_APP_ID`s) file
 //! the same id under unrelated keys. A session written under a fallback key is found through
-//! that key's scope and moved to the primary's at its next request.
+//! that key's scope and stays there (so that instances not yet given the new key still find
+//! it during a rolling rotation) until its id rotates or it expires; new sessions go to the
+//! primary key's scope.
 
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;

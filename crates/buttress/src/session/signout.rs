@@ -154,60 +154,122 @@ impl Default for MemorySignOuts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Key {
-    Epoch(AppId, String),
-    Revoked(AppId, String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
+    Epoch,
+    Revoked,
+}
+
+/// One application's entries, looked up by `&str` without allocating.
+#[derive(Debug, Default)]
+struct AppEntries {
+    /// Epoch and until when it lives, per user.
+    epochs: HashMap<String, (u64, i64)>,
+    /// Until when, per revoked cookie session id.
+    revoked: HashMap<String, i64>,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
-    /// Value (an epoch; 0 for a revocation) and until when it lives.
-    map: HashMap<Key, (u64, i64)>,
-    by_until: BTreeSet<(i64, Key)>,
+    apps: HashMap<AppId, AppEntries>,
+    len: usize,
+    /// Every entry by the time it may be forgotten.
+    by_until: BTreeSet<(i64, Kind, AppId, String)>,
 }
 
 impl Entries {
-    fn get(&self, key: &Key, now: i64) -> Option<u64> {
-        self.map
-            .get(key)
+    fn epoch(&self, app: &AppId, user: &str, now: i64) -> u64 {
+        self.apps
+            .get(app)
+            .and_then(|a| a.epochs.get(user))
             .filter(|(_, until)| *until > now)
-            .map(|(v, _)| *v)
+            .map_or(0, |(e, _)| *e)
+    }
+
+    fn revoked(&self, app: &AppId, sid: &str, now: i64) -> bool {
+        self.apps
+            .get(app)
+            .and_then(|a| a.revoked.get(sid))
+            .is_some_and(|until| *until > now)
+    }
+
+    fn remove(&mut self, kind: Kind, app: &AppId, key: &str) {
+        if let Some(a) = self.apps.get_mut(app) {
+            let gone = match kind {
+                Kind::Epoch => a.epochs.remove(key).is_some(),
+                Kind::Revoked => a.revoked.remove(key).is_some(),
+            };
+            if gone {
+                self.len -= 1;
+            }
+            if a.epochs.is_empty() && a.revoked.is_empty() {
+                self.apps.remove(app);
+            }
+        }
     }
 
     fn expire(&mut self, now: i64) -> u64 {
         let mut n = 0;
-        while let Some((until, key)) = self.by_until.first().cloned() {
-            if until > now {
+        while let Some(first) = self.by_until.first().cloned() {
+            if first.0 > now {
                 break;
             }
-            self.by_until.remove(&(until, key.clone()));
-            self.map.remove(&key);
+            self.by_until.remove(&first);
+            let (_, kind, app, key) = first;
+            self.remove(kind, &app, &key);
             n += 1;
         }
         n
     }
 
-    /// Sets `key` to `value` until at least `until`; false when it is new and there is no room.
-    fn put(&mut self, key: Key, value: u64, until: i64, max: usize, now: i64) -> bool {
-        let until = match self.map.get(&key) {
-            Some((_, old)) => {
-                let old = *old;
-                self.by_until.remove(&(old, key.clone()));
+    /// The current until of an entry, if there is one.
+    fn until(&self, kind: Kind, app: &AppId, key: &str) -> Option<i64> {
+        let a = self.apps.get(app)?;
+        match kind {
+            Kind::Epoch => a.epochs.get(key).map(|(_, u)| *u),
+            Kind::Revoked => a.revoked.get(key).copied(),
+        }
+    }
+
+    /// Sets an entry to `value` until at least `until`; false when it is new and there is no
+    /// room (after forgetting what has expired).
+    fn put(
+        &mut self,
+        entry: (Kind, &AppId, &str),
+        value: u64,
+        until: i64,
+        max: usize,
+        now: i64,
+    ) -> bool {
+        let (kind, app, key) = entry;
+        let until = match self.until(kind, app, key) {
+            Some(old) => {
+                self.by_until
+                    .remove(&(old, kind, app.clone(), key.to_owned()));
                 until.max(old)
             }
             None => {
-                if self.map.len() >= max {
+                if self.len >= max {
                     self.expire(now);
                 }
-                if self.map.len() >= max {
+                if self.len >= max {
                     return false;
                 }
+                self.len += 1;
                 until
             }
         };
-        self.by_until.insert((until, key.clone()));
-        self.map.insert(key, (value, until));
+        self.by_until
+            .insert((until, kind, app.clone(), key.to_owned()));
+        let a = self.apps.entry(app.clone()).or_default();
+        match kind {
+            Kind::Epoch => {
+                a.epochs.insert(key.to_owned(), (value, until));
+            }
+            Kind::Revoked => {
+                a.revoked.insert(key.to_owned(), until);
+            }
+        }
         true
     }
 }
@@ -248,13 +310,8 @@ impl SignOuts for MemorySignOuts {
     ) -> BoxFuture<'a, Result<SignOutCheck, StoreError>> {
         Box::pin(async move {
             self.with(|e| SignOutCheck {
-                epoch: e
-                    .get(&Key::Epoch(app.clone(), user.to_owned()), now)
-                    .unwrap_or(0),
-                revoked: sid.is_some_and(|sid| {
-                    e.get(&Key::Revoked(app.clone(), sid.to_owned()), now)
-                        .is_some()
-                }),
+                epoch: e.epoch(app, user, now),
+                revoked: sid.is_some_and(|sid| e.revoked(app, sid, now)),
             })
         })
     }
@@ -267,11 +324,10 @@ impl SignOuts for MemorySignOuts {
         ttl: i64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let key = Key::Epoch(app.clone(), user.to_owned());
             let until = now.saturating_add(ttl).saturating_add(SIGN_OUT_MARGIN_SECS);
             self.with(|e| {
-                let epoch = next_epoch(e.get(&key, now).unwrap_or(0), now);
-                e.put(key, epoch, until, self.max, now)
+                let epoch = next_epoch(e.epoch(app, user, now), now);
+                e.put((Kind::Epoch, app, user), epoch, until, self.max, now)
                     .then_some(epoch)
                     .ok_or_else(full)
             })?
@@ -286,10 +342,9 @@ impl SignOuts for MemorySignOuts {
         now: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let key = Key::Revoked(app.clone(), sid.to_owned());
             let until = until.saturating_add(SIGN_OUT_MARGIN_SECS);
             self.with(|e| {
-                e.put(key, 0, until, self.max, now)
+                e.put((Kind::Revoked, app, sid), 0, until, self.max, now)
                     .then_some(())
                     .ok_or_else(full)
             })?

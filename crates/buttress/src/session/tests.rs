@@ -945,9 +945,8 @@ async fn a_lowered_absolute_timeout_also_shortens_the_list_of_sessions() {
 #[tokio::test]
 async fn a_cookie_sealed_for_one_app_does_not_open_in_another() {
     let ring = Keyring::new(SecretKey::generate(), vec![]);
-    let layer = |app: &str| {
-        SessionLayer::cookie(&ring).app_id(crate::secret::AppId::new(app).expect("id"))
-    };
+    let layer =
+        |app: &str| SessionLayer::cookie(&ring).app_id(crate::secret::AppId::new(app).expect("id"));
     let (staging, production) = (app(layer("staging")), app(layer("production")));
     let (_, set) = call(&staging, "/", None).await;
     let cookie = pair(&set.expect("set"));
@@ -965,14 +964,18 @@ async fn a_cookie_sealed_for_one_app_does_not_open_in_another() {
         SecretKey::generate(),
         vec![old],
     )));
-    assert_eq!(call(&rotated, "/peek", Some(&old_cookie)).await.0, "Some(1)");
+    assert_eq!(
+        call(&rotated, "/peek", Some(&old_cookie)).await.0,
+        "Some(1)"
+    );
 }
 
-/// A key rotation in store mode: a session filed under the old key (and the old key's derived
-/// application id) is found through the fallback and moved to the new key's scope, keeping its
-/// id and content; the old record is gone.
+/// A key rotation in store mode, one instance at a time: a session filed under the old key
+/// (and the old key's derived application id) is found through the fallback by an instance on
+/// the new key, and stays where it is, so an instance still on the old key finds it too; a
+/// sign-in then files the session under the new key.
 #[tokio::test]
-async fn a_stored_session_filed_under_a_fallback_key_is_moved_to_the_primary() {
+async fn a_stored_session_filed_under_a_fallback_key_stays_readable_during_a_rotation() {
     let store = Arc::new(MemoryStore::default());
     let old = SecretKey::generate();
     let before = SessionLayer::store(&Keyring::new(old.clone(), vec![]), store.clone());
@@ -980,15 +983,29 @@ async fn a_stored_session_filed_under_a_fallback_key_is_moved_to_the_primary() {
     let cookie = pair(&set.expect("set"));
     let id = cookie.split_once('=').expect("pair").1.to_owned();
     let old_key = before.store_key(&id).expect("key");
-    let rotated = SessionLayer::store(
-        &Keyring::new(SecretKey::generate(), vec![old]),
-        store.clone(),
-    );
+    let new_ring = Keyring::new(SecretKey::generate(), vec![old]);
+    let rotated = SessionLayer::store(&new_ring, store.clone());
     let new_key = rotated.store_key(&id).expect("key");
     assert_ne!(old_key, new_key);
     let (body, _) = call(&app(rotated.clone()), "/", Some(&cookie)).await;
     assert_eq!(body, "2", "found through the fallback key, content kept");
-    assert!(store.load(&old_key, 0).await.expect("load").is_none(), "moved");
-    assert!(store.load(&new_key, 0).await.expect("load").is_some());
-    assert_eq!(call(&app(rotated), "/peek", Some(&cookie)).await.0, "Some(2)");
+    assert!(store.load(&new_key, 0).await.expect("load").is_none());
+    let (body, _) = call(&app(before), "/", Some(&cookie)).await;
+    assert_eq!(
+        body, "3",
+        "an instance still on the old key sees the same session"
+    );
+    // A sign-in (a new id) goes to the new key's scope, and the old record is gone.
+    let signed_in = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("ann")).await.map(|()| "in") }),
+        )
+        .layer(rotated.clone());
+    let (_, set) = call(&signed_in, "/login", Some(&cookie)).await;
+    let new_cookie = pair(&set.expect("rotated"));
+    assert!(store.load(&old_key, 0).await.expect("load").is_none());
+    let new_id = new_cookie.split_once('=').expect("pair").1;
+    let filed = rotated.store_key(new_id).expect("key");
+    assert!(store.load(&filed, 0).await.expect("load").is_some());
 }

@@ -220,7 +220,7 @@ mod tests {
 
     /// C2SP's accumulated vector, 1,000,000 iterations: run with
     /// `cargo nextest run -p buttress --run-ignored only c2sp_accumulated_1_000_000` (about a
-    /// minute in a debug build).
+    /// minute in a release build, four in a debug one).
     #[test]
     #[ignore = "a million seals: run on demand (see the doc comment)"]
     fn c2sp_accumulated_1_000_000() {
