@@ -31,6 +31,7 @@
 //! | `BTR-W008` | warning | CSP misses `object-src`, `base-uri` or `frame-ancestors` restrictions |
 //! | `BTR-W009` | warning | Production without a global rate limit, or with one that fails open when Redis is down |
 //! | `BTR-W010` | warning | several instances on Redis with the `memory` fallback and a limit smaller than the number of instances (their shares cannot keep it) |
+//! | `BTR-W011` | warning | several instances with cookie sessions and no `REDIS_URL`: a sign-out is remembered by the instance that saw it only |
 //! | `BTR-I001` | info | HSTS preload off |
 //!
 //! # Example
@@ -256,6 +257,16 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             "BTR-E015",
             format!("{} instances declared but sessions are kept in memory: a user signed in on one instance is unknown to the others, and revocation misses them", s.instances),
             "set BUTTRESS_SESSION_STORE=sql or redis (or cookie)",
+        ));
+    }
+    if s.instances > 1
+        && s.session_store == crate::settings::SessionStoreKind::Cookie
+        && s.redis_url.is_none()
+    {
+        out.push(finding(
+            "BTR-W011",
+            format!("{} instances declared with cookie sessions and no REDIS_URL: a logout or \"sign out everywhere\" is remembered only by the instance that saw it, so a copied cookie still works on the others", s.instances),
+            "set REDIS_URL so that sign-outs are shared (or use BUTTRESS_SESSION_STORE=sql or redis)",
         ));
     }
     let fails_open = s.ratelimit_on_store_error == crate::ratelimit::OnStoreError::FailOpen
@@ -528,6 +539,12 @@ mod tests {
             ("BTR-E015", |s| {
                 s.instances = 2;
                 s.session_store = crate::settings::SessionStoreKind::Memory;
+            }),
+            ("BTR-W011", |s| {
+                s.instances = 2;
+                s.ratelimit_storage = "redis://127.0.0.1:6379".into();
+                s.session_store = crate::settings::SessionStoreKind::Cookie;
+                s.redis_url = None;
             }),
             ("BTR-E016", |s| s.tls = crate::settings::Tls::DevSelfSigned),
             ("BTR-W002", |s| s.allowed_hosts.clear()),
