@@ -78,7 +78,10 @@ const SCHEMA_AFTER_APP_ID: &[&str] = &[
 pub const LOAD_STATEMENT: &str =
     "SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2";
 
-const LOAD_FOR_APP: &str = "SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2 AND app_id = $3";
+/// [`LOAD_STATEMENT`] that also checks the row's application: `$3` is
+/// [`SqlStore::app_id`] of a store bound with [`SqlStore::bound_to`]. What [`SqlStore`]'s own
+/// load runs.
+pub const LOAD_FOR_APP_STATEMENT: &str = "SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2 AND app_id = $3";
 
 /// A session store on an sqlx `AnyPool` (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -106,6 +109,29 @@ impl SqlStore {
             pool,
             app: String::new(),
         }
+    }
+
+    /// This store bound to application `app`: its rows carry `app`, and it reads, lists and
+    /// sweeps only those (what [`SessionStore::for_app`] returns, as a concrete type for an
+    /// application that wraps the store, as the portal does).
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::AnyPool) {
+    /// use buttress::{secret::AppId, session::sql::SqlStore};
+    /// let store = SqlStore::new(pool).bound_to(&AppId::new("shop").unwrap());
+    /// assert_eq!(store.app_id(), "shop");
+    /// # }
+    /// ```
+    pub fn bound_to(&self, app: &AppId) -> SqlStore {
+        SqlStore {
+            pool: self.pool.clone(),
+            app: app.as_str().to_owned(),
+        }
+    }
+
+    /// The application whose rows this store reads and writes (`""` until bound).
+    pub fn app_id(&self) -> &str {
+        &self.app
     }
 
     /// Creates the session and sign-out tables and their indexes if missing, and adds
@@ -178,7 +204,7 @@ impl SessionStore for SqlStore {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(LOAD_FOR_APP)
+            let row = sqlx::query(LOAD_FOR_APP_STATEMENT)
                 .bind(&key.0)
                 .bind(now)
                 .bind(&self.app)
@@ -284,10 +310,7 @@ impl SessionStore for SqlStore {
     }
 
     fn for_app(&self, app: &AppId) -> Option<Arc<dyn SessionStore>> {
-        Some(Arc::new(SqlStore {
-            pool: self.pool.clone(),
-            app: app.as_str().to_owned(),
-        }))
+        Some(Arc::new(self.bound_to(app)))
     }
 
     fn sign_outs(&self) -> Option<Arc<dyn SignOuts>> {
