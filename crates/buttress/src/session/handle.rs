@@ -571,6 +571,50 @@ impl Session {
         Ok(true)
     }
 
+    /// Signs `user` out of every session, in every mode, from a request that need not be
+    /// theirs: a password reset by e-mail link, an account deleted, an administrator's action.
+    /// Their credentials epoch is made newer (every session of theirs, cookie or stored, on
+    /// every instance sharing the sign-outs, is anonymous at its next request, and a sign-in
+    /// of theirs in flight does not survive), and their stored sessions are deleted; returns how
+    /// many. If this request's session is theirs, it ends too (as [`flush`](Self::flush)).
+    ///
+    /// ```
+    /// use buttress::session::{Session, SessionError};
+    /// async fn reset_password(session: Session, user_id: &str) -> Result<(), SessionError> {
+    ///     // … the new password hash is stored first, then:
+    ///     session.sign_out_everywhere(user_id).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn sign_out_everywhere(&self, user: &str) -> Result<usize, SessionError> {
+        let config = self.inner.config.clone();
+        let now = self.now();
+        config
+            .sign_outs
+            .bump(config.primary_app(), user, now, config.absolute_secs())
+            .await?;
+        let mut n = 0;
+        if let Mode::Store(stores) = &config.mode {
+            let mut swept: Vec<&crate::secret::AppId> = Vec::new();
+            for (i, scope) in config.scopes.all().iter().enumerate() {
+                if swept.contains(&&scope.app) {
+                    continue;
+                }
+                swept.push(&scope.app);
+                let store = stores.bound.get(i).unwrap_or(stores.primary());
+                for (handle, _) in store.list_user(user, now).await? {
+                    if store.delete(&handle).await? {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        if self.user().await?.as_deref() == Some(user) {
+            self.flush().await?;
+        }
+        Ok(n)
+    }
+
     /// Signs the user out everywhere else, in every mode ("sign out everywhere else", and what
     /// a password change must do); returns how many stored sessions it deleted (0 in cookie
     /// mode, where sessions cannot be counted).

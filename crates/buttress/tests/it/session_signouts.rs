@@ -377,3 +377,46 @@ fn app_with_cap(ring: &Keyring, cap: usize) -> Router {
         Gate::default(),
     )
 }
+
+/// A password reset by e-mail link (or an account deleted): a request that is not the user's
+/// signs them out of every session, in every mode and on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_signs_a_user_out_everywhere_from_someone_elses_request() {
+    let redis = buttress_testkit::RedisServer::start();
+    for mode in every_mode(&redis) {
+        let reset = Router::new()
+            .route(
+                "/reset/{user}",
+                post(|s: Session, Path(u): Path<String>| async move {
+                    s.sign_out_everywhere(&u).await.map(|n| n.to_string())
+                }),
+            )
+            .layer(mode.two.clone());
+        let (one, two) = (
+            app(mode.one, Gate::default()),
+            app(mode.two, Gate::default()),
+        );
+        let laptop = sign_in(&one, "fay").await;
+        let phone = sign_in(&two, "fay").await;
+        let other = sign_in(&one, "gus").await;
+        let (status, _, _) = call(&reset, "POST", "/reset/fay", None).await;
+        assert_eq!(status, 200, "{}", mode.name);
+        for cookie in [&laptop, &phone] {
+            assert_eq!(me(&one, cookie).await, "", "{}", mode.name);
+            assert_eq!(me(&two, cookie).await, "", "{}", mode.name);
+        }
+        assert_eq!(
+            me(&two, &other).await,
+            "gus",
+            "{}: others untouched",
+            mode.name
+        );
+        let again = sign_in(&two, "fay").await;
+        assert_eq!(
+            me(&one, &again).await,
+            "fay",
+            "{}: signing in again works",
+            mode.name
+        );
+    }
+}
