@@ -138,7 +138,9 @@ impl Buttress {
     /// # Ok::<(), buttress::StartupError>(())
     /// ```
     pub fn login_throttle(&self) -> ratelimit::LoginThrottle {
-        self.shared.login_throttle()
+        // Per application: deployments sharing a Redis count their sign-ins apart.
+        let app = self.keyring.app_id(self.settings.app_id.as_ref());
+        self.shared.login_throttle(&app)
     }
 
     /// A per-route limit (e.g. `"5 per minute"`) with the same storage, headers and address

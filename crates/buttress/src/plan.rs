@@ -87,25 +87,42 @@ pub(crate) fn csrf(settings: &Settings) -> CsrfLayer {
     }
 }
 
-/// Sessions as the settings say: cookie flags, timeouts, and the `__Host-` prefix (dropped
-/// only in Development over plain HTTP on loopback); `store` chooses store mode.
+/// Sessions as the settings say: cookie flags, timeouts, the `__Host-` prefix (dropped only in
+/// Development over plain HTTP on loopback), `BUTTRESS_APP_ID` and
+/// `BUTTRESS_SESSION_MAX_PER_USER`; `store` chooses store mode. In cookie mode with `REDIS_URL`
+/// set (and the `redis` feature), sign-outs are kept in Redis so that every instance sees them.
 pub(crate) fn sessions(
     settings: &Settings,
     keyring: &Keyring,
     store: Option<Arc<dyn SessionStore>>,
 ) -> SessionLayer {
+    let cookie_mode = store.is_none();
     let layer = match store {
         Some(s) => SessionLayer::store(keyring, s),
         None => SessionLayer::cookie(keyring),
     };
     let plain_dev = settings.plain_http_loopback_dev();
-    layer
+    let mut layer = layer
         .secure(!plain_dev && settings.cookie_secure)
         .http_only(settings.cookie_http_only)
         .same_site(settings.cookie_same_site)
         .idle_timeout(settings.session_idle_timeout)
         .absolute_timeout(settings.session_absolute_timeout)
-        .keyed(keyring)
+        .max_sessions_per_user(settings.session_max_per_user)
+        .keyed(keyring);
+    if let Some(app) = &settings.app_id {
+        layer = layer.app_id(app.clone());
+    }
+    #[cfg(feature = "redis")]
+    if let (true, Some(url)) = (cookie_mode, &settings.redis_url) {
+        match crate::session::redis::RedisSignOuts::open(url.expose()) {
+            Ok(outs) => layer = layer.sign_outs(Arc::new(outs)),
+            Err(e) => tracing::error!(error = %e, "sign-outs stay in memory"),
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = cookie_mode;
+    layer
 }
 
 /// What the global limit, the route limits and the login throttle of one application share.
@@ -170,14 +187,17 @@ impl SharedLimits {
         Ok(self.layer(limiter))
     }
 
-    /// Failure counters for a login form in the same storage.
-    pub(crate) fn login_throttle(&self) -> LoginThrottle {
+    /// Failure counters for a login form in the same storage, counted apart for `app` (on a
+    /// Redis shared with other deployments).
+    pub(crate) fn login_throttle(&self, app: &crate::secret::AppId) -> LoginThrottle {
         let throttle = LoginThrottle::new().with_ip_grouping(self.grouping);
         #[cfg(feature = "redis")]
         let throttle = match &self.redis {
-            Some(store) => throttle.with_redis(store.clone()),
+            Some(store) => throttle.with_redis(store.for_app(app)),
             None => throttle,
         };
+        #[cfg(not(feature = "redis"))]
+        let _ = app;
         throttle
     }
 

@@ -376,6 +376,135 @@ impl Keyring {
     }
 }
 
+/// The longest [`AppId`].
+pub const MAX_APP_ID_LEN: usize = 64;
+
+/// The name of one application among deployments that share a Redis or a database
+/// (`BUTTRESS_APP_ID`): every session key, user index and login-throttle key in Redis, and
+/// every session row in SQL, carries it, and it is sealed into session cookies, so staging and
+/// production sharing a key (or two apps sharing a Redis) never see each other's sessions.
+///
+/// Unless set, each key has its own, derived from it: `k` and 16 hex digits of its HKDF
+/// sub-key for the purpose `app-id` (a one-way function of the key, never the key itself).
+/// Two deployments with different keys are then apart with no setting at all; two that share a
+/// key must each set their own.
+///
+/// ```
+/// use buttress::secret::{AppId, Keyring, SecretKey};
+/// let id = AppId::new("donors-staging")?;
+/// assert_eq!(id.as_str(), "donors-staging");
+/// assert!(AppId::new("").is_err() && AppId::new("-x").is_err() && AppId::new("a:b").is_err());
+/// let key = SecretKey::generate();
+/// let derived = AppId::derived(&key);
+/// assert_eq!(derived.as_str().len(), 17);
+/// assert!(!derived.as_str().contains(std::str::from_utf8(&key.as_bytes()[..8]).unwrap()));
+/// # Ok::<(), buttress::secret::AppIdError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(std::sync::Arc<str>);
+
+/// A `BUTTRESS_APP_ID` that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an application id is 1 to {MAX_APP_ID_LEN} letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. donors-production)")]
+pub struct AppIdError;
+
+impl AppId {
+    /// An explicit application id: 1 to [`MAX_APP_ID_LEN`] ASCII letters, digits, `.`, `_`
+    /// or `-`, starting with a letter or digit (so that it can never collide with the markers
+    /// Buttress uses for rows that belong to no application).
+    ///
+    /// ```
+    /// assert!(buttress::secret::AppId::new("shop.v2_eu-1").is_ok());
+    /// ```
+    pub fn new(text: &str) -> Result<AppId, AppIdError> {
+        let ok = (1..=MAX_APP_ID_LEN).contains(&text.len())
+            && text.as_bytes()[0].is_ascii_alphanumeric()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(AppId(text.into()))
+        } else {
+            Err(AppIdError)
+        }
+    }
+
+    /// The id derived from `key` (see [`AppId`]).
+    ///
+    /// ```
+    /// use buttress::secret::{AppId, SecretKey};
+    /// let key = SecretKey::generate();
+    /// assert_eq!(AppId::derived(&key), AppId::derived(&key));
+    /// assert_ne!(AppId::derived(&key), AppId::derived(&SecretKey::generate()));
+    /// ```
+    pub fn derived(key: &SecretKey) -> AppId {
+        let sub = derive_one(key, "app-id");
+        let mut text = String::with_capacity(17);
+        text.push('k');
+        for b in &sub.as_bytes()[..8] {
+            text.push_str(&format!("{b:02x}"));
+        }
+        AppId(text.into())
+    }
+
+    /// The id as text.
+    ///
+    /// ```
+    /// assert_eq!(buttress::secret::AppId::new("a1")?.as_str(), "a1");
+    /// # Ok::<(), buttress::secret::AppIdError>(())
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppId({})", self.0)
+    }
+}
+
+impl Keyring {
+    /// The application id of each key, in verification order (the primary's first): `explicit`
+    /// for every key when it is set, else each key's [derived](AppId::derived) id. Values
+    /// made under a fallback key carry that key's id, so a rotation keeps them readable.
+    ///
+    /// ```
+    /// use buttress::secret::{AppId, Keyring, SecretKey};
+    /// let ring = Keyring::new(SecretKey::generate(), vec![SecretKey::generate()]);
+    /// let derived = ring.app_ids(None);
+    /// assert_eq!(derived.len(), 2);
+    /// assert_ne!(derived[0], derived[1]);
+    /// let named = AppId::new("shop")?;
+    /// assert_eq!(ring.app_ids(Some(&named)), vec![named.clone(), named]);
+    /// # Ok::<(), buttress::secret::AppIdError>(())
+    /// ```
+    pub fn app_ids(&self, explicit: Option<&AppId>) -> Vec<AppId> {
+        std::iter::once(&self.primary)
+            .chain(&self.fallbacks)
+            .map(|k| explicit.cloned().unwrap_or_else(|| AppId::derived(k)))
+            .collect()
+    }
+
+    /// The application id of the primary key: what new values are made under.
+    ///
+    /// ```
+    /// let ring = buttress::secret::Keyring::ephemeral();
+    /// assert_eq!(ring.app_id(None), ring.app_ids(None)[0]);
+    /// ```
+    pub fn app_id(&self, explicit: Option<&AppId>) -> AppId {
+        explicit
+            .cloned()
+            .unwrap_or_else(|| AppId::derived(&self.primary))
+    }
+}
+
 fn derive_one(key: &SecretKey, purpose: &str) -> SubKey {
     let hk = Hkdf::<Sha256>::new(Some(b"buttress-hkdf-salt-v1"), key.as_bytes());
     let mut out = [0u8; 32];

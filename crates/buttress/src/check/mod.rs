@@ -131,6 +131,7 @@ pub const CATALOGUE: &[Entry] = &[
     entry("BTR-W008", Severity::Warning, "CSP misses `object-src`, `base-uri` or `frame-ancestors` restrictions"),
     entry("BTR-W009", Severity::Warning, "Production without a global rate limit, or with one that fails open when Redis is down"),
     entry("BTR-W010", Severity::Warning, "several instances on Redis with the `memory` fallback and a limit smaller than the number of instances (their shares cannot keep it)"),
+    entry("BTR-W011", Severity::Warning, "several instances with cookie sessions and no `REDIS_URL`: a sign-out is remembered by the instance that saw it only"),
     entry("BTR-I001", Severity::Info, "HSTS preload off"),
 ];
 

@@ -182,6 +182,16 @@ pub(super) fn limits(s: &Settings, out: &mut Vec<Finding>) {
             "set BUTTRESS_SESSION_STORE=sql or redis (or cookie)",
         ));
     }
+    if s.instances > 1
+        && s.session_store == crate::session::SessionStoreKind::Cookie
+        && s.redis_url.is_none()
+    {
+        out.push(finding(
+            "BTR-W011",
+            format!("{} instances declared with cookie sessions and no REDIS_URL: a logout or \"sign out everywhere\" is remembered only by the instance that saw it, so a copied cookie still works on the others", s.instances),
+            "set REDIS_URL so that sign-outs are shared (or use BUTTRESS_SESSION_STORE=sql or redis)",
+        ));
+    }
     let fails_open = s.ratelimit_on_store_error == crate::ratelimit::OnStoreError::FailOpen
         && s.ratelimit_storage.is_shared();
     if prod && (s.ratelimit_default.is_none() || fails_open) {

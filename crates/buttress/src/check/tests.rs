@@ -87,6 +87,12 @@ fn each_weakness_is_found() {
             s.instances = 2;
             s.session_store = crate::session::SessionStoreKind::Memory;
         }),
+        ("BTR-W011", |s| {
+            s.instances = 2;
+            s.ratelimit_storage = "redis://127.0.0.1:6379".parse().expect("storage");
+            s.session_store = crate::session::SessionStoreKind::Cookie;
+            s.redis_url = None;
+        }),
         ("BTR-E016", |s| s.dev_tls = true),
         ("BTR-W002", |s| s.allowed_hosts.clear()),
         ("BTR-W009", |s| s.ratelimit_default = None),

@@ -39,6 +39,9 @@ use super::{RateLimitError, DEFAULT_BUDGET};
 
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(250);
 
+/// The prefix of every rate-limit key not bound to an application.
+const KEY_PREFIX: &str = "buttress:rl:";
+
 /// The check script. KEYS: one per limit. ARGV: cost, commit (1/0), then per limit:
 /// strategy (`g` or `w`), amount, period in microseconds. Returns 4 integers per limit:
 /// allowed (1/0), remaining, reset after (µs), retry after (µs, -1 for never).
@@ -211,6 +214,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<Shared>,
+    /// `buttress:rl:`, or `buttress:<app>:rl:` for a store bound to an application.
+    prefix: Arc<str>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -232,6 +237,7 @@ impl RedisStore {
         let client =
             redis::Client::open(url).map_err(|e| RateLimitError::RedisUrl(e.to_string()))?;
         Ok(RedisStore {
+            prefix: Arc::from(KEY_PREFIX),
             shared: Arc::new(Shared {
                 client,
                 conn: OnceCell::new(),
@@ -255,6 +261,7 @@ impl RedisStore {
     pub fn with_budget(self, budget: Duration) -> RedisStore {
         let s = &self.shared;
         RedisStore {
+            prefix: self.prefix.clone(),
             shared: Arc::new(Shared {
                 client: s.client.clone(),
                 conn: OnceCell::new(),
@@ -265,6 +272,33 @@ impl RedisStore {
                 paused_until: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The same connection with every key under `buttress:<app>:rl:` instead of
+    /// `buttress:rl:`, so that applications sharing a Redis count apart (the login throttle of
+    /// [`Buttress::login_throttle`](crate::Buttress::login_throttle) is bound this way).
+    ///
+    /// ```
+    /// use buttress::{ratelimit::RedisStore, secret::AppId};
+    /// let store = RedisStore::open("redis://127.0.0.1")?.for_app(&AppId::new("shop").unwrap());
+    /// assert_eq!(store.key_prefix(), "buttress:shop:rl:");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn for_app(&self, app: &crate::secret::AppId) -> RedisStore {
+        RedisStore {
+            shared: self.shared.clone(),
+            prefix: Arc::from(format!("buttress:{app}:rl:")),
+        }
+    }
+
+    /// The prefix of this store's keys.
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::RedisStore::open("redis://127.0.0.1")?.key_prefix(), "buttress:rl:");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The time budget of one check.
@@ -366,7 +400,7 @@ impl RedisStore {
         cost: u64,
         commit: bool,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let keys = redis_keys(full_key, rules);
+        let keys = redis_keys(&self.prefix, full_key, rules);
         self.guarded(async {
             let mut conn = self.connection().await?;
             let inv = invocation(&self.shared.script, &keys, rules, cost, commit);
@@ -397,7 +431,7 @@ impl RedisStore {
         rules: &[Rule],
         cost: u64,
     ) -> Result<(), StoreError> {
-        let keys = redis_keys(full_key, rules);
+        let keys = redis_keys(&self.prefix, full_key, rules);
         self.guarded(async {
             let mut conn = self.connection().await?;
             invocation(&self.shared.refund, &keys, rules, cost, true)
@@ -410,7 +444,7 @@ impl RedisStore {
     }
 
     pub(crate) async fn reset(&self, full_key: &str, rules: &[Rule]) -> Result<(), StoreError> {
-        let keys = redis_keys(full_key, rules);
+        let keys = redis_keys(&self.prefix, full_key, rules);
         self.guarded(async {
             let mut conn = self.connection().await?;
             redis::cmd("DEL")
@@ -448,8 +482,9 @@ fn invocation<'a>(
     inv
 }
 
-/// `buttress:rl:{digest}:index-amount-period-strategy` per rule.
-fn redis_keys(full_key: &str, rules: &[Rule]) -> Vec<String> {
+/// `<prefix>{digest}:index-amount-period-strategy` per rule (prefix `buttress:rl:`, or
+/// `buttress:<app>:rl:`).
+fn redis_keys(prefix: &str, full_key: &str, rules: &[Rule]) -> Vec<String> {
     let digest = Sha256::digest(full_key.as_bytes());
     let tag: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     rules
@@ -457,7 +492,7 @@ fn redis_keys(full_key: &str, rules: &[Rule]) -> Vec<String> {
         .enumerate()
         .map(|(i, r)| {
             format!(
-                "buttress:rl:{{{tag}}}:{i}-{}-{}-{}",
+                "{prefix}{{{tag}}}:{i}-{}-{}-{}",
                 r.amount,
                 r.period,
                 match r.strategy {

@@ -3,17 +3,20 @@
 //! Layout of the cookie value (URL-safe base64, no padding):
 //!
 //! ```text
-//! version (1 byte = 2) || nonce (24 random bytes) || ciphertext || tag (16 bytes)
+//! version (1 byte = 3) || nonce (24 random bytes) || ciphertext || tag (16 bytes)
 //! ```
 //!
 //! The plaintext is the compact binary encoding of [`SessionData`] described in
 //! `session/payload.rs`: times as varints, length-prefixed UTF-8 strings, and application values
 //! in a tagged binary form of JSON that round-trips every `serde_json::Value` exactly. It
 //! carries the issue time, last-seen time and absolute expiry, so the server enforces both
-//! timeouts no matter what expiry the browser kept. The associated data is the version byte and
-//! the cookie *name*, and the key is the *purpose*'s own HKDF sub-key, so a valid value moved
-//! under another cookie name, or made for another purpose, does not open. Version-1 cookies
-//! (XChaCha20-Poly1305 over JSON) are refused as malformed.
+//! timeouts no matter what expiry the browser kept. The associated data is the version byte, the
+//! application id ([`AppId`]: `BUTTRESS_APP_ID`, or derived from the key) and the cookie
+//! *name*, and the key is the *purpose*'s own HKDF sub-key, so a valid value moved under
+//! another cookie name, made for another purpose, or made by another application sharing the
+//! key (staging and production) does not open. Version-1 cookies (XChaCha20-Poly1305 over JSON)
+//! and version-2 cookies (no application id) are refused as malformed: upgrading signs cookie
+//! sessions out once.
 //!
 //! # Why XAES-256-GCM
 //!
@@ -40,11 +43,11 @@ use rand::RngCore as _;
 use super::payload;
 use super::record::SessionData;
 use super::xaes::{Xaes256Gcm, NONCE_LEN, TAG_LEN};
-use crate::secret::DerivedKeys;
+use crate::secret::{AppId, DerivedKeys};
 
 /// The most a `Set-Cookie` value may take in browsers (name + value, RFC 6265 §6.1).
 pub const MAX_COOKIE_BYTES: usize = 4096;
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Version and nonce.
 const HEADER_LEN: usize = 1 + NONCE_LEN;
 /// The most bytes a cookie value of at most [`MAX_COOKIE_BYTES`] characters decodes to.
@@ -54,12 +57,15 @@ const SMALL_RAW_LEN: usize = 512;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The associated data: the version byte, then the cookie name. No purpose label is needed: the
-/// key is already the purpose's own HKDF sub-key. (Kept short: GHASH hashes it on every seal
-/// and open, 16 bytes at a time.)
-fn aad_for(name: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(1 + name.len());
+/// The associated data: the version byte, the application id (length-prefixed), then the
+/// cookie name. No purpose label is needed: the key is already the purpose's own HKDF sub-key.
+/// (Kept short: GHASH hashes it on every seal and open, 16 bytes at a time.)
+fn aad_for(app: &str, name: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(2 + app.len() + name.len());
     aad.push(VERSION);
+    // An application id is at most 64 bytes (`MAX_APP_ID_LEN`); `new` passes "".
+    aad.push(u8::try_from(app.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(app.as_bytes());
     aad.extend_from_slice(name.as_bytes());
     aad
 }
@@ -80,13 +86,16 @@ pub enum DecodeError {
     Content,
 }
 
-/// Encodes and decodes session cookies for one cookie name.
+/// Encodes and decodes session cookies for one cookie name (and one application).
 #[derive(Clone)]
 pub struct CookieCodec {
     /// The primary key's cipher, then the fallbacks' (the order to try when opening).
     ciphers: Vec<Xaes256Gcm>,
+    /// Each key's application id ("" for none), in the same order.
+    apps: Vec<String>,
     name: String,
-    aad: Vec<u8>,
+    /// Each key's associated data, in the same order.
+    aads: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for CookieCodec {
@@ -108,27 +117,66 @@ pub struct Opened {
 }
 
 impl CookieCodec {
-    /// A codec for cookies named `name` with the session-cookie sub-keys.
+    /// A codec for cookies named `name` with the session-cookie sub-keys, bound to no
+    /// application id (the session layer binds one: [`CookieCodec::for_apps`]).
+    ///
+    /// ```
+    /// use buttress::secret::Keyring;
+    /// use buttress::session::{codec::CookieCodec, SessionData};
+    /// let codec = CookieCodec::new(Keyring::ephemeral().derive("session-cookie"), "s");
+    /// let value = codec.encode(&SessionData::new(1, 2))?;
+    /// assert_eq!(codec.decode(&value).map(|o| o.data.expires), Ok(2));
+    /// # Ok::<(), buttress::session::SessionError>(())
+    /// ```
     pub fn new(keys: DerivedKeys, name: impl Into<String>) -> Self {
-        let name = name.into();
+        let ciphers: Vec<Xaes256Gcm> = keys
+            .verification_order()
+            .map(|key| Xaes256Gcm::new(key.as_bytes()))
+            .collect();
+        let apps = vec![String::new(); ciphers.len()];
+        Self::assemble(ciphers, apps, name.into())
+    }
+
+    fn assemble(ciphers: Vec<Xaes256Gcm>, apps: Vec<String>, name: String) -> Self {
+        let aads = apps.iter().map(|app| aad_for(app, &name)).collect();
         CookieCodec {
-            ciphers: keys
-                .verification_order()
-                .map(|key| Xaes256Gcm::new(key.as_bytes()))
-                .collect(),
-            aad: aad_for(&name),
+            ciphers,
+            apps,
             name,
+            aads,
         }
+    }
+
+    /// The same keys bound to application ids, one per key in verification order (as
+    /// [`Keyring::app_ids`](crate::secret::Keyring::app_ids) gives them): a cookie made for
+    /// another application does not open, even under the same key.
+    ///
+    /// ```
+    /// use buttress::secret::{AppId, Keyring, SecretKey};
+    /// use buttress::session::{codec::CookieCodec, SessionData};
+    /// let ring = Keyring::new(SecretKey::generate(), vec![]);
+    /// let codec = |app: &str| {
+    ///     CookieCodec::new(ring.derive("session-cookie"), "s").for_apps(&[AppId::new(app).unwrap()])
+    /// };
+    /// let staging = codec("staging").encode(&SessionData::new(1, 2))?;
+    /// assert!(codec("staging").decode(&staging).is_ok());
+    /// assert!(codec("production").decode(&staging).is_err());
+    /// # Ok::<(), buttress::session::SessionError>(())
+    /// ```
+    pub fn for_apps(&self, apps: &[AppId]) -> Self {
+        let apps = (0..self.ciphers.len())
+            .map(|i| {
+                apps.get(i)
+                    .or(apps.last())
+                    .map_or_else(String::new, |a| a.as_str().to_owned())
+            })
+            .collect();
+        Self::assemble(self.ciphers.clone(), apps, self.name.clone())
     }
 
     /// The same keys for another cookie name.
     pub fn renamed(&self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        CookieCodec {
-            ciphers: self.ciphers.clone(),
-            aad: aad_for(&name),
-            name,
-        }
+        Self::assemble(self.ciphers.clone(), self.apps.clone(), name.into())
     }
 
     /// Encrypts `data` into a cookie value.
@@ -149,9 +197,11 @@ impl CookieCodec {
                 limit: MAX_COOKIE_BYTES,
             });
         }
-        let primary = self.ciphers.first().ok_or(super::SessionError::Encode)?;
+        let (Some(primary), Some(aad)) = (self.ciphers.first(), self.aads.first()) else {
+            return Err(super::SessionError::Encode);
+        };
         let tag = primary
-            .seal(&nonce, &self.aad, &mut buf[HEADER_LEN..])
+            .seal(&nonce, aad, &mut buf[HEADER_LEN..])
             .map_err(|_| super::SessionError::Encode)?;
         buf.extend_from_slice(&tag);
         Ok(B64.encode(&buf))
@@ -186,8 +236,8 @@ impl CookieCodec {
             .try_into()
             .map_err(|_| DecodeError::Malformed)?;
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| DecodeError::Malformed)?;
-        for (i, cipher) in self.ciphers.iter().enumerate() {
-            if cipher.open(nonce, &self.aad, sealed, tag).is_ok() {
+        for (i, (cipher, aad)) in self.ciphers.iter().zip(&self.aads).enumerate() {
+            if cipher.open(nonce, aad, sealed, tag).is_ok() {
                 let data = payload::decode(sealed).map_err(|_| DecodeError::Content)?;
                 return Ok(Opened {
                     data,
@@ -316,7 +366,7 @@ mod tests {
             raw.extend_from_slice(&nonce);
             let mut body = plain.to_vec();
             let tag = codec.ciphers[0]
-                .seal(&nonce, &codec.aad, &mut body)
+                .seal(&nonce, &codec.aads[0], &mut body)
                 .expect("seals");
             raw.extend_from_slice(&body);
             raw.extend_from_slice(&tag);
@@ -332,7 +382,7 @@ mod tests {
         let codec = CookieCodec::new(ring().derive("session-cookie"), "s");
         let v = codec.encode(&data()).expect("encodes");
         let mut raw = B64.decode(&v).expect("b64");
-        for version in [0, 1, 3, 0xff] {
+        for version in [0, 1, 2, 4, 0xff] {
             raw[0] = version;
             assert_eq!(
                 codec.decode(&B64.encode(&raw)).unwrap_err(),

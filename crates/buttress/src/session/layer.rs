@@ -14,20 +14,61 @@ use tower_service::Service;
 
 use super::codec::CookieCodec;
 use super::handle::{Outcome, Session};
+use super::scope::Scopes;
+use super::signout::{MemorySignOuts, SignOuts};
 use super::store::SessionStore;
 use super::SameSite;
-use super::{system_clock, Clock, COOKIE_PURPOSE, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_TOUCH};
+use super::{
+    system_clock, Clock, COOKIE_PURPOSE, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_MAX_PER_USER,
+    DEFAULT_TOUCH,
+};
 use crate::proxy::ClientIp;
-use crate::secret::Keyring;
+use crate::secret::{AppId, Keyring};
 
 #[derive(Clone)]
 pub(crate) enum Mode {
     Cookie(CookieCodec),
-    Store(Arc<dyn SessionStore>),
+    Store(Stores),
+}
+
+/// A server-side store as given, and bound to each scope's application id (index by scope).
+#[derive(Clone)]
+pub(crate) struct Stores {
+    base: Arc<dyn SessionStore>,
+    pub(crate) bound: Vec<Arc<dyn SessionStore>>,
+}
+
+impl Stores {
+    fn bind(base: Arc<dyn SessionStore>, scopes: &Scopes) -> Self {
+        let mut bound: Vec<Arc<dyn SessionStore>> = Vec::with_capacity(scopes.all().len());
+        for (i, scope) in scopes.all().iter().enumerate() {
+            let same = scopes.all()[..i].iter().position(|s| s.app == scope.app);
+            let store = match same.and_then(|j| bound.get(j)) {
+                Some(earlier) => earlier.clone(),
+                None => base.for_app(&scope.app).unwrap_or_else(|| base.clone()),
+            };
+            bound.push(store);
+        }
+        Stores { base, bound }
+    }
+
+    /// The store new sessions are written to (the primary key's application).
+    pub(crate) fn primary(&self) -> &Arc<dyn SessionStore> {
+        self.bound.first().unwrap_or(&self.base)
+    }
 }
 
 pub(crate) struct Config {
     pub(crate) mode: Mode,
+    keyring: Keyring,
+    explicit_app: Option<AppId>,
+    pub(crate) scopes: Scopes,
+    /// The distinct application ids of the scopes, the primary's first.
+    pub(crate) apps: Vec<AppId>,
+    pub(crate) sign_outs: Arc<dyn SignOuts>,
+    /// Whether `sign_outs` was chosen by the user (then a store's own does not replace it).
+    sign_outs_chosen: bool,
+    pub(crate) max_per_user: usize,
     cookie_name: String,
     secure: bool,
     http_only: bool,
@@ -48,6 +89,13 @@ impl Clone for Config {
     fn clone(&self) -> Self {
         Config {
             mode: self.mode.clone(),
+            keyring: self.keyring.clone(),
+            explicit_app: self.explicit_app.clone(),
+            scopes: self.scopes.clone(),
+            apps: self.apps.clone(),
+            sign_outs: self.sign_outs.clone(),
+            sign_outs_chosen: self.sign_outs_chosen,
+            max_per_user: self.max_per_user,
             cookie_name: self.cookie_name.clone(),
             secure: self.secure,
             http_only: self.http_only,
@@ -71,6 +119,33 @@ impl Config {
     }
     pub(crate) fn touch_secs(&self) -> i64 {
         secs(self.touch)
+    }
+
+    /// The application id new sessions and sign-outs are written under.
+    #[inline]
+    pub(crate) fn primary_app(&self) -> &AppId {
+        &self.scopes.primary().app
+    }
+
+    /// Recomputes everything that depends on the keyring and the application id: the scopes,
+    /// the cookie codec's bindings, the store bound to each application, and the sign-outs a
+    /// store brings (unless chosen by hand).
+    fn rebind(&mut self) {
+        self.scopes = Scopes::new(&self.keyring, self.explicit_app.as_ref());
+        self.apps = self.scopes.apps();
+        match &mut self.mode {
+            Mode::Cookie(codec) => {
+                *codec = codec.for_apps(&self.keyring.app_ids(self.explicit_app.as_ref()));
+            }
+            Mode::Store(stores) => {
+                *stores = Stores::bind(stores.base.clone(), &self.scopes);
+                if !self.sign_outs_chosen {
+                    if let Some(outs) = stores.primary().sign_outs() {
+                        self.sign_outs = outs;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -105,6 +180,7 @@ impl std::fmt::Debug for SessionLayer {
         f.debug_struct("SessionLayer")
             .field("cookie", &self.config.cookie_name)
             .field("store", &matches!(self.config.mode, Mode::Store(_)))
+            .field("app", self.config.primary_app())
             .finish()
     }
 }
@@ -112,36 +188,99 @@ impl std::fmt::Debug for SessionLayer {
 const BASE_NAME: &str = "session";
 
 impl SessionLayer {
-    fn with_mode(mode: Mode) -> Self {
+    fn with_mode(keyring: &Keyring, mode: Mode) -> Self {
+        let scopes = Scopes::new(keyring, None);
+        let mut config = Config {
+            mode,
+            keyring: keyring.clone(),
+            explicit_app: None,
+            apps: scopes.apps(),
+            scopes,
+            sign_outs: Arc::new(MemorySignOuts::default()),
+            sign_outs_chosen: false,
+            max_per_user: DEFAULT_MAX_PER_USER,
+            cookie_name: format!("__Host-{BASE_NAME}"),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            idle: DEFAULT_IDLE,
+            absolute: DEFAULT_ABSOLUTE,
+            touch: DEFAULT_TOUCH,
+            clock: system_clock(),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            sweeping: Arc::new(AtomicBool::new(false)),
+        };
+        config.rebind();
         SessionLayer {
-            config: Arc::new(Config {
-                mode,
-                cookie_name: format!("__Host-{BASE_NAME}"),
-                secure: true,
-                http_only: true,
-                same_site: SameSite::Lax,
-                idle: DEFAULT_IDLE,
-                absolute: DEFAULT_ABSOLUTE,
-                touch: DEFAULT_TOUCH,
-                clock: system_clock(),
-                requests: std::sync::atomic::AtomicU64::new(0),
-                sweeping: Arc::new(AtomicBool::new(false)),
-            }),
+            config: Arc::new(config),
         }
     }
 
-    /// Sessions in an encrypted cookie (no server state), keyed from `keyring`.
+    /// Sessions in an encrypted cookie (no server state), keyed from `keyring`. Sign-outs
+    /// are remembered in memory ([`SessionLayer::sign_outs`] for Redis).
     pub fn cookie(keyring: &Keyring) -> Self {
         let codec = CookieCodec::new(
             keyring.derive(COOKIE_PURPOSE),
             format!("__Host-{BASE_NAME}"),
         );
-        Self::with_mode(Mode::Cookie(codec))
+        Self::with_mode(keyring, Mode::Cookie(codec))
     }
 
-    /// Sessions in a server-side store; the cookie holds only a 256-bit random id.
-    pub fn store(_keyring: &Keyring, store: Arc<dyn SessionStore>) -> Self {
-        Self::with_mode(Mode::Store(store))
+    /// Sessions in a server-side store; the cookie holds only a 256-bit random id. The store
+    /// is bound to this application ([`SessionStore::for_app`]) and keeps the sign-outs when
+    /// it can ([`SessionStore::sign_outs`]).
+    pub fn store(keyring: &Keyring, store: Arc<dyn SessionStore>) -> Self {
+        let scopes = Scopes::new(keyring, None);
+        Self::with_mode(keyring, Mode::Store(Stores::bind(store, &scopes)))
+    }
+
+    /// This application's id (`BUTTRESS_APP_ID`): bound into cookies, store keys, the
+    /// store's rows and keys, and sign-outs (see [`AppId`]). Default: derived from each key.
+    ///
+    /// ```
+    /// use buttress::secret::{AppId, Keyring};
+    /// use buttress::session::SessionLayer;
+    /// let layer = SessionLayer::cookie(&Keyring::ephemeral()).app_id(AppId::new("shop")?);
+    /// assert_eq!(layer.app(), &AppId::new("shop")?);
+    /// # Ok::<(), buttress::secret::AppIdError>(())
+    /// ```
+    pub fn app_id(self, app: AppId) -> Self {
+        self.edit(|c| {
+            c.explicit_app = Some(app);
+            c.rebind();
+        })
+    }
+
+    /// The application id new sessions are made under.
+    pub fn app(&self) -> &AppId {
+        self.config.primary_app()
+    }
+
+    /// Where sign-outs are kept (see [`SignOuts`]): e.g. Redis for cookie sessions served by
+    /// several instances. Default: the store's own ([`SessionStore::sign_outs`]), else memory.
+    pub fn sign_outs(self, sign_outs: Arc<dyn SignOuts>) -> Self {
+        self.edit(|c| {
+            c.sign_outs = sign_outs;
+            c.sign_outs_chosen = true;
+        })
+    }
+
+    /// How many signed-in sessions one user may hold in a server-side store (default 50, at
+    /// least 1): a new sign-in beyond it ends the user's least recently active sessions, so
+    /// one account cannot fill a memory store and turn every visitor away.
+    pub fn max_sessions_per_user(self, max: usize) -> Self {
+        self.edit(|c| c.max_per_user = max.max(1))
+    }
+
+    /// The key this layer's store files the session of a cookie value under (store mode), or
+    /// `None` (cookie mode, or not a session id). For tests and operators; the handle an
+    /// account page shows is the same key.
+    pub fn store_key(&self, cookie_value: &str) -> Option<super::StoreKey> {
+        match self.config.mode {
+            Mode::Store(_) => super::SessionId::parse(cookie_value)
+                .map(|id| self.config.scopes.primary().store_key(&id)),
+            Mode::Cookie(_) => None,
+        }
     }
 
     /// Applies a setter, copying the configuration first if it is shared (copy-on-write): a
@@ -158,6 +297,8 @@ impl SessionLayer {
         self.edit(|c| {
             if let Mode::Cookie(_) = c.mode {
                 c.mode = Mode::Cookie(CookieCodec::new(keyring.derive(COOKIE_PURPOSE), name));
+                c.keyring = keyring.clone();
+                c.rebind();
             }
         })
     }
@@ -360,7 +501,6 @@ where
 /// Saves the session after the handler and sets (or clears) its cookie on `res`.
 async fn commit(session: Session, mut res: axum::response::Response) -> axum::response::Response {
     let config = session.config().clone();
-    let signed_in = session.has_user_loaded().await;
     match session.commit().await {
         Ok(Outcome::Nothing) => {}
         Ok(Outcome::SetCookie { value, max_age }) => set_cookie(&mut res, &config, &value, max_age),
@@ -368,9 +508,7 @@ async fn commit(session: Session, mut res: axum::response::Response) -> axum::re
         Err(e) => return e.into_response(),
     }
     no_store_with_cookies(&mut res);
-    if signed_in {
-        no_store_unless_set(&mut res);
-    }
+    private_to_the_session(&mut res);
     res
 }
 
@@ -382,39 +520,70 @@ fn no_store_with_cookies(res: &mut axum::response::Response) {
     }
 }
 
-/// A response to a signed-in session is the user's own (names, phone numbers, sessions):
-/// nobody may store it, neither a shared cache nor the browser's history on a shared computer,
-/// unless the handler chose its own `Cache-Control` (a stylesheet).
-fn no_store_unless_set(res: &mut axum::response::Response) {
+/// A response whose request read its session may carry what belongs to that session alone:
+/// a signed-in user's names and phone numbers, or an anonymous visitor's CSRF token or flash
+/// message (with no cookie set, as the session already existed). Nobody may store it, neither
+/// a shared cache (which would hand one visitor's token to the next) nor the browser's history
+/// on a shared computer: `Cache-Control: no-store`, unless the handler chose its own (a
+/// stylesheet), and always `Vary: Cookie`, so that a cache that keeps it anyway keeps it apart
+/// per cookie.
+fn private_to_the_session(res: &mut axum::response::Response) {
     if let http::header::Entry::Vacant(slot) = res.headers_mut().entry(header::CACHE_CONTROL) {
         slot.insert(HeaderValue::from_static("no-store"));
     }
+    let varies = res.headers().get_all(header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|f| f.trim() == "*" || f.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !varies {
+        res.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
 }
 
-/// Every 1,024 requests, deletes expired records of a server-side store in the background
-/// (memory and SQL rely on this; Redis expires its own and its cleanup does nothing). One
-/// sweep at a time: while one runs (a slow database), later turns are skipped.
+/// Every 1,024 requests, deletes expired records of a server-side store, and expired
+/// sign-outs, in the background (memory and SQL rely on this; Redis expires its own and its
+/// cleanup does nothing). One sweep at a time: while one runs (a slow database), later turns
+/// are skipped.
 fn sweep_now_and_then(config: &Arc<Config>) {
     let n = config.requests.fetch_add(1, Ordering::Relaxed);
     if n % 1024 != 1023 {
         return;
     }
-    let (Mode::Store(store), Ok(handle)) = (&config.mode, tokio::runtime::Handle::try_current())
-    else {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
     if config.sweeping.swap(true, Ordering::AcqRel) {
         return;
     }
     let running = Sweeping(config.sweeping.clone());
-    let store = store.clone();
+    let stores = match &config.mode {
+        Mode::Store(stores) => stores.bound.clone(),
+        Mode::Cookie(_) => Vec::new(),
+    };
+    let sign_outs = config.sign_outs.clone();
     let now = (config.clock)();
     handle.spawn(async move {
         let _running = running;
-        match store.cleanup(now).await {
-            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+        let mut seen: Vec<Arc<dyn SessionStore>> = Vec::new();
+        for store in stores {
+            // Scopes of one application share one store: sweep it once.
+            if seen.iter().any(|s| Arc::ptr_eq(s, &store)) {
+                continue;
+            }
+            seen.push(store.clone());
+            match store.cleanup(now).await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+            }
+        }
+        match sign_outs.cleanup(now).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sign-outs removed"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+            Err(e) => tracing::warn!(error = %e, "sign-out cleanup failed"),
         }
     });
 }

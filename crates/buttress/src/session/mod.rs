@@ -4,17 +4,23 @@
 //! |---|---|---|
 //! | cookie | `__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain` | Flask signs but does not encrypt, no prefix |
 //! | cookie mode | XAES-256-GCM (192-bit random nonces); cookie name, purpose and times authenticated inside | Flask: readable payload, expiry only in the browser |
-//! | store mode | 256-bit ids; the store keeps SHA-256(id), so a leaked store holds no usable id | Django stores raw keys |
+//! | store mode | 256-bit ids; the store keeps an HMAC of the id under a keyring sub-key and the application id, so a leaked store holds no usable id | Django stores raw keys |
 //! | timeouts | idle (30 min) **and** absolute (12 h), both checked on the server against the current settings (a lowered absolute timeout shortens existing sessions) | Flask: one lifetime, enforced by the browser |
-//! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary | |
+//! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary; a stored session filed under a fallback key is still found | |
 //! | fixation | `cycle_id()` (and `set_user`) deletes the old record and rotates the CSRF secret | tower-sessions: manual |
 //! | revocation | list a user's sessions, revoke one or all ("sign out everywhere") | Flask: none |
+//! | sign-out | `flush` (logout), `revoke_others` ("sign out everywhere", password change) end every copy of a session in every mode, on every instance sharing the [`SignOuts`]: revoked cookie sessions and per-user credentials epochs, checked on every signed-in request ([`signout`]) | Flask, tower-sessions' cookie store: a copied cookie lives until it expires |
+//! | sign-in race | [`Session::credentials_epoch`] before the password check, [`Session::set_user_checked`] after: a "sign out everywhere" that ran meanwhile ends the new session too | |
+//! | per-user cap | at most [`DEFAULT_MAX_PER_USER`] (50) signed-in sessions per user in a store; the least recently active go first | one account can fill a store |
+//! | shared Redis or database | keys, rows, user indexes and login-throttle keys carry the application id ([`AppId`](crate::secret::AppId), `BUTTRESS_APP_ID`, derived from the key by default), and cookies are sealed to it | one namespace for everyone |
 //! | concurrency | per-key patches merged with compare-and-swap: parallel requests do not lose each other's writes | last write wins silently |
-//! | caching | a response that sets a cookie, or answers a signed-in session, is `Cache-Control: no-store` unless the handler set its own | Django: `Vary: Cookie` only; Flask: nothing |
+//! | caching | a response whose request read its session is `Cache-Control: no-store` (unless the handler set its own) and `Vary: Cookie`; one that sets a cookie is `no-store` | Django: `Vary: Cookie` only; Flask: nothing |
 //!
 //! Sessions load lazily: a request that never touches its session costs nothing. A request that
 //! does counts as activity; `last_seen` is written at most once per `touch_interval` (60 s) so
-//! read-only traffic keeps a session alive without a write per request.
+//! read-only traffic keeps a session alive without a write per request. A signed-in request
+//! also asks the sign-outs whether its session still stands (one lookup in memory, about
+//! 0.1 µs; one round trip to Redis or the database when they keep the sign-outs).
 //!
 //! # Example
 //!
@@ -36,9 +42,13 @@
 //!
 //! # Deployment caveat
 //!
-//! Cookie mode keeps all state in the browser: it cannot revoke a session before it expires and
-//! two parallel requests that both write may race (the later response's cookie wins). Use a
-//! server-side store (memory for one instance; SQL or Redis for several) where either matters.
+//! Cookie mode keeps the session in the browser: a sign-out is remembered on the server (see
+//! [`signout`]), in this process's memory unless `REDIS_URL` is set, so several instances
+//! serving cookie sessions need Redis for a logout to hold on all of them (`buttress check`
+//! says so: `BTR-W011`). Two parallel requests that both write may race (the later
+//! response's cookie wins). Use a server-side store (memory for one instance; SQL or Redis for
+//! several) where that matters. Deployments that share a Redis or a database but also a key
+//! (staging and production) must each set their own `BUTTRESS_APP_ID`.
 
 pub mod codec;
 mod handle;
@@ -47,6 +57,8 @@ mod payload;
 pub mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod scope;
+pub mod signout;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;
@@ -62,6 +74,9 @@ pub use handle::{Session, SessionInfo};
 pub(crate) use layer::{begin, finish, Config, Finish};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
+pub use signout::{
+    Epoch, MemorySignOuts, SignOutCheck, SignOuts, DEFAULT_MAX_SIGN_OUTS, SIGN_OUT_MARGIN_SECS,
+};
 pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
 
 use crate::errors::Problem;
@@ -87,6 +102,8 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 /// Default interval between idle-clock refreshes of a read-only session.
 pub const DEFAULT_TOUCH: Duration = Duration::from_secs(60);
+/// Default number of signed-in sessions one user may hold in a server-side store.
+pub const DEFAULT_MAX_PER_USER: usize = 50;
 
 /// The `SameSite` attribute of cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,8 +1,9 @@
-//! The compact binary plaintext of a session cookie (cookie format version 2).
+//! The compact binary plaintext of a session cookie (cookie format version 3).
 //!
 //! ```text
 //! payload  := created:int  (expires - created):int  (last_seen - created):int  flags:u8
-//!             [user:str] [csrf:str] [client:str]      (present when flag bit 0, 1, 2 is set)
+//!             [user:str] [csrf:str] [client:str] [sid:str] [epoch:len]
+//!                                                     (present when flag bit 0 … 4 is set)
 //!             values:map
 //! int      := zigzag LEB128 of an i64 (at most 10 bytes); differences wrap, so every i64
 //!             round-trips, and the usual ones (12 hours, 0) take three bytes or one
@@ -37,6 +38,8 @@ pub(crate) const MAX_DEPTH: usize = 128;
 const USER: u8 = 1;
 const CSRF: u8 = 2;
 const CLIENT: u8 = 4;
+const SID: u8 = 8;
+const EPOCH: u8 = 16;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -58,16 +61,24 @@ pub(crate) fn encode(data: &SessionData, out: &mut Vec<u8>) -> Result<(), Invali
     put_int(out, data.expires.wrapping_sub(data.created));
     put_int(out, data.last_seen.wrapping_sub(data.created));
     let flags = [
-        (&data.user, USER),
-        (&data.csrf, CSRF),
-        (&data.client, CLIENT),
+        (data.user.is_some(), USER),
+        (data.csrf.is_some(), CSRF),
+        (data.client.is_some(), CLIENT),
+        (data.sid.is_some(), SID),
+        (data.epoch.is_some(), EPOCH),
     ]
     .iter()
-    .filter(|(field, _)| field.is_some())
+    .filter(|(present, _)| *present)
     .fold(0, |flags, (_, bit)| flags | bit);
     out.push(flags);
-    for s in [&data.user, &data.csrf, &data.client].into_iter().flatten() {
+    for s in [&data.user, &data.csrf, &data.client, &data.sid]
+        .into_iter()
+        .flatten()
+    {
         put_str(out, s);
+    }
+    if let Some(epoch) = data.epoch {
+        put_u64(out, epoch);
     }
     put_len(out, data.values.len());
     for (k, v) in &data.values {
@@ -84,7 +95,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SessionData, Invalid> {
     let expires = created.wrapping_add(r.int()?);
     let last_seen = created.wrapping_add(r.int()?);
     let flags = r.byte()?;
-    if flags & !(USER | CSRF | CLIENT) != 0 {
+    if flags & !(USER | CSRF | CLIENT | SID | EPOCH) != 0 {
         return Err(Invalid);
     }
     let mut optional = |bit: u8| -> Result<Option<String>, Invalid> {
@@ -97,6 +108,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SessionData, Invalid> {
     let user = optional(USER)?;
     let csrf = optional(CSRF)?;
     let client = optional(CLIENT)?;
+    let sid = optional(SID)?;
+    let epoch = if flags & EPOCH != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
     // Each entry takes at least two bytes (an empty key and a one-byte value).
     let n = r.count(2)?;
     let mut values = BTreeMap::new();
@@ -116,6 +133,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SessionData, Invalid> {
         user,
         csrf,
         client,
+        sid,
+        epoch,
     })
 }
 
@@ -319,6 +338,8 @@ pub(crate) mod tests {
         d.last_seen = -1;
         d.user = Some(String::new());
         d.client = Some("203.0.113.7 — Mozilla/5.0 ✓".into());
+        d.sid = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+        d.epoch = Some(u64::MAX);
         for (k, v) in [
             ("u", json!(u64::MAX)),
             ("i", json!(i64::MIN)),
@@ -386,7 +407,7 @@ pub(crate) mod tests {
         assert_eq!(decode(&long), Err(Invalid));
         // Unknown flag bits and value tags.
         let header = [0u8, 2, 0];
-        assert_eq!(decode(&[&header[..], &[8, 0]].concat()), Err(Invalid));
+        assert_eq!(decode(&[&header[..], &[32, 0]].concat()), Err(Invalid));
         assert_eq!(decode(&[&header[..], &[0, 1, 0, 9]].concat()), Err(Invalid));
         // Overlong varint (11 bytes) and a tenth byte past 64 bits.
         assert_eq!(decode(&[0xff; 11]), Err(Invalid));
@@ -448,9 +469,11 @@ pub(crate) mod tests {
             user in proptest::option::of(any::<String>()),
             csrf in proptest::option::of("[A-Za-z0-9_-]{43}"),
             client in proptest::option::of("\\PC{0,80}"),
+            sid in proptest::option::of("[A-Za-z0-9_-]{22}"),
+            epoch in proptest::option::of(any::<u64>()),
             values in proptest::collection::btree_map(any::<String>(), json_value(), 0..6),
         ) -> SessionData {
-            SessionData { created, expires, last_seen, values, user, csrf, client }
+            SessionData { created, expires, last_seen, values, user, csrf, client, sid, epoch }
         }
     }
 

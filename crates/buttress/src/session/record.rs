@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
+#[cfg(test)]
 use sha2::{Digest as _, Sha256};
 
 /// The content of one session. Times are Unix seconds.
@@ -31,6 +32,16 @@ pub struct SessionData {
     /// A short description of the client (address and user agent) at creation.
     #[serde(rename = "cl", default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// A signed-in cookie session's own random id (128 bits, base64url): what a sign-out
+    /// records as revoked, since the cookie itself cannot be taken back. Unused in store mode,
+    /// where deleting the record is the sign-out.
+    #[serde(rename = "sid", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The user's credentials epoch when they signed in (see
+    /// [`Session::credentials_epoch`](super::Session::credentials_epoch)): a session whose
+    /// epoch is older than the user's current one is signed out.
+    #[serde(rename = "ep", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 impl SessionData {
@@ -44,6 +55,8 @@ impl SessionData {
             user: None,
             csrf: None,
             client: None,
+            sid: None,
+            epoch: None,
         }
     }
 }
@@ -83,11 +96,12 @@ impl SessionId {
         &self.0
     }
 
-    /// The key the store files it under: SHA-256 of the id, so a leaked store does not hand
-    /// out usable session ids. Also the handle shown on "your sessions" pages.
-    pub fn store_key(&self) -> StoreKey {
+    /// The unkeyed SHA-256 of the id that versions before keyed store keys filed sessions
+    /// under (tests check that no store key is this any more).
+    #[cfg(test)]
+    pub(crate) fn legacy_digest(&self) -> String {
         let digest = Sha256::digest(self.0.as_bytes());
-        StoreKey(digest.iter().map(|b| format!("{b:02x}")).collect())
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -97,7 +111,9 @@ impl std::fmt::Debug for SessionId {
     }
 }
 
-/// The store's key for a session (hex SHA-256 of its id).
+/// The store's key for a session: 64 hex digits of an HMAC of its id under a sub-key of the
+/// keyring and the application id (see `session/scope.rs`). Also the handle shown on "your
+/// sessions" pages: it reveals nothing of the id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey(pub String);
 
@@ -107,6 +123,13 @@ impl StoreKey {
         (text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .then(|| StoreKey(text.to_owned()))
     }
+}
+
+/// 128 random bits as base64url (22 characters): a cookie session's revocation id.
+pub(crate) fn random_sid() -> String {
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// 256 random bits as base64url (43 characters).

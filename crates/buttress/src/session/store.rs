@@ -1,15 +1,17 @@
 //! Server-side session stores: the trait, and the in-memory store.
 //!
-//! Stores keep [`Record`]s under a [`StoreKey`] (the SHA-256 of the session id, never the id
+//! Stores keep [`Record`]s under a [`StoreKey`] (a keyed HMAC of the session id, never the id
 //! itself). Writes are compare-and-swap on the record's version, so the session layer can merge
 //! concurrent requests' changes key by key instead of losing one of them.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
 use super::record::{Record, SessionData, StoreKey};
+use super::signout::SignOuts;
+use crate::secret::AppId;
 
 /// A store that could not answer: the request gets a 503, never a silent empty session.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,13 +60,34 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// now and then, never twice at once; a store that expires records by itself (Redis) does
     /// nothing here.
     fn cleanup(&self, now: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// This store for one application, when it can be shared with other deployments: a copy
+    /// whose keys, rows and per-user index carry `app`, so that two applications on one Redis
+    /// or one database never list or revoke each other's sessions. The session layer binds
+    /// its store this way at start-up ([`SessionLayer`](super::SessionLayer) knows the
+    /// application id). The default, `None`, uses the store as it is: its store keys are still
+    /// keyed per application, but its per-user listing is not.
+    fn for_app(&self, _app: &AppId) -> Option<Arc<dyn SessionStore>> {
+        None
+    }
+
+    /// Where sign-outs (credentials epochs, revoked cookie sessions) are kept next to these
+    /// sessions, so that every instance sharing the store sees them (SQL and Redis do). The
+    /// default, `None`, leaves them to the session layer's own ([`MemorySignOuts`] unless
+    /// configured).
+    ///
+    /// [`MemorySignOuts`]: super::MemorySignOuts
+    fn sign_outs(&self) -> Option<Arc<dyn SignOuts>> {
+        None
+    }
 }
 
 /// How many records a [`MemoryStore`] keeps at most, unless told otherwise.
 pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 
 /// Sessions in this process's memory: for Development and single-instance deployments.
-/// Sessions are lost on restart and not shared between instances.
+/// Sessions are lost on restart and not shared between instances; a store belongs to one
+/// application (it needs no [`SessionStore::for_app`]).
 ///
 /// The store is bounded ([`DEFAULT_MAX_RECORDS`], or [`MemoryStore::with_max_records`]): every
 /// anonymous visit to a form page makes a record (for its CSRF secret), so a botnet could

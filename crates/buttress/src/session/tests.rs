@@ -213,15 +213,18 @@ async fn store_mode_keeps_hashed_ids_and_rotates_on_login() {
             }),
         )
         .layer(SessionLayer::store(&ring, store.clone()));
+    let layer = SessionLayer::store(&ring, store.clone());
     let (_, set) = call(&app, "/", None).await;
     let pre_login = pair(&set.expect("set"));
     let id = pre_login.split_once('=').expect("pair").1.to_owned();
     assert_eq!(id.len(), 43, "256-bit id");
-    assert!(store
-        .load(&SessionId::parse(&id).expect("id").store_key(), 0)
-        .await
-        .expect("load")
-        .is_some());
+    let key = layer.store_key(&id).expect("a store key");
+    assert_ne!(
+        key.0,
+        SessionId::parse(&id).expect("id").legacy_digest(),
+        "keyed, not a bare SHA-256 of the id"
+    );
+    assert!(store.load(&key, 0).await.expect("load").is_some());
     let (_, set) = call(&app, "/login", Some(&pre_login)).await;
     let logged_in = pair(&set.expect("new id on login"));
     assert_ne!(logged_in, pre_login);
@@ -365,17 +368,30 @@ async fn untouched_sessions_pass_through_and_cookie_responses_are_not_cached() {
     assert_eq!(res.headers()["cache-control"], "no-store");
 }
 
-/// A response to a signed-in session is nobody's to store (phone numbers on a shared computer's
-/// Back button, a CDN caching by URL): `no-store`, unless the handler chose its own
-/// `Cache-Control`. Anonymous responses are left alone.
+/// A response whose request read its session is nobody's to store: a signed-in page (phone
+/// numbers on a shared computer's Back button, a CDN caching by URL), and an anonymous page
+/// that carries the visitor's CSRF token or flash message with no cookie set (the session
+/// already existed), which a shared cache would hand to the next visitor. `no-store` unless
+/// the handler chose its own `Cache-Control`, and `Vary: Cookie` always. A response that never
+/// touched its session is left alone (see the test above).
 #[tokio::test]
-async fn signed_in_responses_are_not_stored() {
+async fn responses_that_read_the_session_are_not_stored() {
     async fn sign_in(session: Session) -> Result<&'static str, SessionError> {
         session.set_user(Some("42")).await?;
         Ok("in")
     }
     async fn private(session: Session) -> Result<String, SessionError> {
         Ok(format!("user {:?}", session.user().await?))
+    }
+    async fn form(session: Session) -> Result<String, SessionError> {
+        Ok(format!("token {}", session.csrf_secret().await?.len()))
+    }
+    async fn flash(session: Session) -> Result<String, SessionError> {
+        Ok(format!("{:?}", session.remove("flash").await?))
+    }
+    async fn set_flash(session: Session) -> Result<&'static str, SessionError> {
+        session.insert("flash", "Saved.").await?;
+        Ok("set")
     }
     async fn styled(session: Session) -> Result<impl axum::response::IntoResponse, SessionError> {
         let _ = session.user().await?;
@@ -385,49 +401,55 @@ async fn signed_in_responses_are_not_stored() {
     let app = Router::new()
         .route("/login", get(sign_in))
         .route("/private", get(private))
+        .route("/form", get(form))
+        .route("/flash", get(flash))
+        .route("/set-flash", get(set_flash))
         .route("/styled", get(styled))
         .layer(SessionLayer::store(&Keyring::ephemeral(), store).secure(false));
-    // Anonymous: the session is read, no user, no cookie: nothing added.
-    let (body, _) = call(&app, "/private", None).await;
-    assert_eq!(body, "user None");
-    let anon = app
-        .clone()
-        .oneshot(
-            Request::builder()
-                .uri("/private")
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await
-        .expect("infallible");
-    assert!(anon.headers().get("cache-control").is_none());
+    let get_with = |path: &'static str, cookie: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut b = Request::builder().uri(path);
+            if let Some(c) = cookie {
+                b = b.header("cookie", c);
+            }
+            app.oneshot(b.body(Body::empty()).expect("req"))
+                .await
+                .expect("infallible")
+        }
+    };
+    let private_headers = |res: &axum::response::Response, what: &str| {
+        assert_eq!(res.headers()["cache-control"], "no-store", "{what}");
+        assert_eq!(res.headers()["vary"], "Cookie", "{what}");
+    };
+    // Anonymous, with no session at all: the session was read all the same.
+    let res = get_with("/private", None).await;
+    assert!(res.headers().get("set-cookie").is_none());
+    private_headers(&res, "anonymous read");
+    // An anonymous visitor's form: the first sets the cookie, the second carries a token of
+    // the same session with no cookie set. Neither may be stored.
+    let first = get_with("/form", None).await;
+    let cookie = pair(first.headers()["set-cookie"].to_str().expect("ascii"));
+    private_headers(&first, "first form");
+    let again = get_with("/form", Some(cookie.clone())).await;
+    assert!(again.headers().get("set-cookie").is_none(), "no cookie set");
+    private_headers(&again, "anonymous form with a token");
+    // A flash message shown once to an anonymous visitor.
+    get_with("/set-flash", Some(cookie.clone())).await;
+    let shown = get_with("/flash", Some(cookie.clone())).await;
+    private_headers(&shown, "anonymous flash");
+    let body = shown.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"true", "the flash was there, and is gone");
     // Signed in: the next page, which sets no cookie, is no-store all the same.
     let (_, set) = call(&app, "/login", None).await;
     let cookie = pair(&set.expect("a session cookie"));
-    let res = app
-        .clone()
-        .oneshot(
-            Request::builder()
-                .uri("/private")
-                .header("cookie", &cookie)
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await
-        .expect("infallible");
+    let res = get_with("/private", Some(cookie.clone())).await;
     assert!(res.headers().get("set-cookie").is_none());
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    let res = app
-        .oneshot(
-            Request::builder()
-                .uri("/styled")
-                .header("cookie", &cookie)
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await
-        .expect("infallible");
+    private_headers(&res, "signed in");
+    // The handler's own choice stands, kept apart per cookie.
+    let res = get_with("/styled", Some(cookie)).await;
     assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(res.headers()["vary"], "Cookie");
 }
 
 /// A memory store rigged for tests: loads fail while `down` is set (an outage in the middle
@@ -713,8 +735,10 @@ async fn a_lowered_absolute_timeout_ends_existing_sessions() {
         let (body, set) = call(&after, "/", Some(&cookie)).await;
         assert_eq!(body, "2", "store={store}: younger than the new limit");
         if store {
-            let id = SessionId::parse(cookie.split_once('=').expect("pair").1).expect("id");
-            let rec = memory.load(&id.store_key(), 0).await.expect("load");
+            let key = layer_in(store, &ring, &memory)
+                .store_key(cookie.split_once('=').expect("pair").1)
+                .expect("key");
+            let rec = memory.load(&key, 0).await.expect("load");
             assert_eq!(
                 rec.expect("kept").deadline,
                 1_000_000 + 3600,
@@ -914,4 +938,74 @@ async fn a_lowered_absolute_timeout_also_shortens_the_list_of_sessions() {
     let cookie = pair(&set.expect("signed in"));
     assert_eq!(call(&before, "/sessions", Some(&cookie)).await.0, "2");
     assert_eq!(call(&after, "/sessions", Some(&cookie)).await.0, "1");
+}
+
+/// Staging and production sharing one key: a cookie sealed for one does not open in the other
+/// (cookie mode; store mode is covered by the shared-Redis and shared-PostgreSQL tests).
+#[tokio::test]
+async fn a_cookie_sealed_for_one_app_does_not_open_in_another() {
+    let ring = Keyring::new(SecretKey::generate(), vec![]);
+    let layer =
+        |app: &str| SessionLayer::cookie(&ring).app_id(crate::secret::AppId::new(app).expect("id"));
+    let (staging, production) = (app(layer("staging")), app(layer("production")));
+    let (_, set) = call(&staging, "/", None).await;
+    let cookie = pair(&set.expect("set"));
+    assert_eq!(call(&staging, "/peek", Some(&cookie)).await.0, "Some(1)");
+    let (body, cleared) = call(&production, "/peek", Some(&cookie)).await;
+    assert_eq!(body, "None", "anonymous on the other application");
+    assert!(cleared.is_some_and(|c| c.contains("Max-Age=0")));
+    // Without an explicit id each key names its own application, and a rotation keeps the
+    // cookies of the old key readable (the old key's derived id goes with it).
+    let old = SecretKey::generate();
+    let before = app(SessionLayer::cookie(&Keyring::new(old.clone(), vec![])));
+    let (_, set) = call(&before, "/", None).await;
+    let old_cookie = pair(&set.expect("set"));
+    let rotated = app(SessionLayer::cookie(&Keyring::new(
+        SecretKey::generate(),
+        vec![old],
+    )));
+    assert_eq!(
+        call(&rotated, "/peek", Some(&old_cookie)).await.0,
+        "Some(1)"
+    );
+}
+
+/// A key rotation in store mode, one instance at a time: a session filed under the old key
+/// (and the old key's derived application id) is found through the fallback by an instance on
+/// the new key, and stays where it is, so an instance still on the old key finds it too; a
+/// sign-in then files the session under the new key.
+#[tokio::test]
+async fn a_stored_session_filed_under_a_fallback_key_stays_readable_during_a_rotation() {
+    let store = Arc::new(MemoryStore::default());
+    let old = SecretKey::generate();
+    let before = SessionLayer::store(&Keyring::new(old.clone(), vec![]), store.clone());
+    let (_, set) = call(&app(before.clone()), "/", None).await;
+    let cookie = pair(&set.expect("set"));
+    let id = cookie.split_once('=').expect("pair").1.to_owned();
+    let old_key = before.store_key(&id).expect("key");
+    let new_ring = Keyring::new(SecretKey::generate(), vec![old]);
+    let rotated = SessionLayer::store(&new_ring, store.clone());
+    let new_key = rotated.store_key(&id).expect("key");
+    assert_ne!(old_key, new_key);
+    let (body, _) = call(&app(rotated.clone()), "/", Some(&cookie)).await;
+    assert_eq!(body, "2", "found through the fallback key, content kept");
+    assert!(store.load(&new_key, 0).await.expect("load").is_none());
+    let (body, _) = call(&app(before), "/", Some(&cookie)).await;
+    assert_eq!(
+        body, "3",
+        "an instance still on the old key sees the same session"
+    );
+    // A sign-in (a new id) goes to the new key's scope, and the old record is gone.
+    let signed_in = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move { s.set_user(Some("ann")).await.map(|()| "in") }),
+        )
+        .layer(rotated.clone());
+    let (_, set) = call(&signed_in, "/login", Some(&cookie)).await;
+    let new_cookie = pair(&set.expect("rotated"));
+    assert!(store.load(&old_key, 0).await.expect("load").is_none());
+    let new_id = new_cookie.split_once('=').expect("pair").1;
+    let filed = rotated.store_key(new_id).expect("key");
+    assert!(store.load(&filed, 0).await.expect("load").is_some());
 }

@@ -322,6 +322,20 @@ pub(crate) fn session_store(f: &Field<'_>) -> Parsed<SessionStoreKind> {
     f.via("not a session store", "use cookie, memory, sql or redis")
 }
 
+pub(crate) fn max_per_user(f: &Field<'_>) -> Parsed<usize> {
+    let n = f.num::<usize>("a whole number of sessions (at least 1)")?;
+    if n == 0 {
+        return Err(f.fail("zero sessions per user", "use 1 or more (default 50)"));
+    }
+    Ok(n)
+}
+
+pub(crate) fn app_id(f: &Field<'_>) -> Parsed<Option<crate::secret::AppId>> {
+    crate::secret::AppId::new(f.value)
+        .map(Some)
+        .map_err(|e| f.fail("not an application id", &e.to_string()))
+}
+
 pub(crate) fn trusted_origins(f: &Field<'_>) -> Parsed<Vec<TrustedOrigin>> {
     f.list()
         .into_iter()

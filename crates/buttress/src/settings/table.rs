@@ -167,6 +167,10 @@ settings! {
     session_idle_timeout: Duration = crate::session::DEFAULT_IDLE, "30m", parse::positive_duration;
     /// duration after which a session ends however active.
     session_absolute_timeout: Duration = crate::session::DEFAULT_ABSOLUTE, "12h", parse::positive_duration;
+    /// signed-in sessions one user may hold in a server-side store (the least recently active go first).
+    session_max_per_user: usize = crate::session::DEFAULT_MAX_PER_USER, "50", parse::max_per_user;
+    /// this application's name in a Redis or database shared with other deployments (letters, digits, `.`, `_`, `-`).
+    app_id: Option<crate::secret::AppId> = None, "derived from each key", parse::app_id;
     /// comma-separated extra origins allowed to send unsafe requests (`https://admin.example.org`, `https://*.example.org`).
     csrf_trusted_origins: Vec<TrustedOrigin> = Vec::new(), "none", parse::trusted_origins;
     /// bool: accept `Sec-Fetch-Site: same-site` (sibling subdomains).

@@ -16,6 +16,8 @@ mod limits;
 mod proxy;
 mod ratelimit;
 mod served;
+mod session_isolation;
+mod session_signouts;
 mod session_stores;
 mod stack;
 mod startup;

@@ -920,10 +920,12 @@ mod redis_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn login_throttle_counts_parallel_guesses_on_redis() {
         let redis = RedisServer::start();
-        // A budget a loaded CI machine cannot blow: this tests counting, not latency.
+        // A budget a loaded CI machine cannot blow: this tests counting, not latency. Two
+        // instances of one deployment share its key (and so its application id).
         let settings = support::settings(&[
             ("BUTTRESS_RATELIMIT_STORAGE", redis.url().as_str()),
             ("BUTTRESS_RATELIMIT_REDIS_BUDGET", "2s"),
+            ("SECRET_KEY", support::STRONG_KEY),
         ]);
         let (sa, sb) = (
             Buttress::from_settings(&settings).expect("a"),

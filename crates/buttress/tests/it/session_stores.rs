@@ -21,67 +21,88 @@ fn key(n: u8) -> StoreKey {
 }
 
 fn data(user: Option<&str>) -> SessionData {
-    let mut d = SessionData::new(100, 10_000);
+    data_at(0, user)
+}
+
+fn data_at(base: i64, user: Option<&str>) -> SessionData {
+    let mut d = SessionData::new(base + 100, base + 10_000);
     d.user = user.map(str::to_owned);
     d
 }
 
 /// The store contract: CAS versions, deadlines, listing by user, deletion, cleanup (`sweeps`:
 /// the store's cleanup removes expired records; false for a store that expires them itself).
-pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool) {
+/// Times are `base` plus small numbers: Redis takes its TTLs from its own clock, so it runs
+/// this at the real time.
+pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool, base: i64) {
+    let data = |user: Option<&str>| data_at(base, user);
     let k = key(1);
-    assert!(store.load(&k, 100).await.expect("load").is_none());
+    assert!(store.load(&k, base + 100).await.expect("load").is_none());
     assert_eq!(
         store
-            .save(&k, None, &data(Some("alice")), 1_000)
+            .save(&k, None, &data(Some("alice")), base + 1_000)
             .await
             .expect("save"),
         Cas::Done
     );
     assert_eq!(
         store
-            .save(&k, None, &data(None), 1_000)
+            .save(&k, None, &data(None), base + 1_000)
             .await
             .expect("save"),
         Cas::Conflict,
         "insert-only when absent"
     );
-    let rec = store.load(&k, 100).await.expect("load").expect("present");
-    assert_eq!((rec.version, rec.deadline), (1, 1_000));
+    let rec = store
+        .load(&k, base + 100)
+        .await
+        .expect("load")
+        .expect("present");
+    assert_eq!((rec.version, rec.deadline), (1, base + 1_000));
     assert_eq!(rec.data.user.as_deref(), Some("alice"));
     let mut changed = rec.data.clone();
     changed.values.insert("x".into(), serde_json::json!(1));
     assert_eq!(
-        store.save(&k, Some(1), &changed, 2_000).await.expect("cas"),
+        store
+            .save(&k, Some(1), &changed, base + 2_000)
+            .await
+            .expect("cas"),
         Cas::Done
     );
     assert_eq!(
-        store.save(&k, Some(1), &changed, 2_000).await.expect("cas"),
+        store
+            .save(&k, Some(1), &changed, base + 2_000)
+            .await
+            .expect("cas"),
         Cas::Conflict,
         "stale version"
     );
-    let rec = store.load(&k, 100).await.expect("load").expect("present");
+    let rec = store
+        .load(&k, base + 100)
+        .await
+        .expect("load")
+        .expect("present");
     assert_eq!(rec.version, 2);
     assert_eq!(rec.data.values["x"], 1);
     assert!(
-        store.load(&k, 2_000).await.expect("load").is_none(),
+        store.load(&k, base + 2_000).await.expect("load").is_none(),
         "past its deadline"
     );
 
     store
-        .save(&key(2), None, &data(Some("alice")), 5_000)
+        .save(&key(2), None, &data(Some("alice")), base + 5_000)
         .await
         .expect("save");
     store
-        .save(&key(3), None, &data(Some("bob")), 5_000)
+        .save(&key(3), None, &data(Some("bob")), base + 5_000)
         .await
         .expect("save");
     store
-        .save(&key(4), None, &data(Some("alice")), 50)
+        .save(&key(4), None, &data(Some("alice")), base + 50)
         .await
         .expect("save");
     let mut alice: Vec<String> = store
-        .list_user("alice", 100)
+        .list_user("alice", base + 100)
         .await
         .expect("list")
         .into_iter()
@@ -97,7 +118,11 @@ pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool) {
         store.delete(&key(2)).await.expect("delete"),
         "delete reports the record it removed"
     );
-    assert!(store.load(&key(2), 100).await.expect("load").is_none());
+    assert!(store
+        .load(&key(2), base + 100)
+        .await
+        .expect("load")
+        .is_none());
     assert!(
         !store.delete(&key(2)).await.expect("delete"),
         "and that there was none the second time"
@@ -109,15 +134,23 @@ pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool) {
             .expect("a deadline as far as it goes (huge timeouts)"),
         Cas::Done
     );
-    assert!(store.load(&key(5), 100).await.expect("load").is_some());
+    assert!(store
+        .load(&key(5), base + 100)
+        .await
+        .expect("load")
+        .is_some());
     store.delete(&key(5)).await.expect("delete");
-    let removed = store.cleanup(100).await.expect("cleanup");
+    let removed = store.cleanup(base + 100).await.expect("cleanup");
     assert_eq!(
         removed,
         u64::from(sweeps),
         "the expired record of alice (unless the store expires it itself)"
     );
-    assert!(store.load(&key(3), 100).await.expect("load").is_some());
+    assert!(store
+        .load(&key(3), base + 100)
+        .await
+        .expect("load")
+        .is_some());
 }
 
 /// A SQLite session store in a fresh directory of its own, and the directory (remove it when
@@ -141,13 +174,13 @@ fn remove_dir(dir: &std::path::Path) {
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    conformance(Arc::new(MemoryStore::default()), true).await;
+    conformance(Arc::new(MemoryStore::default()), true, 0).await;
 }
 
 #[tokio::test]
 async fn sqlite_store_conforms() {
     let (store, dir) = sqlite_store("conf").await;
-    conformance(store, true).await;
+    conformance(store, true, 0).await;
     remove_dir(&dir);
 }
 
@@ -299,11 +332,15 @@ pub async fn layer_guarantees(store: Arc<dyn SessionStore>) {
         "false"
     );
     assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
-    // Sign out everywhere else, from the laptop.
+    // Sign out everywhere else, from the laptop, which stays signed in under a new id.
+    let (n, rotated) = call(&app, "POST", "/revoke-others", Some(&laptop)).await;
+    assert_eq!(n, "1");
     assert_eq!(
-        call(&app, "POST", "/revoke-others", Some(&laptop)).await.0,
-        "1"
+        call(&app, "GET", "/me", Some(&laptop)).await.0,
+        "",
+        "the old id is gone"
     );
+    let laptop = rotated.expect("a new id carrying the new epoch");
     assert_eq!(call(&app, "GET", "/me", Some(&tablet)).await.0, "");
     assert_eq!(call(&app, "GET", "/me", Some(&laptop)).await.0, "alice");
     assert_eq!(call(&app, "GET", "/me", Some(&bob)).await.0, "bob");
@@ -349,7 +386,7 @@ async fn postgres_store(pg: &buttress_testkit::PostgresServer, db: &str) -> Arc<
 #[tokio::test]
 async fn postgres_store_conforms_and_keeps_the_guarantees() {
     let pg = buttress_testkit::PostgresServer::start().expect("postgres starts");
-    conformance(postgres_store(&pg, "sess_conf").await, true).await;
+    conformance(postgres_store(&pg, "sess_conf").await, true, 0).await;
     layer_guarantees(postgres_store(&pg, "sess_layer").await).await;
 }
 
@@ -360,9 +397,18 @@ async fn redis_expires_its_own_records(url: &str) {
     let store = RedisSessionStore::open(url).expect("url");
     let k = key(7);
     let mut d = data(Some("dora"));
-    d.last_seen = 1_000;
+    // The TTL runs from Redis's own clock (TIME) to the deadline: an instance whose clock,
+    // or whose last_seen, is an hour behind does not keep the record an hour longer.
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits");
+    d.last_seen = now - 3600;
     assert_eq!(
-        store.save(&k, None, &d, 1_600).await.expect("save"),
+        store.save(&k, None, &d, now + 600).await.expect("save"),
         Cas::Done
     );
     let mut conn = redis::Client::open(url)
@@ -379,13 +425,16 @@ async fn redis_expires_its_own_records(url: &str) {
             .query_async(&mut conn)
             .await
             .expect("ttl");
-        assert!((1..=600).contains(&ttl), "{name} expires by itself: {ttl}");
+        assert!(
+            (590..=600).contains(&ttl),
+            "{name} expires at the deadline: {ttl}"
+        );
     }
     let scans_before = scan_calls(&mut conn).await;
     assert_eq!(store.cleanup(i64::MAX).await.expect("cleanup"), 0);
     assert_eq!(scan_calls(&mut conn).await, scans_before, "no SCAN");
     assert!(
-        store.load(&k, 1_000).await.expect("load").is_some(),
+        store.load(&k, now).await.expect("load").is_some(),
         "cleanup left the live record to its TTL"
     );
     store.delete(&k).await.expect("delete");
@@ -410,9 +459,17 @@ async fn scan_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 async fn redis_store_conforms_keeps_the_guarantees_and_recovers() {
     use buttress::session::redis::RedisSessionStore;
     let mut redis = buttress_testkit::RedisServer::start();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits");
     conformance(
         Arc::new(RedisSessionStore::open(&redis.url()).expect("url")),
         false,
+        now - 100,
     )
     .await;
     redis_expires_its_own_records(&redis.url()).await;
