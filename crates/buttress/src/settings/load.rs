@@ -177,6 +177,28 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("redis_url", "redis://host:port (REDIS_URL)", "none"),
     (
+        "smtp_url",
+        "smtps://user:pass@host:465 or smtp://host:587?tls=required: mail server",
+        "none (development: .eml files in data_dir/outbox)",
+    ),
+    ("mail_from", "From address of mail sent", "registry@localhost"),
+    (
+        "public_url",
+        "https://host the site is reached at, for links in mail",
+        "the request's origin (development)",
+    ),
+    (
+        "reveal_quota",
+        "phone numbers one account may reveal per day",
+        "10",
+    ),
+    ("open_request_cap", "open blood requests per account", "3"),
+    (
+        "unverified_retention",
+        "duration before an unverified account is erased",
+        "7d",
+    ),
+    (
         "secret_key",
         "the master key (environment only: SECRET_KEY)",
         "none",
@@ -660,6 +682,48 @@ impl Loader {
             }
             s.redis_url = Some(f.value.to_owned());
         }
+        if let Some(f) = get("smtp_url") {
+            let l = f.lower();
+            if !(l.starts_with("smtp://") || l.starts_with("smtps://")) {
+                return Err(f.fail(
+                    "not an SMTP URL",
+                    "use smtps://user:password@host:465 or smtp://user:password@host:587?tls=required",
+                ));
+            }
+            s.smtp_url = Some(super::SecretUrl::new(f.value.trim()));
+        }
+        if let Some(f) = get("mail_from") {
+            let v = f.value.trim();
+            if !v.contains('@') || v.chars().any(char::is_control) {
+                return Err(f.fail(
+                    "not a mail address",
+                    "use an address such as registry@example.org or `Registry <registry@example.org>`",
+                ));
+            }
+            s.mail_from = v.to_owned();
+        }
+        if let Some(f) = get("public_url") {
+            let v = f.value.trim().trim_end_matches('/');
+            if !is_origin(v) {
+                return Err(f.fail(
+                    "not an origin",
+                    "use scheme://host[:port] with no path, e.g. https://donors.example.org",
+                ));
+            }
+            s.public_url = Some(v.to_owned());
+        }
+        if let Some(f) = get("reveal_quota") {
+            s.reveal_quota = f.parse_num::<u32>("a whole number of reveals per day (0 turns reveals off)")?;
+        }
+        if let Some(f) = get("open_request_cap") {
+            s.open_request_cap = f.parse_num::<u32>("a whole number of open requests (at least 1)")?;
+            if s.open_request_cap == 0 {
+                return Err(f.fail("zero open requests", "use 1 or more"));
+            }
+        }
+        if let Some(f) = get("unverified_retention") {
+            s.unverified_retention = f.parse_positive_duration()?;
+        }
         if s.session_store == SessionStoreKind::Redis && s.redis_url.is_none() {
             if let Some(f) = get("session_store") {
                 return Err(f.fail(
@@ -717,7 +781,7 @@ pub fn env_name(key: &str) -> String {
 /// `value` with the user and password of a URL (`postgres://app:pw@db/x`,
 /// `redis://:pw@cache`) replaced by `***`, so that an error about a database or Redis URL never
 /// shows its password. Anything without `scheme://…@` comes back unchanged.
-fn redact_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn redact_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
     let Some(start) = value.find("://").map(|i| i + 3) else {
         // Not a URL (a typo such as `redis//:pw@host`): whatever precedes an `@` may be a
         // password all the same.
@@ -1064,6 +1128,7 @@ mod tests {
             ("DATABASE_URL", "mysql://app:hunter2pw@db.internal/x"),
             ("REDIS_URL", "http://:hunter2pw@cache.internal:6379"),
             ("BUTTRESS_RATELIMIT_STORAGE", "rediss//:hunter2pw@cache"),
+            ("BUTTRESS_SMTP_URL", "smtpx://mailer:hunter2pw@mail.internal:465"),
             (
                 "BUTTRESS_RATELIMIT_STORAGE",
                 "memcached://u:hunter2pw@cache/0",
@@ -1085,6 +1150,22 @@ mod tests {
         );
         assert_eq!(redact_userinfo("rediss//:pw@cache"), "***@cache");
         assert_eq!(redact_userinfo("redis://h/p@x"), "redis://h/p@x");
+    }
+
+    #[test]
+    fn smtp_url_password_never_printed() {
+        let s = load(&[("BUTTRESS_SMTP_URL", "smtps://mailer:hunter2pw@mail.example.org:465")])
+            .expect("loads");
+        let url = s.smtp_url.as_ref().expect("set");
+        assert_eq!(url.expose(), "smtps://mailer:hunter2pw@mail.example.org:465");
+        for shown in [format!("{s:?}"), format!("{url:?}"), url.to_string()] {
+            assert!(!shown.contains("hunter2pw"), "{shown}");
+        }
+        assert!(url.to_string().contains("mail.example.org"));
+        let err = load(&[("BUTTRESS_REVEAL_QUOTA", "lots")]).expect_err("refused");
+        assert!(err.to_string().contains("BUTTRESS_REVEAL_QUOTA"), "{err}");
+        let err = load(&[("BUTTRESS_PUBLIC_URL", "donors.example.org/x")]).expect_err("refused");
+        assert!(err.to_string().contains("origin"), "{err}");
     }
 
     #[test]

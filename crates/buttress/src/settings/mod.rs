@@ -113,6 +113,45 @@ pub enum SessionStoreKind {
     Redis,
 }
 
+/// A URL that may hold a password (`smtps://user:password@host`): `Debug` and `Display` show
+/// it with the user information replaced by `***`; [`SecretUrl::expose`] gives the whole URL
+/// to the one place that connects with it.
+///
+/// ```
+/// let url = buttress::settings::SecretUrl::new("smtps://app:pw@mail.example.org:465");
+/// assert_eq!(url.to_string(), "smtps://***@mail.example.org:465");
+/// assert_eq!(format!("{url:?}"), "SecretUrl(\"smtps://***@mail.example.org:465\")");
+/// assert_eq!(url.expose(), "smtps://app:pw@mail.example.org:465");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    /// The URL with its password: only for the connection itself, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&load::redact_userinfo(&self.0))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SecretUrl")
+            .field(&load::redact_userinfo(&self.0))
+            .finish()
+    }
+}
+
 /// The effective settings. `Settings::default()` is the Development default; see the README's
 /// settings table for each field's variable and default.
 ///
@@ -215,6 +254,22 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis for sessions (with `session_store = redis`) and rate limits.
     pub redis_url: Option<String>,
+    /// `BUTTRESS_SMTP_URL`: the mail server (`smtps://…` or `smtp://…?tls=required`); its
+    /// password is never printed. Default none: in Development mail is written to
+    /// `data_dir/outbox`.
+    pub smtp_url: Option<SecretUrl>,
+    /// `BUTTRESS_MAIL_FROM`: the From address of mail sent. Default `registry@localhost`.
+    pub mail_from: String,
+    /// `BUTTRESS_PUBLIC_URL`: the origin links in mail point at. Default: the request's own
+    /// origin (Development).
+    pub public_url: Option<String>,
+    /// `BUTTRESS_REVEAL_QUOTA`: phone numbers one account may reveal per day. Default 10.
+    pub reveal_quota: u32,
+    /// `BUTTRESS_OPEN_REQUEST_CAP`: open blood requests per account. Default 3.
+    pub open_request_cap: u32,
+    /// `BUTTRESS_UNVERIFIED_RETENTION`: how long an account whose address is not verified is
+    /// kept. Default 7 days.
+    pub unverified_retention: Duration,
     /// `SECRET_KEY` or the content of `SECRET_KEY_FILE`.
     pub secret_key: Option<SecretKey>,
     /// `SECRET_KEY_FILE`, when the key came from a file (for permission checks).
@@ -268,6 +323,12 @@ impl Default for Settings {
             csrf_allow_same_site: false,
             database_url: None,
             redis_url: None,
+            smtp_url: None,
+            mail_from: "registry@localhost".to_owned(),
+            public_url: None,
+            reveal_quota: 10,
+            open_request_cap: 3,
+            unverified_retention: Duration::from_secs(7 * 86_400),
             secret_key: None,
             secret_key_file: None,
             secret_key_fallbacks: Vec::new(),
