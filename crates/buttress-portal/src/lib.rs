@@ -29,6 +29,7 @@
 //!     phone: "+44 20 7946 0958".into(),
 //!     last_donation: String::new(),
 //!     available: true,
+//!     relay_only: false,
 //! }
 //! .validate(today)?;
 //! db.upsert_donor(user.id, &profile, today).await?;
@@ -52,15 +53,20 @@
 
 pub mod accounts;
 pub mod db;
+pub mod check;
 pub mod domain;
 pub mod donors;
+pub mod erasure;
 pub mod error;
+pub mod mail;
 mod query;
 mod reads;
 pub mod render;
 pub mod requests;
+pub mod reveals;
 pub mod seed;
 pub mod sessions;
+pub mod tokens;
 pub mod validate;
 pub mod web;
 
