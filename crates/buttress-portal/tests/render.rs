@@ -304,6 +304,7 @@ fn field_errors_sit_next_to_fields_and_input_is_kept() {
         phone: "12".into(),
         last_donation: "2026-01-01".into(),
         available: true,
+        relay_only: false,
     };
     let errors = [FieldError::new(
         "phone",
