@@ -156,7 +156,7 @@ fn load_settings(
 fn all_findings(settings: &Settings) -> Vec<check::Finding> {
     let mut findings = check::run(settings);
     findings.extend(buttress_portal::check::run(settings));
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
 }
 

@@ -60,7 +60,10 @@ fn hardened_env() -> Vec<(&'static str, &'static str)> {
         ("BUTTRESS_ALLOWED_HOSTS", "localhost"),
         ("BUTTRESS_HSTS_PRELOAD", "true"),
         ("SECRET_KEY", STRONG_KEY),
-        ("BUTTRESS_SMTP_URL", "smtps://registry:hunter2pw@mail.example.org:465"),
+        (
+            "BUTTRESS_SMTP_URL",
+            "smtps://registry:hunter2pw@mail.example.org:465",
+        ),
         ("BUTTRESS_PUBLIC_URL", "https://donors.example.org"),
     ]
 }
@@ -83,13 +86,23 @@ fn check_wants_mail_in_production_and_never_prints_its_password() {
     }
     let out = run(&["serve"], &env);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("PTL-E001"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("PTL-E001"),
+        "{}",
+        text(&out.stderr)
+    );
     // A plain-text SMTP URL to another host is a warning; the password never shows.
     let mut plain = hardened_env();
-    plain.push(("BUTTRESS_SMTP_URL", "smtp://registry:hunter2pw@mail.example.org:25"));
+    plain.push((
+        "BUTTRESS_SMTP_URL",
+        "smtp://registry:hunter2pw@mail.example.org:25",
+    ));
     let out = run(&["check", "--format", "json"], &plain);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(all.contains("PTL-W001") && all.contains("mail.example.org"), "{all}");
+    assert!(
+        all.contains("PTL-W001") && all.contains("mail.example.org"),
+        "{all}"
+    );
     assert!(!all.contains("hunter2pw"), "{all}");
 }
 

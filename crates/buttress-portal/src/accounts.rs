@@ -153,6 +153,9 @@ impl SignUpOutcome {
     pub const MESSAGE: &'static str = "If this email address was not registered yet, your account has been created: we sent a link to confirm the address. Open it within 24 hours, then sign in.";
 }
 
+/// An older parameter set still in use: its PHC prefix and a dummy hash made with it.
+type LegacySet = (String, Arc<str>);
+
 /// Sign-up, sign-in and password changes over a [`Db`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -162,7 +165,7 @@ pub struct Accounts {
     hashing: Arc<Semaphore>,
     /// Older parameter sets some stored hash still has: (PHC prefix, a dummy hash made with
     /// them). See the module docs.
-    legacy: Arc<RwLock<Vec<(String, Arc<str>)>>>,
+    legacy: Arc<RwLock<Vec<LegacySet>>>,
     /// argon2 evaluations (hashes and verifications) per PHC prefix, since start.
     work: Arc<Mutex<BTreeMap<String, u64>>>,
 }
@@ -213,7 +216,7 @@ impl Accounts {
             }
         }
         prefixes.sort();
-        let known: Vec<(String, Arc<str>)> = self
+        let known: Vec<LegacySet> = self
             .legacy
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -226,7 +229,9 @@ impl Accounts {
             }
             match dummy_like(&self.hashing, &prefix).await {
                 Ok(dummy) => next.push((prefix, dummy.into())),
-                Err(e) => tracing::warn!(error = %e, "stored password hashes with unusable parameters"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored password hashes with unusable parameters")
+                }
             }
         }
         *self.legacy.write().unwrap_or_else(PoisonError::into_inner) = next;
@@ -340,7 +345,7 @@ impl Accounts {
         // for its set, a dummy for every other.
         let stored_prefix = stored.as_deref().and_then(legacy_prefix);
         let current = self.params.phc_prefix();
-        let mut sets: Vec<(String, Arc<str>)> = vec![(current.clone(), self.dummy_hash.clone())];
+        let mut sets: Vec<LegacySet> = vec![(current.clone(), self.dummy_hash.clone())];
         sets.extend(
             self.legacy
                 .read()
@@ -370,10 +375,13 @@ impl Accounts {
         for (i, (_, dummy)) in sets.iter().enumerate() {
             match (&stored, own_set == Some(i)) {
                 (Some(hash), true) => {
-                    (ok, needs_rehash) = self.verify_counted(hash.clone(), password.clone()).await?;
+                    (ok, needs_rehash) =
+                        self.verify_counted(hash.clone(), password.clone()).await?;
                 }
                 _ => {
-                    let _ = self.verify_counted(dummy.to_string(), password.clone()).await?;
+                    let _ = self
+                        .verify_counted(dummy.to_string(), password.clone())
+                        .await?;
                 }
             }
         }
@@ -448,7 +456,10 @@ impl Accounts {
     pub async fn reset_password(&self, user_id: i64, new_password: &str) -> Result<()> {
         let user = self.user(user_id).await?.ok_or(Error::NotFound)?;
         if let Some(problem) = password_problem(new_password, &user.email) {
-            return Err(Error::Invalid(vec![FieldError::new("new_password", problem)]));
+            return Err(Error::Invalid(vec![FieldError::new(
+                "new_password",
+                problem,
+            )]));
         }
         let hash = self.hash_counted(new_password.to_owned()).await?;
         sqlx::query(
@@ -544,11 +555,12 @@ impl Accounts {
     }
 
     async fn user_with_hash(&self, email: &str) -> Result<Option<(User, String)>> {
-        let row =
-            sqlx::query("SELECT id, email, password_hash, created_at, verified_at FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_optional(self.db.pool())
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, email, password_hash, created_at, verified_at FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(self.db.pool())
+        .await?;
         row.map(|row| {
             Ok((
                 User {
@@ -605,7 +617,10 @@ async fn dummy_like(limit: &Semaphore, prefix: &str) -> Result<String> {
     let mut salt = [0_u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(Error::internal)?;
-    let sample = format!("{prefix}${}$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", salt.as_str());
+    let sample = format!(
+        "{prefix}${}$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        salt.as_str()
+    );
     let _permit = limit.acquire().await.map_err(Error::internal)?;
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&sample).map_err(Error::internal)?;

@@ -59,6 +59,6 @@ pub fn run(s: &Settings) -> Vec<Finding> {
             });
         }
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }

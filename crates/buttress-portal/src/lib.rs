@@ -52,8 +52,8 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
-pub mod db;
 pub mod check;
+pub mod db;
 pub mod domain;
 pub mod donors;
 pub mod erasure;

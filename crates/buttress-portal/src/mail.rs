@@ -102,7 +102,9 @@ pub struct Mailer {
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailer").field("transport", &self.kind).finish()
+        f.debug_struct("Mailer")
+            .field("transport", &self.kind)
+            .finish()
     }
 }
 
@@ -130,7 +132,11 @@ impl Mailer {
     #[must_use]
     pub fn outbox(data_dir: &Path, from: &str) -> Mailer {
         let from = parse_from(from).unwrap_or_else(|_| {
-            Mailbox::new(None, lettre::Address::new("registry", "localhost").unwrap_or_else(|_| unreachable!("a valid address")))
+            Mailbox::new(
+                None,
+                lettre::Address::new("registry", "localhost")
+                    .unwrap_or_else(|_| unreachable!("a valid address")),
+            )
         });
         Mailer::start(Transport::Outbox(data_dir.join("outbox")), from, "outbox")
     }

@@ -20,8 +20,8 @@
 use time::Date;
 
 use crate::db::{new_id, now_unix, Db};
-use crate::donors::Donor;
 use crate::domain::RequestStatus;
+use crate::donors::Donor;
 use crate::error::{Error, Result};
 use crate::requests::BloodRequest;
 use crate::validate::{city_key, NewRequest};
@@ -153,14 +153,13 @@ impl Db {
         if done > 0 {
             return Ok(false);
         }
-        let used: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM reveals WHERE requester_id = $1 AND created_at > $2",
-        )
-        .bind(requester_id)
-        .bind(now - QUOTA_WINDOW_SECS)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        let used: i64 =
+            sqlx::query("SELECT COUNT(*) FROM reveals WHERE requester_id = $1 AND created_at > $2")
+                .bind(requester_id)
+                .bind(now - QUOTA_WINDOW_SECS)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
         if used >= i64::from(quota) {
             return Err(Error::Limit(
                 "You have used today's allowance of contact details. Try again tomorrow.",
@@ -247,7 +246,11 @@ impl Db {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn revealed_for(&self, request_id: i64, requester_id: i64) -> Result<Vec<(i64, String)>> {
+    pub async fn revealed_for(
+        &self,
+        request_id: i64,
+        requester_id: i64,
+    ) -> Result<Vec<(i64, String)>> {
         let rows = sqlx::query(
             "SELECT d.user_id, d.phone FROM reveals r JOIN donors d ON d.user_id = r.donor_id \
              WHERE r.request_id = $1 AND r.requester_id = $2 AND r.kind = 'phone' \

@@ -204,13 +204,12 @@ impl TokenKeys {
         let Some((id, user_id)) = self.find(db, token, purpose).await? else {
             return Ok(None);
         };
-        let done = sqlx::query(
-            "UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
-        )
-        .bind(now_unix())
-        .bind(id)
-        .execute(db.pool())
-        .await?;
+        let done =
+            sqlx::query("UPDATE account_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(now_unix())
+                .bind(id)
+                .execute(db.pool())
+                .await?;
         Ok((done.rows_affected() == 1).then_some(user_id))
     }
 
@@ -284,7 +283,12 @@ impl Db {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn mail_allowed(&self, address_key: &str, per_hour: u32, per_day: u32) -> Result<bool> {
+    pub async fn mail_allowed(
+        &self,
+        address_key: &str,
+        per_hour: u32,
+        per_day: u32,
+    ) -> Result<bool> {
         let now = now_unix();
         let done = sqlx::query(
             "INSERT INTO mail_sends (address_key, sent_at) SELECT $1, $2 \

@@ -562,7 +562,11 @@ async fn run(c: &Client, served: &Served, base: &str) -> Result<(), String> {
         .contains("Eligible donors who can give"));
 
     // Reveal one matching donor's number: shown on the request, logged for the donor.
-    assert!(!c.source().await.map_err(|e| e.to_string())?.contains("tel:+447700900"));
+    assert!(!c
+        .source()
+        .await
+        .map_err(|e| e.to_string())?
+        .contains("tel:+447700900"));
     let request_url = c.current_url().await.map_err(|e| e.to_string())?;
     c.find(Locator::Css("form.reveal button[type=submit]"))
         .await
@@ -570,14 +574,12 @@ async fn run(c: &Client, served: &Served, base: &str) -> Result<(), String> {
         .click()
         .await
         .map_err(|e| e.to_string())?;
-    assert!(text_of(c, ".flash").await.contains("The number is shown below"));
+    assert!(text_of(c, ".flash")
+        .await
+        .contains("The number is shown below"));
     let phone = text_of(c, "a.phone").await;
     assert!(phone.starts_with("+447700900"), "{phone}");
-    let log = served
-        .portal
-        .db
-        .pool()
-        .clone();
+    let log = served.portal.db.pool().clone();
     let donor_id: i64 = sqlx::Row::get(
         &sqlx::query("SELECT donor_id FROM reveals")
             .fetch_one(&log)

@@ -253,10 +253,12 @@ fn phones_never_in_lists_and_only_revealed_ones_for_the_owner() {
         quota: 10,
         revealed: &revealed,
     };
-    let other = render::request_detail_with(&ctx(true, None), &r, &results, Some(2), contact).unwrap();
+    let other =
+        render::request_detail_with(&ctx(true, None), &r, &results, Some(2), contact).unwrap();
     assert!(!other.contains("2079460958"), "not the owner");
     assert!(!other.contains("/reveal"));
-    let owner = render::request_detail_with(&ctx(true, None), &r, &results, Some(1), contact).unwrap();
+    let owner =
+        render::request_detail_with(&ctx(true, None), &r, &results, Some(1), contact).unwrap();
     assert!(owner.contains("tel:+442079460958"));
     let unrevealed = render::request_detail(&ctx(true, None), &r, &results, Some(1)).unwrap();
     assert!(!unrevealed.contains("2079460958"));

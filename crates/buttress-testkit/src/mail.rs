@@ -35,10 +35,7 @@ impl SmtpServer {
     /// the server does not come up.
     pub fn start() -> SmtpServer {
         let port = crate::free_port().expect("a free loopback port");
-        let dir = std::env::temp_dir().join(format!(
-            "buttress-smtp-{}-{port}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("buttress-smtp-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("maildir parent");
         let maildir = dir.join("maildir");
@@ -150,11 +147,7 @@ pub fn parse(raw: &str) -> Message {
     Message {
         to: header("To"),
         subject: header("Subject"),
-        body: if qp {
-            decode_qp(body)
-        } else {
-            body.to_owned()
-        },
+        body: if qp { decode_qp(body) } else { body.to_owned() },
     }
 }
 
@@ -189,6 +182,9 @@ mod tests {
         let raw = "To: ada@example.org\r\nSubject: Hi\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nOpen http://localhost/verify?token=3D12.ab=\r\ncd now=\r\n";
         let m = parse(raw);
         assert_eq!(m.to, "ada@example.org");
-        assert_eq!(m.links("http://localhost/verify?"), ["http://localhost/verify?token=12.abcd"]);
+        assert_eq!(
+            m.links("http://localhost/verify?"),
+            ["http://localhost/verify?token=12.abcd"]
+        );
     }
 }

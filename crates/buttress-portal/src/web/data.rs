@@ -40,7 +40,8 @@ pub(crate) struct PasswordForm {
     password: String,
 }
 
-const EXPORT_INTRO: &str = "Type your password again to download everything the registry holds about you, as JSON.";
+const EXPORT_INTRO: &str =
+    "Type your password again to download everything the registry holds about you, as JSON.";
 const DELETE_INTRO: &str = "This erases your account, your donor profile, your requests, the record of who saw your number and every session. It cannot be undone.";
 
 fn export_page(parts: &PageParts, errors: &[FieldError]) -> crate::error::Result<String> {

@@ -84,4 +84,3 @@ async fn probe(state: &AppState) -> bool {
     };
     db_ok && store_ok
 }
-

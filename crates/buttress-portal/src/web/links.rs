@@ -179,7 +179,12 @@ pub(crate) async fn verify(
     Form(form): Form<TokenForm>,
 ) -> AppResult {
     let db = &state.portal.db;
-    match state.privacy.keys.consume(db, &form.token, Purpose::Verify).await? {
+    match state
+        .privacy
+        .keys
+        .consume(db, &form.token, Purpose::Verify)
+        .await?
+    {
         Some(user_id) => {
             state.portal.accounts.mark_verified(user_id).await?;
             let signed_in_here = viewer.user.as_ref().is_some_and(|u| u.id == user_id);
@@ -229,7 +234,12 @@ pub(crate) async fn resend(
     session: Session,
     Form(form): Form<EmailForm>,
 ) -> AppResult {
-    follow_up(&state, Follow::Resend, form.email, base_url(&state, &origin));
+    follow_up(
+        &state,
+        Follow::Resend,
+        form.email,
+        base_url(&state, &origin),
+    );
     set_flash(&session, FlashKind::Success, RESEND_SENT).await?;
     Ok(see_other(paths::LOG_IN))
 }
@@ -264,7 +274,13 @@ pub(crate) async fn reset_form(
     Query(q): Query<TokenForm>,
 ) -> AppResult {
     let db = &state.portal.db;
-    if state.privacy.keys.check(db, &q.token, Purpose::Reset).await?.is_none() {
+    if state
+        .privacy
+        .keys
+        .check(db, &q.token, Purpose::Reset)
+        .await?
+        .is_none()
+    {
         return link_failed(nonce, &viewer, paths::RESET, "Ask for a new link").await;
     }
     let parts = PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), true).await?;

@@ -218,8 +218,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::VERIFY, get(links::verify_page).post(links::verify))
         .route(paths::RESEND, get(links::resend_form).post(links::resend))
-        .route(paths::RESET, get(links::reset_request_form).post(links::reset_request))
-        .route(paths::RESET_CONFIRM, get(links::reset_form).post(links::reset))
+        .route(
+            paths::RESET,
+            get(links::reset_request_form).post(links::reset_request),
+        )
+        .route(
+            paths::RESET_CONFIRM,
+            get(links::reset_form).post(links::reset),
+        )
         .route(paths::REVEAL, post(contact::reveal))
         .route(paths::RELAY, post(contact::relay))
         .route(paths::EXPORT, get(data::export).post(data::reauth))

@@ -74,8 +74,13 @@ pub(crate) async fn detail(
         None => Vec::new(),
     };
     // The owner's page has forms (reveal, relay): it needs the token.
-    let parts =
-        PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), owner.is_some()).await?;
+    let parts = PageParts::new(
+        nonce,
+        &viewer.session,
+        viewer.user.as_ref(),
+        owner.is_some(),
+    )
+    .await?;
     let contact = render::RequestContact {
         quota: state.privacy.reveal_quota,
         revealed: &revealed,

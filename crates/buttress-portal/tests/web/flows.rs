@@ -206,7 +206,10 @@ pub async fn deleted_account_is_signed_out_on_every_page(app: TestApp) {
         let r = me.get(path).await;
         assert!(r.body.contains(header), "{path}: signed in\n{}", r.body);
     }
-    assert!(!me.get("/donors?city=London").await.body.contains("tel:"), "lists never show numbers");
+    assert!(
+        !me.get("/donors?city=London").await.body.contains("tel:"),
+        "lists never show numbers"
+    );
     assert!(me.get("/requests").await.body.contains("St Mary"));
     let api = me.get("/api/donors?city=London").await.json();
     assert!(api["items"][0]["display_name"].is_string(), "{api}");

@@ -116,11 +116,6 @@ impl TestApp {
         buttress_testkit::mail::read_dir(&self.dir.join("outbox"))
     }
 
-    /// The data directory.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     pub async fn count(&self, table: Table) -> u64 {
         self.portal.db.count_rows(table).await.expect("count")
     }
@@ -317,7 +312,9 @@ impl Agent {
 
     /// GETs a mailed link's path and query.
     pub async fn follow_link(&mut self, link: &str) -> Reply {
-        let path = link.strip_prefix("http://localhost").expect("a link to the portal");
+        let path = link
+            .strip_prefix("http://localhost")
+            .expect("a link to the portal");
         self.get(path).await
     }
 

@@ -181,7 +181,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "smtps://user:pass@host:465 or smtp://host:587?tls=required: mail server",
         "none (development: .eml files in data_dir/outbox)",
     ),
-    ("mail_from", "From address of mail sent", "registry@localhost"),
+    (
+        "mail_from",
+        "From address of mail sent",
+        "registry@localhost",
+    ),
     (
         "public_url",
         "https://host the site is reached at, for links in mail",
@@ -713,10 +717,12 @@ impl Loader {
             s.public_url = Some(v.to_owned());
         }
         if let Some(f) = get("reveal_quota") {
-            s.reveal_quota = f.parse_num::<u32>("a whole number of reveals per day (0 turns reveals off)")?;
+            s.reveal_quota =
+                f.parse_num::<u32>("a whole number of reveals per day (0 turns reveals off)")?;
         }
         if let Some(f) = get("open_request_cap") {
-            s.open_request_cap = f.parse_num::<u32>("a whole number of open requests (at least 1)")?;
+            s.open_request_cap =
+                f.parse_num::<u32>("a whole number of open requests (at least 1)")?;
             if s.open_request_cap == 0 {
                 return Err(f.fail("zero open requests", "use 1 or more"));
             }
@@ -1128,7 +1134,10 @@ mod tests {
             ("DATABASE_URL", "mysql://app:hunter2pw@db.internal/x"),
             ("REDIS_URL", "http://:hunter2pw@cache.internal:6379"),
             ("BUTTRESS_RATELIMIT_STORAGE", "rediss//:hunter2pw@cache"),
-            ("BUTTRESS_SMTP_URL", "smtpx://mailer:hunter2pw@mail.internal:465"),
+            (
+                "BUTTRESS_SMTP_URL",
+                "smtpx://mailer:hunter2pw@mail.internal:465",
+            ),
             (
                 "BUTTRESS_RATELIMIT_STORAGE",
                 "memcached://u:hunter2pw@cache/0",
@@ -1154,10 +1163,16 @@ mod tests {
 
     #[test]
     fn smtp_url_password_never_printed() {
-        let s = load(&[("BUTTRESS_SMTP_URL", "smtps://mailer:hunter2pw@mail.example.org:465")])
-            .expect("loads");
+        let s = load(&[(
+            "BUTTRESS_SMTP_URL",
+            "smtps://mailer:hunter2pw@mail.example.org:465",
+        )])
+        .expect("loads");
         let url = s.smtp_url.as_ref().expect("set");
-        assert_eq!(url.expose(), "smtps://mailer:hunter2pw@mail.example.org:465");
+        assert_eq!(
+            url.expose(),
+            "smtps://mailer:hunter2pw@mail.example.org:465"
+        );
         for shown in [format!("{s:?}"), format!("{url:?}"), url.to_string()] {
             assert!(!shown.contains("hunter2pw"), "{shown}");
         }
