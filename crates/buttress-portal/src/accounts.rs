@@ -686,3 +686,53 @@ async fn verify_blocking(
     .await
     .map_err(Error::internal)?
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::validate::SignUpInput;
+
+    /// The upgrade after a sign-in writes only over the hash it verified: a password changed
+    /// in between (here: by hand) is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rehash_write_is_conditional_on_the_old_hash() {
+        let db = Db::in_memory().await.unwrap();
+        let accounts = Accounts::new(db.clone(), PasswordParams::insecure_fast_for_tests())
+            .await
+            .unwrap();
+        let input = SignUpInput {
+            email: "ada@example.org".into(),
+            password: "correct horse battery".into(),
+        };
+        let SignUpOutcome::Created(user) = accounts.sign_up(&input).await.unwrap() else {
+            panic!("created")
+        };
+        let stored = || async {
+            sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get::<String, _>(0)
+                .unwrap()
+        };
+        let verified = stored().await;
+        // A password change lands between the verification and the upgrade.
+        accounts
+            .set_hash(user.id, "changed-meanwhile")
+            .await
+            .unwrap();
+        assert!(!accounts
+            .replace_hash(user.id, &verified, "upgrade-of-the-old")
+            .await
+            .unwrap());
+        assert_eq!(stored().await, "changed-meanwhile");
+        // Without a change in between, the upgrade lands.
+        assert!(accounts
+            .replace_hash(user.id, "changed-meanwhile", "upgraded")
+            .await
+            .unwrap());
+        assert_eq!(stored().await, "upgraded");
+    }
+}
