@@ -177,6 +177,36 @@ pub async fn verify_and_reset_by_mail(app: TestApp) {
         .assert_redirect("/");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.outbox().len(), before + 1, "only bob's new link");
+
+    // Retention: an account never confirmed is erased after the period; confirmed ones stay.
+    let mut late = app.agent();
+    late.unverified_account("late@example.org").await;
+    sqlx::query("UPDATE users SET created_at = created_at - 8 * 86400")
+        .execute(app.portal.db.pool())
+        .await
+        .expect("age the accounts");
+    let purged = app
+        .portal
+        .accounts
+        .purge_unverified(std::time::Duration::from_secs(7 * 86_400))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    assert!(app
+        .portal
+        .accounts
+        .user_by_email("late@example.org")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app
+        .portal
+        .accounts
+        .user_by_email("ada@example.org")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!late.signed_in().await);
 }
 
 pub async fn sign_up_flood_is_throttled(app: TestApp) {
