@@ -3,7 +3,9 @@
 //! This crate holds everything the portal does that needs no HTTP session: storage on SQLite
 //! or PostgreSQL ([`db`]), the domain ([`domain`]), input rules ([`validate`]), accounts with
 //! argon2id and no user enumeration ([`accounts`]), donor search ([`donors`]), blood requests
-//! ([`requests`]), server-rendered pages ([`render`]) and demo data ([`seed`]); [`web`] is the
+//! ([`requests`]), contact data only for a reason ([`reveals`]), mailed links ([`tokens`],
+//! [`mail`]), export and erasure ([`erasure`]), the portal's deploy checks ([`check`]),
+//! server-rendered pages ([`render`]) and demo data ([`seed`]); [`web`] is the
 //! thin HTTP layer over these (routes, sessions, CSRF) and [`web::build`] wraps it in the whole
 //! Buttress stack, as `buttress serve` runs it.
 //!
