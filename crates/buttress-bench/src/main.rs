@@ -37,11 +37,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::body::Body;
+use axum::http::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
-use buttress::server::{shutdown_signal, ServeOptions, Server};
+use buttress::server::{shutdown_signal, App, ServeOptions, Server};
 use buttress::settings::{Origin, Settings, SettingsError, KEYS};
 use buttress::Buttress;
 
@@ -221,7 +223,6 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
     use buttress::headers::{Csp, Hsts, SecureHeadersLayer};
     use buttress::proxy::{ProxyConfig, ProxyLayer};
     use buttress::request_id::RequestIdLayer;
-    use buttress::session::SessionLayer;
     use buttress::timeout::RequestTimeoutLayer;
     use tower_http::limit::RequestBodyLimitLayer;
     use tower_http::trace::TraceLayer;
@@ -232,7 +233,7 @@ fn layered(router: Router, stack: &Buttress, settings: &Settings, skip: &[String
         r = r.layer(CsrfLayer::new());
     }
     if on("session") {
-        r = r.layer(SessionLayer::from_settings(settings, stack.keyring(), None));
+        r = r.layer(stack.session_layer());
     }
     if on("body-limit") {
         r = r
@@ -278,7 +279,7 @@ fn load_settings(bind: SocketAddr) -> Result<Settings, SettingsError> {
     let mut loader = Settings::loader()
         .process_env()
         .set("bind", &bind.to_string(), Origin::Env);
-    let has_global_limit = KEYS.iter().any(|(key, _, _)| *key == "ratelimit_default");
+    let has_global_limit = KEYS.iter().any(|k| k.key == "ratelimit_default");
     let unset = std::env::var_os("BUTTRESS_RATELIMIT_DEFAULT").is_none_or(|v| v.is_empty());
     if has_global_limit && unset {
         loader = loader.set("ratelimit_default", BENCH_LIMITS, Origin::Env);
@@ -292,7 +293,9 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
+/// Serves `app`; with `axum::serve`, with each connection's peer address when the app reads it
+/// (the stack's proxy step does; bare axum does not, so it is not given the extension).
+async fn serve<S: App>(app: S, settings: &Settings, kind: ServerKind, peer: bool) -> ExitCode {
     match kind {
         ServerKind::Axum => {
             let listener = match tokio::net::TcpListener::bind(settings.bind).await {
@@ -309,10 +312,20 @@ async fn serve(app: Router, settings: &Settings, kind: ServerKind) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            match axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-            {
+            let served = if peer {
+                let app = axum::ServiceExt::<Request<Body>>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(app);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            } else {
+                let app = axum::ServiceExt::<Request<Body>>::into_make_service(app);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            };
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("buttress-bench: {e}");
@@ -351,9 +364,10 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let app = match args.mode {
-        Mode::Bare => router(),
-        Mode::BareHeaders => router_with_static_headers(),
+    let kind = args.server;
+    match args.mode {
+        Mode::Bare => serve(router(), &settings, kind, false).await,
+        Mode::BareHeaders => serve(router_with_static_headers(), &settings, kind, false).await,
         Mode::Stack | Mode::Layers => {
             let stack = match Buttress::from_settings(&settings) {
                 Ok(b) => b,
@@ -363,13 +377,19 @@ async fn run(args: Args) -> ExitCode {
                 }
             };
             if args.mode == Mode::Stack {
-                stack.apply(router())
+                match stack.apply(router()) {
+                    Ok(app) => serve(app, &settings, kind, true).await,
+                    Err(e) => {
+                        eprintln!("buttress-bench: {e}");
+                        ExitCode::from(e.exit_code())
+                    }
+                }
             } else {
-                layered(router(), &stack, &settings, &args.skip)
+                let app = layered(router(), &stack, &settings, &args.skip);
+                serve(app, &settings, kind, true).await
             }
         }
-    };
-    serve(app, &settings, args.server).await
+    }
 }
 
 fn main() -> ExitCode {

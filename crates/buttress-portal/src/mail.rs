@@ -11,7 +11,7 @@
 //! ([`QUEUE`] messages) and returns; one task sends them in order. A full queue or a failed
 //! delivery is logged (never with the recipient's address or the link) and dropped, and
 //! nothing of it reaches the visitor, so a mail failure cannot tell whether an address is
-//! registered. The SMTP URL's password is never printed ([`buttress::settings::SecretUrl`]).
+//! registered. The SMTP URL's password is never printed ([`buttress::secret::ConnectionUrl`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -113,7 +113,7 @@ impl Mailer {
     ///
     /// # Errors
     /// [`MailError`] for a URL lettre refuses or a bad `from`; nothing is contacted yet.
-    pub fn smtp(url: &buttress::settings::SecretUrl, from: &str) -> Result<Mailer, MailError> {
+    pub fn smtp(url: &buttress::secret::ConnectionUrl, from: &str) -> Result<Mailer, MailError> {
         let from = parse_from(from)?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
             .map_err(|e| MailError::SmtpUrl {
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn errors_never_show_the_password() {
-        let url = buttress::settings::SecretUrl::new("smtps://u:s3cretpw@[bad");
+        let url = buttress::secret::ConnectionUrl::new("smtps://u:s3cretpw@[bad");
         match Mailer::smtp(&url, "a@b.example") {
             Err(e) => assert!(!e.to_string().contains("s3cretpw"), "{e}"),
             Ok(_) => panic!("a bad URL builds"),

@@ -36,8 +36,17 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::context::RequestOrigin;
 use crate::errors::Problem;
-use crate::proxy::{split_host, RequestOrigin};
+use crate::host::split_host;
+
+/// The path served over plain HTTP too by default: load balancers' health checks often speak
+/// plain HTTP.
+///
+/// ```
+/// assert_eq!(buttress::https::DEFAULT_EXEMPT_PATH, "/healthz");
+/// ```
+pub const DEFAULT_EXEMPT_PATH: &str = "/healthz";
 
 /// Layer that redirects plain-HTTP requests to HTTPS.
 #[derive(Debug, Clone)]
@@ -47,7 +56,7 @@ pub struct HttpsRedirectLayer {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Config {
+pub(crate) struct Config {
     canonical_host: Option<String>,
     port: Option<u16>,
     exempt: Vec<String>,
@@ -64,7 +73,7 @@ impl HttpsRedirectLayer {
     pub fn new() -> Self {
         HttpsRedirectLayer {
             config: Arc::new(Config {
-                exempt: vec!["/healthz".to_owned()],
+                exempt: vec![DEFAULT_EXEMPT_PATH.to_owned()],
                 ..Config::default()
             }),
         }
@@ -91,6 +100,11 @@ impl HttpsRedirectLayer {
             c.exempt.push(path);
         }
         self
+    }
+
+    /// The configuration, for the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// Replaces the list of exempt paths.
@@ -131,19 +145,27 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let plain = req
-            .extensions()
-            .get::<RequestOrigin>()
-            // Without ProxyLayer the scheme is unknown: fail closed and redirect.
-            .is_none_or(|o| !o.is_https());
-        if !plain || self.config.exempt.iter().any(|p| p == req.uri().path()) {
-            return Either::Left(self.inner.call(req));
+        let origin = crate::context::origin_of(req.extensions());
+        match redirect_if_plain(&self.config, &req, origin) {
+            None => Either::Left(self.inner.call(req)),
+            Some(res) => Either::Right(futures_util::future::ready(Ok(res))),
         }
-        Either::Right(futures_util::future::ready(Ok(redirect(
-            &self.config,
-            &req,
-        ))))
     }
+}
+
+/// The HTTPS step: the redirect (or 400) for a request that came over plain HTTP to a path
+/// that is not exempt; `None` lets it through. `origin` is what the proxy step resolved;
+/// without it the scheme is unknown and the request is redirected (fail closed).
+pub(crate) fn redirect_if_plain<B: Default, ReqBody>(
+    config: &Config,
+    req: &Request<ReqBody>,
+    origin: Option<&RequestOrigin>,
+) -> Option<Response<B>> {
+    let plain = origin.is_none_or(|o| !o.is_https());
+    if !plain || config.exempt.iter().any(|p| p == req.uri().path()) {
+        return None;
+    }
+    Some(redirect(config, req, origin))
 }
 
 /// Why a plain request is answered with 400 instead of a redirect.
@@ -172,11 +194,15 @@ impl NoRedirect {
 /// without a `ProxyLayer`, the request's `Host` or authority. Never empty.
 ///
 /// [`ProxyLayer`]: crate::proxy::ProxyLayer
-fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<(String, Option<u16>)> {
+fn target_host<ReqBody>(
+    config: &Config,
+    req: &Request<ReqBody>,
+    origin: Option<&RequestOrigin>,
+) -> Option<(String, Option<u16>)> {
     if let Some(canonical) = &config.canonical_host {
         return split_host(canonical).map(|(name, port)| (name.to_owned(), port));
     }
-    let from_request = match req.extensions().get::<RequestOrigin>() {
+    let from_request = match origin {
         Some(origin) => Some(origin.host.clone()),
         None => req
             .headers()
@@ -188,11 +214,15 @@ fn target_host<ReqBody>(config: &Config, req: &Request<ReqBody>) -> Option<(Stri
     split_host(&from_request).map(|(name, _)| (name.to_owned(), None))
 }
 
-fn redirect<B, ReqBody>(config: &Config, req: &Request<ReqBody>) -> Response<B>
+fn redirect<B, ReqBody>(
+    config: &Config,
+    req: &Request<ReqBody>,
+    origin: Option<&RequestOrigin>,
+) -> Response<B>
 where
     B: Default,
 {
-    let Some((host, canonical_port)) = target_host(config, req) else {
+    let Some((host, canonical_port)) = target_host(config, req, origin) else {
         return NoRedirect::NoHost.into_response(req);
     };
     let server_port = req
@@ -235,6 +265,11 @@ mod tests {
     use super::*;
     use crate::proxy::Scheme;
 
+    /// The redirect for `req`, with the origin a test put into its extensions.
+    fn go(config: &Config, req: &Request<()>) -> Response<()> {
+        redirect(config, req, req.extensions().get::<RequestOrigin>())
+    }
+
     fn req(method: Method, uri: &str, scheme: Scheme) -> Request<()> {
         let mut r = Request::builder()
             .method(method)
@@ -251,24 +286,24 @@ mod tests {
     #[test]
     fn redirect_targets() {
         let base = Config::default();
-        let r: Response<()> = redirect(&base, &req(Method::GET, "/a?b=1", Scheme::Http));
+        let r: Response<()> = go(&base, &req(Method::GET, "/a?b=1", Scheme::Http));
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/a?b=1");
         assert_eq!(r.headers()[header::CACHE_CONTROL], "private");
-        let r: Response<()> = redirect(&base, &req(Method::POST, "/form", Scheme::Http));
+        let r: Response<()> = go(&base, &req(Method::POST, "/form", Scheme::Http));
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         let custom = Config {
             canonical_host: Some("www.example.org".into()),
             port: Some(8443),
             exempt: vec![],
         };
-        let r: Response<()> = redirect(&custom, &req(Method::GET, "/", Scheme::Http));
+        let r: Response<()> = go(&custom, &req(Method::GET, "/", Scheme::Http));
         assert_eq!(
             r.headers()[header::LOCATION],
             "https://www.example.org:8443/"
         );
         assert!(r.headers().get(header::CACHE_CONTROL).is_none());
-        let r: Response<()> = redirect(&base, &req(Method::OPTIONS, "*", Scheme::Http));
+        let r: Response<()> = go(&base, &req(Method::OPTIONS, "*", Scheme::Http));
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/");
     }
 
@@ -292,7 +327,7 @@ mod tests {
             (with_port(Some(9443)), "https://www.example.org:9443/x"),
             (with_port(Some(443)), "https://www.example.org/x"),
         ] {
-            let r: Response<()> = redirect(&config, &served);
+            let r: Response<()> = go(&config, &served);
             assert_eq!(r.headers()[header::LOCATION], want);
         }
     }
@@ -310,7 +345,7 @@ mod tests {
         let base = Config::default();
         // Used without ProxyLayer, no Host: 400 with a reason, no Location.
         for (uri, host) in [("/evil.test/x", None), ("/evil.test/x", Some(":80"))] {
-            let r: Response<()> = redirect(&base, &bare(uri, host));
+            let r: Response<()> = go(&base, &bare(uri, host));
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{uri} {host:?}");
             assert!(r.headers().get(header::LOCATION).is_none());
             let problem = r.extensions().get::<Problem>().expect("a reason");
@@ -322,7 +357,7 @@ mod tests {
             );
         }
         // Without ProxyLayer, a valid Host is used.
-        let r: Response<()> = redirect(&base, &bare("/x", Some("Example.org:8080")));
+        let r: Response<()> = go(&base, &bare("/x", Some("Example.org:8080")));
         assert_eq!(r.headers()[header::LOCATION], "https://example.org/x");
         // A resolved origin with an empty name (built by hand: ProxyLayer refuses it).
         let mut r = bare("/evil.test/x", None);
@@ -330,14 +365,14 @@ mod tests {
             scheme: Scheme::Http,
             host: ":80".into(),
         });
-        let res: Response<()> = redirect(&base, &r);
+        let res: Response<()> = go(&base, &r);
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         // An empty canonical host is no better.
         let empty = Config {
             canonical_host: Some(String::new()),
             ..Config::default()
         };
-        let res: Response<()> = redirect(&empty, &req(Method::GET, "/evil.test/x", Scheme::Http));
+        let res: Response<()> = go(&empty, &req(Method::GET, "/evil.test/x", Scheme::Http));
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert!(res.headers().get(header::LOCATION).is_none());
     }

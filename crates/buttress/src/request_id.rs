@@ -72,6 +72,28 @@ fn random_id() -> Option<HeaderValue> {
     HeaderValue::from_str(text).ok()
 }
 
+/// The request id step: a fresh id in the request's `x-request-id` (replacing every value a
+/// client sent under the name), returned for the response.
+pub(crate) fn assign(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
+    let id = random_id();
+    match &id {
+        Some(id) => {
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+        }
+        None => {
+            headers.remove(&X_REQUEST_ID);
+        }
+    }
+    id
+}
+
+/// Puts the request's id on the response, unless the handler set one.
+pub(crate) fn stamp(headers: &mut http::HeaderMap, id: HeaderValue) {
+    if let http::header::Entry::Vacant(slot) = headers.entry(&X_REQUEST_ID) {
+        slot.insert(id);
+    }
+}
+
 /// Gives each request a fresh random `x-request-id` (a client's own is dropped) and copies it
 /// onto the response unless the handler set one (see the module docs).
 ///
@@ -114,16 +136,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let id = random_id();
-        let headers = req.headers_mut();
-        match &id {
-            // `insert` replaces every value a client sent under the name.
-            Some(id) => {
-                headers.insert(X_REQUEST_ID.clone(), id.clone());
-            }
-            None => {
-                headers.remove(&X_REQUEST_ID);
-            }
+        let id = assign(req.headers_mut());
+        if let Some(id) = &id {
+            crate::context::RequestContext::of_mut(req.extensions_mut()).request_id =
+                Some(id.clone());
         }
         RequestIdFuture {
             inner: self.inner.call(req),
@@ -154,9 +170,7 @@ where
         };
         Poll::Ready(result.map(|mut res| {
             if let Some(id) = this.id.take() {
-                if let http::header::Entry::Vacant(slot) = res.headers_mut().entry(&X_REQUEST_ID) {
-                    slot.insert(id);
-                }
+                stamp(res.headers_mut(), id);
             }
             res
         }))

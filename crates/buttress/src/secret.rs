@@ -575,3 +575,62 @@ mod tests {
         assert!(matches!(missing, KeyError::File { .. }));
     }
 }
+
+/// A URL that may carry credentials (a database, Redis or SMTP URL). Its `Debug` and `Display`
+/// hide the user and password, so settings printed for a diagnosis (`{:?}`) and error messages
+/// never show them; [`ConnectionUrl::expose`] gives the whole URL to the client that connects.
+///
+/// ```
+/// use buttress::secret::ConnectionUrl;
+/// let url = ConnectionUrl::new("postgres://app:hunter2@db/portal");
+/// assert_eq!(format!("{url:?}"), "\"postgres://***@db/portal\"");
+/// assert_eq!(url.to_string(), "postgres://***@db/portal");
+/// assert_eq!(url.expose(), "postgres://app:hunter2@db/portal");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    /// Wraps `url` (not checked here: whoever parses it checks its scheme).
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectionUrl(url.into())
+    }
+
+    /// The whole URL, password included: only for the client that connects.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_userinfo(&self.0))
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_userinfo(&self.0))
+    }
+}
+
+/// `value` with the user and password of a URL (`postgres://app:pw@db/x`,
+/// `redis://:pw@cache`) replaced by `***`, so that an error about a database or Redis URL never
+/// shows its password. Anything without `scheme://…@` comes back unchanged.
+pub(crate) fn redact_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        // Not a URL (a typo such as `redis//:pw@host`): whatever precedes an `@` may be a
+        // password all the same.
+        return match value.rfind('@') {
+            Some(at) => format!("***{}", &value[at..]).into(),
+            None => value.into(),
+        };
+    };
+    let authority_end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    match value[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &value[..start], &value[start + at..]).into(),
+        None => value.into(),
+    }
+}

@@ -1,4 +1,5 @@
-//! A hardened HTTP server for a [`Router`]: TLS with rustls, header-read and idle timeouts,
+//! A hardened HTTP server for a [`Stack`](crate::stack::Stack) (or any axum service, such as a
+//! `Router`): TLS with rustls, header-read and idle timeouts,
 //! header size limit, a cap on open connections, peer address for the proxy layer, and graceful
 //! shutdown.
 //!
@@ -29,9 +30,11 @@
 //! ```no_run
 //! use axum::{routing::get, Router};
 //! use buttress::server::{ServeOptions, Server};
+//! use buttress::Buttress;
 //!
-//! # async fn run() -> Result<(), buttress::server::ServerError> {
-//! let app = Router::new().route("/", get(|| async { "hi" }));
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Buttress::from_settings(&Default::default())?
+//!     .apply(Router::new().route("/", get(|| async { "hi" })))?;
 //! let server = Server::bind(app, ServeOptions::default()).await?;
 //! println!("listening on {}", server.local_addr());
 //! server.shutdown().await;
@@ -49,7 +52,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::Router;
 use futures_util::FutureExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -148,9 +150,9 @@ impl ServeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
         };
-        match &s.tls {
+        match s.tls() {
             Tls::Off => {}
-            Tls::Files { cert, key } => opts.tls = Some(tls_from_files(cert, key)?),
+            Tls::Files { cert, key } => opts.tls = Some(tls_from_files(&cert, &key)?),
             Tls::DevSelfSigned => {
                 let (config, path) = dev_tls(&s.data_dir)?;
                 opts.tls = Some(config);
@@ -232,8 +234,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners (port 0 picks a free port) and starts serving `app`.
-    pub async fn bind(app: Router, opts: ServeOptions) -> Result<Server, ServerError> {
+    /// Binds the listeners (port 0 picks a free port) and starts serving `app`: the
+    /// [`Stack`](crate::stack::Stack) that [`Buttress::apply`](crate::Buttress::apply) made, or
+    /// any other service of axum requests (a bare `Router` has none of the protections).
+    pub async fn bind<S>(app: S, opts: ServeOptions) -> Result<Server, ServerError>
+    where
+        S: App,
+    {
         let listener = TcpListener::bind(opts.bind)
             .await
             .map_err(|source| ServerError::Bind {
@@ -324,9 +331,35 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn accept_loop(
+/// A service the server can run: axum requests in, axum responses out, never failing.
+/// [`Stack`](crate::stack::Stack) and `Router` are such services.
+pub trait App:
+    tower_service::Service<
+        http::Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower_service::Service<
+            http::Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+async fn accept_loop<S: App>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     opts: Arc<ServeOptions>,
     tls: Option<Arc<rustls::ServerConfig>>,
     https_port: Option<u16>,
@@ -512,11 +545,11 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
     }
 }
 
-async fn serve_io<I>(
+async fn serve_io<I, S: App>(
     io: I,
     peer: SocketAddr,
     transport: Transport,
-    app: Router,
+    app: S,
     opts: &ServeOptions,
     mut closing: watch::Receiver<()>,
 ) where

@@ -85,7 +85,8 @@ pub async fn hardened_with(name: &str, app: Router) -> Hardened {
         .expect("settings");
     let app = Buttress::from_settings(&settings)
         .expect("stack")
-        .apply(app);
+        .apply(app)
+        .expect("stack");
     let opts = ServeOptions::from_settings(&settings).expect("serve options");
     let server = Server::bind(app, opts).await.expect("binds");
     let url = format!("https://localhost:{}/", server.local_addr().port());

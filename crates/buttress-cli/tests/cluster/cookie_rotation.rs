@@ -44,7 +44,8 @@ async fn start(bind: &str, key: &str, fallbacks: Option<&str>) -> Server {
             );
     let app = Buttress::from_settings(&settings)
         .expect("stack")
-        .apply(app);
+        .apply(app)
+        .expect("stack");
     let opts = ServeOptions::from_settings(&settings).expect("options");
     Server::bind(app, opts).await.expect("binds")
 }

@@ -44,8 +44,10 @@ use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
 use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
 use buttress::ratelimit::LoginThrottle;
+use buttress::session::SessionStoreKind;
 use buttress::session::{Session, SessionError, SessionStore};
-use buttress::settings::{SessionStoreKind, Settings};
+use buttress::settings::Settings;
+use buttress::stack::Stack;
 use buttress::Buttress;
 
 use crate::accounts::{PasswordParams, User};
@@ -306,7 +308,7 @@ impl BuildError {
 pub async fn build(
     settings: &Settings,
     options: BuildOptions,
-) -> Result<(Router, Portal), BuildError> {
+) -> Result<(Stack, Portal), BuildError> {
     let stack = Buttress::from_settings(settings)?;
     let unsafe_findings: Vec<_> = crate::check::run(settings)
         .into_iter()
@@ -323,7 +325,7 @@ pub async fn build(
     };
     stack.warm_up().await;
     let portal = Portal::open(
-        settings.database_url.as_deref(),
+        settings.database_url.as_ref().map(|u| u.expose()),
         &settings.data_dir,
         options.password_params.unwrap_or_default(),
     )
@@ -360,7 +362,7 @@ pub async fn build(
         .limit_route(paths::RESEND, SIGN_UP_LIMIT)?
         .limit_route(paths::RESET, SIGN_UP_LIMIT)?
         .limit_route("/readyz", READY_LIMIT)?
-        .apply(router(state));
+        .apply(router(state))?;
     Ok((app, portal))
 }
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
-use axum::Router;
 use buttress::settings::Settings;
+use buttress::stack::Stack;
 use buttress_portal::db::Table;
 use buttress_portal::web::{build, BuildOptions};
 use buttress_portal::{PasswordParams, Portal};
@@ -26,7 +26,7 @@ pub const ORIGIN: &str = "http://localhost";
 
 /// A built portal over a fresh database in its own data directory.
 pub struct TestApp {
-    pub router: Router,
+    pub router: Stack,
     pub portal: Portal,
     dir: PathBuf,
 }
@@ -163,7 +163,7 @@ impl Reply {
 /// One browser: its cookie jar (the session cookie), the last page's CSRF token, its address.
 #[derive(Clone)]
 pub struct Agent {
-    router: Router,
+    router: Stack,
     pub cookie: Option<String>,
     pub token: Option<String>,
     pub peer: SocketAddr,
@@ -173,7 +173,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(router: Router, peer: &str, user_agent: &str) -> Agent {
+    pub fn new(router: Stack, peer: &str, user_agent: &str) -> Agent {
         Agent {
             router,
             cookie: None,

@@ -61,8 +61,10 @@ use tower_service::Service;
 
 pub use token::{mask_token, verify_token, CsrfToken};
 
+use crate::context::RequestOrigin;
 use crate::errors::Problem;
-use crate::proxy::{ClientIp, RequestOrigin};
+pub use crate::host::TrustedOrigin;
+use crate::host::WebOrigin;
 use crate::session::Session;
 
 /// The form field carrying the token.
@@ -128,8 +130,8 @@ impl CsrfRejection {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Config {
-    trusted_origins: Vec<String>,
+pub(crate) struct Config {
+    trusted_origins: Vec<TrustedOrigin>,
     allow_same_site: bool,
     exempt: Vec<String>,
     max_form_bytes: usize,
@@ -160,11 +162,16 @@ impl CsrfLayer {
         }
     }
 
-    /// Also accepts unsafe requests whose `Origin` is `origin` (`https://admin.example.org`).
-    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.config)
-            .trusted_origins
-            .push(normalize_origin(&origin.into()));
+    /// Also accepts unsafe requests whose `Origin` is `origin` (`https://admin.example.org`,
+    /// or `https://*.example.org` for any subdomain); the token is still required.
+    ///
+    /// ```
+    /// use buttress::csrf::CsrfLayer;
+    /// let layer = CsrfLayer::new().trust_origin("https://admin.example.org".parse()?);
+    /// # Ok::<(), buttress::proxy::HostError>(())
+    /// ```
+    pub fn trust_origin(mut self, origin: TrustedOrigin) -> Self {
+        Arc::make_mut(&mut self.config).trusted_origins.push(origin);
         self
     }
 
@@ -180,6 +187,11 @@ impl CsrfLayer {
         tracing::info!(path = %path, "CSRF exemption");
         Arc::make_mut(&mut self.config).exempt.push(path);
         self
+    }
+
+    /// The configuration, for the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// The exempt paths.
@@ -228,7 +240,7 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         use futures_util::future::Either;
-        if is_safe(req.method()) || self.config.exempt.iter().any(|p| p == req.uri().path()) {
+        if !needs_check(&self.config, &req) {
             // Safe methods and exempt paths: the inner future itself, no allocation.
             return Either::Left(self.inner.call(req));
         }
@@ -237,49 +249,77 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         Either::Right(Box::pin(async move {
-            let (req, verdict) = check(&config, req).await;
+            let origin = crate::context::origin_of(req.extensions()).cloned();
+            let verdict = origin_verdict(&config, req.headers(), origin.as_ref());
+            let session = req.extensions().get::<Session>().cloned();
+            let (req, verdict) = match (verdict, session) {
+                (Err(r), _) => (req, Err(Refusal::Csrf(r))),
+                (Ok(()), Some(session)) => check_token(&config, req, &session).await,
+                (Ok(()), None) => {
+                    tracing::error!("CsrfLayer needs SessionLayer outside it");
+                    let res = Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+                    (req, Err(Refusal::Other(res)))
+                }
+            };
             let mut res = match verdict {
                 Ok(()) => inner.call(req).await?,
-                Err(Refusal::Csrf(r)) => {
-                    tracing::warn!(
-                        target: "buttress::security",
-                        reason = r.reason(),
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        client = ?req.extensions().get::<ClientIp>().map(|c| c.0),
-                        "CSRF check refused a request"
-                    );
-                    r.into_problem().into_response()
-                }
-                Err(Refusal::Other(res)) => res,
+                Err(refusal) => refusal.into_response(&req),
             };
-            res.headers_mut().append(
-                header::VARY,
-                HeaderValue::from_static("Origin, Sec-Fetch-Site"),
-            );
+            vary(&mut res);
             Ok(res)
         }))
     }
 }
 
-enum Refusal {
+/// Whether `req` is checked: an unsafe method on a path that is not exempt.
+pub(crate) fn needs_check<B>(config: &Config, req: &Request<B>) -> bool {
+    !is_safe(req.method()) && !config.exempt.iter().any(|p| p == req.uri().path())
+}
+
+/// A checked response depends on the request's `Origin` and `Sec-Fetch-Site`.
+pub(crate) fn vary(res: &mut Response) {
+    res.headers_mut().append(
+        header::VARY,
+        HeaderValue::from_static("Origin, Sec-Fetch-Site"),
+    );
+}
+
+/// Why a checked request does not reach the handler.
+pub(crate) enum Refusal {
+    /// A CSRF failure: 403 with its reason.
     Csrf(CsrfRejection),
+    /// Something else answered first (a form too large, the session store down).
     Other(Response),
 }
 
-async fn check(config: &Config, req: Request<Body>) -> (Request<Body>, Result<(), Refusal>) {
-    if let Err(r) = origin_verdict(config, &req) {
-        return (req, Err(Refusal::Csrf(r)));
+impl Refusal {
+    /// The response for this refusal to `req`, logged as a security event without the token.
+    pub(crate) fn into_response<B>(self, req: &Request<B>) -> Response {
+        match self {
+            Refusal::Csrf(r) => {
+                tracing::warn!(
+                    target: "buttress::security",
+                    reason = r.reason(),
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    client = ?crate::context::client_of(req.extensions()),
+                    "CSRF check refused a request"
+                );
+                r.into_problem().into_response()
+            }
+            Refusal::Other(res) => res,
+        }
     }
-    let Some(session) = req.extensions().get::<Session>().cloned() else {
-        tracing::error!("CsrfLayer needs SessionLayer outside it");
-        return (
-            req,
-            Err(Refusal::Other(
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
-            )),
-        );
-    };
+}
+
+/// The token half of the check, after [`origin_verdict`] passed: the token from the header or
+/// the (bounded) URL-encoded form must belong to `session`. Gives the request back, rebuilt
+/// with its body when the form was read.
+pub(crate) async fn check_token(
+    config: &Config,
+    req: Request<Body>,
+    session: &Session,
+) -> (Request<Body>, Result<(), Refusal>) {
     let (req, token) = match header_token(req.headers()) {
         Some(t) => (req, Some(t)),
         None => match form_token(req, config.max_form_bytes).await {
@@ -297,8 +337,13 @@ async fn check(config: &Config, req: Request<Body>) -> (Request<Body>, Result<()
     }
 }
 
-fn origin_verdict<B>(config: &Config, req: &Request<B>) -> Result<(), CsrfRejection> {
-    let headers = req.headers();
+/// The origin half of the check: Fetch Metadata, else `Origin`, else `Referer` against the
+/// request's own origin (as the proxy step resolved it) and the trusted origins.
+pub(crate) fn origin_verdict(
+    config: &Config,
+    headers: &HeaderMap,
+    own: Option<&RequestOrigin>,
+) -> Result<(), CsrfRejection> {
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -309,24 +354,20 @@ fn origin_verdict<B>(config: &Config, req: &Request<B>) -> Result<(), CsrfReject
         Some("same-origin") => return Ok(()),
         _ => {}
     }
-    let own = req
-        .extensions()
-        .get::<RequestOrigin>()
-        .map(|o| normalize_origin(&o.origin()));
-    let allowed = |origin: &str| {
-        let origin = normalize_origin(origin);
-        own.as_deref() == Some(origin.as_str()) || config.trusted_origins.contains(&origin)
+    let own = own.and_then(|o| WebOrigin::of(o.is_https(), &o.host));
+    let allowed = |origin: &WebOrigin| {
+        own.as_ref() == Some(origin) || config.trusted_origins.iter().any(|t| t.matches(origin))
     };
     let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = header_text(header::ORIGIN) {
-        return if origin != "null" && allowed(origin) {
-            Ok(())
-        } else {
-            Err(CsrfRejection::OriginMismatch)
+        // `null` (a sandboxed frame, a redirect across origins) parses as no origin at all.
+        return match WebOrigin::parse(origin) {
+            Some(o) if allowed(&o) => Ok(()),
+            _ => Err(CsrfRejection::OriginMismatch),
         };
     }
     if let Some(referer) = header_text(header::REFERER) {
-        return match referer_origin(referer) {
+        return match WebOrigin::of_url(referer) {
             Some(o) if allowed(&o) => Ok(()),
             _ => Err(CsrfRejection::OriginMismatch),
         };
@@ -336,31 +377,6 @@ fn origin_verdict<B>(config: &Config, req: &Request<B>) -> Result<(), CsrfReject
         return Ok(());
     }
     Err(CsrfRejection::NoOrigin)
-}
-
-/// Lower-cases and drops the default port: `HTTPS://Example.org:443` -> `https://example.org`.
-fn normalize_origin(origin: &str) -> String {
-    let lower = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if let Some(rest) = lower.strip_suffix(":443") {
-        if rest.starts_with("https://") {
-            return rest.to_owned();
-        }
-    }
-    if let Some(rest) = lower.strip_suffix(":80") {
-        if rest.starts_with("http://") {
-            return rest.to_owned();
-        }
-    }
-    lower
-}
-
-fn referer_origin(referer: &str) -> Option<String> {
-    let uri: http::Uri = referer.parse().ok()?;
-    Some(format!(
-        "{}://{}",
-        uri.scheme_str()?,
-        uri.authority()?.as_str()
-    ))
 }
 
 fn header_token(headers: &HeaderMap) -> Option<String> {

@@ -258,7 +258,7 @@ async fn login_rotates_the_token() {
 async fn exemptions_trusted_origins_and_same_site_option() {
     let app = app(CsrfLayer::new()
         .exempt("/hook")
-        .trust_origin("https://admin.example.org")
+        .trust_origin("https://admin.example.org".parse().expect("origin"))
         .allow_same_site(true));
     let hook = send(
         &app,
@@ -304,23 +304,33 @@ async fn exemptions_trusted_origins_and_same_site_option() {
 }
 
 #[test]
-fn origins_normalize() {
-    assert_eq!(
-        normalize_origin("HTTPS://Example.org:443/"),
-        "https://example.org"
-    );
-    assert_eq!(
-        normalize_origin("http://example.org:80"),
-        "http://example.org"
-    );
-    assert_eq!(
-        normalize_origin("https://example.org:8443"),
-        "https://example.org:8443"
-    );
-    assert_eq!(
-        referer_origin("https://a.example:8443/x?y").as_deref(),
-        Some("https://a.example:8443")
-    );
+fn origins_compare_as_scheme_host_port() {
+    let own = RequestOrigin {
+        scheme: crate::proxy::Scheme::Https,
+        host: "example.org".into(),
+    };
+    let config = Config::default();
+    let verdict = |origin: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, origin.parse().expect("header"));
+        origin_verdict(&config, &headers, Some(&own))
+    };
+    for same in ["HTTPS://Example.org:443/", "https://example.org"] {
+        assert_eq!(verdict(same), Ok(()), "{same}");
+    }
+    for other in [
+        "http://example.org",
+        "https://example.org:8443",
+        "https://example.org.evil.test",
+        "null",
+        "https://example.org/path",
+    ] {
+        assert_eq!(
+            verdict(other),
+            Err(CsrfRejection::OriginMismatch),
+            "{other}"
+        );
+    }
     assert_eq!(
         form_urlencoded_field(b"a=1&csrf_token=abc&b=2", "csrf_token").as_deref(),
         Some("abc")

@@ -31,9 +31,6 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-use rand::RngCore as _;
-
 /// A CSP directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -398,53 +395,6 @@ fn parse_source(token: &str) -> Result<Source, CspError> {
     Ok(s)
 }
 
-/// A per-response nonce: 128 random bits, base64 (22 characters). Read it in handlers and
-/// put it on inline `<script>`/`<style>` elements.
-///
-/// ```
-/// use axum::response::Html;
-/// use buttress::headers::CspNonce;
-///
-/// async fn page(nonce: CspNonce) -> Html<String> {
-///     Html(format!("<script nonce=\"{nonce}\">console.log('hi')</script>"))
-/// }
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CspNonce {
-    text: [u8; 22],
-}
-
-impl CspNonce {
-    /// A fresh nonce from the thread's CSPRNG (ChaCha, seeded by the OS).
-    pub fn generate() -> Self {
-        let mut raw = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut raw);
-        let mut text = [0u8; 22];
-        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(raw, &mut text)
-            .unwrap_or(0);
-        debug_assert_eq!(written, 22);
-        CspNonce { text }
-    }
-
-    /// The nonce as text (URL-safe base64, no padding).
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text).unwrap_or("")
-    }
-}
-
-impl std::fmt::Display for CspNonce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for CspNonce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CspNonce({})", self.as_str())
-    }
-}
-
 /// A policy rendered once and split where the nonce goes, so that a response only joins the
 /// pieces around its nonce instead of [`Csp::render`] walking every directive and source each
 /// time. The headers layer keeps one for HTTP and one for HTTPS.
@@ -492,6 +442,7 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::CspNonce;
     use proptest::prelude::*;
 
     #[test]

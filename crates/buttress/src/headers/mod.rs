@@ -45,13 +45,21 @@ use http::{header, HeaderName, HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use csp::{Csp, CspNonce};
+pub use crate::context::CspNonce;
+pub use csp::Csp;
 pub use report::{csp_report, dropped_reports, REPORT_BODY_LIMIT};
 
-use crate::proxy::RequestOrigin;
+use crate::context::{RequestContext, RequestOrigin};
 
 /// `x-powered-by`, parsed once.
 static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+
+/// The HSTS lifetime by default: one year.
+///
+/// ```
+/// assert_eq!(buttress::headers::DEFAULT_HSTS_MAX_AGE.as_secs(), 31_536_000);
+/// ```
+pub const DEFAULT_HSTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(31_536_000);
 
 /// `Strict-Transport-Security` settings.
 ///
@@ -72,7 +80,7 @@ pub struct Hsts {
 impl Default for Hsts {
     fn default() -> Self {
         Hsts {
-            max_age: 31_536_000,
+            max_age: DEFAULT_HSTS_MAX_AGE.as_secs(),
             include_subdomains: true,
             preload: false,
         }
@@ -104,7 +112,7 @@ pub struct SecureHeadersLayer {
 }
 
 #[derive(Debug, Clone)]
-struct Config {
+pub(crate) struct Config {
     csp: Option<Csp>,
     /// `csp` rendered once for HTTP (`[0]`) and HTTPS (`[1]`), with holes for the nonce.
     csp_templates: [Option<csp::Template>; 2],
@@ -159,6 +167,18 @@ impl SecureHeadersLayer {
         self.edit(|c| c.csp = Some(csp))
     }
 
+    /// Edits the Content-Security-Policy in place (adds a source, a directive), keeping the
+    /// rest; a layer that sends none edits the strict default.
+    ///
+    /// ```
+    /// use buttress::headers::{csp::{Directive, Source}, SecureHeadersLayer};
+    /// let layer = SecureHeadersLayer::new()
+    ///     .map_csp(|csp| csp.directive(Directive::ImgSrc, [Source::SelfOrigin, Source::Scheme("data:".into())]));
+    /// ```
+    pub fn map_csp(self, f: impl FnOnce(Csp) -> Csp) -> Self {
+        self.edit(|c| c.csp = Some(f(c.csp.take().unwrap_or_else(Csp::strict))))
+    }
+
     /// Sends no Content-Security-Policy (`buttress check` and `buttress audit` will flag it).
     pub fn no_csp(self) -> Self {
         self.edit(|c| c.csp = None)
@@ -181,6 +201,11 @@ impl SecureHeadersLayer {
             Some(slot) => slot.1 = value,
             None => c.fixed.push((name, value)),
         })
+    }
+
+    /// The configuration, for the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// Stops sending one of the fixed headers.
@@ -220,7 +245,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let nonce = CspNonce::generate();
-        req.extensions_mut().insert(nonce);
+        RequestContext::of_mut(req.extensions_mut()).nonce = Some(nonce);
         HeadersFuture {
             inner: self.inner.call(req),
             config: self.config.clone(),
@@ -250,7 +275,16 @@ where
         let Poll::Ready(Ok(mut res)) = this.inner.poll(cx) else {
             return Poll::Pending;
         };
-        apply(this.config, *this.nonce, &mut res);
+        let https = res
+            .extensions()
+            .get::<RequestOrigin>()
+            .is_some_and(RequestOrigin::is_https);
+        apply(this.config, *this.nonce, https, &mut res);
+        // The error pages (outside this layer) put the nonce in the pages they render, for
+        // error responses only; the handler had it from the request.
+        if res.status().as_u16() >= 400 {
+            res.extensions_mut().insert(*this.nonce);
+        }
         Poll::Ready(Ok(res))
     }
 }
@@ -260,11 +294,9 @@ fn templates(csp: Option<&Csp>) -> [Option<csp::Template>; 2] {
     [false, true].map(|https| csp.and_then(|c| csp::Template::new(c, https)))
 }
 
-fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
-    let https = res
-        .extensions()
-        .get::<RequestOrigin>()
-        .is_some_and(RequestOrigin::is_https);
+/// Sets the secure headers on `res`, with `nonce` in the CSP, HSTS only when the request came
+/// over `https`; a header the handler set wins.
+pub(crate) fn apply<B>(config: &Config, nonce: CspNonce, https: bool, res: &mut Response<B>) {
     let override_csp = res.extensions_mut().remove::<Csp>();
     let headers = res.headers_mut();
     // Room for every header below at once: growing the map one insert at a time rehashes it
@@ -303,11 +335,6 @@ fn apply<B>(config: &Config, nonce: CspNonce, res: &mut Response<B>) {
     }
     headers.remove(header::SERVER);
     headers.remove(&X_POWERED_BY);
-    // The error pages (outside this layer) put the nonce in the pages they render, for error
-    // responses only; the handler had it from the request.
-    if res.status().as_u16() >= 400 {
-        res.extensions_mut().insert(nonce);
-    }
 }
 
 impl IntoResponseParts for Csp {
@@ -386,4 +413,4 @@ where
     }
 }
 
-crate::errors::extension_extractor!(CspNonce, "SecureHeadersLayer");
+crate::errors::context_extractor!(CspNonce, "SecureHeadersLayer", |ctx| ctx.nonce);

@@ -62,76 +62,44 @@ use ipnet::IpNet;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::context::RequestContext;
+pub use crate::context::{ClientIp, RequestOrigin, Scheme, Transport};
 use crate::errors::Problem;
-pub use crate::settings::ProxyHeader;
+use crate::host::split_host;
+pub use crate::host::{HostError, HostPattern};
 use parse::{list_items, parse_forwarded_bytes, parse_x_forwarded_for_bytes, Element, Node};
 
-/// Set by the server on each request: whether the connection itself is TLS, and on a plain
-/// listener of a server that also serves TLS, the TLS listener's port (for HTTPS redirects).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Transport {
-    /// The connection is TLS.
-    pub tls: bool,
-    /// The port of the same server's TLS listener, if it has one.
-    pub https_port: Option<u16>,
+/// Which forwarding header the trusted proxies set. Only that family is read, so a client
+/// cannot smuggle the other one through a proxy that passes it on untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` (nginx, HAProxy, most cloud
+    /// load balancers).
+    #[default]
+    XForwarded,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
 }
 
-/// The client's IP address as resolved by [`ProxyLayer`].
-///
-/// ```
-/// use buttress::proxy::ClientIp;
-/// async fn handler(ClientIp(ip): ClientIp) -> String { ip.to_string() }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientIp(pub IpAddr);
+/// A [`ProxyHeader`] name that is neither `x-forwarded` nor `forwarded`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a forwarding header family: use x-forwarded or forwarded")]
+pub struct UnknownProxyHeader(pub String);
 
-/// `http` or `https`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS.
-    Https,
-}
-
-impl Scheme {
-    /// `"http"` or `"https"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
+impl std::str::FromStr for ProxyHeader {
+    type Err = UnknownProxyHeader;
+    /// `x-forwarded` (or `x-forwarded-for`) or `forwarded`, any case.
+    ///
+    /// ```
+    /// use buttress::proxy::ProxyHeader;
+    /// assert_eq!("Forwarded".parse::<ProxyHeader>(), Ok(ProxyHeader::Forwarded));
+    /// ```
+    fn from_str(s: &str) -> Result<Self, UnknownProxyHeader> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded" | "x-forwarded-for" => Ok(ProxyHeader::XForwarded),
+            "forwarded" => Ok(ProxyHeader::Forwarded),
+            _ => Err(UnknownProxyHeader(s.to_owned())),
         }
-    }
-}
-
-/// The scheme and host the client used, as resolved by [`ProxyLayer`].
-///
-/// ```
-/// use buttress::proxy::RequestOrigin;
-/// async fn handler(origin: RequestOrigin) -> String { origin.origin() }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestOrigin {
-    /// The scheme.
-    pub scheme: Scheme,
-    /// The host, lower-cased, with a port when one was given (`example.org`, `localhost:8000`).
-    pub host: String,
-}
-
-impl RequestOrigin {
-    /// The web origin, e.g. `https://example.org`.
-    pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme.as_str(), self.host)
-    }
-
-    /// The host without its port.
-    pub fn hostname(&self) -> &str {
-        host_without_port(&self.host)
-    }
-
-    /// Whether the client used HTTPS.
-    pub fn is_https(&self) -> bool {
-        self.scheme == Scheme::Https
     }
 }
 
@@ -141,38 +109,7 @@ impl RequestOrigin {
 pub struct ProxyConfig {
     trusted: Vec<IpNet>,
     header: ProxyHeader,
-    allowed_hosts: Vec<AllowedHost>,
-}
-
-/// One `allowed_hosts` entry: a name (`example.org`, `*.example.org`, `[::1]`) and, when the
-/// entry names one, the only port it allows.
-#[derive(Debug, Clone)]
-struct AllowedHost {
-    name: String,
-    port: Option<u16>,
-}
-
-impl AllowedHost {
-    fn parse(entry: &str) -> AllowedHost {
-        let entry = entry.to_ascii_lowercase();
-        let split = match entry.strip_prefix("*.") {
-            Some(rest) => split_host(rest).map(|(n, p)| (format!("*.{n}"), p)),
-            None => split_host(&entry).map(|(n, p)| (n.to_owned(), p)),
-        };
-        // Not a host: kept whole, it never matches a valid one.
-        let (name, port) = split.unwrap_or((entry, None));
-        AllowedHost { name, port }
-    }
-
-    fn allows(&self, name: &str, port: u16) -> bool {
-        self.port.is_none_or(|p| p == port)
-            && match self.name.strip_prefix("*.") {
-                Some(suffix) => name
-                    .strip_suffix(suffix)
-                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
-                None => self.name == name,
-            }
-    }
+    allowed_hosts: Vec<HostPattern>,
 }
 
 /// `net` truncated to its network, and an IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`)
@@ -223,8 +160,16 @@ impl ProxyConfig {
     /// with a port (`example.org:8443`) allows that port only (a `Host` without a port is on
     /// the scheme's default port); one without allows any port. Only with this set is a
     /// trusted proxy's forwarded host believed (see the [module docs](self)).
-    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
-        self.allowed_hosts = hosts.into_iter().map(|h| AllowedHost::parse(&h)).collect();
+    ///
+    /// ```
+    /// use buttress::proxy::{HostPattern, ProxyConfig};
+    /// let hosts: Vec<HostPattern> = ["example.org", "*.example.org"]
+    ///     .iter().map(|h| h.parse()).collect::<Result<_, _>>()?;
+    /// let config = ProxyConfig::default().allowed_hosts(hosts);
+    /// # Ok::<(), buttress::proxy::HostError>(())
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = HostPattern>) -> Self {
+        self.allowed_hosts = hosts.into_iter().collect();
         self
     }
 
@@ -346,14 +291,10 @@ impl ProxyConfig {
     }
 
     fn host_allowed(&self, host: &str, scheme: Scheme) -> bool {
-        let Some((name, port)) = split_host(host) else {
-            return false;
-        };
-        let port = port.unwrap_or(match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        });
-        self.allowed_hosts.iter().any(|a| a.allows(name, port))
+        let https = scheme == Scheme::Https;
+        self.allowed_hosts
+            .iter()
+            .any(|a| a.allows_host(host, https))
     }
 }
 
@@ -391,7 +332,8 @@ pub enum ProxyRejection {
 }
 
 impl ProxyRejection {
-    fn into_response<B: Default>(self) -> Response<B> {
+    /// The 400 (or 500) for this refusal, carrying a [`Problem`] for the error pages.
+    pub(crate) fn into_response<B: Default>(self) -> Response<B> {
         let status = match self {
             ProxyRejection::NoPeerAddress => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -460,48 +402,6 @@ fn parse_scheme(text: &str) -> Option<Scheme> {
     }
 }
 
-fn host_without_port(host: &str) -> &str {
-    split_host(host).map_or(host, |(name, _)| name)
-}
-
-/// Splits a host as `Host` carries it into its name and port, or `None` when it is not one:
-/// a non-empty name of letters, digits, `-`, `.` and `_` (a DNS name or an IPv4 address), or an
-/// IPv6 address in brackets, then optionally `:` and a port of one to five digits (at most
-/// 65535). An empty name (`:80`) is refused: `https://` followed by nothing would make a
-/// browser read the first path segment as the host.
-pub(crate) fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
-    if host.len() > 255 {
-        return None;
-    }
-    let (name, rest) = match host.strip_prefix('[') {
-        Some(bracketed) => {
-            let (inside, rest) = bracketed.split_once(']')?;
-            inside.parse::<std::net::Ipv6Addr>().ok()?;
-            (&host[..inside.len() + 2], rest)
-        }
-        None => {
-            let end = host.find(':').unwrap_or(host.len());
-            let (name, rest) = host.split_at(end);
-            let name_ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-            if !name_ok {
-                return None;
-            }
-            (name, rest)
-        }
-    };
-    if rest.is_empty() {
-        return Some((name, None));
-    }
-    let digits = rest.strip_prefix(':')?;
-    if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((name, Some(digits.parse().ok()?)))
-}
-
 fn valid_host(host: &str) -> bool {
     split_host(host).is_some()
 }
@@ -553,38 +453,49 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let Some(peer) = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-        else {
-            return Either::Right(futures_util::future::ready(Ok(
-                ProxyRejection::NoPeerAddress.into_response(),
-            )));
-        };
-        let tls = req.extensions().get::<Transport>().is_some_and(|t| t.tls);
-        let uri_host = req.uri().authority().map(|a| a.as_str().to_owned());
-        match self
-            .config
-            .resolve(peer, tls, req.headers(), uri_host.as_deref())
-        {
+        match resolve_request(&self.config, &req) {
             Ok(resolved) => {
-                req.extensions_mut().insert(resolved.client);
-                req.extensions_mut().insert(resolved.origin.clone());
+                let ctx = RequestContext::of_mut(req.extensions_mut());
+                ctx.client = Some(resolved.client.0);
+                ctx.origin = Some(resolved.origin.clone());
                 Either::Left(ResolvedFuture {
                     inner: self.inner.call(req),
                     resolved: Some(resolved),
                 })
             }
-            Err(rejection) => {
-                tracing::warn!(%peer, reason = %rejection, "request refused by proxy layer");
+            Err((rejection, peer)) => {
                 let mut res = rejection.into_response();
-                res.extensions_mut()
-                    .insert(ClientIp(peer.ip().to_canonical()));
+                if let Some(peer) = peer {
+                    res.extensions_mut().insert(ClientIp(peer));
+                }
                 Either::Right(futures_util::future::ready(Ok(res)))
             }
         }
     }
+}
+
+/// The proxy step of a request: its client, scheme and host from the TCP peer (axum's
+/// [`ConnectInfo`]), the server's [`Transport`] and the headers, or why it is refused (logged
+/// here) with the peer's address when known.
+pub(crate) fn resolve_request<B>(
+    config: &ProxyConfig,
+    req: &Request<B>,
+) -> Result<Resolved, (ProxyRejection, Option<IpAddr>)> {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+    else {
+        return Err((ProxyRejection::NoPeerAddress, None));
+    };
+    let tls = req.extensions().get::<Transport>().is_some_and(|t| t.tls);
+    let uri_host = req.uri().authority().map(|a| a.as_str());
+    config
+        .resolve(peer, tls, req.headers(), uri_host)
+        .map_err(|rejection| {
+            tracing::warn!(%peer, reason = %rejection, "request refused by proxy layer");
+            (rejection, Some(peer.ip().to_canonical()))
+        })
 }
 
 pin_project_lite::pin_project! {
@@ -623,8 +534,8 @@ where
     }
 }
 
-crate::errors::extension_extractor!(ClientIp, "ProxyLayer");
-crate::errors::extension_extractor!(RequestOrigin, "ProxyLayer");
+crate::errors::context_extractor!(ClientIp, "ProxyLayer", |ctx| ctx.client.map(ClientIp));
+crate::errors::context_extractor!(RequestOrigin, "ProxyLayer", |ctx| ctx.origin.clone());
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,11 @@
 use super::*;
 use proptest::prelude::*;
 
+/// Parsed `allowed_hosts` entries.
+fn hosts(entries: &[&str]) -> Vec<HostPattern> {
+    entries.iter().map(|h| h.parse().expect("a host")).collect()
+}
+
 fn cfg() -> ProxyConfig {
     ProxyConfig::default()
         .trust("10.0.0.0/8".parse().expect("cidr"))
@@ -31,10 +36,10 @@ struct Case {
 
 #[test]
 fn resolution_table() {
-    let allowing = || cfg().allowed_hosts(["example.org".into(), "www.example.org".into()]);
+    let allowing = || cfg().allowed_hosts(hosts(&["example.org", "www.example.org"]));
     let fwd = cfg()
         .header(ProxyHeader::Forwarded)
-        .allowed_hosts(["example.org".into(), "a.example".into()]);
+        .allowed_hosts(hosts(&["example.org", "a.example"]));
     let cases = [
         Case {
             name: "untrusted peer, spoofed XFF ignored",
@@ -307,7 +312,7 @@ fn rejections() {
         assert!(!r.origin.hostname().is_empty(), "{good:?}");
     }
     // A forwarded host outside allowed_hosts is refused like such a Host.
-    let allowing = cfg().allowed_hosts(["example.org".to_owned()]);
+    let allowing = cfg().allowed_hosts(hosts(&["example.org"]));
     for (family, name, value) in [
         (ProxyHeader::XForwarded, "x-forwarded-host", "evil.test"),
         (
@@ -325,8 +330,7 @@ fn rejections() {
             "{name}"
         );
     }
-    let allow = ProxyConfig::default()
-        .allowed_hosts(["example.org".to_owned(), "*.example.net".to_owned()]);
+    let allow = ProxyConfig::default().allowed_hosts(hosts(&["example.org", "*.example.net"]));
     let untrusted: SocketAddr = "203.0.113.1:1".parse().expect("peer");
     let host = |v: &str| {
         let mut h = HeaderMap::new();
@@ -392,11 +396,11 @@ fn ipv4_mapped_ranges_match_ipv4_peers_and_hops() {
 fn allowed_hosts_with_ports() {
     let allow = ProxyConfig::default()
         .trust("10.0.0.0/8".parse().expect("cidr"))
-        .allowed_hosts([
-            "example.org:8443".to_owned(),
-            "*.example.net:443".to_owned(),
-            "Other.Example".to_owned(),
-        ]);
+        .allowed_hosts(hosts(&[
+            "example.org:8443",
+            "*.example.net:443",
+            "Other.Example",
+        ]));
     let peer: SocketAddr = "10.0.0.2:1".parse().expect("peer");
     let try_host = |host: &str, proto: &str| {
         let mut h = HeaderMap::new();

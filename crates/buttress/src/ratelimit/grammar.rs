@@ -7,9 +7,9 @@
 //! unit   := "second" | "minute" | "hour" | "day" | "month" | "year"   (any case)
 //! ```
 //!
-//! A month is 30 days and a year 360 days, as in `limits`. Zero amounts and zero multiples are
-//! refused (they would block everything or divide by zero), and so is anything the `limits`
-//! regular expression would not match. An error names the byte position and what was expected.
+//! A month is 30 days and a year 360 days, as in `limits`. An amount of 0 refuses every request
+//! (`0 per minute`: a route closed for maintenance), as in `limits`; zero multiples are refused
+//! (a period of no time), and so is anything the `limits` regular expression would not match. An error names the byte position and what was expected.
 //!
 //! ```
 //! use buttress::ratelimit::{Limits, Unit};
@@ -141,19 +141,21 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// A limit of `amount` per `multiples` `unit`s. Both numbers must be positive and at most
-    /// [`MAX_AMOUNT`] and [`MAX_MULTIPLES`].
+    /// A limit of `amount` per `multiples` `unit`s: `amount` at most [`MAX_AMOUNT`] (0, as
+    /// in `limits`, refuses every request: a route closed for maintenance), `multiples` from 1
+    /// to [`MAX_MULTIPLES`].
     ///
     /// ```
     /// use buttress::ratelimit::{Limit, Unit};
     /// assert!(Limit::new(5, 1, Unit::Minute).is_ok());
-    /// assert!(Limit::new(0, 1, Unit::Minute).is_err());
+    /// assert!(Limit::new(0, 1, Unit::Minute).is_ok(), "closed");
+    /// assert!(Limit::new(5, 0, Unit::Minute).is_err());
     /// ```
     pub fn new(amount: u64, multiples: u64, unit: Unit) -> Result<Limit, GrammarError> {
-        if amount == 0 || amount > MAX_AMOUNT {
+        if amount > MAX_AMOUNT {
             return Err(GrammarError::new(
                 0,
-                "an amount from 1 to 1000000000",
+                "an amount from 0 to 1000000000",
                 amount.to_string(),
             ));
         }
@@ -432,7 +434,12 @@ impl<'a> Parser<'a> {
         Err(GrammarError::new(self.pos, expected, self.found()))
     }
 
-    fn number(&mut self, max: u64, expected: &'static str) -> Result<Option<u64>, GrammarError> {
+    fn number(
+        &mut self,
+        min: u64,
+        max: u64,
+        expected: &'static str,
+    ) -> Result<Option<u64>, GrammarError> {
         let rest = self.rest();
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
@@ -442,7 +449,7 @@ impl<'a> Parser<'a> {
         let value = rest[..digits]
             .parse::<u64>()
             .ok()
-            .filter(|v| (1..=max).contains(v));
+            .filter(|v| (min..=max).contains(v));
         match value {
             Some(v) => {
                 self.pos += digits;
@@ -469,7 +476,7 @@ impl<'a> Parser<'a> {
 
     fn limit(&mut self) -> Result<Limit, GrammarError> {
         self.ws();
-        let Some(amount) = self.number(MAX_AMOUNT, "an amount from 1 to 1000000000")? else {
+        let Some(amount) = self.number(0, MAX_AMOUNT, "an amount from 0 to 1000000000")? else {
             return self.fail("a number");
         };
         self.ws();
@@ -477,7 +484,7 @@ impl<'a> Parser<'a> {
             return self.fail("\"per\" or \"/\"");
         }
         self.ws();
-        let multiples = self.number(MAX_MULTIPLES, "a multiple from 1 to 1000")?;
+        let multiples = self.number(1, MAX_MULTIPLES, "a multiple from 1 to 1000")?;
         self.ws();
         let Some(unit) = Unit::ALL.into_iter().find(|u| self.keyword(u.name())) else {
             return self.fail(if multiples.is_some() {

@@ -10,8 +10,6 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use http::request::Parts;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::proxy::ClientIp;
-
 /// Which counter a request uses.
 ///
 /// ```
@@ -126,11 +124,11 @@ impl IpGrouping {
     }
 }
 
-/// The address a request is counted against: the [`ClientIp`] set by
+/// The address a request is counted against: the [`ClientIp`](crate::proxy::ClientIp) set by
 /// [`ProxyLayer`](crate::proxy::ProxyLayer) (forwarding headers believed only from trusted
 /// proxies), else the TCP peer. Never a forwarding header read here.
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
+    crate::context::client_of(&parts.extensions).or_else(|| {
         parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -209,6 +207,7 @@ pub(crate) type Predicate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 #[derive(Clone, Default)]
 pub(crate) struct Exemptions {
     pub(crate) paths: Vec<String>,
+    pub(crate) prefixes: Vec<String>,
     pub(crate) nets: Vec<IpNet>,
     pub(crate) predicate: Option<Predicate>,
 }
@@ -217,6 +216,7 @@ impl fmt::Debug for Exemptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Exemptions")
             .field("paths", &self.paths)
+            .field("prefixes", &self.prefixes)
             .field("nets", &self.nets)
             .field("predicate", &self.predicate.is_some())
             .finish()
@@ -225,7 +225,11 @@ impl fmt::Debug for Exemptions {
 
 impl Exemptions {
     pub(crate) fn exempt(&self, parts: &Parts) -> bool {
-        if self.paths.iter().any(|p| p == parts.uri.path()) {
+        let path = parts.uri.path();
+        // A prefix never exempts a path that climbs out of it (`/static/../login`), in case
+        // something in front normalises it into another route.
+        let under_prefix = |p: &String| path.starts_with(p.as_str()) && !path.contains("..");
+        if self.paths.iter().any(|p| p == path) || self.prefixes.iter().any(under_prefix) {
             return true;
         }
         if !self.nets.is_empty() {
@@ -246,7 +250,10 @@ mod tests {
 
     fn parts_from(ip: IpAddr) -> Parts {
         let mut req = http::Request::new(());
-        req.extensions_mut().insert(ClientIp(ip));
+        req.extensions_mut().insert(crate::RequestContext {
+            client: Some(ip),
+            ..Default::default()
+        });
         req.into_parts().0
     }
 

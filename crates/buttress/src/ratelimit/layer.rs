@@ -23,7 +23,7 @@ use super::{Decision, HeaderStyle, IpGrouping, OnStoreError, RateLimitError, Rat
 type CostFn = Arc<dyn Fn(&Parts) -> u64 + Send + Sync>;
 
 #[derive(Clone)]
-pub(super) struct Config {
+pub(crate) struct Config {
     limiter: RateLimiter,
     scope: Scope,
     key_fn: Option<KeyFn>,
@@ -192,6 +192,17 @@ impl RateLimitLayer {
         self.edit(|c| c.exemptions.paths.extend(paths))
     }
 
+    /// Requests whose path starts with `prefix` are not counted (static assets, `/static/`).
+    ///
+    /// ```
+    /// let l = buttress::ratelimit::RateLimitLayer::parse("50/hour")?.exempt_prefix("/static/");
+    /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
+    /// ```
+    pub fn exempt_prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.edit(|c| c.exemptions.prefixes.push(prefix))
+    }
+
     /// Clients inside these networks are not counted (e.g. your monitoring).
     ///
     /// ```
@@ -307,8 +318,8 @@ where
 }
 
 impl RateLimitLayer {
-    /// The shared configuration, for [`PathLimits`](super::PathLimits).
-    pub(super) fn config(&self) -> &Arc<Config> {
+    /// The shared configuration, for [`PathLimits`](super::PathLimits) and the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }
 }
@@ -331,71 +342,118 @@ where
     ResBody::Error: Into<axum::BoxError>,
 {
     let (parts, body) = req.into_parts();
-    if config.exemptions.exempt(&parts) {
-        return RateLimitFuture::admitted(inner.call(Request::from_parts(parts, body)), None);
+    let admission = admit(config, &parts);
+    let req = Request::from_parts(parts, body);
+    match admission {
+        Admission::Pass => RateLimitFuture::admitted(inner.call(req), None),
+        Admission::Allowed(decision) => {
+            RateLimitFuture::admitted(inner.call(req), Some((config.clone(), decision)))
+        }
+        Admission::Refused(res) => RateLimitFuture::refused(res),
+        Admission::Later { key, cost } => {
+            // The service that was polled ready handles this request; a clone takes its place.
+            let clone = inner.clone();
+            let mut inner = std::mem::replace(inner, clone);
+            let config = config.clone();
+            RateLimitFuture::boxed(Box::pin(async move {
+                match admit_later(&config, &key, cost).await {
+                    Admission::Refused(res) => Ok(res),
+                    Admission::Allowed(decision) => {
+                        let mut res = inner.call(req).await?.map(Body::new);
+                        add_headers(&config, &decision, res.headers_mut());
+                        Ok(res)
+                    }
+                    Admission::Pass | Admission::Later { .. } => {
+                        Ok(inner.call(req).await?.map(Body::new))
+                    }
+                }
+            }))
+        }
+    }
+}
+
+/// What the rate-limit step decided for a request.
+pub(crate) enum Admission {
+    /// Not counted (exempt), or counted in shadow mode: nothing to add on the way out.
+    Pass,
+    /// Counted and allowed: the limit headers for this decision go on the response.
+    Allowed(Decision),
+    /// Refused: the 429 (or the 503 of a fail-closed store), with its headers.
+    Refused(Response<Body>),
+    /// The store needs a round trip (Redis), or shadow mode: finish with [`admit_later`].
+    Later {
+        /// The counter key.
+        key: String,
+        /// The request's cost.
+        cost: u64,
+    },
+}
+
+/// The rate-limit step of a request, as far as it can go without waiting: exempt, or decided
+/// by the memory store, or [`Admission::Later`]. The client is read from the request's
+/// [`RequestContext`](crate::RequestContext).
+pub(crate) fn admit(config: &Config, parts: &Parts) -> Admission {
+    if config.exemptions.exempt(parts) {
+        return Admission::Pass;
     }
     let key = request_key(
-        &parts,
+        parts,
         &config.scope,
         config.key_fn.as_ref(),
         config.grouping,
     );
-    let cost = config.cost_fn.as_ref().map_or(1, |f| f(&parts));
-    let req = Request::from_parts(parts, body);
-    // The memory store answers at once: no clone of the inner service, no boxed future.
-    if !config.shadow {
-        if let Some(decision) = config.limiter.check_now(&key, cost) {
-            if !decision.allowed() {
-                return RateLimitFuture::refused(refusal(config, &decision));
-            }
-            let inner = inner.call(req);
-            return RateLimitFuture::admitted(inner, Some((config.clone(), decision)));
-        }
+    let cost = config.cost_fn.as_ref().map_or(1, |f| f(parts));
+    if config.shadow {
+        return Admission::Later { key, cost };
     }
-    let clone = inner.clone();
-    let mut inner = std::mem::replace(inner, clone);
-    let config = config.clone();
-    RateLimitFuture::boxed(Box::pin(async move {
-        let decision = match config.limiter.check(&key, cost).await {
-            Ok(d) => d,
-            Err(_unavailable) if config.shadow => {
-                tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
-                return Ok(inner.call(req).await?.map(Body::new));
-            }
-            Err(_unavailable) => return Ok(unavailable()),
-        };
-        if config.shadow {
-            if !decision.allowed() {
-                tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "shadow rate limit: would refuse");
-            }
-            return Ok(inner.call(req).await?.map(Body::new));
+    // The memory store answers at once: no future, no allocation.
+    match config.limiter.check_now(&key, cost) {
+        Some(decision) if decision.allowed() => Admission::Allowed(decision),
+        Some(decision) => Admission::Refused(refusal(config, &decision)),
+        None => Admission::Later { key, cost },
+    }
+}
+
+/// The rest of [`admit`] for a store with a round trip, or in shadow mode: never `Later`.
+pub(crate) async fn admit_later(config: &Config, key: &str, cost: u64) -> Admission {
+    let decision = match config.limiter.check(key, cost).await {
+        Ok(d) => d,
+        Err(_unavailable) if config.shadow => {
+            tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
+            return Admission::Pass;
         }
+        Err(_unavailable) => return Admission::Refused(unavailable()),
+    };
+    if config.shadow {
         if !decision.allowed() {
-            return Ok(refusal(&config, &decision));
+            tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "shadow rate limit: would refuse");
         }
-        let mut res = inner.call(req).await?.map(Body::new);
-        set_headers(
-            res.headers_mut(),
-            config.style,
-            config.limiter.limits(),
-            &config.policy,
-            &decision,
-        );
-        Ok(res)
-    }))
+        return Admission::Pass;
+    }
+    if decision.allowed() {
+        Admission::Allowed(decision)
+    } else {
+        Admission::Refused(refusal(config, &decision))
+    }
+}
+
+/// Adds the limit headers of `decision` (a limit nearer the handler that already set its own
+/// keeps them).
+pub(crate) fn add_headers(config: &Config, decision: &Decision, headers: &mut http::HeaderMap) {
+    set_headers(
+        headers,
+        config.style,
+        config.limiter.limits(),
+        &config.policy,
+        decision,
+    );
 }
 
 /// The 429 for a refused request, logged, with the limit headers.
 fn refusal(config: &Config, decision: &Decision) -> Response<Body> {
     tracing::info!(limiter = %config.limiter.name(), limit = %decision.limit(), "rate limited");
     let mut res = too_many(decision);
-    set_headers(
-        res.headers_mut(),
-        config.style,
-        config.limiter.limits(),
-        &config.policy,
-        decision,
-    );
+    add_headers(config, decision, res.headers_mut());
     res
 }
 
@@ -464,13 +522,7 @@ where
                 };
                 let mut res = res.map(Body::new);
                 if let Some((config, decision)) = headers.take() {
-                    set_headers(
-                        res.headers_mut(),
-                        config.style,
-                        config.limiter.limits(),
-                        &config.policy,
-                        &decision,
-                    );
+                    add_headers(&config, &decision, res.headers_mut());
                 }
                 Poll::Ready(Ok(res))
             }

@@ -269,6 +269,18 @@ impl Decision {
         }
     }
 
+    /// The refusal of a closed limiter: the first limit of amount 0, no wait that helps.
+    fn closed(limits: &Limits) -> Option<Decision> {
+        let (i, limit) = limits.iter().enumerate().find(|(_, l)| l.amount() == 0)?;
+        Some(Decision {
+            limit: *limit,
+            remaining: 0,
+            reset_after_us: limit.period_us(),
+            retry_after_us: NO_RETRY,
+            flags: flags(false, false) | (u64::try_from(i).unwrap_or(0) << INDEX_SHIFT),
+        })
+    }
+
     fn open(rules: &[Rule]) -> Decision {
         let limit = rules.first().map(|r| r.limit).unwrap_or(FALLBACK_LIMIT);
         Decision {
@@ -325,6 +337,9 @@ pub struct RateLimiter {
     instances: u32,
     /// `rules` with each amount divided among the instances: what the memory fallback counts.
     fallback_rules: Arc<[Rule]>,
+    /// The answer to every request when a limit's amount is 0 (`0 per minute`): a refusal
+    /// that no store is asked for.
+    closed: Option<Decision>,
     name: Arc<str>,
     on_error: OnStoreError,
     state: Arc<State>,
@@ -351,11 +366,9 @@ impl RateLimiter {
     /// # Ok::<(), buttress::ratelimit::GrammarError>(())
     /// ```
     pub fn new(limits: Limits) -> RateLimiter {
-        let rules: Arc<[Rule]> = limits
-            .iter()
-            .map(|l| Rule::new(*l, Strategy::for_amount(l.amount())))
-            .collect();
+        let rules = rules(&limits, Strategy::for_amount);
         RateLimiter {
+            closed: Decision::closed(&limits),
             limits,
             fallback_rules: rules.clone(),
             rules,
@@ -399,11 +412,7 @@ impl RateLimiter {
                 return Err(RateLimitError::WindowTooLarge(*l));
             }
         }
-        self.rules = self
-            .limits
-            .iter()
-            .map(|l| Rule::new(*l, strategy))
-            .collect();
+        self.rules = rules(&self.limits, |_| strategy);
         self.fallback_rules = share(&self.rules, self.instances);
         Ok(self)
     }
@@ -745,6 +754,9 @@ impl RateLimiter {
     /// A check in the memory store: synchronous, no future state (the hot path).
     #[inline(never)]
     fn check_memory(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
+        if let Some(closed) = &self.closed {
+            return closed.clone();
+        }
         if let [rule] = &*self.rules {
             return m.check_one(&self.memory_key(key), rule, cost, commit, |o| {
                 Decision::from_one(rule, o, false)
@@ -771,6 +783,9 @@ impl RateLimiter {
         commit: bool,
     ) -> Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>> {
         Box::pin(async move {
+            if let Some(closed) = &self.closed {
+                return Ok(closed.clone());
+            }
             let full = self.full_key(key);
             match r.check(&full, &self.rules, cost, commit).await {
                 Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
@@ -816,6 +831,18 @@ impl RateLimiter {
 /// `rules` with each amount divided among `instances` (rounded down, at least 1), for the
 /// memory fallback: `instances` instances counting alone admit at most the limit between them
 /// (while the amount is at least `instances`).
+/// The rules of `limits`, each with the strategy `pick` gives for its amount; none when a limit
+/// is 0 (the limiter is closed and counts nothing).
+fn rules(limits: &Limits, pick: impl Fn(u64) -> Strategy) -> Arc<[Rule]> {
+    if limits.iter().any(|l| l.amount() == 0) {
+        return Arc::new([]);
+    }
+    limits
+        .iter()
+        .map(|l| Rule::new(*l, pick(l.amount())))
+        .collect()
+}
+
 fn share(rules: &[Rule], instances: u32) -> Arc<[Rule]> {
     rules
         .iter()

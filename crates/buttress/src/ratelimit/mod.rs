@@ -47,6 +47,7 @@ pub mod paths;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod response;
+mod storage;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
@@ -59,6 +60,7 @@ pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, CHECK_SCRIPT};
 pub use response::{policy_header, HeaderStyle};
+pub use storage::RateLimitStorage;
 
 /// The default time budget of one check on Redis (`BUTTRESS_RATELIMIT_REDIS_BUDGET`); past it
 /// the limiter's failure policy answers.
@@ -67,6 +69,23 @@ pub use response::{policy_header, HeaderStyle};
 /// assert_eq!(buttress::ratelimit::DEFAULT_BUDGET.as_millis(), 50);
 /// ```
 pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The path prefix whose requests the global limit does not count by default
+/// (`ratelimit_static_prefix`): static assets, as Flask-Limiter exempts Flask's static route.
+/// A route limit on one of them still counts it.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::DEFAULT_STATIC_PREFIX, "/static/");
+/// ```
+pub const DEFAULT_STATIC_PREFIX: &str = "/static/";
+
+/// The IPv6 prefix length clients are keyed on by default (`ratelimit_ipv6_prefix`): one
+/// customer usually holds a whole /64.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::DEFAULT_IPV6_PREFIX, 64);
+/// ```
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// A rate-limit configuration that cannot be used. Found at start-up, never per request.
 ///
@@ -94,6 +113,9 @@ pub enum RateLimitError {
     /// The Redis URL does not parse.
     #[error("the Redis URL does not parse: {0}")]
     RedisUrl(String),
+    /// Not a storage: neither `memory` nor a `redis://` URL.
+    #[error("not a rate-limit storage; use memory or a redis:// URL")]
+    Storage,
     /// Redis storage was configured but the crate was built without the `redis` feature.
     #[error("ratelimit_storage is a redis:// URL but Buttress was built without the `redis` feature; enable it or use memory")]
     RedisDisabled,

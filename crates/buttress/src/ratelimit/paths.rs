@@ -111,6 +111,11 @@ impl PathLimitsLayer {
         self.routes.iter().map(|(p, _)| &**p)
     }
 
+    /// The limit of exactly `path`, if it has one.
+    pub(crate) fn find(&self, path: &str) -> Option<&Arc<Config>> {
+        find(&self.routes, path)
+    }
+
     /// Whether no path is limited.
     ///
     /// ```
@@ -122,6 +127,10 @@ impl PathLimitsLayer {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+}
+
+fn find<'a>(routes: &'a [(Box<str>, Arc<Config>)], path: &str) -> Option<&'a Arc<Config>> {
+    routes.iter().find(|(p, _)| **p == *path).map(|(_, c)| c)
 }
 
 impl<S> Layer<S> for PathLimitsLayer {
@@ -184,9 +193,8 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path();
-        match self.routes.iter().find(|(p, _)| **p == *path) {
-            Some((_, config)) => check_and_call(config, &mut self.inner, req),
+        match find(&self.routes, req.uri().path()) {
+            Some(config) => check_and_call(config, &mut self.inner, req),
             None => RateLimitFuture::admitted(self.inner.call(req), None),
         }
     }

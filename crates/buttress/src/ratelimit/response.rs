@@ -155,6 +155,10 @@ pub(crate) fn too_many(decision: &Decision) -> http::Response<axum::body::Body> 
             decision.limit(),
             if s == 1 { "" } else { "s" }
         ),
+        None if decision.limit().amount() == 0 => format!(
+            "This address is closed for now (its limit is {}).",
+            decision.limit()
+        ),
         None => format!(
             "This request costs more than the whole limit of {}.",
             decision.limit()

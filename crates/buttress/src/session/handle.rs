@@ -104,6 +104,11 @@ impl Session {
         }
     }
 
+    /// The configuration of the layer that made this session.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
     fn now(&self) -> i64 {
         (self.inner.config.clock)()
     }

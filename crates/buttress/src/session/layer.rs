@@ -15,10 +15,10 @@ use tower_service::Service;
 use super::codec::CookieCodec;
 use super::handle::{Outcome, Session};
 use super::store::SessionStore;
+use super::SameSite;
 use super::{system_clock, Clock, COOKIE_PURPOSE, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_TOUCH};
 use crate::proxy::ClientIp;
 use crate::secret::Keyring;
-use crate::settings::{SameSite, Settings};
 
 #[derive(Clone)]
 pub(crate) enum Mode {
@@ -144,27 +144,6 @@ impl SessionLayer {
         Self::with_mode(Mode::Store(store))
     }
 
-    /// Configured from settings: cookie flags, timeouts, and the `__Host-` prefix (dropped
-    /// only in Development over plain HTTP on loopback). `store` chooses store mode.
-    pub fn from_settings(
-        settings: &Settings,
-        keyring: &Keyring,
-        store: Option<Arc<dyn SessionStore>>,
-    ) -> Self {
-        let layer = match store {
-            Some(s) => Self::store(keyring, s),
-            None => Self::cookie(keyring),
-        };
-        let plain_dev = settings.plain_http_loopback_dev();
-        layer
-            .secure(!plain_dev && settings.cookie_secure)
-            .http_only(settings.cookie_http_only)
-            .same_site(settings.cookie_same_site)
-            .idle_timeout(settings.session_idle_timeout)
-            .absolute_timeout(settings.session_absolute_timeout)
-            .rename_for_keyring(keyring)
-    }
-
     /// Applies a setter, copying the configuration first if it is shared (copy-on-write): a
     /// setter on a clone changes the clone only, never the layer it was cloned from.
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
@@ -172,7 +151,9 @@ impl SessionLayer {
         self
     }
 
-    fn rename_for_keyring(self, keyring: &Keyring) -> Self {
+    /// Re-keys a cookie-mode layer from `keyring` under its current cookie name (the name is
+    /// bound into the seal); store mode is unchanged.
+    pub(crate) fn keyed(self, keyring: &Keyring) -> Self {
         let name = self.config.cookie_name.clone();
         self.edit(|c| {
             if let Mode::Cookie(_) = c.mode {
@@ -182,7 +163,7 @@ impl SessionLayer {
     }
 
     /// `Secure` and the `__Host-` prefix. Turning it off is for plain-HTTP loopback
-    /// development only; [`SessionLayer::from_settings`] decides that from the settings.
+    /// development only; [`Buttress`](crate::Buttress) decides that from the settings.
     pub fn secure(self, secure: bool) -> Self {
         let name = if secure {
             format!("__Host-{BASE_NAME}")
@@ -226,6 +207,11 @@ impl SessionLayer {
     /// Replaces the clock (tests of timeouts).
     pub fn clock(self, clock: Clock) -> Self {
         self.edit(|c| c.clock = clock)
+    }
+
+    /// The configuration, for the stack.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// The cookie's name (`__Host-session`, or `session` on plain-HTTP loopback development).
@@ -274,18 +260,49 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        sweep_now_and_then(&self.config);
-        let incoming = read_cookie(req.headers(), &self.config.cookie_name);
-        let client = ClientHint::from_request(&req);
-        let session = Session::new(self.config.clone(), incoming, client);
-        req.extensions_mut().insert(session.clone());
+        let client = req.extensions().get::<ClientIp>().map(|c| c.0);
+        let session = begin(&self.config, &mut req, client);
         SessionFuture {
             stage: Stage::Handler {
                 inner: self.inner.call(req),
                 session: Some(session),
-                config: self.config.clone(),
             },
         }
+    }
+}
+
+/// The session's part of a request on its way in: a lazy [`Session`] for `req` (put into its
+/// extensions), which [`finish`] saves on the way out. `client` is the resolved client
+/// address, recorded with a session that gets created. Nothing is read from a store here.
+pub(crate) fn begin<B>(
+    config: &Arc<Config>,
+    req: &mut Request<B>,
+    client: Option<std::net::IpAddr>,
+) -> Session {
+    sweep_now_and_then(config);
+    let incoming = read_cookie(req.headers(), &config.cookie_name);
+    let client = ClientHint::from_request(req, client);
+    let session = Session::new(config.clone(), incoming, client);
+    req.extensions_mut().insert(session.clone());
+    session
+}
+
+/// The session's part of a response on its way out.
+pub(crate) enum Finish {
+    /// Nothing to save: the response as it leaves.
+    Ready(axum::response::Response),
+    /// The session must be saved (and its cookie set) first.
+    Commit(BoxFuture<'static, axum::response::Response>),
+}
+
+/// Ends the session's part of a request: a session the handler never touched leaves `res` as
+/// it is (no allocation); otherwise the returned future saves it and sets or clears the cookie.
+pub(crate) fn finish(session: Session, mut res: axum::response::Response) -> Finish {
+    if session.untouched() {
+        no_store_with_cookies(&mut res);
+        Finish::Ready(res)
+    } else {
+        Finish::Commit(Box::pin(commit(session, res)))
     }
 }
 
@@ -305,10 +322,9 @@ pin_project_lite::pin_project! {
             #[pin]
             inner: F,
             session: Option<Session>,
-            config: Arc<Config>,
         },
         Commit {
-            commit: BoxFuture<'static, Result<axum::response::Response, Infallible>>,
+            commit: BoxFuture<'static, axum::response::Response>,
         },
     }
 }
@@ -323,49 +339,39 @@ where
         let mut stage = self.project().stage;
         loop {
             match stage.as_mut().project() {
-                StageProj::Handler {
-                    inner,
-                    session,
-                    config,
-                } => {
-                    let Poll::Ready(Ok(mut res)) = inner.poll(cx) else {
+                StageProj::Handler { inner, session } => {
+                    let Poll::Ready(Ok(res)) = inner.poll(cx) else {
                         return Poll::Pending;
                     };
-                    match session.take() {
-                        Some(s) if !s.untouched() => {
-                            let commit = Box::pin(commit(s, config.clone(), res));
-                            stage.set(Stage::Commit { commit });
-                        }
-                        _ => {
-                            no_store_with_cookies(&mut res);
-                            return Poll::Ready(Ok(res));
-                        }
+                    let Some(session) = session.take() else {
+                        return Poll::Ready(Ok(res));
+                    };
+                    match finish(session, res) {
+                        Finish::Ready(res) => return Poll::Ready(Ok(res)),
+                        Finish::Commit(commit) => stage.set(Stage::Commit { commit }),
                     }
                 }
-                StageProj::Commit { commit } => return commit.as_mut().poll(cx),
+                StageProj::Commit { commit } => return commit.as_mut().poll(cx).map(Ok),
             }
         }
     }
 }
 
 /// Saves the session after the handler and sets (or clears) its cookie on `res`.
-async fn commit(
-    session: Session,
-    config: Arc<Config>,
-    mut res: axum::response::Response,
-) -> Result<axum::response::Response, Infallible> {
+async fn commit(session: Session, mut res: axum::response::Response) -> axum::response::Response {
+    let config = session.config().clone();
     let signed_in = session.has_user_loaded().await;
     match session.commit().await {
         Ok(Outcome::Nothing) => {}
         Ok(Outcome::SetCookie { value, max_age }) => set_cookie(&mut res, &config, &value, max_age),
         Ok(Outcome::Clear) => set_cookie(&mut res, &config, "", 0),
-        Err(e) => return Ok(e.into_response()),
+        Err(e) => return e.into_response(),
     }
     no_store_with_cookies(&mut res);
     if signed_in {
         no_store_unless_set(&mut res);
     }
-    Ok(res)
+    res
 }
 
 /// A response that sets a cookie must never be cached by a shared cache.
@@ -465,9 +471,9 @@ pub(crate) struct ClientHint {
 }
 
 impl ClientHint {
-    fn from_request<B>(req: &Request<B>) -> Self {
+    fn from_request<B>(req: &Request<B>, ip: Option<std::net::IpAddr>) -> Self {
         ClientHint {
-            ip: req.extensions().get::<ClientIp>().map(|c| c.0),
+            ip,
             agent: req.headers().get(header::USER_AGENT).cloned(),
         }
     }

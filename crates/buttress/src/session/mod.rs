@@ -59,6 +59,7 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 
 pub use handle::{Session, SessionInfo};
+pub(crate) use layer::{begin, finish, Config, Finish};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
 pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
@@ -86,6 +87,79 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 /// Default interval between idle-clock refreshes of a read-only session.
 pub const DEFAULT_TOUCH: Duration = Duration::from_secs(60);
+
+/// The `SameSite` attribute of cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, not on their sub-requests or POSTs.
+    #[default]
+    Lax,
+    /// Never sent from another site.
+    Strict,
+    /// Always sent (requires `Secure`); weakens CSRF defence.
+    None,
+}
+
+impl std::str::FromStr for SameSite {
+    type Err = SessionError;
+    /// `lax`, `strict` or `none`, any case.
+    fn from_str(s: &str) -> Result<Self, SessionError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lax" => Ok(SameSite::Lax),
+            "strict" => Ok(SameSite::Strict),
+            "none" => Ok(SameSite::None),
+            other => Err(SessionError::Value(format!(
+                "{other:?} is not a SameSite value"
+            ))),
+        }
+    }
+}
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionStoreKind {
+    /// Encrypted cookies: no server state, no revocation.
+    #[default]
+    Cookie,
+    /// This process's memory: one instance only.
+    Memory,
+    /// The SQL database (`DATABASE_URL`).
+    Sql,
+    /// Redis (`REDIS_URL`).
+    Redis,
+}
+
+impl SessionStoreKind {
+    /// `cookie`, `memory`, `sql` or `redis`.
+    ///
+    /// ```
+    /// assert_eq!(buttress::session::SessionStoreKind::Sql.as_str(), "sql");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStoreKind::Cookie => "cookie",
+            SessionStoreKind::Memory => "memory",
+            SessionStoreKind::Sql => "sql",
+            SessionStoreKind::Redis => "redis",
+        }
+    }
+}
+
+impl std::str::FromStr for SessionStoreKind {
+    type Err = SessionError;
+    /// `cookie`, `memory`, `sql` or `redis`, any case.
+    fn from_str(s: &str) -> Result<Self, SessionError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cookie" => Ok(SessionStoreKind::Cookie),
+            "memory" => Ok(SessionStoreKind::Memory),
+            "sql" => Ok(SessionStoreKind::Sql),
+            "redis" => Ok(SessionStoreKind::Redis),
+            other => Err(SessionError::Value(format!(
+                "{other:?} is not a session store"
+            ))),
+        }
+    }
+}
 
 /// A session operation that failed.
 #[derive(Debug, thiserror::Error)]

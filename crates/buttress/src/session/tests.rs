@@ -292,7 +292,7 @@ async fn parallel_writes_to_different_keys_are_all_kept() {
 #[tokio::test]
 async fn plain_dev_cookie_drops_prefix_and_secure() {
     let settings = crate::settings::Settings::default();
-    let layer = SessionLayer::from_settings(&settings, &Keyring::ephemeral(), None);
+    let layer = crate::plan::sessions(&settings, &Keyring::ephemeral(), None);
     assert_eq!(layer.cookie_name(), "session");
     let (_, set) = call(&app(layer), "/", None).await;
     let set = set.expect("set");
@@ -305,7 +305,7 @@ async fn plain_dev_cookie_drops_prefix_and_secure() {
         .load()
         .expect("loads");
     assert_eq!(
-        SessionLayer::from_settings(&prod, &Keyring::ephemeral(), None).cookie_name(),
+        crate::plan::sessions(&prod, &Keyring::ephemeral(), None).cookie_name(),
         "__Host-session"
     );
 }

@@ -1,223 +1,17 @@
-//! Reading settings from their sources and parsing each value, with errors that name the
-//! variable, what is wrong with the value and how to fix it.
+//! Reading settings from their sources (built-in defaults, a TOML file, the environment,
+//! command-line flags; later sources win) into [`Settings`], through the one table of
+//! settings (`table.rs`) and a few rules that tie settings together.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ipnet::IpNet;
-
-use super::{Environment, ProxyHeader, SameSite, SessionStoreKind, Settings, Tls};
+use super::parse::Field;
+use super::table::{set, KEYS};
+use super::{Environment, Settings};
+pub(crate) use crate::secret::redact_userinfo;
 use crate::secret::SecretKey;
-
-/// Every setting: TOML key, what it takes, and its default. The environment variable is
-/// `BUTTRESS_` + the key in upper case, except the `secret_key*` keys, which are read from
-/// `SECRET_KEY`, `SECRET_KEY_FILE` and `SECRET_KEY_FALLBACKS`.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    ("env", "development | production", "development"),
-    (
-        "debug",
-        "bool: error detail to loopback clients",
-        "true in development, else false",
-    ),
-    (
-        "bind",
-        "socket address of the main listener",
-        "127.0.0.1:8000",
-    ),
-    (
-        "http_bind",
-        "with TLS, a plain-HTTP listener that redirects to HTTPS",
-        "none",
-    ),
-    ("tls_cert", "PEM certificate chain (with tls_key)", "none"),
-    ("tls_key", "PEM private key (with tls_cert)", "none"),
-    (
-        "dev_tls",
-        "bool: self-signed certificate for localhost (development)",
-        "false",
-    ),
-    (
-        "behind_proxy",
-        "bool: a trusted proxy terminates TLS",
-        "false",
-    ),
-    (
-        "trusted_proxies",
-        "comma-separated CIDRs or IPs whose forwarding headers are believed",
-        "none",
-    ),
-    (
-        "proxy_header",
-        "x-forwarded | forwarded: the header family the proxies set",
-        "x-forwarded",
-    ),
-    (
-        "allowed_hosts",
-        "comma-separated host names; other Host headers get 400",
-        "any",
-    ),
-    (
-        "canonical_host",
-        "host name that HTTPS redirects go to",
-        "the request's host",
-    ),
-    (
-        "https_redirect",
-        "bool: redirect plain HTTP to HTTPS",
-        "true in production or with TLS",
-    ),
-    (
-        "https_exempt_paths",
-        "comma-separated paths also served over plain HTTP",
-        "/healthz",
-    ),
-    (
-        "https_port",
-        "port in HTTPS redirects",
-        "TLS listener's port, else 443",
-    ),
-    (
-        "hsts_max_age",
-        "duration (`1y`, `180d`, seconds); 0 disables HSTS",
-        "1 year",
-    ),
-    ("hsts_include_subdomains", "bool", "true"),
-    ("hsts_preload", "bool", "false"),
-    (
-        "csp",
-        "a whole Content-Security-Policy replacing the default",
-        "the nonce-based default",
-    ),
-    (
-        "csp_report_only",
-        "bool: send the policy as report-only",
-        "false",
-    ),
-    (
-        "csp_report_uri",
-        "URL or path receiving violation reports",
-        "none",
-    ),
-    ("cookie_secure", "bool", "true"),
-    ("cookie_http_only", "bool", "true"),
-    ("cookie_same_site", "lax | strict | none", "lax"),
-    ("ratelimit_storage", "memory | redis://host:port", "memory"),
-    (
-        "ratelimit_default",
-        "global limit string (`200 per day; 50 per hour`) or none",
-        "200 per day; 50 per hour",
-    ),
-    ("ratelimit_headers", "ietf | legacy | both | none", "ietf"),
-    (
-        "ratelimit_max_keys",
-        "clients tracked in memory at most",
-        "100000",
-    ),
-    (
-        "ratelimit_ipv6_prefix",
-        "IPv6 prefix length keyed on (1-128)",
-        "64",
-    ),
-    (
-        "ratelimit_on_store_error",
-        "fail-closed | fail-open | memory (global limit)",
-        "memory",
-    ),
-    (
-        "ratelimit_redis_budget",
-        "duration a check waits for Redis (1ms to 10s)",
-        "50ms",
-    ),
-    (
-        "instances",
-        "number of instances serving this site (divides the memory fallback's limits)",
-        "1",
-    ),
-    ("body_limit", "bytes (`1MiB`, `512KiB`, `1048576`)", "1MiB"),
-    ("max_header_bytes", "bytes, at least 8KiB", "16KiB"),
-    ("header_read_timeout", "duration (`10s`)", "10s"),
-    ("request_timeout", "duration (`30s`)", "30s"),
-    (
-        "data_dir",
-        "directory for files Buttress makes",
-        "./buttress-data",
-    ),
-    (
-        "session_store",
-        "cookie | memory | sql | redis: where sessions live",
-        "cookie",
-    ),
-    (
-        "session_idle_timeout",
-        "duration a session may sit unused",
-        "30m",
-    ),
-    (
-        "session_absolute_timeout",
-        "duration after which a session ends however active",
-        "12h",
-    ),
-    (
-        "csrf_trusted_origins",
-        "comma-separated extra origins allowed to POST (https://admin.example.org)",
-        "none",
-    ),
-    (
-        "csrf_allow_same_site",
-        "bool: accept Sec-Fetch-Site: same-site (sibling subdomains)",
-        "false",
-    ),
-    (
-        "database_url",
-        "sqlite:PATH or postgres://… (DATABASE_URL)",
-        "SQLite under data_dir",
-    ),
-    ("redis_url", "redis://host:port (REDIS_URL)", "none"),
-    (
-        "smtp_url",
-        "smtps://user:pass@host:465 or smtp://host:587?tls=required: mail server",
-        "none (development: .eml files in data_dir/outbox)",
-    ),
-    (
-        "mail_from",
-        "From address of mail sent",
-        "registry@localhost",
-    ),
-    (
-        "public_url",
-        "https://host the site is reached at, for links in mail",
-        "the request's origin (development)",
-    ),
-    (
-        "reveal_quota",
-        "phone numbers one account may reveal per day",
-        "10",
-    ),
-    ("open_request_cap", "open blood requests per account", "3"),
-    (
-        "unverified_retention",
-        "duration before an unverified account is erased",
-        "7d",
-    ),
-    (
-        "secret_key",
-        "the master key (environment only: SECRET_KEY)",
-        "none",
-    ),
-    (
-        "secret_key_file",
-        "file holding the master key (SECRET_KEY_FILE)",
-        "none",
-    ),
-    (
-        "secret_key_fallbacks",
-        "comma-separated verify-only keys (SECRET_KEY_FALLBACKS)",
-        "none",
-    ),
-];
+use crate::session::SessionStoreKind;
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,8 +188,9 @@ impl Loader {
         if self.error.is_some() {
             return self;
         }
-        match KEYS.iter().find(|(k, _, _)| *k == key) {
-            Some((k, _, _)) => {
+        match KEYS.iter().find(|k| k.key == key) {
+            Some(k) => {
+                let k = k.key;
                 if value.trim().is_empty() {
                     self.values.remove(k);
                 } else {
@@ -411,7 +206,7 @@ impl Loader {
         let wanted = name.trim_start_matches("BUTTRESS_").to_ascii_lowercase();
         let suggestion = KEYS
             .iter()
-            .map(|(k, _, _)| (edit_distance(&wanted, k), *k))
+            .map(|k| (edit_distance(&wanted, k.key), k.key))
             .filter(|(d, _)| *d <= 3)
             .min()
             .map(|(_, k)| match origin {
@@ -432,341 +227,81 @@ impl Loader {
             return Err(e);
         }
         let mut s = Settings::default();
-        let v = &self.values;
-        let get = |k: &'static str| {
-            v.get(k).map(|(val, origin)| Field {
-                key: k,
-                value: val,
-                origin,
-            })
+        let field = |k: &str| {
+            self.values
+                .get_key_value(k)
+                .map(|(key, (value, origin))| Field { key, value, origin })
         };
-
-        if let Some(f) = get("env") {
-            s.environment = f.parse_env()?;
+        // Production's own defaults, before the values given win.
+        if let Some(f) = field("env") {
+            set(&mut s, &f)?;
         }
-        s.debug = s.environment == Environment::Development;
-        if let Some(f) = get("debug") {
-            s.debug = f.parse_bool()?;
+        let prod = s.environment == Environment::Production;
+        s.debug = !prod;
+        for (key, (value, origin)) in &self.values {
+            set(&mut s, &Field { key, value, origin })?;
         }
-        if let Some(f) = get("bind") {
-            s.bind = f.parse_addr()?;
+        if field("https_redirect").is_none() {
+            s.https_redirect = prod || s.serves_tls();
         }
-        s.http_bind = get("http_bind").map(|f| f.parse_addr()).transpose()?;
-        s.tls =
-            match (get("tls_cert"), get("tls_key")) {
-                (Some(c), Some(k)) => Tls::Files {
-                    cert: PathBuf::from(c.value),
-                    key: PathBuf::from(k.value),
-                },
-                (Some(f), None) | (None, Some(f)) => return Err(f.fail(
-                    "a TLS certificate and key must be given together",
-                    "set both BUTTRESS_TLS_CERT and BUTTRESS_TLS_KEY (or --tls-cert and --tls-key)",
-                )),
-                (None, None) => Tls::Off,
-            };
-        if let Some(f) = get("dev_tls") {
-            if f.parse_bool()? {
-                if s.tls != Tls::Off {
-                    return Err(f.fail(
-                        "dev_tls and a certificate file are both set",
-                        "use either --dev-tls or --tls-cert/--tls-key",
-                    ));
-                }
-                s.tls = Tls::DevSelfSigned;
-            }
-        }
-        if let Some(f) = get("behind_proxy") {
-            s.behind_proxy = f.parse_bool()?;
-        }
-        if let Some(f) = get("trusted_proxies") {
-            s.trusted_proxies = f.parse_cidrs()?;
-        }
-        if let Some(f) = get("proxy_header") {
-            s.proxy_header = match f.lower().as_str() {
-                "x-forwarded" | "x-forwarded-for" => ProxyHeader::XForwarded,
-                "forwarded" => ProxyHeader::Forwarded,
-                _ => {
-                    return Err(f.fail("not a proxy header family", "use x-forwarded or forwarded"))
-                }
-            };
-        }
-        if let Some(f) = get("allowed_hosts") {
-            s.allowed_hosts = f.parse_hosts()?;
-        }
-        if let Some(f) = get("canonical_host") {
-            s.canonical_host = f.parse_hosts()?.into_iter().next();
-        }
-        s.https_redirect = s.environment == Environment::Production || s.serves_tls();
-        if let Some(f) = get("https_redirect") {
-            s.https_redirect = f.parse_bool()?;
-        }
-        if let Some(f) = get("https_exempt_paths") {
-            s.https_exempt_paths = f.list();
-            if let Some(bad) = s.https_exempt_paths.iter().find(|p| !p.starts_with('/')) {
-                return Err(f.fail(
-                    &format!("path {bad:?} does not start with '/'"),
-                    "list absolute paths such as /healthz",
-                ));
-            }
-        }
-        if let Some(f) = get("https_port") {
-            s.https_port = Some(f.parse_num::<u16>("a port number (1-65535)")?).filter(|p| *p != 0);
-        }
-        if let Some(f) = get("hsts_max_age") {
-            s.hsts_max_age = f.parse_duration()?;
-        }
-        if let Some(f) = get("hsts_include_subdomains") {
-            s.hsts_include_subdomains = f.parse_bool()?;
-        }
-        if let Some(f) = get("hsts_preload") {
-            s.hsts_preload = f.parse_bool()?;
-        }
-        if let Some(f) = get("csp") {
-            let _policy = crate::headers::csp::Csp::parse(f.value).map_err(|e| {
-                f.fail(
-                    &e.to_string(),
-                    "write directives as `name source source; name source`",
-                )
-            })?;
-            s.csp = Some(f.value.to_owned());
-        }
-        if let Some(f) = get("csp_report_only") {
-            s.csp_report_only = f.parse_bool()?;
-        }
-        s.csp_report_uri = get("csp_report_uri").map(|f| f.value.to_owned());
-        if let Some(f) = get("cookie_secure") {
-            s.cookie_secure = f.parse_bool()?;
-        }
-        if let Some(f) = get("cookie_http_only") {
-            s.cookie_http_only = f.parse_bool()?;
-        }
-        if let Some(f) = get("cookie_same_site") {
-            s.cookie_same_site = match f.lower().as_str() {
-                "lax" => SameSite::Lax,
-                "strict" => SameSite::Strict,
-                "none" => SameSite::None,
-                _ => return Err(f.fail("not a SameSite value", "use lax, strict or none")),
-            };
-        }
-        if let Some(f) = get("ratelimit_storage") {
-            let l = f.lower();
-            if l != "memory" && !l.starts_with("redis://") && !l.starts_with("rediss://") {
-                return Err(f.fail("not a storage", "use memory or a redis:// URL"));
-            }
-            s.ratelimit_storage = f.value.to_owned();
-        }
-        if let Some(f) = get("ratelimit_default") {
-            s.ratelimit_default = match f.lower().as_str() {
-                "none" | "off" => None,
-                _ => Some(f.value.parse::<crate::ratelimit::Limits>().map_err(|e| {
-                    f.fail(
-                        &format!("the limit string does not parse {e}"),
-                        "write limits as `200 per day; 50 per hour` (units: second, minute, hour, day, month, year), or none",
-                    )
-                })?),
-            };
-        }
-        if let Some(f) = get("ratelimit_headers") {
-            s.ratelimit_headers = f
-                .value
-                .parse()
-                .map_err(|_| f.fail("not a header style", "use ietf, legacy, both or none"))?;
-        }
-        if let Some(f) = get("ratelimit_max_keys") {
-            s.ratelimit_max_keys = f.parse_num::<usize>("a whole number of keys, at least 1000")?;
-            if s.ratelimit_max_keys < 1000 {
-                return Err(f.fail("below the 1000-key minimum", "use 1000 or more"));
-            }
-        }
-        if let Some(f) = get("ratelimit_ipv6_prefix") {
-            s.ratelimit_ipv6_prefix = f.parse_num::<u8>("a prefix length from 1 to 128")?;
-            if !(1..=128).contains(&s.ratelimit_ipv6_prefix) {
-                return Err(f.fail("not a prefix length", "use 1 to 128 (64 is typical)"));
-            }
-        }
-        if let Some(f) = get("ratelimit_on_store_error") {
-            s.ratelimit_on_store_error = f.value.parse().map_err(|_| {
-                f.fail(
-                    "not a store-failure policy",
-                    "use fail-closed, fail-open or memory",
-                )
-            })?;
-        }
-        if let Some(f) = get("ratelimit_redis_budget") {
-            s.ratelimit_redis_budget = f.parse_positive_duration()?;
-            if !(Duration::from_millis(1)..=Duration::from_secs(10))
-                .contains(&s.ratelimit_redis_budget)
-            {
-                return Err(f.fail(
-                    "outside 1ms to 10s",
-                    "use a budget like 50ms (a check waits this long for Redis)",
-                ));
-            }
-        }
-        if let Some(f) = get("instances") {
-            s.instances = f.parse_num::<u32>("a whole number of instances (at least 1)")?;
-            if s.instances == 0 {
-                return Err(f.fail("zero instances", "use 1 or more"));
-            }
-        }
-        if let Some(f) = get("body_limit") {
-            s.body_limit = f.parse_bytes()?;
-        }
-        if let Some(f) = get("max_header_bytes") {
-            s.max_header_bytes = f.parse_bytes()?;
-            if s.max_header_bytes < 8192 {
-                return Err(f.fail(
-                    "below the 8KiB minimum the HTTP server needs",
-                    "use 8KiB or more",
-                ));
-            }
-        }
-        if let Some(f) = get("header_read_timeout") {
-            s.header_read_timeout = f.parse_positive_duration()?;
-        }
-        if let Some(f) = get("request_timeout") {
-            s.request_timeout = f.parse_positive_duration()?;
-        }
-        if let Some(f) = get("data_dir") {
-            s.data_dir = PathBuf::from(f.value);
-        }
-        if let Some(f) = get("session_store") {
-            s.session_store = match f.lower().as_str() {
-                "cookie" => SessionStoreKind::Cookie,
-                "memory" => SessionStoreKind::Memory,
-                "sql" => SessionStoreKind::Sql,
-                "redis" => SessionStoreKind::Redis,
-                _ => return Err(f.fail("not a session store", "use cookie, memory, sql or redis")),
-            };
-        }
-        if let Some(f) = get("session_idle_timeout") {
-            s.session_idle_timeout = f.parse_positive_duration()?;
-        }
-        if let Some(f) = get("session_absolute_timeout") {
-            s.session_absolute_timeout = f.parse_positive_duration()?;
-        }
-        if s.session_absolute_timeout < s.session_idle_timeout {
-            let f = get("session_absolute_timeout").or_else(|| get("session_idle_timeout"));
-            if let Some(f) = f {
-                return Err(f.fail(
-                    "the absolute session timeout is shorter than the idle timeout",
-                    "make BUTTRESS_SESSION_ABSOLUTE_TIMEOUT at least BUTTRESS_SESSION_IDLE_TIMEOUT",
-                ));
-            }
-        }
-        if let Some(f) = get("csrf_trusted_origins") {
-            s.csrf_trusted_origins = f.list();
-            if let Some(bad) = s.csrf_trusted_origins.iter().find(|o| !is_origin(o)) {
-                return Err(f.fail(
-                    &format!("{bad:?} is not an origin"),
-                    "list origins as scheme://host[:port] with no path, e.g. https://admin.example.org",
-                ));
-            }
-        }
-        if let Some(f) = get("csrf_allow_same_site") {
-            s.csrf_allow_same_site = f.parse_bool()?;
-        }
-        if let Some(f) = get("database_url") {
-            let l = f.lower();
-            if !(l.starts_with("sqlite:")
-                || l.starts_with("postgres://")
-                || l.starts_with("postgresql://"))
-            {
-                return Err(f.fail(
-                    "not a database URL",
-                    "use sqlite:PATH or postgres://user@host/db",
-                ));
-            }
-            s.database_url = Some(f.value.to_owned());
-        }
-        if let Some(f) = get("redis_url") {
-            let l = f.lower();
-            if !(l.starts_with("redis://") || l.starts_with("rediss://")) {
-                return Err(f.fail("not a Redis URL", "use redis://host:6379"));
-            }
-            s.redis_url = Some(f.value.to_owned());
-        }
-        if let Some(f) = get("smtp_url") {
-            let l = f.lower();
-            if !(l.starts_with("smtp://") || l.starts_with("smtps://")) {
-                return Err(f.fail(
-                    "not an SMTP URL",
-                    "use smtps://user:password@host:465 or smtp://user:password@host:587?tls=required",
-                ));
-            }
-            s.smtp_url = Some(super::SecretUrl::new(f.value.trim()));
-        }
-        if let Some(f) = get("mail_from") {
-            let v = f.value.trim();
-            if !v.contains('@') || v.chars().any(char::is_control) {
-                return Err(f.fail(
-                    "not a mail address",
-                    "use an address such as registry@example.org or `Registry <registry@example.org>`",
-                ));
-            }
-            s.mail_from = v.to_owned();
-        }
-        if let Some(f) = get("public_url") {
-            let v = f.value.trim().trim_end_matches('/');
-            if !is_origin(v) {
-                return Err(f.fail(
-                    "not an origin",
-                    "use scheme://host[:port] with no path, e.g. https://donors.example.org",
-                ));
-            }
-            s.public_url = Some(v.to_owned());
-        }
-        if let Some(f) = get("reveal_quota") {
-            s.reveal_quota =
-                f.parse_num::<u32>("a whole number of reveals per day (0 turns reveals off)")?;
-        }
-        if let Some(f) = get("open_request_cap") {
-            s.open_request_cap =
-                f.parse_num::<u32>("a whole number of open requests (at least 1)")?;
-            if s.open_request_cap == 0 {
-                return Err(f.fail("zero open requests", "use 1 or more"));
-            }
-        }
-        if let Some(f) = get("unverified_retention") {
-            s.unverified_retention = f.parse_positive_duration()?;
-        }
-        if s.session_store == SessionStoreKind::Redis && s.redis_url.is_none() {
-            if let Some(f) = get("session_store") {
-                return Err(f.fail(
-                    "the Redis session store needs a Redis server",
-                    "set REDIS_URL=redis://host:6379",
-                ));
-            }
-        }
-
-        match (get("secret_key"), get("secret_key_file")) {
-            (Some(f), Some(_)) => {
-                return Err(f.fail_redacted(
-                    "SECRET_KEY and SECRET_KEY_FILE are both set",
-                    "keep only one of them",
-                ))
-            }
-            (Some(f), None) => {
-                s.secret_key = Some(SecretKey::from_bytes(f.value.as_bytes().to_vec()))
-            }
-            (None, Some(f)) => {
-                let path = PathBuf::from(f.value);
-                let key =
-                    SecretKey::from_file(&path).map_err(|e| f.fail(&e.to_string(), e.fix()))?;
-                s.secret_key = Some(key);
-                s.secret_key_file = Some(path);
-            }
-            (None, None) => {}
-        }
-        if let Some(f) = get("secret_key_fallbacks") {
-            s.secret_key_fallbacks = f
-                .list()
-                .into_iter()
-                .map(|k| SecretKey::from_bytes(k.into_bytes()))
-                .collect();
-        }
+        tie(&mut s, &field)?;
         Ok(s)
     }
+}
+
+/// The rules between settings: a certificate needs its key, one source of the secret key, an
+/// absolute timeout no shorter than the idle one, Redis sessions need Redis.
+fn tie<'a>(
+    s: &mut Settings,
+    field: &impl Fn(&str) -> Option<Field<'a>>,
+) -> Result<(), SettingsError> {
+    match (field("tls_cert"), field("tls_key")) {
+        (Some(f), None) | (None, Some(f)) => {
+            return Err(f.fail(
+                "a TLS certificate and key must be given together",
+                "set both BUTTRESS_TLS_CERT and BUTTRESS_TLS_KEY (or --tls-cert and --tls-key)",
+            ))
+        }
+        (Some(f), Some(_)) if s.dev_tls => {
+            return Err(f.fail(
+                "dev_tls and a certificate file are both set",
+                "use either --dev-tls or --tls-cert/--tls-key",
+            ))
+        }
+        _ => {}
+    }
+    if s.session_absolute_timeout < s.session_idle_timeout {
+        if let Some(f) = field("session_absolute_timeout").or_else(|| field("session_idle_timeout"))
+        {
+            return Err(f.fail(
+                "the absolute session timeout is shorter than the idle timeout",
+                "make BUTTRESS_SESSION_ABSOLUTE_TIMEOUT at least BUTTRESS_SESSION_IDLE_TIMEOUT",
+            ));
+        }
+    }
+    if s.session_store == SessionStoreKind::Redis && s.redis_url.is_none() {
+        if let Some(f) = field("session_store") {
+            return Err(f.fail(
+                "the Redis session store needs a Redis server",
+                "set REDIS_URL=redis://host:6379",
+            ));
+        }
+    }
+    match (field("secret_key"), field("secret_key_file")) {
+        (Some(f), Some(_)) => {
+            return Err(f.fail_redacted(
+                "SECRET_KEY and SECRET_KEY_FILE are both set",
+                "keep only one of them",
+            ))
+        }
+        (None, Some(f)) => {
+            let path = PathBuf::from(f.value.trim());
+            let key = SecretKey::from_file(&path).map_err(|e| f.fail(&e.to_string(), e.fix()))?;
+            s.secret_key = Some(key);
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The environment variable of a settings key: `bind` -> `BUTTRESS_BIND`,
@@ -784,28 +319,13 @@ pub fn env_name(key: &str) -> String {
     }
 }
 
-/// `value` with the user and password of a URL (`postgres://app:pw@db/x`,
-/// `redis://:pw@cache`) replaced by `***`, so that an error about a database or Redis URL never
-/// shows its password. Anything without `scheme://…@` comes back unchanged.
-pub(crate) fn redact_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = value.find("://").map(|i| i + 3) else {
-        // Not a URL (a typo such as `redis//:pw@host`): whatever precedes an `@` may be a
-        // password all the same.
-        return match value.rfind('@') {
-            Some(at) => format!("***{}", &value[at..]).into(),
-            None => value.into(),
-        };
-    };
-    let authority_end = value[start..]
-        .find(['/', '?', '#'])
-        .map_or(value.len(), |i| start + i);
-    match value[start..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &value[..start], &value[start + at..]).into(),
-        None => value.into(),
-    }
-}
-
-fn invalid(name: &str, origin: &Origin, value: &str, problem: &str, fix: &str) -> SettingsError {
+pub(crate) fn invalid(
+    name: &str,
+    origin: &Origin,
+    value: &str,
+    problem: &str,
+    fix: &str,
+) -> SettingsError {
     SettingsError::Invalid {
         name: name.to_owned(),
         origin: origin.clone(),
@@ -828,179 +348,6 @@ fn toml_to_text(value: &toml::Value) -> Option<String> {
             .map(|v| v.join(",")),
         _ => None,
     }
-}
-
-struct Field<'a> {
-    key: &'a str,
-    value: &'a str,
-    origin: &'a Origin,
-}
-
-impl Field<'_> {
-    fn name(&self) -> String {
-        match self.origin {
-            Origin::Env => env_name(self.key),
-            _ => self.key.to_owned(),
-        }
-    }
-
-    fn fail(&self, problem: &str, fix: &str) -> SettingsError {
-        let value = if self.key.starts_with("secret_key") && self.key != "secret_key_file" {
-            "<redacted>".to_owned()
-        } else {
-            format!("{:?}", redact_userinfo(self.value))
-        };
-        invalid(&self.name(), self.origin, &value, problem, fix)
-    }
-
-    fn fail_redacted(&self, problem: &str, fix: &str) -> SettingsError {
-        invalid(&self.name(), self.origin, "<redacted>", problem, fix)
-    }
-
-    fn lower(&self) -> String {
-        self.value.trim().to_ascii_lowercase()
-    }
-
-    fn list(&self) -> Vec<String> {
-        self.value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn parse_env(&self) -> Result<Environment, SettingsError> {
-        match self.lower().as_str() {
-            "development" | "dev" => Ok(Environment::Development),
-            "production" | "prod" => Ok(Environment::Production),
-            _ => Err(self.fail("not an environment", "use development or production")),
-        }
-    }
-
-    fn parse_bool(&self) -> Result<bool, SettingsError> {
-        match self.lower().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(self.fail("not a boolean", "use true or false")),
-        }
-    }
-
-    fn parse_addr(&self) -> Result<SocketAddr, SettingsError> {
-        let v = self.value.trim();
-        if let Ok(a) = v.parse::<SocketAddr>() {
-            return Ok(a);
-        }
-        if let Some(port) = v.strip_prefix("localhost:") {
-            if let Ok(p) = port.parse::<u16>() {
-                return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
-            }
-        }
-        Err(self.fail(
-            "not an IP address with a port",
-            "use ADDRESS:PORT, e.g. 127.0.0.1:8000 or [::1]:8000",
-        ))
-    }
-
-    fn parse_cidrs(&self) -> Result<Vec<IpNet>, SettingsError> {
-        self.list()
-            .iter()
-            .map(|item| {
-                item.parse::<IpNet>()
-                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                    .map(|n| n.trunc())
-                    .map_err(|_| {
-                        self.fail(
-                            &format!("{item:?} is not an IP address or CIDR range"),
-                            "list ranges such as 10.0.0.0/8, 192.168.1.5 or fd00::/8, separated by commas",
-                        )
-                    })
-            })
-            .collect()
-    }
-
-    fn parse_hosts(&self) -> Result<Vec<String>, SettingsError> {
-        let hosts = self.list();
-        for h in &hosts {
-            let (name, port) = h.split_once(':').unwrap_or((h, "0"));
-            let ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'*')
-                && port.parse::<u16>().is_ok();
-            if !ok {
-                return Err(self.fail(
-                    &format!("{h:?} is not a host name"),
-                    "list bare host names such as example.org or *.example.org (no scheme, no path)",
-                ));
-            }
-        }
-        Ok(hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect())
-    }
-
-    fn parse_num<T: std::str::FromStr>(&self, what: &str) -> Result<T, SettingsError> {
-        self.value
-            .trim()
-            .parse::<T>()
-            .map_err(|_| self.fail("not a number in range", &format!("use {what}")))
-    }
-
-    fn parse_duration(&self) -> Result<Duration, SettingsError> {
-        let v = self.value.trim();
-        if let Ok(secs) = v.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
-        }
-        humantime::parse_duration(v).map_err(|e| {
-            self.fail(
-                &format!("not a duration ({e})"),
-                "use seconds (`300`) or units (`30s`, `10m`, `1y`)",
-            )
-        })
-    }
-
-    fn parse_positive_duration(&self) -> Result<Duration, SettingsError> {
-        let d = self.parse_duration()?;
-        if d.is_zero() {
-            return Err(self.fail(
-                "a zero timeout would turn the limit off",
-                "use a positive duration such as 30s",
-            ));
-        }
-        Ok(d)
-    }
-
-    fn parse_bytes(&self) -> Result<usize, SettingsError> {
-        parse_bytes(self.value).ok_or_else(|| {
-            self.fail(
-                "not a size in bytes",
-                "use a number of bytes or a size such as 512KiB or 1MiB",
-            )
-        })
-    }
-}
-
-/// `scheme://host[:port]` with no path.
-fn is_origin(text: &str) -> bool {
-    let rest = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && !r.contains('?') && !r.contains('#'))
-}
-
-/// Parses `1048576`, `1MiB`, `512 KiB`, `2MB`, `64k`.
-fn parse_bytes(text: &str) -> Option<usize> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().ok()?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    n.checked_mul(mult).filter(|n| *n > 0)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -1135,10 +482,6 @@ mod tests {
             ("REDIS_URL", "http://:hunter2pw@cache.internal:6379"),
             ("BUTTRESS_RATELIMIT_STORAGE", "rediss//:hunter2pw@cache"),
             (
-                "BUTTRESS_SMTP_URL",
-                "smtpx://mailer:hunter2pw@mail.internal:465",
-            ),
-            (
                 "BUTTRESS_RATELIMIT_STORAGE",
                 "memcached://u:hunter2pw@cache/0",
             ),
@@ -1177,10 +520,14 @@ mod tests {
             assert!(!shown.contains("hunter2pw"), "{shown}");
         }
         assert!(url.to_string().contains("mail.example.org"));
+        let err = load(&[("BUTTRESS_SMTP_URL", "smtpx://m:hunter2pw@mail")]).expect_err("refused");
+        assert!(!err.to_string().contains("hunter2pw"), "{err}");
         let err = load(&[("BUTTRESS_REVEAL_QUOTA", "lots")]).expect_err("refused");
         assert!(err.to_string().contains("BUTTRESS_REVEAL_QUOTA"), "{err}");
         let err = load(&[("BUTTRESS_PUBLIC_URL", "donors.example.org/x")]).expect_err("refused");
         assert!(err.to_string().contains("origin"), "{err}");
+        let err = load(&[("BUTTRESS_OPEN_REQUEST_CAP", "0")]).expect_err("refused");
+        assert!(err.to_string().contains("1 or more"), "{err}");
     }
 
     #[test]
@@ -1221,14 +568,5 @@ mod tests {
         let s = load(&[("BUTTRESS_BIND", ""), ("SECRET_KEY", "")]).expect("loads");
         assert_eq!(s.bind.port(), 8000);
         assert!(s.secret_key.is_none());
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("1MiB"), Some(1 << 20));
-        assert_eq!(parse_bytes("512 KiB"), Some(512 << 10));
-        assert_eq!(parse_bytes("64k"), Some(64 << 10));
-        assert_eq!(parse_bytes("0"), None);
-        assert_eq!(parse_bytes("99999999999999999999G"), None);
     }
 }

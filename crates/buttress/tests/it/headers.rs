@@ -18,7 +18,7 @@ async fn every_kind_of_response_carries_the_headers() {
     let https = [("x-forwarded-proto", "https")];
     let cases: Vec<(
         &str,
-        &axum::Router,
+        &buttress::stack::Stack,
         axum::http::Request<axum::body::Body>,
         u16,
     )> = vec![

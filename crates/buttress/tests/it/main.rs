@@ -17,4 +17,5 @@ mod proxy;
 mod ratelimit;
 mod served;
 mod session_stores;
+mod stack;
 mod startup;

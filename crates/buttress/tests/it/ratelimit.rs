@@ -12,6 +12,8 @@ use axum::Router;
 use buttress::ratelimit::{
     LoginVerdict, ManualClock, MemoryStore, RateLimitLayer, RateLimiter, Strategy as Algo,
 };
+use buttress::server::App;
+use buttress::stack::Stack;
 use buttress::Buttress;
 
 use crate::support::{self, send, Reply};
@@ -244,11 +246,11 @@ async fn conformance_redis() {
 
 /// `/login` limited to 5 per minute outside CSRF, so refused requests count. `/login` is exempt
 /// from CSRF here only when the handler's own status is under test (`csrf_exempt`).
-fn login_app(buttress: &Buttress, handler_status: StatusCode) -> Router {
+fn login_app(buttress: &Buttress, handler_status: StatusCode) -> Stack {
     login_app_with(buttress, handler_status, handler_status == StatusCode::OK)
 }
 
-fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: bool) -> Router {
+fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: bool) -> Stack {
     let mut b = buttress
         .clone()
         .limit_route("/login", "5 per minute")
@@ -262,6 +264,7 @@ fn login_app_with(buttress: &Buttress, handler_status: StatusCode, csrf_exempt: 
             .route("/healthz", get(|| async { "ok" }))
             .route("/login", post(move || async move { handler_status })),
     )
+    .expect("stack")
 }
 
 fn post_req(path: &str) -> Request<Body> {
@@ -273,7 +276,7 @@ fn post_req(path: &str) -> Request<Body> {
         .expect("request")
 }
 
-async fn statuses(app: &Router, peer: &'static str, path: &'static str, n: usize) -> Vec<u16> {
+async fn statuses(app: &Stack, peer: &'static str, path: &'static str, n: usize) -> Vec<u16> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let app = app.clone();
@@ -369,7 +372,8 @@ async fn route_limits_count_each_path_alone_and_leave_other_paths_alone() {
                 .route("/", get(|| async { "home" }))
                 .route("/login", post(|| async { "in" }))
                 .route("/sign-up", post(|| async { "up" })),
-        );
+        )
+        .expect("stack");
     let peer = "192.0.2.30:1";
     let mut got = Vec::new();
     for path in [
@@ -407,7 +411,7 @@ async fn route_limits_count_each_path_alone_and_leave_other_paths_alone() {
     );
 }
 
-async fn get_status(app: &Router, peer: &str, xff: Option<&str>) -> StatusCode {
+async fn get_status<S: App>(app: &S, peer: &str, xff: Option<&str>) -> StatusCode {
     let headers: Vec<(&str, &str)> = xff.map(|v| ("x-forwarded-for", v)).into_iter().collect();
     send(app, peer, support::get_req("/", &headers))
         .await
@@ -657,7 +661,7 @@ async fn memory_flood_stays_under_cap_through_the_stack() {
     ]);
     let buttress = Buttress::from_settings(&settings).expect("stack");
     let global = buttress.rate_limiter().expect("global").clone();
-    let app = buttress.apply(support::routes());
+    let app = buttress.apply(support::routes()).expect("stack");
     for _ in 0..2 {
         assert_eq!(get_status(&app, "192.0.2.60:1", None).await, StatusCode::OK);
     }

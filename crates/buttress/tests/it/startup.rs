@@ -92,3 +92,129 @@ fn development_without_key_is_ephemeral() {
     let keyed = Buttress::from_settings(&settings(&[("SECRET_KEY", STRONG_KEY)])).expect("starts");
     assert!(!keyed.keyring().is_ephemeral());
 }
+
+/// No silent downgrade: a server-side session store that was asked for and not given refuses
+/// to start (it used to fall back to cookies with a log line).
+#[test]
+fn a_missing_session_store_refuses_to_start() {
+    let s = settings(&[("BUTTRESS_SESSION_STORE", "sql")]);
+    let err = Buttress::from_settings(&s)
+        .expect("settings are fine")
+        .apply(routes())
+        .expect_err("no SQL store was given");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StartupError::SessionStore { .. }) && msg.contains("with_session_store"),
+        "{msg}"
+    );
+    let given = Buttress::from_settings(&s)
+        .expect("settings")
+        .with_session_store(std::sync::Arc::new(
+            buttress::session::MemoryStore::default(),
+        ))
+        .apply(routes());
+    assert!(given.is_ok());
+}
+
+/// Replacing the header policy while the settings configure it would drop their CSP, report
+/// mode or HSTS: refused, with `map_headers` named as the fix.
+#[test]
+fn replacing_configured_headers_is_refused() {
+    use buttress::headers::SecureHeadersLayer;
+    for vars in [
+        &[("BUTTRESS_CSP", "default-src 'self'")][..],
+        &[("BUTTRESS_CSP_REPORT_ONLY", "true")],
+        &[("BUTTRESS_HSTS_MAX_AGE", "0")],
+        &[("BUTTRESS_HSTS_PRELOAD", "true")],
+    ] {
+        let err = Buttress::from_settings(&settings(vars))
+            .expect("settings")
+            .with_headers(SecureHeadersLayer::new())
+            .expect_err("refused");
+        assert!(err.to_string().contains("map_headers"), "{vars:?}: {err}");
+    }
+    assert!(Buttress::from_settings(&settings(&[]))
+        .expect("settings")
+        .with_headers(SecureHeadersLayer::new())
+        .is_ok());
+}
+
+/// Settings that could never match are refused when they load, with the reason.
+#[test]
+fn never_matching_hosts_and_origins_are_refused() {
+    for (var, value, mentions) in [
+        (
+            "BUTTRESS_CSRF_TRUSTED_ORIGINS",
+            "admin.example.org",
+            "scheme",
+        ),
+        (
+            "BUTTRESS_CSRF_TRUSTED_ORIGINS",
+            "https://example.org/admin",
+            "path",
+        ),
+        (
+            "BUTTRESS_CSRF_TRUSTED_ORIGINS",
+            "https://ex*mple.org",
+            "wildcard",
+        ),
+        ("BUTTRESS_ALLOWED_HOSTS", "ex*mple.org", "wildcard"),
+        ("BUTTRESS_ALLOWED_HOSTS", "https://example.org", "host name"),
+        ("BUTTRESS_CANONICAL_HOST", "*.example.org", "host name"),
+    ] {
+        let err = buttress::settings::Settings::loader()
+            .env_vars([(var, value)])
+            .load()
+            .expect_err(value)
+            .to_string();
+        assert!(
+            err.contains(var) && err.contains(mentions) && err.contains("Fix:"),
+            "{err}"
+        );
+    }
+    // What the proxy docs call valid is accepted: an IPv6 literal, with or without a port.
+    let s = settings(&[("BUTTRESS_ALLOWED_HOSTS", "[::1], [::1]:8000, *.example.org")]);
+    assert_eq!(s.allowed_hosts.len(), 3);
+}
+
+/// A value is parsed once: what `buttress check` sees is what the stack uses. A storage
+/// written with a stray space counted in memory while the checklist thought otherwise.
+#[test]
+fn the_checklist_and_the_stack_read_one_parsed_value() {
+    let s = settings(&[
+        ("BUTTRESS_RATELIMIT_STORAGE", " memory"),
+        ("BUTTRESS_INSTANCES", "3"),
+    ]);
+    assert_eq!(
+        s.ratelimit_storage,
+        buttress::ratelimit::RateLimitStorage::Memory
+    );
+    let ids: Vec<&str> = buttress::check::run(&s).iter().map(|f| f.id).collect();
+    assert!(ids.contains(&"BTR-E011"), "{ids:?}");
+}
+
+/// `Debug` of the settings and of the stack never shows a database or Redis password.
+#[test]
+fn debug_output_hides_url_passwords() {
+    let s = settings(&[
+        ("DATABASE_URL", "postgres://app:hunter2pw@db/portal"),
+        ("REDIS_URL", "redis://:hunter2pw@cache:6379"),
+        (
+            "BUTTRESS_RATELIMIT_STORAGE",
+            "redis://:hunter2pw@cache:6379",
+        ),
+        ("SECRET_KEY", STRONG_KEY),
+    ]);
+    let shown = format!("{s:?}");
+    assert!(
+        !shown.contains("hunter2pw") && shown.contains("***@db"),
+        "{shown}"
+    );
+    assert!(!shown.contains(STRONG_KEY), "{shown}");
+    let stack = Buttress::from_settings(&s).expect("stack");
+    let shown = format!("{stack:?}");
+    assert!(
+        !shown.contains("hunter2pw") && !shown.contains(STRONG_KEY),
+        "{shown}"
+    );
+}

@@ -13,7 +13,9 @@ use buttress::errors::{KeepBody, Problem};
 use buttress::headers::csp::{Directive, Source};
 use buttress::headers::{Csp, CspNonce, CspOverrideLayer};
 use buttress::proxy::{ClientIp, RequestOrigin};
+use buttress::server::App;
 use buttress::settings::Settings;
+use buttress::stack::Stack;
 use buttress::Buttress;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
@@ -174,11 +176,12 @@ pub fn production(extra: &[(&str, &str)]) -> Settings {
     settings(&vars)
 }
 
-pub fn app(settings: &Settings) -> Router {
+pub fn app(settings: &Settings) -> Stack {
     Buttress::from_settings(settings)
         .expect("stack builds")
         .csrf_exempt("/upload")
         .apply(routes())
+        .expect("stack")
 }
 
 pub struct Reply {
@@ -194,7 +197,7 @@ impl Reply {
 }
 
 /// Sends `req` from `peer` through `app` in-process.
-pub async fn send(app: &Router, peer: &str, mut req: Request<Body>) -> Reply {
+pub async fn send<S: App>(app: &S, peer: &str, mut req: Request<Body>) -> Reply {
     let peer: SocketAddr = peer.parse().expect("peer address");
     req.extensions_mut().insert(ConnectInfo(peer));
     let res: Response<Body> = app

@@ -1,0 +1,435 @@
+//! The steps of [`Stack::call`](super::Stack), each calling the plain functions of the concern
+//! that owns it, and the way out ([`finish`]).
+
+// A step that refuses returns its response by value (`Err(Response)`): boxing it would cost
+// an allocation per refusal, and the admitted path only ever writes its small `Ok`.
+#![allow(clippy::result_large_err)]
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
+use http::request::Parts;
+use http::{header, HeaderValue, Request, StatusCode};
+use tokio::time::Instant;
+use tower_service::Service;
+use tracing::Instrument as _;
+
+use super::Plan;
+use crate::context::{CspNonce, RequestContext};
+use crate::errors::{panic_response, ErrorPage, Problem};
+use crate::ratelimit::layer::{add_headers, admit, admit_later, Admission, Config as Limit};
+use crate::ratelimit::Decision;
+use crate::session::Session;
+
+/// What the way out needs, gathered on the way in.
+pub(crate) struct Out {
+    plan: Arc<Plan>,
+    id: Option<HeaderValue>,
+    page: ErrorPage,
+    nonce: CspNonce,
+    client: Option<IpAddr>,
+    https: bool,
+    global: Option<Decision>,
+    route: Option<(Arc<Limit>, Decision)>,
+    session: Option<Session>,
+    csrf_checked: bool,
+    pub(super) deadline: Instant,
+    pub(super) span: tracing::Span,
+}
+
+/// Where a step leaves the request.
+pub(super) enum Next<B> {
+    /// On to the next step.
+    Go(Request<B>, Out),
+    /// Answered here (a refusal or a redirect), by this response.
+    Answer(Response, Out),
+}
+
+/// Steps 1-3: a fresh request id and the span, the proxy's resolution of client, scheme and
+/// host (the [`RequestContext`] is inserted here, once), and the HTTPS redirect.
+pub(super) fn enter<B>(plan: &Arc<Plan>, mut req: Request<B>) -> Next<B> {
+    let deadline = Instant::now() + plan.timeout;
+    let id = crate::request_id::assign(req.headers_mut());
+    let span = tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %req.uri(),
+        version = ?req.version(),
+    );
+    let mut out = Out {
+        plan: plan.clone(),
+        page: ErrorPage::of(&req, plan.debug),
+        id,
+        nonce: CspNonce::generate(),
+        client: None,
+        https: false,
+        global: None,
+        route: None,
+        session: None,
+        csrf_checked: false,
+        deadline,
+        span,
+    };
+    let resolved = match crate::proxy::resolve_request(&plan.proxy, &req) {
+        Ok(resolved) => resolved,
+        Err((rejection, peer)) => {
+            out.client = peer;
+            return Next::Answer(rejection.into_response(), out);
+        }
+    };
+    out.https = resolved.origin.is_https();
+    out.client = Some(resolved.client.0);
+    req.extensions_mut().insert(RequestContext {
+        request_id: out.id.clone(),
+        client: out.client,
+        origin: Some(resolved.origin),
+        nonce: Some(out.nonce),
+    });
+    if let Some(https) = &plan.https {
+        let origin = crate::context::origin_of(req.extensions());
+        if let Some(res) = crate::https::redirect_if_plain(https, &req, origin) {
+            return Next::Answer(res, out);
+        }
+    }
+    Next::Go(req, out)
+}
+
+/// The limits that need a round trip to their store (Redis) or run in shadow mode.
+#[derive(Default)]
+pub(super) struct Pending {
+    global: Option<(String, u64)>,
+    /// The path's limit, not yet checked because the global one is pending (it must not count
+    /// a request the global limit refuses).
+    route_unchecked: Option<Arc<Limit>>,
+    route: Option<(Arc<Limit>, String, u64)>,
+}
+
+impl Pending {
+    pub(super) fn is_empty(&self) -> bool {
+        self.global.is_none() && self.route_unchecked.is_none() && self.route.is_none()
+    }
+}
+
+/// Step 4 as far as it goes without waiting: the global limit, then the path's own (counted
+/// only when the global one admits).
+pub(super) fn limits_now(plan: &Plan, parts: &Parts, out: &mut Out) -> Result<Pending, Response> {
+    let mut pending = Pending::default();
+    if let Some(global) = &plan.global {
+        match admit(global, parts) {
+            Admission::Pass => {}
+            Admission::Allowed(decision) => out.global = Some(decision),
+            Admission::Refused(res) => return Err(res),
+            Admission::Later { key, cost } => pending.global = Some((key, cost)),
+        }
+    }
+    if let Some(route) = plan.routes.find(parts.uri.path()) {
+        if pending.global.is_some() {
+            pending.route_unchecked = Some(route.clone());
+        } else {
+            route_admission(route, admit(route, parts), out, &mut pending)?;
+        }
+    }
+    Ok(pending)
+}
+
+fn route_admission(
+    route: &Arc<Limit>,
+    admission: Admission,
+    out: &mut Out,
+    pending: &mut Pending,
+) -> Result<(), Response> {
+    match admission {
+        Admission::Pass => {}
+        Admission::Allowed(decision) => out.route = Some((route.clone(), decision)),
+        Admission::Refused(res) => return Err(res),
+        Admission::Later { key, cost } => pending.route = Some((route.clone(), key, cost)),
+    }
+    Ok(())
+}
+
+/// Step 4 for the limits [`limits_now`] left pending.
+async fn limits_later(
+    pending: Pending,
+    plan: &Plan,
+    parts: &Parts,
+    out: &mut Out,
+) -> Result<(), Response> {
+    let mut pending = pending;
+    if let (Some((key, cost)), Some(global)) = (pending.global.take(), &plan.global) {
+        match admit_later(global, &key, cost).await {
+            Admission::Refused(res) => return Err(res),
+            Admission::Allowed(decision) => out.global = Some(decision),
+            Admission::Pass | Admission::Later { .. } => {}
+        }
+    }
+    if let Some(route) = pending.route_unchecked.take() {
+        route_admission(&route, admit(&route, parts), out, &mut pending)?;
+    }
+    if let Some((route, key, cost)) = pending.route.take() {
+        let mut none = Pending::default();
+        route_admission(
+            &route,
+            admit_later(&route, &key, cost).await,
+            out,
+            &mut none,
+        )?;
+    }
+    Ok(())
+}
+
+/// Steps 5-6: the body limit (a declared length over it is refused at once; a body without one
+/// is cut off where it passes it), then the lazy session.
+pub(super) fn body_and_session<B>(
+    plan: &Plan,
+    req: Request<B>,
+    out: &mut Out,
+) -> Result<Request<Body>, Response>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > plan.body_limit as u64) {
+        return Err(too_large());
+    }
+    let limit = plan.body_limit;
+    let mut req = req.map(|body| {
+        if body.is_end_stream() {
+            Body::new(body)
+        } else {
+            Body::new(http_body_util::Limited::new(body, limit))
+        }
+    });
+    if let Some(session) = &plan.session {
+        out.session = Some(crate::session::begin(session, &mut req, out.client));
+    }
+    Ok(req)
+}
+
+fn too_large() -> Response {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+        .with_detail("The request body is larger than this site accepts.")
+        .into_empty_response()
+}
+
+/// What step 6's CSRF check needs.
+pub(super) enum Csrf {
+    /// A safe method or an exempt path.
+    Pass,
+    /// Refused by the origin verdict (or no session to check against).
+    Refuse(Response),
+    /// The origin passed; the token must be read and checked (a boxed future).
+    CheckToken,
+}
+
+/// The synchronous half of the CSRF check: whether `req` is checked, and the origin verdict.
+pub(super) fn csrf_now(plan: &Plan, req: &Request<Body>, out: &mut Out) -> Csrf {
+    if !crate::csrf::needs_check(&plan.csrf, req) {
+        return Csrf::Pass;
+    }
+    out.csrf_checked = true;
+    let origin = crate::context::origin_of(req.extensions());
+    if let Err(rejection) = crate::csrf::origin_verdict(&plan.csrf, req.headers(), origin) {
+        return Csrf::Refuse(crate::csrf::Refusal::Csrf(rejection).into_response(req));
+    }
+    if out.session.is_none() {
+        tracing::error!("the CSRF check needs sessions");
+        return Csrf::Refuse(Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response());
+    }
+    Csrf::CheckToken
+}
+
+/// The rest of a request whose limits wait for their store: steps 4-7 and the way out.
+pub(super) async fn slow<S, B>(
+    plan: Arc<Plan>,
+    inner: S,
+    req: Request<B>,
+    pending: Pending,
+    mut out: Out,
+) -> Response
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let span = out.span.clone();
+    let res = async {
+        let (parts, body) = req.into_parts();
+        if let Err(res) = limits_later(pending, &plan, &parts, &mut out).await {
+            return res;
+        }
+        let req = match body_and_session(&plan, Request::from_parts(parts, body), &mut out) {
+            Ok(req) => req,
+            Err(res) => return res,
+        };
+        match csrf_now(&plan, &req, &mut out) {
+            Csrf::Pass => call_guarded(inner, req, out.deadline).await,
+            Csrf::Refuse(res) => res,
+            Csrf::CheckToken => checked_call(&plan, inner, req, &out).await,
+        }
+    }
+    .instrument(span)
+    .await;
+    finish(out, res).await
+}
+
+/// The rest of an unsafe request whose origin passed: the token, the application, the way out.
+pub(super) async fn slow_csrf<S>(
+    plan: Arc<Plan>,
+    inner: S,
+    req: Request<Body>,
+    out: Out,
+) -> Response
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let res = checked_call(&plan, inner, req, &out)
+        .instrument(out.span.clone())
+        .await;
+    finish(out, res).await
+}
+
+async fn checked_call<S>(plan: &Plan, inner: S, req: Request<Body>, out: &Out) -> Response
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let Some(session) = &out.session else {
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    };
+    let check = crate::csrf::check_token(&plan.csrf, req, session);
+    let (req, verdict) = match tokio::time::timeout_at(out.deadline, check).await {
+        Ok(checked) => checked,
+        Err(_) => return timed_out(),
+    };
+    match verdict {
+        Ok(()) => call_guarded(inner, req, out.deadline).await,
+        Err(refusal) => refusal.into_response(&req),
+    }
+}
+
+/// Step 7 in a boxed future: the application under the deadline and the panic catcher.
+async fn call_guarded<S>(mut inner: S, req: Request<Body>, deadline: Instant) -> Response
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+        Ok(fut) => fut,
+        Err(panic) => return panic_response(panic),
+    };
+    match tokio::time::timeout_at(deadline, AssertUnwindSafe(fut).catch_unwind()).await {
+        Ok(Ok(Ok(res))) => res,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(panic)) => panic_response(panic),
+        Err(_) => timed_out(),
+    }
+}
+
+/// The empty 408 of a request past its deadline (the way out renders its page).
+pub(super) fn timed_out() -> Response {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    res
+}
+
+/// The way out, done now or in a boxed future.
+pub(super) enum Finished {
+    Now(Response),
+    Later(BoxFuture<'static, Response>),
+}
+
+/// The way out, for every response: session commit, rate-limit headers, security headers, the
+/// error page, the request id.
+pub(super) fn finish_now(mut out: Out, res: Response) -> Finished {
+    let res = match out.session.take() {
+        None => res,
+        Some(session) => match crate::session::finish(session, res) {
+            crate::session::Finish::Ready(res) => res,
+            crate::session::Finish::Commit(commit) => {
+                return Finished::Later(Box::pin(async move {
+                    let res = match tokio::time::timeout_at(out.deadline, commit).await {
+                        Ok(res) => res,
+                        Err(_) => timed_out(),
+                    };
+                    match out.seal(res) {
+                        Finished::Now(res) => res,
+                        Finished::Later(page) => page.await,
+                    }
+                }));
+            }
+        },
+    };
+    out.seal(res)
+}
+
+/// [`finish_now`], awaited.
+async fn finish(out: Out, res: Response) -> Response {
+    match finish_now(out, res) {
+        Finished::Now(res) => res,
+        Finished::Later(fut) => fut.await,
+    }
+}
+
+impl Out {
+    /// The way out after the session: limit headers, security headers, error page, id.
+    fn seal(self, mut res: Response) -> Finished {
+        if self.csrf_checked {
+            crate::csrf::vary(&mut res);
+        }
+        // The path's limit first: its headers win over the global one's.
+        if let Some((limit, decision)) = &self.route {
+            add_headers(limit, decision, res.headers_mut());
+        }
+        if let (Some(limit), Some(decision)) = (&self.plan.global, &self.global) {
+            add_headers(limit, decision, res.headers_mut());
+        }
+        crate::headers::apply(&self.plan.headers, self.nonce, self.https, &mut res);
+        if ErrorPage::wanted(&res) {
+            let loopback = self.client.is_some_and(|ip| ip.is_loopback());
+            res = match self
+                .page
+                .render_now(res, loopback, Some(self.nonce.as_str()))
+            {
+                Ok(page) => page,
+                Err(res) => {
+                    return Finished::Later(Box::pin(async move {
+                        let nonce = Some(self.nonce.as_str().to_owned());
+                        let page = self.page.clone().render(res, loopback, nonce).await;
+                        self.stamp(page)
+                    }));
+                }
+            };
+        }
+        Finished::Now(self.stamp(res))
+    }
+
+    /// The request id on the response, and the trace event.
+    fn stamp(mut self, mut res: Response) -> Response {
+        if let Some(id) = self.id.take() {
+            crate::request_id::stamp(res.headers_mut(), id);
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let started = self.deadline - self.plan.timeout;
+            tracing::debug!(
+                parent: &self.span,
+                status = res.status().as_u16(),
+                latency = ?started.elapsed(),
+                "finished processing request"
+            );
+        }
+        res
+    }
+}
