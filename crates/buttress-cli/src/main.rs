@@ -43,7 +43,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the blood-donor portal through the whole stack (Development on 127.0.0.1:8000 by
-    /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL).
+    /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL; mail over
+    /// BUTTRESS_SMTP_URL, or as .eml files in the data directory's outbox/ in Development).
     Serve(ServeArgs),
     /// Run the deploy checklist on the effective settings (the library's `BTR-` checks and the
     /// portal's `PTL-` checks: Production needs BUTTRESS_SMTP_URL and BUTTRESS_PUBLIC_URL).
