@@ -149,6 +149,9 @@ PAIRS = {
     # No target: what the stack's response headers cost on their own (the same page on bare
     # axum with the stack's 11 headers as fixed values), so (a) can be read against its floor.
     "e": ("full stack vs bare axum sending the stack's headers as fixed values", "B", None, False),
+    # The stack a Rust user would assemble from today's crates (`buttress-bench-peer peer`: axum +
+    # tower-http + tower-sessions + tower_governor), on the same server as the stack.
+    "f": ("full stack vs the peer stack (tower-http + tower-sessions + tower_governor)", "A", 1.3, False),
     "b": ("portal landing `/` vs Flask", "A", 30.0, True),
     "c": ("portal donor search (signed in) vs Flask", "A", 30.0, True),
 }
@@ -302,14 +305,14 @@ def render(work, out):
     w("")
     w("Servers (each on a free loopback port; `<64 hex>` is a fresh `secrets.token_hex(32)`):")
     w("")
-    for pid in "abc":
+    for pid in PAIRS:
         for s in "AB":
             if f"cmd:{pid}:{s}" in meta:
                 w(f"- ({pid}) {s}: `{meta[f'cmd:{pid}:{s}']}`")
     w("")
     w("Load (after a warm-up run of each server that is not recorded):")
     w("")
-    for pid in "abc":
+    for pid in PAIRS:
         for s in "AB":
             if f"wrk:{pid}:{s}" in meta:
                 w(f"- ({pid}) {s}: `{meta[f'wrk:{pid}:{s}']}`")
@@ -346,6 +349,14 @@ def render(work, out):
       "too. HSTS is sent by neither over plain HTTP.")
     w("- Flask-Limiter keeps its counters per gunicorn worker (memory storage); both sides check the "
       "same two windows per request with limits far above the load.")
+    if any(s[0] == "f" for s in summary):
+        w("- (f): the peer (`buttress-bench-peer peer`, `crates/buttress-bench-peer/src/peer.rs`) is what its "
+          "crates' READMEs assemble: one `ServiceBuilder` of tower-http's request id (UUID v4 from the "
+          "OS, as `uuid` without `fast-rng` draws it), trace, security headers set with "
+          "`SetResponseHeaderLayer::if_not_present` and a static CSP (no nonce: 98 bytes less of "
+          "response head than the stack), catch-panic, body limit, tower_governor per peer IP with "
+          "`use_headers()` (one quota, the hour window: it holds one per layer), timeout (408) and "
+          "tower-sessions with a memory store. Both sides run on `buttress::server::Server`.")
     w("")
     w(NOTES_MARK)
     if notes:

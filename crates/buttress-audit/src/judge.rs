@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::cookie::SetCookie;
 use crate::csp::{self, Policy};
+pub use crate::model::grade_rank;
 use crate::model::{check, Finding, Layer, Verdict, CHECKS};
 use crate::observatory::{self, grade_for, Input, Ruleset, MINIMUM_SCORE_FOR_EXTRA_CREDIT};
 use crate::observe::{Failure, Observations, Page, Probe};
@@ -36,9 +37,15 @@ pub struct ObservatoryView {
     pub grade: &'static str,
 }
 
+/// The version of the JSON report's layout, written as its `report_format` field. A reader
+/// (such as [`crate::baseline`]) refuses a report of a newer format rather than misreading it.
+pub const REPORT_FORMAT: u32 = 1;
+
 /// The graded result of one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// [`REPORT_FORMAT`]: the layout of this report as JSON.
+    pub report_format: u32,
     /// Letter grade, `A+` to `F`.
     pub grade: &'static str,
     /// Points (100 + modifiers, see the module docs).
@@ -88,22 +95,6 @@ impl Report {
             n(Verdict::Info),
         )
     }
-}
-
-/// Grades on the Observatory's chart; `rank("A+") > rank("A")`. Unknown letters rank lowest.
-///
-/// ```
-/// use buttress_audit::grade_rank as rank;
-/// assert!(rank("A+") > rank("A-") && rank("B") > rank("F"));
-/// ```
-pub fn grade_rank(grade: &str) -> u8 {
-    const ORDER: [&str; 13] = [
-        "F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+",
-    ];
-    ORDER
-        .iter()
-        .position(|g| g.eq_ignore_ascii_case(grade.trim()))
-        .map_or(0, |p| p as u8)
 }
 
 struct Draft {
@@ -925,6 +916,7 @@ fn finish(
         }
     };
     Report {
+        report_format: REPORT_FORMAT,
         grade,
         score,
         target: obs.target.clone(),

@@ -8,7 +8,9 @@
 //! - [`judge()`] turns observations into a [`Report`]: one [`Finding`] per check of [`CHECKS`],
 //!   a score and a grade (see [`judge`](mod@judge) for the rules);
 //! - [`report`] renders reports as a terminal table, JSON, SARIF 2.1.0 or a self-contained HTML
-//!   page, and two reports side by side.
+//!   page, and two reports side by side;
+//! - [`baseline`] sets a report beside a saved one and lists what got worse (a CI gate);
+//! - [`sign_in`] holds the headers and cookies of a signed-in scan and masks them in reports.
 //!
 //! The parsers ([`csp`], [`cookie`], [`html`]) accept anything a site sends and never panic
 //! (they are fuzzed). [`observatory`] re-implements Mozilla HTTP Observatory scoring.
@@ -34,6 +36,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod baseline;
 pub mod cookie;
 pub mod csp;
 pub mod html;
@@ -45,7 +48,8 @@ mod observe;
 pub mod report;
 #[cfg(feature = "scan")]
 pub mod scan;
+pub mod sign_in;
 
-pub use judge::{grade_rank, judge, ObservatoryView, Report};
+pub use judge::{grade_rank, judge, ObservatoryView, Report, REPORT_FORMAT};
 pub use model::{check, Check, Finding, Layer, Verdict, CHECKS};
 pub use observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};

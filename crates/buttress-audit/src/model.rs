@@ -1,6 +1,6 @@
 //! What a report is made of: layers, verdicts, the catalogue of checks and their findings.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The layer of DESIGN.md §2 a check looks at from the outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -49,7 +49,7 @@ impl Layer {
 }
 
 /// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Looked, and found it right.
@@ -180,4 +180,20 @@ pub struct Finding {
     /// For checks shared with the Observatory: its result name, e.g. `hsts-not-implemented`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observatory: Option<String>,
+}
+
+/// Grades on the Observatory's chart; `rank("A+") > rank("A")`. Unknown letters rank lowest.
+///
+/// ```
+/// use buttress_audit::grade_rank as rank;
+/// assert!(rank("A+") > rank("A-") && rank("B") > rank("F"));
+/// ```
+pub fn grade_rank(grade: &str) -> u8 {
+    const ORDER: [&str; 13] = [
+        "F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+",
+    ];
+    ORDER
+        .iter()
+        .position(|g| g.eq_ignore_ascii_case(grade.trim()))
+        .map_or(0, |p| p as u8)
 }

@@ -160,6 +160,77 @@ pub struct Observations {
 }
 
 impl Observations {
+    /// Calls `f` on every string the scan recorded: the target, every URL, header value and
+    /// body, failure messages and notes (used to mask what must never be shown, see
+    /// [`crate::sign_in`]).
+    pub fn for_each_text(&mut self, f: &mut dyn FnMut(&mut String)) {
+        fn page(p: &mut Page, f: &mut dyn FnMut(&mut String)) {
+            f(&mut p.url);
+            for (_, v) in &mut p.headers {
+                f(v);
+            }
+            f(&mut p.body);
+        }
+        fn hop(h: &mut Hop, f: &mut dyn FnMut(&mut String)) {
+            f(&mut h.url);
+            if let Some(l) = &mut h.location {
+                f(l);
+            }
+        }
+        f(&mut self.target);
+        self.chain.iter_mut().for_each(|h| hop(h, f));
+        match &mut self.main {
+            Ok(p) => page(p, f),
+            Err(
+                Failure::Tls(m)
+                | Failure::Timeout(m)
+                | Failure::Connect(m)
+                | Failure::RedirectLoop(m)
+                | Failure::TooManyRedirects(m)
+                | Failure::Budget(m)
+                | Failure::Other(m),
+            ) => f(m),
+        }
+        match &mut self.plain_http {
+            Some(Ok(h)) => hop(h, f),
+            Some(Err(m)) => f(m),
+            None => {}
+        }
+        let singles = [&mut self.not_found, &mut self.cors];
+        for p in singles.into_iter().flatten() {
+            page(p, f);
+        }
+        for p in self
+            .malformed
+            .iter_mut()
+            .chain(self.listings.iter_mut())
+            .chain(self.pages.iter_mut())
+        {
+            page(p, f);
+        }
+        match &mut self.csrf {
+            Probe::Skipped(m) => f(m),
+            Probe::Done(attempts) => {
+                for a in attempts {
+                    f(&mut a.page);
+                    f(&mut a.action);
+                }
+            }
+            Probe::NotAsked => {}
+        }
+        match &mut self.rate {
+            Probe::Skipped(m) => f(m),
+            Probe::Done(r) => {
+                f(&mut r.url);
+                if let Some(v) = &mut r.retry_after {
+                    f(v);
+                }
+            }
+            Probe::NotAsked => {}
+        }
+        self.notes.iter_mut().for_each(f);
+    }
+
     /// Observations of a site whose page could not be read.
     pub fn failed(target: &str, chain: Vec<Hop>, failure: Failure) -> Observations {
         Observations {

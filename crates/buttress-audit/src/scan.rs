@@ -21,8 +21,14 @@
 //! them elsewhere; and they stay on the origin of the URL given (or its `http://host/` to
 //! `https://host/` upgrade), whatever port or scheme of the same host a redirect leads to.
 //!
+//! The headers and cookies of [`Options::sign_in`] go, like the URL's user name and password,
+//! to the origin of the URL given only, and their values are masked in everything recorded
+//! (see [`crate::sign_in`]).
+//!
 //! Certificate problems are findings (`AUD-TLS-001`), not errors: [`scan`] fails only for a bad
-//! URL or an unreadable CA file.
+//! URL, an unreadable CA file or sign-in fields it cannot send. With a CA file, a certificate of
+//! it is also accepted as the server's own when it is exactly that certificate, `CA:TRUE` or
+//! not, after checking the host name and dates (the `openssl req -x509` one-liner's case).
 //!
 //! # Example
 //!
@@ -44,13 +50,17 @@ use reqwest::{Method, RequestBuilder};
 use tokio::time::Instant;
 use url::Url;
 
+mod client;
 mod crawl;
 mod guard;
+mod tls;
 mod userinfo;
 
 use crate::html;
 use crate::observatory::CORS_PROBE_ORIGIN;
 use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};
+use crate::sign_in::SignIn;
+use client::{classify, client, sign_in_fields, Err};
 use crawl::Crawl;
 pub use crawl::MAX_QUEUE;
 pub use guard::host_allowed;
@@ -79,7 +89,8 @@ pub struct Options {
     /// Requests in the rate-limit burst.
     pub burst: u32,
     /// Extra trusted roots (PEM, one or more certificates), e.g. a private CA or a self-signed
-    /// development certificate.
+    /// development certificate; each is also accepted as the server's own certificate when it
+    /// is exactly that one, even marked `CA:TRUE` (names and dates still checked).
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Skip certificate verification (reported as a warning).
     pub insecure: bool,
@@ -93,6 +104,9 @@ pub struct Options {
     /// host sent to an address that is not loopback gets the active probes only if it is in
     /// [`Options::allow_hosts`].
     pub resolve: Vec<(String, std::net::SocketAddr)>,
+    /// Headers and cookies sent on every request to the target's origin, never shown (see
+    /// [`crate::sign_in`]).
+    pub sign_in: SignIn,
 }
 
 impl Default for Options {
@@ -112,6 +126,7 @@ impl Default for Options {
             http_port: None,
             progress: false,
             resolve: Vec::new(),
+            sign_in: SignIn::new(),
         }
     }
 }
@@ -144,6 +159,8 @@ pub enum ScanError {
     Client(String),
     /// The `--probe-rate-limit` path leads off the scanned origin (or is no path at all).
     BadProbePath(String),
+    /// The sign-in headers cannot be sent as given.
+    BadSignIn(String),
 }
 
 impl std::error::Error for ScanError {}
@@ -155,6 +172,7 @@ impl std::fmt::Display for ScanError {
             ScanError::BadCaCert(m) => write!(f, "bad CA certificate: {m}"),
             ScanError::Client(m) => write!(f, "cannot build the HTTP client: {m}"),
             ScanError::BadProbePath(m) => write!(f, "bad --probe-rate-limit path: {m}"),
+            ScanError::BadSignIn(m) => write!(f, "bad sign-in header: {m}"),
         }
     }
 }
@@ -164,73 +182,16 @@ pub async fn audit(target: &str, opts: &Options) -> Result<crate::Report, ScanEr
     Ok(crate::judge(&scan(target, opts).await?))
 }
 
-const UA: &str = concat!(
-    "Mozilla/5.0 (compatible; buttress-audit/",
-    env!("CARGO_PKG_VERSION"),
-    "; security self-test)"
-);
 const ATTACKER: &str = "https://attacker.invalid";
-
-enum Err {
-    Budget,
-    Timeout,
-    Tls(String),
-    Connect(String),
-    Other(String),
-}
-
-impl Err {
-    fn text(&self, url: &str, opts: &Options) -> String {
-        match self {
-            Err::Budget => format!("request budget of {} spent before {url}", opts.max_requests),
-            Err::Timeout => format!(
-                "no answer from {url} within the {}s time budget",
-                opts.time_budget().as_secs_f32()
-            ),
-            Err::Tls(m) => format!("{url}: {m}"),
-            Err::Connect(m) => format!("cannot connect to {url}: {m}"),
-            Err::Other(m) => format!("{url}: {m}"),
-        }
-    }
-
-    fn failure(self, url: &str, opts: &Options) -> Failure {
-        let t = self.text(url, opts);
-        match self {
-            Err::Budget => Failure::Budget(t),
-            Err::Timeout => Failure::Timeout(t),
-            Err::Tls(_) => Failure::Tls(t),
-            Err::Connect(_) => Failure::Connect(t),
-            Err::Other(_) => Failure::Other(t),
-        }
-    }
-}
-
-fn classify(e: &reqwest::Error) -> Err {
-    if e.is_timeout() {
-        return Err::Timeout;
-    }
-    let mut chain = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(x) = cur {
-        chain.push(x.to_string());
-        cur = x.source();
-    }
-    let all = chain.join(": ");
-    let lower = all.to_ascii_lowercase();
-    let deepest = chain.last().cloned().unwrap_or_default();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        Err::Tls(deepest)
-    } else if e.is_connect() {
-        Err::Connect(deepest)
-    } else {
-        Err::Other(deepest)
-    }
-}
 
 struct Fetcher<'o> {
     client: reqwest::Client,
     /// The target URL's user name and password, for its origin only.
     creds: Option<userinfo::Credentials>,
+    /// The target's origin, the only one the sign-in fields go to.
+    origin: Url,
+    /// `--header` and `--cookie`, for [`Fetcher::origin`] only.
+    sign_in: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     opts: &'o Options,
     deadline: Instant,
     sent: u32,
@@ -314,12 +275,19 @@ impl Fetcher<'_> {
         Ok(page)
     }
 
-    /// A request for `url`, with the target URL's credentials if it is on their origin.
+    /// A request for `url`, with the target URL's credentials and the sign-in fields if it
+    /// is on the target's origin.
     fn request(&self, method: Method, url: &Url) -> RequestBuilder {
-        match &self.creds {
+        let mut req = match &self.creds {
             Some(c) => self.client.request(method, c.apply(url).as_str()),
             None => self.client.request(method, url.as_str()),
+        };
+        if same_origin(url, &self.origin) {
+            for (name, value) in &self.sign_in {
+                req = req.header(name, value);
+            }
         }
+        req
     }
 
     fn get(&self, url: &Url) -> RequestBuilder {
@@ -361,37 +329,15 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// Builds the HTTP client for `opts`: no automatic redirects, rustls, extra roots.
-fn client(opts: &Options) -> Result<reqwest::Client, ScanError> {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(UA)
-        .connect_timeout(opts.max_time.min(Duration::from_secs(10)))
-        .pool_max_idle_per_host(2);
-    if let Some(pem) = &opts.ca_cert_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| ScanError::BadCaCert(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(ScanError::BadCaCert(
-                "no PEM certificate found in the file".into(),
-            ));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if opts.insecure {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    for (host, addr) in &opts.resolve {
-        b = b.resolve(host, *addr);
-    }
-    b.build().map_err(|e| ScanError::Client(e.to_string()))
+/// Scans `target` within `opts`' bounds. The values of [`Options::sign_in`] are masked in
+/// everything recorded.
+pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanError> {
+    let mut obs = scan_unmasked(target, opts).await?;
+    opts.sign_in.redact_observations(&mut obs);
+    Ok(obs)
 }
 
-/// Scans `target` within `opts`' bounds.
-pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanError> {
+async fn scan_unmasked(target: &str, opts: &Options) -> Result<Observations, ScanError> {
     let mut start = Url::parse(target)
         .map_err(|e| ScanError::BadUrl(format!("{}: {e}", userinfo::redact(target))))?;
     // Credentials in the URL go to its origin only and are never recorded: from here on
@@ -411,6 +357,12 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
         guard::probe_url(&start, path).map_err(ScanError::BadProbePath)?;
     }
     let client = client(opts)?;
+    let sign_in = sign_in_fields(opts)?;
+    if creds.is_some() && opts.sign_in.sends_header("authorization") {
+        return Err(ScanError::BadSignIn(
+            "the URL's user name and password and --header Authorization both set Authorization: give one".into(),
+        ));
+    }
     let bar = if opts.progress {
         let bar = ProgressBar::with_draw_target(
             Some(u64::from(opts.max_requests)),
@@ -428,6 +380,8 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     let mut f = Fetcher {
         client,
         creds,
+        origin: start.clone(),
+        sign_in,
         opts,
         deadline: Instant::now() + opts.time_budget(),
         sent: 0,
@@ -438,6 +392,13 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     if opts.insecure {
         f.notes
             .push("certificate verification skipped (--insecure)".into());
+    }
+    if !opts.sign_in.is_empty() {
+        f.notes.push(format!(
+            "signed in: {} sent to {} only; their values are not shown here",
+            opts.sign_in.names().join(", "),
+            start.origin().ascii_serialization()
+        ));
     }
     if f.creds.is_some() {
         f.notes.push(format!(

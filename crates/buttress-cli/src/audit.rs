@@ -1,19 +1,25 @@
 //! `buttress audit URL`: the live scanner (crate `buttress-audit`). Needs no settings.
 //!
-//! Exit codes: 0 done (and the grade is at least `--min-grade`, if given); 1 the grade is below
-//! `--min-grade`; 2 bad arguments (URL, CA file, grade letter, time budget over a day,
-//! `--probe-rate-limit` path off the scanned origin).
+//! Exit codes ([`output::EXIT_CODES`], also in `--help`): 0 done, at or above `--min-grade` and no
+//! regression against `--baseline`; 1 below `--min-grade` or a regression; 2 bad arguments
+//! (URL, CA file, grade letter, time budget over a day, `--probe-rate-limit` path off the
+//! scanned origin, a bad `--header`/`--cookie`); 4 the `--baseline` cannot be used.
+
+mod gate;
+mod options;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use buttress_audit::scan::{self, Options};
-use buttress_audit::{grade_rank, report, Report};
+use buttress_audit::scan;
+use buttress_audit::Report;
 use clap::ValueEnum;
 
 /// Arguments of `buttress audit`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = output::EXIT_CODES)]
 pub(crate) struct AuditArgs {
     /// The site to scan (http:// or https://).
     url: String,
@@ -29,6 +35,26 @@ pub(crate) struct AuditArgs {
     /// Exit 1 when the grade (of every site scanned) is below this, e.g. `A` or `B+`.
     #[arg(long, value_name = "GRADE")]
     min_grade: Option<String>,
+    /// Compare with a saved JSON report of the same URL (`--format json` or `--json`): exit 1
+    /// and list each check that got worse, or a lower grade or score; exit 4 if it cannot be
+    /// used.
+    #[arg(long, value_name = "REPORT.json", conflicts_with = "compare")]
+    baseline: Option<PathBuf>,
+    /// Also write the JSON report to FILE, whatever --format is (e.g. the next --baseline).
+    #[arg(long, value_name = "FILE", conflicts_with = "compare")]
+    json: Option<PathBuf>,
+    /// Send this header on every request to the URL's origin (repeatable), e.g.
+    /// `Authorization: Bearer TOKEN`; never shown in any report.
+    #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    /// Send this cookie on every request to the URL's origin (repeatable), e.g. a session
+    /// cookie to audit signed-in pages; never shown in any report.
+    #[arg(long = "cookie", value_name = "NAME=VALUE")]
+    cookies: Vec<String>,
+    /// No progress bar and no informational lines on stderr (errors and gate failures still
+    /// print). Without it, a progress bar is drawn only when stderr is a terminal.
+    #[arg(long, short)]
+    quiet: bool,
     /// Requests in all (every redirect and probe counts).
     #[arg(long, default_value_t = 60, value_name = "N")]
     max_requests: u32,
@@ -52,7 +78,9 @@ pub(crate) struct AuditArgs {
     /// Requests in the rate-limit burst.
     #[arg(long, default_value_t = 30, value_name = "N")]
     burst: u32,
-    /// Trust this PEM certificate (a private CA or a self-signed certificate) for the scan.
+    /// Trust the PEM certificate(s) in FILE (a private CA, or a self-signed certificate, also
+    /// one marked CA:TRUE: accepted as the server's own if it is exactly that certificate, for
+    /// its names and dates).
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
     /// Do not verify certificates (reported as a warning).
@@ -120,40 +148,16 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Runs the audit and prints the report.
+/// Runs the audit, prints the report and applies the gates (`--min-grade`, `--baseline`).
 pub(crate) fn run(args: &AuditArgs) -> ExitCode {
-    if let Some(g) = &args.min_grade {
-        if grade_rank(g) == 0 && !g.trim().eq_ignore_ascii_case("F") {
-            eprintln!("buttress audit: --min-grade {g:?} is not a grade (A+, A, A-, B+ … F)");
-            return ExitCode::from(2);
-        }
-    }
-    let ca = match &args.ca_cert {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                eprintln!("buttress audit: cannot read --ca-cert {}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let gate = match gate::Gate::load(args) {
+        Ok(g) => g,
+        Err(code) => return code,
     };
-    if args.insecure {
-        eprintln!("buttress audit: WARNING: --insecure: certificates are not verified; the TLS check only warns");
-    }
-    let mut opts = Options::new();
-    opts.max_requests = args.max_requests;
-    opts.max_time = args.max_time;
-    opts.max_pages = args.max_pages;
-    opts.active = args.active;
-    opts.allow_hosts = args.allow_host.clone();
-    opts.rate_limit_path = args.probe_rate_limit.clone();
-    opts.burst = args.burst;
-    opts.ca_cert_pem = ca;
-    opts.insecure = args.insecure;
-    opts.http_port = args.http_port;
-    opts.resolve = args.resolve.clone();
-    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let opts = match options::scan_options(args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -180,55 +184,10 @@ pub(crate) fn run(args: &AuditArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let colour = args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let text = match (reports.as_slice(), args.format) {
-        ([a, b], AuditFormat::Table) => report::compare_table(a, b, colour),
-        ([a, b], AuditFormat::Json) => report::compare_json(a, b),
-        ([a, b], AuditFormat::Html) => report::html_compare(a, b),
-        ([a, b], AuditFormat::Sarif) => {
-            eprintln!(
-                "buttress audit: SARIF holds one site; writing the first ({})",
-                b.target
-            );
-            report::sarif(a)
-        }
-        ([a, ..], AuditFormat::Table) => report::table(a, colour),
-        ([a, ..], AuditFormat::Json) => report::json(a),
-        ([a, ..], AuditFormat::Sarif) => report::sarif(a),
-        ([a, ..], AuditFormat::Html) => report::html(a),
-        ([], _) => String::new(),
-    };
-    match &args.output {
-        Some(p) => {
-            if let Err(e) = std::fs::write(p, &text) {
-                eprintln!("buttress audit: cannot write {}: {e}", p.display());
-                return ExitCode::FAILURE;
-            }
-            for r in &reports {
-                eprintln!(
-                    "buttress audit: {} graded {} ({})",
-                    r.target, r.grade, r.score
-                );
-            }
-        }
-        None => print!("{text}"),
+    if let Err(code) = output::write(args, &reports) {
+        return code;
     }
-    if let Some(min) = &args.min_grade {
-        let below: Vec<&Report> = reports
-            .iter()
-            .filter(|r| grade_rank(r.grade) < grade_rank(min))
-            .collect();
-        if !below.is_empty() {
-            for r in below {
-                eprintln!(
-                    "buttress audit: {} graded {}, below --min-grade {min}",
-                    r.target, r.grade
-                );
-            }
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    gate.apply(&reports, args.quiet)
 }
 
 #[cfg(test)]

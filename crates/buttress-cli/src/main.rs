@@ -1,5 +1,5 @@
 //! The `buttress` command: `serve` (the blood-donor portal through the whole stack), `check`,
-//! `keygen`, `audit` (exit codes of `audit`: see `audit.rs`).
+//! `keygen`, `audit` (exit codes of `audit`, 4 included: see `audit.rs` and `audit --help`).
 //!
 //! Exit codes: 0 success; 1 `check` found an error-level finding, or the server failed while
 //! running; 2 bad command line; 3 configuration refused (a bad setting, a weak key in
@@ -56,7 +56,7 @@ enum Command {
     /// Print a new random 256-bit secret key.
     Keygen,
     /// Scan a live site from the outside and grade it (needs no settings).
-    Audit(audit::AuditArgs),
+    Audit(Box<audit::AuditArgs>),
 }
 
 #[derive(Debug, clap::Args)]

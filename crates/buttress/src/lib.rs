@@ -306,6 +306,9 @@ impl Buttress {
         } else {
             router
         };
+        // Built once: a `Router` left as it is applies its layers to each route again on every
+        // request.
+        let router = router.with_state(());
         Ok(stack::Stack::new(
             router,
             stack::Plan {

@@ -7,9 +7,11 @@ use crate::csrf::CsrfLayer;
 use crate::headers::{Csp, Hsts, SecureHeadersLayer};
 use crate::https::HttpsRedirectLayer;
 use crate::proxy::ProxyConfig;
+#[cfg(feature = "redis")]
+use crate::ratelimit::RateLimitStorage;
 use crate::ratelimit::{
     IpGrouping, LoginThrottle, MemoryStore, OnStoreError, RateLimitError, RateLimitLayer,
-    RateLimitStorage, RateLimiter, Scope,
+    RateLimiter, Scope,
 };
 use crate::secret::Keyring;
 use crate::session::{SessionLayer, SessionStore};

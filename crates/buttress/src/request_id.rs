@@ -87,10 +87,61 @@ pub(crate) fn assign(headers: &mut http::HeaderMap) -> Option<HeaderValue> {
     id
 }
 
+/// [`assign`], and the response's CSP nonce, from one draw of the thread's CSPRNG and without
+/// the formatting machinery: the request id and the nonce are the stack's two per-request
+/// random values.
+pub(crate) fn assign_with_nonce(
+    headers: &mut http::HeaderMap,
+) -> (Option<HeaderValue>, crate::context::CspNonce) {
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let (id_bytes, nonce_bytes) = raw.split_at(16);
+    let mut id_raw = [0u8; 16];
+    id_raw.copy_from_slice(id_bytes);
+    let mut nonce_raw = [0u8; 16];
+    nonce_raw.copy_from_slice(nonce_bytes);
+    let id = HeaderValue::from_bytes(&uuid_v4_text(id_raw)).ok();
+    match &id {
+        Some(id) => {
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+        }
+        None => {
+            headers.remove(&X_REQUEST_ID);
+        }
+    }
+    (id, crate::context::CspNonce::from_random(nonce_raw))
+}
+
+/// The hyphenated lower-case text of a version-4 UUID made of `raw` (whose version and variant
+/// bits are set here).
+fn uuid_v4_text(mut raw: [u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    raw[6] = (raw[6] & 0x0f) | 0x40;
+    raw[8] = (raw[8] & 0x3f) | 0x80;
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for (i, byte) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    out
+}
+
 /// Puts the request's id on the response, unless the handler set one.
 pub(crate) fn stamp(headers: &mut http::HeaderMap, id: HeaderValue) {
     if let http::header::Entry::Vacant(slot) = headers.entry(&X_REQUEST_ID) {
         slot.insert(id);
+    }
+}
+
+/// [`stamp`], knowing whether the handler set one (`present`).
+pub(crate) fn stamp_present(headers: &mut http::HeaderMap, id: HeaderValue, present: bool) {
+    if !present {
+        headers.append(X_REQUEST_ID.clone(), id);
     }
 }
 
@@ -252,6 +303,16 @@ mod tests {
             .layer(RequestIdLayer);
         let (_, response) = ids(app, None).await;
         assert_eq!(response.as_deref(), Some("upstream-7"));
+    }
+
+    proptest::proptest! {
+        /// The hand-made text is what the `uuid` crate writes for the same bytes.
+        #[test]
+        fn uuid_text_matches_the_uuid_crate(raw: [u8; 16]) {
+            let ours = uuid_v4_text(raw);
+            let theirs = uuid::Builder::from_random_bytes(raw).into_uuid().hyphenated().to_string();
+            proptest::prop_assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs);
+        }
     }
 
     #[test]

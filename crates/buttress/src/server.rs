@@ -560,7 +560,11 @@ async fn serve_io<I, S: App>(
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
-        req.extensions_mut().insert(transport);
+        // Plain HTTP with no TLS listener to point at is what a missing `Transport` means:
+        // one map insert fewer on every such request.
+        if transport != Transport::default() {
+            req.extensions_mut().insert(transport);
+        }
         let in_flight = InFlight::start(&requests);
         app.clone()
             .oneshot(req)

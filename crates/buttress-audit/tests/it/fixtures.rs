@@ -132,6 +132,10 @@ impl Seen {
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().expect("not poisoned").clone()
     }
+
+    pub fn push(&self, line: String) {
+        self.0.lock().expect("not poisoned").push(line);
+    }
 }
 
 async fn record(

@@ -141,8 +141,8 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
     cluster.redis.as_mut().expect("redis").stop();
     let outage = Instant::now();
     for (i, inst) in cluster.instances.iter().enumerate() {
-        // Global limit, declared policy.
-        let (status, _, body) = get_html(&http, &inst.url("/static/portal.css"), None).await;
+        // Global limit, declared policy (on a page: static assets are not counted).
+        let (status, _, body) = get_html(&http, &inst.url("/"), None).await;
         if i < 2 {
             assert_eq!(status, 200, "memory policy on instance {i}: {body}");
         } else {
@@ -196,7 +196,7 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
     cluster.redis.as_mut().expect("redis").restart();
     let back = Instant::now();
     for inst in &cluster.instances {
-        let url = inst.url("/static/portal.css");
+        let url = inst.url("/");
         let http = http.clone();
         wait_until(Duration::from_secs(15), "the limit on Redis again", || {
             let (http, url) = (http.clone(), url.clone());

@@ -136,19 +136,38 @@ impl Problem {
 pub(crate) struct ErrorPage {
     accept: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
-    /// Debug is on and the request looks like it came from a browser on this machine; the
-    /// client's address (after trusted proxies) must be loopback too.
-    debug: bool,
+    /// Debug is on and no header says the request was relayed: its `Host` (checked for a
+    /// loopback name only when a page is rendered); `None`: no debug detail.
+    local_host: Option<Option<HeaderValue>>,
 }
 
 impl ErrorPage {
     /// Takes what an error page for `req` would need; `debug`: Development's debug detail.
     pub(crate) fn of<B>(req: &Request<B>, debug: bool) -> ErrorPage {
+        let headers = req.headers();
         ErrorPage {
-            accept: req.headers().get(header::ACCEPT).cloned(),
-            request_id: req.headers().get(&crate::request_id::X_REQUEST_ID).cloned(),
-            debug: debug && looks_local(req),
+            accept: headers.get(header::ACCEPT).cloned(),
+            request_id: headers.get(&crate::request_id::X_REQUEST_ID).cloned(),
+            local_host: (debug && !relayed(headers)).then(|| {
+                headers.get(header::HOST).cloned().or_else(|| {
+                    req.uri()
+                        .authority()
+                        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                })
+            }),
         }
+    }
+
+    /// Debug detail may be shown: debug is on, the request was not relayed, its host is a
+    /// loopback name (not a DNS-rebinding page under its own name), and the resolved client
+    /// (after trusted proxies) is on loopback.
+    fn shows_debug(&self, loopback: bool) -> bool {
+        loopback
+            && self.local_host.as_ref().is_some_and(|host| {
+                host.as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .is_none_or(crate::host::is_loopback_host)
+            })
     }
 
     /// Whether `res` gets a page: an error status, not marked [`KeepBody`].
@@ -165,7 +184,7 @@ impl ErrorPage {
         loopback: bool,
         nonce: Option<&str>,
     ) -> Result<Response<Body>, Response<Body>> {
-        let show_debug = self.debug && loopback;
+        let show_debug = self.shows_debug(loopback);
         let reads_body = show_debug
             && res.extensions().get::<DebugDetail>().is_none()
             && res.extensions().get::<Problem>().is_none();
@@ -187,7 +206,7 @@ impl ErrorPage {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let show_debug = self.debug && loopback;
+        let show_debug = self.shows_debug(loopback);
         let (parts, body) = res.into_parts();
         let read = show_debug
             && parts.extensions.get::<DebugDetail>().is_none()
@@ -235,28 +254,18 @@ impl ErrorPage {
     }
 }
 
-/// Whether a request looks like it came straight from a browser on this machine, the only one
-/// that may see debug detail (besides a loopback peer, checked on the way out): no forwarding
-/// header (a tunnel such as ngrok or `ssh -R`, or a local proxy, connects from loopback but
-/// relays everyone), and a loopback host name (a DNS-rebinding page reaches a loopback server
-/// under its own name).
-fn looks_local<B>(req: &Request<B>) -> bool {
-    // Names parsed once, not on every request.
-    const RELAYED: [HeaderName; 4] = [
-        header::FORWARDED,
-        HeaderName::from_static("x-forwarded-for"),
-        HeaderName::from_static("x-real-ip"),
-        header::VIA,
-    ];
-    if RELAYED.iter().any(|h| req.headers().contains_key(h)) {
-        return false;
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    host.is_none_or(crate::host::is_loopback_host)
+/// Whether a header says the request was relayed: a tunnel such as ngrok or `ssh -R`, or a
+/// local proxy, connects from loopback but relays everyone. One pass over the request's names
+/// (a handful of comparisons) rather than a lookup per name.
+fn relayed(headers: &http::HeaderMap) -> bool {
+    static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+    headers.keys().any(|name| {
+        name == header::FORWARDED
+            || name == header::VIA
+            || name == X_FORWARDED_FOR
+            || name == X_REAL_IP
+    })
 }
 
 async fn read_prefix<B>(body: B) -> Option<String>

@@ -294,27 +294,89 @@ fn templates(csp: Option<&Csp>) -> [Option<csp::Template>; 2] {
     [false, true].map(|https| csp.and_then(|c| csp::Template::new(c, https)))
 }
 
+/// Which of the headers the stack sets a response already has (the handler's win), found in
+/// one pass over the response's header names: a handful of comparisons for a typical response,
+/// instead of a hash lookup per header the stack might add.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Present {
+    /// Bit `i`: the `i`th fixed header of the [`Config`].
+    fixed: u64,
+    csp: bool,
+    csp_report_only: bool,
+    hsts: bool,
+    /// `Server` or `X-Powered-By`, to remove.
+    banner: bool,
+    /// `RateLimit` (the IETF fields) and `X-RateLimit-Limit` (the legacy ones).
+    pub(crate) ratelimit: bool,
+    pub(crate) x_ratelimit: bool,
+    pub(crate) request_id: bool,
+}
+
+/// The [`Present`] of `headers` for `config`.
+pub(crate) fn scan(config: &Config, headers: &http::HeaderMap) -> Present {
+    let mut present = Present::default();
+    for name in headers.keys() {
+        if let Some(i) = config.fixed.iter().position(|(n, _)| n == name) {
+            present.fixed |= 1u64.checked_shl(i as u32).unwrap_or(0);
+        } else if name == header::CONTENT_SECURITY_POLICY {
+            present.csp = true;
+        } else if name == header::CONTENT_SECURITY_POLICY_REPORT_ONLY {
+            present.csp_report_only = true;
+        } else if name == header::STRICT_TRANSPORT_SECURITY {
+            present.hsts = true;
+        } else if name == header::SERVER || name == X_POWERED_BY {
+            present.banner = true;
+        } else if name == crate::ratelimit::response::RATELIMIT {
+            present.ratelimit = true;
+        } else if name == crate::ratelimit::response::X_RATELIMIT_LIMIT {
+            present.x_ratelimit = true;
+        } else if name == crate::request_id::X_REQUEST_ID {
+            present.request_id = true;
+        }
+    }
+    present
+}
+
 /// Sets the secure headers on `res`, with `nonce` in the CSP, HSTS only when the request came
 /// over `https`; a header the handler set wins.
 pub(crate) fn apply<B>(config: &Config, nonce: CspNonce, https: bool, res: &mut Response<B>) {
+    let present = scan(config, res.headers());
+    apply_present(config, nonce, https, present, res);
+}
+
+/// [`apply`], knowing what the response already has.
+pub(crate) fn apply_present<B>(
+    config: &Config,
+    nonce: CspNonce,
+    https: bool,
+    present: Present,
+    res: &mut Response<B>,
+) {
     let override_csp = res.extensions_mut().remove::<Csp>();
     let headers = res.headers_mut();
     // Room for every header below at once: growing the map one insert at a time rehashes it
     // several times per response.
     headers.reserve(config.fixed.len() + 2);
-    for (name, value) in &config.fixed {
-        if let http::header::Entry::Vacant(slot) = headers.entry(name) {
-            slot.insert(value.clone());
+    for (i, (name, value)) in config.fixed.iter().enumerate() {
+        // Past 64 fixed headers the bit set cannot tell: look the name up.
+        let set = match 1u64.checked_shl(i as u32) {
+            Some(bit) => present.fixed & bit != 0,
+            None => headers.contains_key(name),
+        };
+        if !set {
+            headers.append(name.clone(), value.clone());
         }
     }
-    let csp_name = if config.csp_report_only {
-        header::CONTENT_SECURITY_POLICY_REPORT_ONLY
-    } else {
-        header::CONTENT_SECURITY_POLICY
-    };
     // Only the handler's own header of the same name wins: a handler trying a policy out in
     // `Content-Security-Policy-Report-Only` must not switch the enforcing one off.
-    let handler_set_csp = headers.contains_key(&csp_name);
+    let (csp_name, handler_set_csp) = if config.csp_report_only {
+        (
+            header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+            present.csp_report_only,
+        )
+    } else {
+        (header::CONTENT_SECURITY_POLICY, present.csp)
+    };
     if !handler_set_csp {
         let template = &config.csp_templates[usize::from(https)];
         let value = match (&override_csp, template) {
@@ -325,16 +387,18 @@ pub(crate) fn apply<B>(config: &Config, nonce: CspNonce, https: bool, res: &mut 
                 .map(|policy| policy.render(nonce.as_str(), https)),
         };
         if let Some(Ok(v)) = value.map(HeaderValue::try_from) {
-            headers.insert(csp_name, v);
+            headers.append(csp_name, v);
         }
     }
-    if https && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+    if https && !present.hsts {
         if let Some(v) = &config.hsts {
-            headers.insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            headers.append(header::STRICT_TRANSPORT_SECURITY, v.clone());
         }
     }
-    headers.remove(header::SERVER);
-    headers.remove(&X_POWERED_BY);
+    if present.banner {
+        headers.remove(header::SERVER);
+        headers.remove(&X_POWERED_BY);
+    }
 }
 
 impl IntoResponseParts for Csp {

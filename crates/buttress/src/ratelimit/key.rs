@@ -127,32 +127,93 @@ impl IpGrouping {
 /// The address a request is counted against: the [`ClientIp`](crate::proxy::ClientIp) set by
 /// [`ProxyLayer`](crate::proxy::ProxyLayer) (forwarding headers believed only from trusted
 /// proxies), else the TCP peer. Never a forwarding header read here.
-pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    crate::context::client_of(&parts.extensions).or_else(|| {
-        parts
-            .extensions
+pub(crate) fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    crate::context::client_of(extensions).or_else(|| {
+        extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
     })
 }
 
-/// The counter key of a request: scope, then client, built in one allocation.
+/// A counter key, kept inline (no allocation) when it fits, as the usual
+/// `app␟ip:203.0.113.9/32` and `route:/login␟ip:2001:db8:1:2::/64` do.
+pub(crate) struct KeyText {
+    inline: [u8; 96],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl KeyText {
+    fn new() -> KeyText {
+        KeyText {
+            inline: [0; 96],
+            len: 0,
+            heap: None,
+        }
+    }
+
+    fn push_str(&mut self, text: &str) {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(text);
+            return;
+        }
+        match self.inline.get_mut(self.len..self.len + text.len()) {
+            Some(room) => {
+                room.copy_from_slice(text.as_bytes());
+                self.len += text.len();
+            }
+            None => {
+                let mut heap = String::with_capacity(self.len + text.len() + 32);
+                heap.push_str(self.as_str());
+                heap.push_str(text);
+                self.heap = Some(heap);
+            }
+        }
+    }
+
+    /// The key.
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(heap) => heap,
+            // Only whole `&str`s are ever copied in.
+            None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or(""),
+        }
+    }
+
+    /// The key, owned (for a check that waits for its store).
+    pub(crate) fn into_string(self) -> String {
+        match self.heap {
+            Some(heap) => heap,
+            None => self.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Write for KeyText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+/// The counter key of a request: scope, then the key of `key_fn` (`own`, when it gave one)
+/// or the client, built without an allocation when it fits.
 pub(crate) fn request_key(
-    parts: &Parts,
+    path: &str,
+    extensions: &http::Extensions,
     scope: &Scope,
-    key_fn: Option<&KeyFn>,
+    own: Option<String>,
     grouping: IpGrouping,
-) -> String {
+) -> KeyText {
     use std::fmt::Write as _;
-    let mut key = String::with_capacity(64);
+    let mut key = KeyText::new();
     match scope {
         Scope::PerRoute => {
             key.push_str("route:");
             key.push_str(
-                parts
-                    .extensions
+                extensions
                     .get::<MatchedPath>()
-                    .map_or_else(|| parts.uri.path(), MatchedPath::as_str),
+                    .map_or(path, MatchedPath::as_str),
             );
         }
         Scope::App => key.push_str("app"),
@@ -160,15 +221,18 @@ pub(crate) fn request_key(
             key.push_str("shared:");
             key.push_str(name);
         }
-        Scope::Global => return "global".to_owned(),
+        Scope::Global => {
+            key.push_str("global");
+            return key;
+        }
     }
-    key.push('\u{1f}');
-    match key_fn.and_then(|f| f(parts)) {
+    key.push_str("\u{1f}");
+    match own {
         Some(k) => {
             key.push_str("key:");
             key.push_str(&k);
         }
-        None => match client_ip(parts) {
+        None => match client_ip(extensions) {
             Some(ip) => {
                 key.push_str("ip:");
                 let (addr, prefix) = grouping.network(ip);
@@ -179,17 +243,17 @@ pub(crate) fn request_key(
                     IpAddr::V4(v4) => {
                         for (i, octet) in v4.octets().into_iter().enumerate() {
                             if i > 0 {
-                                key.push('.');
+                                key.push_str(".");
                             }
                             key.push_str(digits.format(octet));
                         }
                     }
-                    // Writing to a String cannot fail.
+                    // Writing to a KeyText cannot fail.
                     IpAddr::V6(v6) => {
                         let _ = write!(key, "{v6}");
                     }
                 }
-                key.push('/');
+                key.push_str("/");
                 key.push_str(digits.format(prefix));
             }
             // No proxy layer and no peer address: every such request shares one counter, so
@@ -224,8 +288,9 @@ impl fmt::Debug for Exemptions {
 }
 
 impl Exemptions {
-    pub(crate) fn exempt(&self, parts: &Parts) -> bool {
-        let path = parts.uri.path();
+    /// Whether a request for `path` is not counted, by path and client; a predicate
+    /// ([`RateLimitLayer::exempt_if`](super::RateLimitLayer::exempt_if)) is asked separately.
+    pub(crate) fn exempt_head(&self, path: &str, extensions: &http::Extensions) -> bool {
         // A prefix never exempts a path that climbs out of it (`/static/../login`), in case
         // something in front normalises it into another route.
         let under_prefix = |p: &String| path.starts_with(p.as_str()) && !path.contains("..");
@@ -233,13 +298,13 @@ impl Exemptions {
             return true;
         }
         if !self.nets.is_empty() {
-            if let Some(ip) = client_ip(parts) {
+            if let Some(ip) = client_ip(extensions) {
                 if self.nets.iter().any(|n| n.contains(&ip)) {
                     return true;
                 }
             }
         }
-        self.predicate.as_ref().is_some_and(|f| f(parts))
+        false
     }
 }
 
@@ -257,6 +322,23 @@ mod tests {
         req.into_parts().0
     }
 
+    fn key_of(parts: &Parts, scope: &Scope, grouping: IpGrouping) -> String {
+        request_key(parts.uri.path(), &parts.extensions, scope, None, grouping).into_string()
+    }
+
+    /// A key longer than the inline buffer moves to the heap whole.
+    #[test]
+    fn long_keys_spill_to_the_heap_whole() {
+        let name = "n".repeat(200);
+        let ip: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
+        let key = key_of(
+            &parts_from(ip),
+            &Scope::Shared(name.clone().into()),
+            IpGrouping::default(),
+        );
+        assert_eq!(key, format!("shared:{name}\u{1f}ip:2001:db8:1:2::/64"));
+    }
+
     proptest! {
         /// The hand-written key text is the network's usual notation, for every address and
         /// grouping.
@@ -269,7 +351,7 @@ mod tests {
         ) {
             let grouping = IpGrouping::new(p4, p6);
             for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
-                let key = request_key(&parts_from(ip), &Scope::App, None, grouping);
+                let key = key_of(&parts_from(ip), &Scope::App, grouping);
                 prop_assert_eq!(key, format!("app\u{1f}ip:{}", grouping.key(ip)));
             }
         }
@@ -280,18 +362,15 @@ mod tests {
         let g = IpGrouping::default();
         let ip: IpAddr = "203.0.113.7".parse().expect("ip");
         assert_eq!(
-            request_key(&parts_from(ip), &Scope::App, None, g),
+            key_of(&parts_from(ip), &Scope::App, g),
             "app\u{1f}ip:203.0.113.7/32"
         );
         let ip: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
         assert_eq!(
-            request_key(&parts_from(ip), &Scope::Shared("login".into()), None, g),
+            key_of(&parts_from(ip), &Scope::Shared("login".into()), g),
             "shared:login\u{1f}ip:2001:db8:1:2::/64"
         );
         let none = http::Request::new(()).into_parts().0;
-        assert_eq!(
-            request_key(&none, &Scope::App, None, g),
-            "app\u{1f}ip:unknown"
-        );
+        assert_eq!(key_of(&none, &Scope::App, g), "app\u{1f}ip:unknown");
     }
 }

@@ -393,24 +393,56 @@ pub(crate) enum Admission {
 /// by the memory store, or [`Admission::Later`]. The client is read from the request's
 /// [`RequestContext`](crate::RequestContext).
 pub(crate) fn admit(config: &Config, parts: &Parts) -> Admission {
-    if config.exemptions.exempt(parts) {
+    let (path, extensions) = (parts.uri.path(), &parts.extensions);
+    let predicate = config.exemptions.predicate.as_ref();
+    if config.exemptions.exempt_head(path, extensions) || predicate.is_some_and(|f| f(parts)) {
         return Admission::Pass;
     }
-    let key = request_key(
-        parts,
-        &config.scope,
-        config.key_fn.as_ref(),
-        config.grouping,
-    );
+    let own = config.key_fn.as_ref().and_then(|f| f(parts));
     let cost = config.cost_fn.as_ref().map_or(1, |f| f(parts));
+    decide(config, path, extensions, own, cost)
+}
+
+/// [`admit`] from the request's path and extensions alone, for a limit with no function of the
+/// whole head (key, cost or exemption: the limits [`Buttress`](crate::Buttress) makes have
+/// none); `None` for one that has.
+pub(crate) fn admit_head(
+    config: &Config,
+    path: &str,
+    extensions: &http::Extensions,
+) -> Option<Admission> {
+    let plain = config.key_fn.is_none()
+        && config.cost_fn.is_none()
+        && config.exemptions.predicate.is_none();
+    if !plain {
+        return None;
+    }
+    if config.exemptions.exempt_head(path, extensions) {
+        return Some(Admission::Pass);
+    }
+    Some(decide(config, path, extensions, None, 1))
+}
+
+fn decide(
+    config: &Config,
+    path: &str,
+    extensions: &http::Extensions,
+    own: Option<String>,
+    cost: u64,
+) -> Admission {
+    let key = request_key(path, extensions, &config.scope, own, config.grouping);
     if config.shadow {
+        let key = key.into_string();
         return Admission::Later { key, cost };
     }
     // The memory store answers at once: no future, no allocation.
-    match config.limiter.check_now(&key, cost) {
+    match config.limiter.check_now(key.as_str(), cost) {
         Some(decision) if decision.allowed() => Admission::Allowed(decision),
         Some(decision) => Admission::Refused(refusal(config, &decision)),
-        None => Admission::Later { key, cost },
+        None => Admission::Later {
+            key: key.into_string(),
+            cost,
+        },
     }
 }
 
@@ -435,6 +467,24 @@ pub(crate) async fn admit_later(config: &Config, key: &str, cost: u64) -> Admiss
     } else {
         Admission::Refused(refusal(config, &decision))
     }
+}
+
+/// [`add_headers`], knowing whether the response already has the IETF and the legacy fields;
+/// gives whether it has them afterwards.
+pub(crate) fn add_headers_present(
+    config: &Config,
+    decision: &Decision,
+    headers: &mut http::HeaderMap,
+    present: (bool, bool),
+) -> (bool, bool) {
+    super::response::set_headers_present(
+        headers,
+        config.style,
+        config.limiter.limits(),
+        &config.policy,
+        decision,
+        present,
+    )
 }
 
 /// Adds the limit headers of `decision` (a limit nearer the handler that already set its own

@@ -22,9 +22,9 @@ use crate::errors::Problem;
 
 // The header names, parsed once: `HeaderName::from_static` at run time and lookups by `&str`
 // parse (and hash) the name on every response.
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub(crate) static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
@@ -98,7 +98,8 @@ fn secs_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Adds the configured headers for `decision` to `headers`.
+/// Adds the configured headers for `decision` to `headers`, unless a limit nearer the handler
+/// (a route's) already said its piece.
 pub(crate) fn set_headers(
     headers: &mut HeaderMap,
     style: HeaderStyle,
@@ -106,12 +107,28 @@ pub(crate) fn set_headers(
     policy: &HeaderValue,
     decision: &Decision,
 ) {
+    let present = (
+        headers.contains_key(&RATELIMIT),
+        headers.contains_key(&X_RATELIMIT_LIMIT),
+    );
+    set_headers_present(headers, style, limits, policy, decision, present);
+}
+
+/// [`set_headers`], knowing whether the IETF and the legacy fields are already there.
+pub(crate) fn set_headers_present(
+    headers: &mut HeaderMap,
+    style: HeaderStyle,
+    limits: &Limits,
+    policy: &HeaderValue,
+    decision: &Decision,
+    (ietf_present, legacy_present): (bool, bool),
+) -> (bool, bool) {
     // The decision says which limit it is about; its `limit()` may be this instance's share
     // of it (the memory fallback), which matches none of the declared ones.
     let idx = decision.index() + 1;
     debug_assert!(idx <= limits.len());
     // A limit nearer the handler (a route's) has already said its piece: keep it.
-    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !headers.contains_key(&RATELIMIT) {
+    if matches!(style, HeaderStyle::Ietf | HeaderStyle::Both) && !ietf_present {
         headers.reserve(2);
         headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
         let mut digits = itoa::Buffer::new();
@@ -127,9 +144,7 @@ pub(crate) fn set_headers(
             headers.insert(RATELIMIT.clone(), v);
         }
     }
-    if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both)
-        && !headers.contains_key(&X_RATELIMIT_LIMIT)
-    {
+    if matches!(style, HeaderStyle::Legacy | HeaderStyle::Both) && !legacy_present {
         let reset_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -143,6 +158,10 @@ pub(crate) fn set_headers(
             headers.insert(name.clone(), HeaderValue::from(n));
         }
     }
+    (
+        ietf_present || matches!(style, HeaderStyle::Ietf | HeaderStyle::Both),
+        legacy_present || matches!(style, HeaderStyle::Legacy | HeaderStyle::Both),
+    )
 }
 
 /// The 429 for a refused request: an empty response carrying a [`Problem`] of kind

@@ -61,7 +61,6 @@ use axum::body::Body;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::response::Response;
 use axum::Router;
-use bytes::Bytes;
 use http::Request;
 use tower_service::Service;
 
@@ -150,12 +149,10 @@ impl<S> Stack<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for Stack<S>
+impl<S> Service<Request<Body>> for Stack<S>
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -165,30 +162,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        use steps::Next;
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let plan = &self.plan;
-        // 1-3: request id, proxy resolution (the context goes in here), HTTPS.
-        let (req, mut out) = match steps::enter(plan, req) {
-            Next::Go(req, out) => (req, out),
-            Next::Answer(res, out) => return StackFuture::answer(out, res),
-        };
+        // 1: a fresh request id, the span, the deadline.
+        let mut out = steps::Out::new(plan, &mut req);
+        // 2-3: proxy resolution (the context goes in here), HTTPS.
+        if let Err(res) = steps::enter(plan, &mut req, &mut out) {
+            return StackFuture::answer(out, res);
+        }
         // 4: the global limit, then the path's own.
-        let (parts, body) = req.into_parts();
-        let pending = match steps::limits_now(plan, &parts, &mut out) {
+        let pending = match steps::limits_now(plan, &req, &mut out) {
             Ok(pending) => pending,
             Err(res) => return StackFuture::answer(out, res),
         };
-        let req = Request::from_parts(parts, body);
         if !pending.is_empty() {
             let inner = take(&mut self.inner);
             return StackFuture::boxed(steps::slow(plan.clone(), inner, req, pending, out));
         }
         // 5-6: body limit, session, the CSRF origin verdict; the token is checked in a box.
-        let req = match steps::body_and_session(plan, req, &mut out) {
-            Ok(req) => req,
-            Err(res) => return StackFuture::answer(out, res),
-        };
+        if let Err(res) = steps::body_and_session(plan, &mut req, &mut out) {
+            return StackFuture::answer(out, res);
+        }
         match steps::csrf_now(plan, &req, &mut out) {
             steps::Csrf::Pass => {}
             steps::Csrf::Refuse(res) => return StackFuture::answer(out, res),

@@ -12,10 +12,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
-use http::request::Parts;
 use http::{header, HeaderValue, Request, StatusCode};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -24,7 +22,9 @@ use tracing::Instrument as _;
 use super::Plan;
 use crate::context::{CspNonce, RequestContext};
 use crate::errors::{panic_response, ErrorPage, Problem};
-use crate::ratelimit::layer::{add_headers, admit, admit_later, Admission, Config as Limit};
+use crate::ratelimit::layer::{
+    add_headers_present, admit, admit_head, admit_later, Admission, Config as Limit,
+};
 use crate::ratelimit::Decision;
 use crate::session::Session;
 
@@ -44,44 +44,43 @@ pub(crate) struct Out {
     pub(super) span: tracing::Span,
 }
 
-/// Where a step leaves the request.
-pub(super) enum Next<B> {
-    /// On to the next step.
-    Go(Request<B>, Out),
-    /// Answered here (a refusal or a redirect), by this response.
-    Answer(Response, Out),
+impl Out {
+    /// Step 1: a fresh request id (on `req`), the span and the deadline, and what an error
+    /// page would need from the request.
+    pub(super) fn new(plan: &Arc<Plan>, req: &mut Request<Body>) -> Out {
+        let deadline = Instant::now() + plan.timeout;
+        let (id, nonce) = crate::request_id::assign_with_nonce(req.headers_mut());
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            uri = %req.uri(),
+            version = ?req.version(),
+        );
+        Out {
+            plan: plan.clone(),
+            page: ErrorPage::of(req, plan.debug),
+            id,
+            nonce,
+            client: None,
+            https: false,
+            global: None,
+            route: None,
+            session: None,
+            csrf_checked: false,
+            deadline,
+            span,
+        }
+    }
 }
 
-/// Steps 1-3: a fresh request id and the span, the proxy's resolution of client, scheme and
-/// host (the [`RequestContext`] is inserted here, once), and the HTTPS redirect.
-pub(super) fn enter<B>(plan: &Arc<Plan>, mut req: Request<B>) -> Next<B> {
-    let deadline = Instant::now() + plan.timeout;
-    let id = crate::request_id::assign(req.headers_mut());
-    let span = tracing::debug_span!(
-        "request",
-        method = %req.method(),
-        uri = %req.uri(),
-        version = ?req.version(),
-    );
-    let mut out = Out {
-        plan: plan.clone(),
-        page: ErrorPage::of(&req, plan.debug),
-        id,
-        nonce: CspNonce::generate(),
-        client: None,
-        https: false,
-        global: None,
-        route: None,
-        session: None,
-        csrf_checked: false,
-        deadline,
-        span,
-    };
-    let resolved = match crate::proxy::resolve_request(&plan.proxy, &req) {
+/// Steps 2-3: the proxy's resolution of client, scheme and host (the [`RequestContext`] is
+/// inserted here, once), and the HTTPS redirect.
+pub(super) fn enter(plan: &Plan, req: &mut Request<Body>, out: &mut Out) -> Result<(), Response> {
+    let resolved = match crate::proxy::resolve_request(&plan.proxy, req) {
         Ok(resolved) => resolved,
         Err((rejection, peer)) => {
             out.client = peer;
-            return Next::Answer(rejection.into_response(), out);
+            return Err(rejection.into_response());
         }
     };
     out.https = resolved.origin.is_https();
@@ -94,11 +93,11 @@ pub(super) fn enter<B>(plan: &Arc<Plan>, mut req: Request<B>) -> Next<B> {
     });
     if let Some(https) = &plan.https {
         let origin = crate::context::origin_of(req.extensions());
-        if let Some(res) = crate::https::redirect_if_plain(https, &req, origin) {
-            return Next::Answer(res, out);
+        if let Some(res) = crate::https::redirect_if_plain(https, req, origin) {
+            return Err(res);
         }
     }
-    Next::Go(req, out)
+    Ok(())
 }
 
 /// The limits that need a round trip to their store (Redis) or run in shadow mode.
@@ -119,24 +118,43 @@ impl Pending {
 
 /// Step 4 as far as it goes without waiting: the global limit, then the path's own (counted
 /// only when the global one admits).
-pub(super) fn limits_now(plan: &Plan, parts: &Parts, out: &mut Out) -> Result<Pending, Response> {
+pub(super) fn limits_now(
+    plan: &Plan,
+    req: &Request<Body>,
+    out: &mut Out,
+) -> Result<Pending, Response> {
     let mut pending = Pending::default();
+    let (path, extensions) = (req.uri().path(), req.extensions());
     if let Some(global) = &plan.global {
-        match admit(global, parts) {
+        match admit_head(global, path, extensions).unwrap_or_else(|| whole_head(global, req)) {
             Admission::Pass => {}
             Admission::Allowed(decision) => out.global = Some(decision),
             Admission::Refused(res) => return Err(res),
             Admission::Later { key, cost } => pending.global = Some((key, cost)),
         }
     }
-    if let Some(route) = plan.routes.find(parts.uri.path()) {
+    if let Some(route) = plan.routes.find(path) {
         if pending.global.is_some() {
             pending.route_unchecked = Some(route.clone());
         } else {
-            route_admission(route, admit(route, parts), out, &mut pending)?;
+            let admission =
+                admit_head(route, path, extensions).unwrap_or_else(|| whole_head(route, req));
+            route_admission(route, admission, out, &mut pending)?;
         }
     }
     Ok(pending)
+}
+
+/// [`admit`] for a limit with a function of the whole head: a copy of the head to ask it with
+/// (the limits `Buttress` makes never have one).
+fn whole_head(limit: &Limit, req: &Request<Body>) -> Admission {
+    let mut head = Request::new(());
+    *head.method_mut() = req.method().clone();
+    *head.uri_mut() = req.uri().clone();
+    *head.version_mut() = req.version();
+    *head.headers_mut() = req.headers().clone();
+    *head.extensions_mut() = req.extensions().clone();
+    admit(limit, &head.into_parts().0)
 }
 
 fn route_admission(
@@ -158,7 +176,7 @@ fn route_admission(
 async fn limits_later(
     pending: Pending,
     plan: &Plan,
-    parts: &Parts,
+    parts: &http::request::Parts,
     out: &mut Out,
 ) -> Result<(), Response> {
     let mut pending = pending;
@@ -186,15 +204,11 @@ async fn limits_later(
 
 /// Steps 5-6: the body limit (a declared length over it is refused at once; a body without one
 /// is cut off where it passes it), then the lazy session.
-pub(super) fn body_and_session<B>(
+pub(super) fn body_and_session(
     plan: &Plan,
-    req: Request<B>,
+    req: &mut Request<Body>,
     out: &mut Out,
-) -> Result<Request<Body>, Response>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+) -> Result<(), Response> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -203,18 +217,14 @@ where
     if declared.is_some_and(|n| n > plan.body_limit as u64) {
         return Err(too_large());
     }
-    let limit = plan.body_limit;
-    let mut req = req.map(|body| {
-        if body.is_end_stream() {
-            Body::new(body)
-        } else {
-            Body::new(http_body_util::Limited::new(body, limit))
-        }
-    });
-    if let Some(session) = &plan.session {
-        out.session = Some(crate::session::begin(session, &mut req, out.client));
+    if !http_body::Body::is_end_stream(req.body()) {
+        let body = std::mem::take(req.body_mut());
+        *req.body_mut() = Body::new(http_body_util::Limited::new(body, plan.body_limit));
     }
-    Ok(req)
+    if let Some(session) = &plan.session {
+        out.session = Some(crate::session::begin(session, req, out.client));
+    }
+    Ok(())
 }
 
 fn too_large() -> Response {
@@ -251,18 +261,16 @@ pub(super) fn csrf_now(plan: &Plan, req: &Request<Body>, out: &mut Out) -> Csrf 
 }
 
 /// The rest of a request whose limits wait for their store: steps 4-7 and the way out.
-pub(super) async fn slow<S, B>(
+pub(super) async fn slow<S>(
     plan: Arc<Plan>,
     inner: S,
-    req: Request<B>,
+    req: Request<Body>,
     pending: Pending,
     mut out: Out,
 ) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
 {
     let span = out.span.clone();
     let res = async {
@@ -270,10 +278,10 @@ where
         if let Err(res) = limits_later(pending, &plan, &parts, &mut out).await {
             return res;
         }
-        let req = match body_and_session(&plan, Request::from_parts(parts, body), &mut out) {
-            Ok(req) => req,
-            Err(res) => return res,
-        };
+        let mut req = Request::from_parts(parts, body);
+        if let Err(res) = body_and_session(&plan, &mut req, &mut out) {
+            return res;
+        }
         match csrf_now(&plan, &req, &mut out) {
             Csrf::Pass => call_guarded(inner, req, out.deadline).await,
             Csrf::Refuse(res) => res,
@@ -384,20 +392,31 @@ async fn finish(out: Out, res: Response) -> Response {
 }
 
 impl Out {
-    /// The way out after the session: limit headers, security headers, error page, id.
+    /// The way out after the session: limit headers, security headers, error page, id, with
+    /// one pass over the response's header names to learn which the handler set.
     fn seal(self, mut res: Response) -> Finished {
         if self.csrf_checked {
             crate::csrf::vary(&mut res);
         }
+        let mut present = crate::headers::scan(&self.plan.headers, res.headers());
+        let mut limits = (present.ratelimit, present.x_ratelimit);
         // The path's limit first: its headers win over the global one's.
         if let Some((limit, decision)) = &self.route {
-            add_headers(limit, decision, res.headers_mut());
+            limits = add_headers_present(limit, decision, res.headers_mut(), limits);
         }
         if let (Some(limit), Some(decision)) = (&self.plan.global, &self.global) {
-            add_headers(limit, decision, res.headers_mut());
+            add_headers_present(limit, decision, res.headers_mut(), limits);
         }
-        crate::headers::apply(&self.plan.headers, self.nonce, self.https, &mut res);
+        crate::headers::apply_present(
+            &self.plan.headers,
+            self.nonce,
+            self.https,
+            present,
+            &mut res,
+        );
         if ErrorPage::wanted(&res) {
+            // The page may replace headers of the handler's; the id is looked up again.
+            present.request_id = res.headers().contains_key(&crate::request_id::X_REQUEST_ID);
             let loopback = self.client.is_some_and(|ip| ip.is_loopback());
             res = match self
                 .page
@@ -408,18 +427,18 @@ impl Out {
                     return Finished::Later(Box::pin(async move {
                         let nonce = Some(self.nonce.as_str().to_owned());
                         let page = self.page.clone().render(res, loopback, nonce).await;
-                        self.stamp(page)
+                        self.stamp(page, present.request_id)
                     }));
                 }
             };
         }
-        Finished::Now(self.stamp(res))
+        Finished::Now(self.stamp(res, present.request_id))
     }
 
     /// The request id on the response, and the trace event.
-    fn stamp(mut self, mut res: Response) -> Response {
+    fn stamp(mut self, mut res: Response, id_present: bool) -> Response {
         if let Some(id) = self.id.take() {
-            crate::request_id::stamp(res.headers_mut(), id);
+            crate::request_id::stamp_present(res.headers_mut(), id, id_present);
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             let started = self.deadline - self.plan.timeout;
