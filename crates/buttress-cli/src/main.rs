@@ -43,9 +43,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the blood-donor portal through the whole stack (Development on 127.0.0.1:8000 by
-    /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL).
+    /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL; mail over
+    /// BUTTRESS_SMTP_URL, or as .eml files in the data directory's outbox/ in Development).
     Serve(ServeArgs),
-    /// Run the deploy checklist on the effective settings.
+    /// Run the deploy checklist on the effective settings (the library's `BTR-` checks and the
+    /// portal's `PTL-` checks: Production needs BUTTRESS_SMTP_URL and BUTTRESS_PUBLIC_URL).
     Check {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -151,8 +153,16 @@ fn load_settings(
     loader.load()
 }
 
+/// The library's checklist and the portal's own checks (`PTL-…`: mail), most severe first.
+fn all_findings(settings: &Settings) -> Vec<check::Finding> {
+    let mut findings = check::run(settings);
+    findings.extend(buttress_portal::check::run(settings));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    findings
+}
+
 fn run_check(settings: &Settings, format: Format) -> ExitCode {
-    let findings = check::run(settings);
+    let findings = all_findings(settings);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -198,7 +208,7 @@ fn run_check(settings: &Settings, format: Format) -> ExitCode {
 }
 
 fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
-    let findings = check::run(settings);
+    let findings = all_findings(settings);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -231,7 +241,7 @@ fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("buttress: {e}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(e.exit_code());
             }
         };
         if errors > 0 {

@@ -283,9 +283,21 @@ fn production_tls(cert: &Path, key: &Path) -> support::Served {
             "--tls-key",
             path(key),
         ],
-        &[("SECRET_KEY", STRONG_KEY), ROOMY_LIMIT],
+        &[
+            ("SECRET_KEY", STRONG_KEY),
+            ROOMY_LIMIT,
+            PRODUCTION_MAIL.0,
+            PRODUCTION_MAIL.1,
+        ],
     )
 }
+
+/// Production needs a mail server and the origin of mailed links (`PTL-E001`, `PTL-E002`);
+/// nothing is sent in these tests, so a closed loopback port does.
+const PRODUCTION_MAIL: ((&str, &str), (&str, &str)) = (
+    ("BUTTRESS_SMTP_URL", "smtp://127.0.0.1:1"),
+    ("BUTTRESS_PUBLIC_URL", "https://localhost"),
+);
 
 /// A global limit that several scans from one address stay under (the default allows 50 an
 /// hour).

@@ -37,6 +37,44 @@ fn check_on_defaults_fails_with_ids_and_fixes() {
 }
 
 #[test]
+fn check_wants_mail_in_production_and_never_prints_its_password() {
+    let env: Vec<_> = hardened_env()
+        .into_iter()
+        .filter(|(k, _)| *k != "BUTTRESS_SMTP_URL" && *k != "BUTTRESS_PUBLIC_URL")
+        .collect();
+    let out = run(&["check"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    for id in ["PTL-E001", "PTL-E002"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {stdout}"));
+        assert!(line.contains("BUTTRESS_"), "{line}");
+    }
+    let out = run(&["serve"], &env);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("PTL-E001"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A plain-text SMTP URL to another host is a warning; the password never shows.
+    let mut plain = hardened_env();
+    plain.push((
+        "BUTTRESS_SMTP_URL",
+        "smtp://registry:hunter2pw@mail.example.org:25",
+    ));
+    let out = run(&["check", "--format", "json"], &plain);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("PTL-W001") && all.contains("mail.example.org"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter2pw"), "{all}");
+}
+
+#[test]
 fn check_json_and_exit_codes() {
     let out = run(&["check", "--format", "json"], &hardened_env());
     assert!(out.status.success(), "{}", text(&out.stdout));
@@ -72,7 +110,7 @@ fn config_file_and_flags() {
     let dir = std::env::temp_dir().join(format!("buttress-cli-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let cfg = dir.join("buttress.toml");
-    std::fs::write(&cfg, "behind_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nallowed_hosts = [\"example.org\"]\nhsts_preload = true\n").expect("write");
+    std::fs::write(&cfg, "behind_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nallowed_hosts = [\"example.org\"]\nhsts_preload = true\nsmtp_url = \"smtps://mail.example.org:465\"\npublic_url = \"https://example.org\"\n").expect("write");
     let out = run(
         &[
             "check",

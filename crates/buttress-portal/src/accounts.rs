@@ -16,9 +16,9 @@
 //!   and redirect, and must not sign the new account in (that alone would tell the two apart).
 //!   Validation errors (weak password, malformed email) do not depend on existing accounts and
 //!   are shown as usual.
-//! * Residual: someone who signs up with an address that already exists learns it when their
-//!   chosen password then fails to sign in. Closing that needs an emailed confirmation link,
-//!   which the portal does not send; rate limits on sign-up and sign-in bound the probing.
+//! * Sign-up, resend and reset mail: the HTTP layer answers every address the same way and
+//!   sends the mail (a verification link, or "this address already has an account") from a
+//!   spawned task, so neither the answer nor its timing depends on the account.
 //!
 //! # Hashing
 //!
@@ -26,9 +26,26 @@
 //! t = 2, p = 1), a 16-byte random salt, PHC string format. Hashing runs on
 //! `tokio::task::spawn_blocking`, at most as many at once as the machine has cores (a
 //! semaphore), so a flood of sign-ins cannot take all memory. A hash made with other
-//! parameters is upgraded on the next successful sign-in.
+//! parameters is upgraded on the next successful sign-in, by an `UPDATE … WHERE password_hash
+//! = <the hash that was verified>`: a password changed or reset a moment before is never
+//! overwritten with a hash of the old one.
+//!
+//! # Equal work for every sign-in attempt
+//!
+//! An account whose hash still uses older parameters would answer in a different time than an
+//! unknown address (verified against the dummy, at the current parameters) and give itself
+//! away. So each attempt verifies exactly one hash **per parameter set in use**: the current
+//! one and every older set some stored hash still has (found at start-up with one query, and
+//! looked up again after each upgrade). For each set, the account's own hash if it has that
+//! set, else a dummy hash made with it. An unknown address, a wrong password, an account on
+//! the current parameters and one on older ones all cost the same argon2 work
+//! ([`Accounts::argon2_work`] counts it per parameter set; a test compares the paths). Once
+//! every old hash is upgraded an attempt is back to one verification. Only a *successful*
+//! sign-in hashes once more (the upgrade), which tells the visitor nothing the success itself
+//! does not.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -82,6 +99,16 @@ impl PasswordParams {
         }
     }
 
+    /// The PHC prefix of hashes made with these parameters:
+    /// `$argon2id$v=19$m=19456,t=2,p=1`.
+    #[must_use]
+    pub fn phc_prefix(self) -> String {
+        format!(
+            "$argon2id$v=19$m={},t={},p={}",
+            self.m_cost, self.t_cost, self.p_cost
+        )
+    }
+
     fn hasher(self) -> Result<Argon2<'static>> {
         let params =
             Params::new(self.m_cost, self.t_cost, self.p_cost, None).map_err(Error::internal)?;
@@ -98,6 +125,17 @@ pub struct User {
     pub email: String,
     /// Sign-up time, Unix seconds.
     pub created_at: i64,
+    /// When the address was proven by a link; `None` until then (no phone numbers, no
+    /// requests, erased after the retention period).
+    pub verified_at: Option<i64>,
+}
+
+impl User {
+    /// Whether the address is verified.
+    #[must_use]
+    pub fn is_verified(&self) -> bool {
+        self.verified_at.is_some()
+    }
 }
 
 /// What [`Accounts::sign_up`] did. Answer both the same way (see the module docs).
@@ -112,8 +150,11 @@ pub enum SignUpOutcome {
 
 impl SignUpOutcome {
     /// The one message shown after a valid sign-up, whatever happened.
-    pub const MESSAGE: &'static str = "If this email address was not registered yet, your account has been created. Sign in to continue.";
+    pub const MESSAGE: &'static str = "If this email address was not registered yet, your account has been created: we sent a link to confirm the address. Open it within 24 hours, then sign in.";
 }
+
+/// An older parameter set still in use: its PHC prefix and a dummy hash made with it.
+type LegacySet = (String, Arc<str>);
 
 /// Sign-up, sign-in and password changes over a [`Db`]. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -122,6 +163,11 @@ pub struct Accounts {
     params: PasswordParams,
     dummy_hash: Arc<str>,
     hashing: Arc<Semaphore>,
+    /// Older parameter sets some stored hash still has: (PHC prefix, a dummy hash made with
+    /// them). See the module docs.
+    legacy: Arc<RwLock<Vec<LegacySet>>>,
+    /// argon2 evaluations (hashes and verifications) per PHC prefix, since start.
+    work: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Accounts {
@@ -137,12 +183,89 @@ impl Accounts {
         rand::thread_rng().fill_bytes(&mut random);
         let dummy = format!("{random:02x?}");
         let dummy_hash = hash_blocking(&hashing, params, dummy).await?;
-        Ok(Accounts {
+        let accounts = Accounts {
             db,
             params,
             dummy_hash: dummy_hash.into(),
             hashing,
-        })
+            legacy: Arc::default(),
+            work: Arc::default(),
+        };
+        accounts.refresh_legacy().await?;
+        Ok(accounts)
+    }
+
+    /// Looks up which older parameter sets stored hashes still use, and makes a dummy hash
+    /// for each new one (see the module docs). Runs at start and after each upgrade.
+    ///
+    /// # Errors
+    /// Database errors; a set argon2 cannot use is skipped (its accounts cannot sign in).
+    pub async fn refresh_legacy(&self) -> Result<()> {
+        let pattern = format!("{}$%", self.params.phc_prefix());
+        let rows = sqlx::query("SELECT password_hash FROM users WHERE password_hash NOT LIKE $1")
+            .bind(pattern)
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut prefixes: Vec<String> = Vec::new();
+        for row in rows {
+            let hash: String = row.try_get("password_hash")?;
+            if let Some(prefix) = legacy_prefix(&hash) {
+                if !prefixes.contains(&prefix) {
+                    prefixes.push(prefix);
+                }
+            }
+        }
+        prefixes.sort();
+        let known: Vec<LegacySet> = self
+            .legacy
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut next = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            if let Some(found) = known.iter().find(|(p, _)| *p == prefix) {
+                next.push(found.clone());
+                continue;
+            }
+            match dummy_like(&self.hashing, &prefix).await {
+                Ok(dummy) => next.push((prefix, dummy.into())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored password hashes with unusable parameters")
+                }
+            }
+        }
+        *self.legacy.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// argon2 evaluations since start, per parameter set (PHC prefix such as
+    /// `$argon2id$v=19$m=19456,t=2,p=1`): what each sign-in attempt costs, counted instead of
+    /// timed.
+    #[must_use]
+    pub fn argon2_work(&self) -> BTreeMap<String, u64> {
+        self.work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn count(&self, prefix: String) {
+        *self
+            .work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(prefix)
+            .or_insert(0) += 1;
+    }
+
+    async fn hash_counted(&self, password: String) -> Result<String> {
+        self.count(self.params.phc_prefix());
+        hash_blocking(&self.hashing, self.params, password).await
+    }
+
+    async fn verify_counted(&self, stored: String, password: String) -> Result<(bool, bool)> {
+        self.count(legacy_prefix(&stored).unwrap_or_else(|| self.params.phc_prefix()));
+        verify_blocking(&self.hashing, self.params, stored, password).await
     }
 
     /// The database.
@@ -160,7 +283,7 @@ impl Accounts {
     pub async fn sign_up(&self, input: &SignUpInput) -> Result<SignUpOutcome> {
         let sign_up = input.validate()?;
         // Hash first: an existing address costs the same as a new one.
-        let hash = hash_blocking(&self.hashing, self.params, sign_up.password).await?;
+        let hash = self.hash_counted(sign_up.password).await?;
         let created_at = now_unix();
         for _ in 0..3 {
             let id = new_id();
@@ -184,6 +307,7 @@ impl Accounts {
                         id,
                         email: sign_up.email,
                         created_at,
+                        verified_at: None,
                     }))
                 }
                 // A random id collided (2^-53 odds): draw another.
@@ -208,23 +332,67 @@ impl Accounts {
         let too_long = password.chars().count() > PASSWORD_MAX_CHARS;
         let (user, stored) = match found {
             Some((user, hash)) if !too_long && PasswordHash::new(&hash).is_ok() => {
-                (Some(user), hash)
+                (Some(user), Some(hash))
             }
-            _ => (None, self.dummy_hash.to_string()),
+            _ => (None, None),
         };
         let password = if too_long {
             String::new()
         } else {
             password.to_owned()
         };
-        let (ok, needs_rehash) =
-            verify_blocking(&self.hashing, self.params, stored, password.clone()).await?;
-        match user {
-            Some(user) if ok => {
+        // One verification per parameter set in use (module docs): the account's own hash
+        // for its set, a dummy for every other.
+        let stored_prefix = stored.as_deref().and_then(legacy_prefix);
+        let current = self.params.phc_prefix();
+        let mut sets: Vec<LegacySet> = vec![(current.clone(), self.dummy_hash.clone())];
+        sets.extend(
+            self.legacy
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .filter(|(p, _)| *p != current)
+                .cloned(),
+        );
+        let own_set = match &stored_prefix {
+            Some(p) => sets.iter().position(|(q, _)| q == p),
+            None => None,
+        };
+        // A hash whose set is not listed yet (it appeared after the last look): verify it in
+        // the current set's place, and look again.
+        let own_set = match (own_set, &stored) {
+            (None, Some(_)) => {
+                let accounts = self.clone();
+                tokio::spawn(async move {
+                    let _ = accounts.refresh_legacy().await;
+                });
+                Some(0)
+            }
+            (found, _) => found,
+        };
+        let mut ok = false;
+        let mut needs_rehash = false;
+        for (i, (_, dummy)) in sets.iter().enumerate() {
+            match (&stored, own_set == Some(i)) {
+                (Some(hash), true) => {
+                    (ok, needs_rehash) =
+                        self.verify_counted(hash.clone(), password.clone()).await?;
+                }
+                _ => {
+                    let _ = self
+                        .verify_counted(dummy.to_string(), password.clone())
+                        .await?;
+                }
+            }
+        }
+        match (user, stored) {
+            (Some(user), Some(old)) if ok => {
                 if needs_rehash {
                     // Best effort: the sign-in succeeds even if the upgrade does not.
-                    if let Ok(hash) = hash_blocking(&self.hashing, self.params, password).await {
-                        let _ = self.set_hash(user.id, &hash).await;
+                    if let Ok(hash) = self.hash_counted(password).await {
+                        if let Ok(true) = self.replace_hash(user.id, &old, &hash).await {
+                            let _ = self.refresh_legacy().await;
+                        }
                     }
                 }
                 Ok(Some(user))
@@ -257,7 +425,7 @@ impl Accounts {
         } else {
             input.current_password.clone()
         };
-        let (ok, _) = verify_blocking(&self.hashing, self.params, stored, current).await?;
+        let (ok, _) = self.verify_counted(stored, current).await?;
         let mut errors = Vec::new();
         if !ok {
             errors.push(FieldError::new(
@@ -276,8 +444,96 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        let hash = hash_blocking(&self.hashing, self.params, input.new_password.clone()).await?;
+        let hash = self.hash_counted(input.new_password.clone()).await?;
         self.set_hash(user_id, &hash).await
+    }
+
+    /// Sets a new password from a reset link (the link proved the address, so the account
+    /// counts as verified too). The caller signs every session of the account out.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (`new_password`) when it breaks the policy; [`Error::NotFound`].
+    pub async fn reset_password(&self, user_id: i64, new_password: &str) -> Result<()> {
+        let user = self.user(user_id).await?.ok_or(Error::NotFound)?;
+        if let Some(problem) = password_problem(new_password, &user.email) {
+            return Err(Error::Invalid(vec![FieldError::new(
+                "new_password",
+                problem,
+            )]));
+        }
+        let hash = self.hash_counted(new_password.to_owned()).await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, verified_at = COALESCE(verified_at, $2) WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(now_unix())
+        .bind(user_id)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks the account's address as verified (once: a later call keeps the first time).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_verified(&self, user_id: i64) -> Result<()> {
+        sqlx::query("UPDATE users SET verified_at = COALESCE(verified_at, $1) WHERE id = $2")
+            .bind(now_unix())
+            .bind(user_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Checks `password` for a signed-in user (re-authentication before export or erasure).
+    /// Costs one argon2 verification.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn check_password(&self, user_id: i64, password: &str) -> Result<bool> {
+        let stored: Option<String> = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|row| row.try_get("password_hash"))
+            .transpose()?;
+        let (stored, real) = match stored {
+            Some(h) if PasswordHash::new(&h).is_ok() => (h, true),
+            _ => (self.dummy_hash.to_string(), false),
+        };
+        let password = if password.chars().count() > PASSWORD_MAX_CHARS {
+            String::new()
+        } else {
+            password.to_owned()
+        };
+        let (ok, _) = self.verify_counted(stored, password).await?;
+        Ok(ok && real)
+    }
+
+    /// The account with this (normalised or not) email, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let Ok(email) = normalize_email(email) else {
+            return Ok(None);
+        };
+        Ok(self.user_with_hash(&email).await?.map(|(u, _)| u))
+    }
+
+    /// Erases accounts whose address was not verified within `retention` of signing up (with
+    /// everything that belongs to them, by cascade); returns how many went.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn purge_unverified(&self, retention: std::time::Duration) -> Result<u64> {
+        let cutoff = now_unix() - i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 2);
+        let done = sqlx::query("DELETE FROM users WHERE verified_at IS NULL AND created_at < $1")
+            .bind(cutoff)
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// The user with this id, if any.
@@ -285,35 +541,50 @@ impl Accounts {
     /// # Errors
     /// Only database errors.
     pub async fn user(&self, id: i64) -> Result<Option<User>> {
-        let sql = "SELECT id, email, created_at FROM users WHERE id = $1";
+        let sql = "SELECT id, email, created_at, verified_at FROM users WHERE id = $1";
         self.db
             .read_one(sql, &[crate::query::Arg::Int(id)], |row| {
                 Ok(User {
                     id: row.int("id")?,
                     email: row.text("email")?,
                     created_at: row.int("created_at")?,
+                    verified_at: row.opt_int("verified_at")?,
                 })
             })
             .await
     }
 
     async fn user_with_hash(&self, email: &str) -> Result<Option<(User, String)>> {
-        let row =
-            sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email = $1")
-                .bind(email)
-                .fetch_optional(self.db.pool())
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, email, password_hash, created_at, verified_at FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(self.db.pool())
+        .await?;
         row.map(|row| {
             Ok((
                 User {
                     id: row.try_get("id")?,
                     email: row.try_get("email")?,
                     created_at: row.try_get("created_at")?,
+                    verified_at: row.try_get("verified_at")?,
                 },
                 row.try_get("password_hash")?,
             ))
         })
         .transpose()
+    }
+
+    /// Upgrades the hash only if it is still `old`: a password changed in the meantime wins.
+    async fn replace_hash(&self, user_id: i64, old: &str, hash: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+                .bind(hash)
+                .bind(user_id)
+                .bind(old)
+                .execute(self.db.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn set_hash(&self, user_id: i64, hash: &str) -> Result<()> {
@@ -324,6 +595,47 @@ impl Accounts {
             .await?;
         Ok(())
     }
+}
+
+/// The PHC prefix (`$argon2id$v=19$m=…,t=…,p=…`) of a stored hash, or `None` when it does not
+/// parse as argon2.
+fn legacy_prefix(hash: &str) -> Option<String> {
+    let parsed = PasswordHash::new(hash).ok()?;
+    let params = Params::try_from(&parsed).ok()?;
+    Some(format!(
+        "${}$v={}$m={},t={},p={}",
+        parsed.algorithm.as_str(),
+        parsed.version.unwrap_or(0x13),
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost()
+    ))
+}
+
+/// A hash of a random password made with the algorithm, version and parameters of `prefix`.
+async fn dummy_like(limit: &Semaphore, prefix: &str) -> Result<String> {
+    let mut salt = [0_u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(Error::internal)?;
+    let sample = format!(
+        "{prefix}${}$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        salt.as_str()
+    );
+    let _permit = limit.acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&sample).map_err(Error::internal)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(Error::internal)?;
+        let version = Version::try_from(parsed.version.unwrap_or(0x13)).map_err(Error::internal)?;
+        let params = Params::try_from(&parsed).map_err(Error::internal)?;
+        let mut random = [0_u8; 32];
+        rand::thread_rng().fill_bytes(&mut random);
+        Argon2::new(algorithm, version, params)
+            .hash_password(&random, &salt)
+            .map(|h| h.to_string())
+            .map_err(Error::internal)
+    })
+    .await
+    .map_err(Error::internal)?
 }
 
 /// Hashes `password` with fresh salt on the blocking pool.
@@ -373,4 +685,54 @@ async fn verify_blocking(
     })
     .await
     .map_err(Error::internal)?
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::validate::SignUpInput;
+
+    /// The upgrade after a sign-in writes only over the hash it verified: a password changed
+    /// in between (here: by hand) is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rehash_write_is_conditional_on_the_old_hash() {
+        let db = Db::in_memory().await.unwrap();
+        let accounts = Accounts::new(db.clone(), PasswordParams::insecure_fast_for_tests())
+            .await
+            .unwrap();
+        let input = SignUpInput {
+            email: "ada@example.org".into(),
+            password: "correct horse battery".into(),
+        };
+        let SignUpOutcome::Created(user) = accounts.sign_up(&input).await.unwrap() else {
+            panic!("created")
+        };
+        let stored = || async {
+            sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get::<String, _>(0)
+                .unwrap()
+        };
+        let verified = stored().await;
+        // A password change lands between the verification and the upgrade.
+        accounts
+            .set_hash(user.id, "changed-meanwhile")
+            .await
+            .unwrap();
+        assert!(!accounts
+            .replace_hash(user.id, &verified, "upgrade-of-the-old")
+            .await
+            .unwrap());
+        assert_eq!(stored().await, "changed-meanwhile");
+        // Without a change in between, the upgrade lands.
+        assert!(accounts
+            .replace_hash(user.id, "changed-meanwhile", "upgraded")
+            .await
+            .unwrap());
+        assert_eq!(stored().await, "upgraded");
+    }
 }

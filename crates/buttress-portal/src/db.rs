@@ -148,6 +148,13 @@ fn migrator() -> Migrator {
             Cow::Borrowed(include_str!("../migrations/0002_search_order.sql")),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("privacy"),
+            MigrationType::Simple,
+            Cow::Borrowed(include_str!("../migrations/0003_privacy.sql")),
+            false,
+        ),
     ]);
     m.set_ignore_missing(true);
     m

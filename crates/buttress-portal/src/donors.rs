@@ -40,16 +40,19 @@ pub struct Donor {
     pub last_donation: Option<Date>,
     /// Willing to be contacted.
     pub available: bool,
+    /// Contact through the registry only: the number is never revealed.
+    pub relay_only: bool,
     /// Last profile change, Unix seconds.
     pub updated_at: i64,
     /// Whether the donor may give on the day the profile was read.
     pub eligibility: Eligibility,
 }
 
-/// What a viewer may see of a donor (for the JSON API; the pages use the same rule): never the
-/// date of the last donation; whether the donor can give today; and only when signed in, the
-/// phone number and the first day the donor can give (that day is the last donation plus a
-/// fixed interval, so it tells the last donation's date too).
+/// What anyone may see of a donor in a list (the search page and `GET /api/donors`): name,
+/// group, city and whether the donor can give now. Never the phone number, the last donation
+/// or the first day the donor can give (which would tell the last donation): a number is
+/// revealed only to the owner of a matching open request, one at a time, within a daily
+/// quota, and logged for the donor ([`crate::reveals`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DonorView {
     /// Name shown to searchers. (No id: the account's key is nobody else's business.)
@@ -58,32 +61,19 @@ pub struct DonorView {
     pub blood_group: String,
     /// City as entered.
     pub city: String,
-    /// Phone, only for signed-in viewers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
     /// Whether the donor can give today.
     pub eligible: bool,
-    /// When not yet eligible, the first day they can give (`YYYY-MM-DD`); signed-in viewers
-    /// only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eligible_from: Option<String>,
 }
 
 impl Donor {
-    /// What a viewer may see of this donor; `signed_in` decides whether the phone and the
-    /// first eligible day are included.
+    /// What anyone may see of this donor in a list.
     #[must_use]
-    pub fn view(&self, signed_in: bool) -> DonorView {
+    pub fn view(&self) -> DonorView {
         DonorView {
             display_name: self.display_name.clone(),
             blood_group: self.blood_group.as_str().to_string(),
             city: self.city.clone(),
-            phone: signed_in.then(|| self.phone.clone()),
             eligible: self.eligibility.is_eligible(),
-            eligible_from: match self.eligibility {
-                Eligibility::NotYet { from } if signed_in => Some(format_date(from)),
-                _ => None,
-            },
         }
     }
 }
@@ -204,7 +194,7 @@ impl SearchInput {
 macro_rules! donor_columns {
     () => {
         "user_id, display_name, blood_group, city, phone, last_donation, \
-         CASE WHEN available THEN 1 ELSE 0 END AS available, updated_at"
+         CASE WHEN available THEN 1 ELSE 0 END AS available, contact, updated_at"
     };
 }
 
@@ -360,6 +350,7 @@ fn donor_from_row(row: &dyn Columns, today: Date) -> Result<Donor> {
         phone: row.text("phone")?,
         last_donation,
         available: row.int("available")? != 0,
+        relay_only: row.text("contact")? == "relay",
         updated_at: row.int("updated_at")?,
         eligibility: Eligibility::on(today, last_donation),
     })
@@ -378,12 +369,13 @@ impl Db {
     ) -> Result<Donor> {
         sqlx::query(
             "INSERT INTO donors (user_id, display_name, blood_group, city, city_key, phone, \
-             last_donation, available, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             last_donation, available, updated_at, contact) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name, \
              blood_group = excluded.blood_group, city = excluded.city, \
              city_key = excluded.city_key, phone = excluded.phone, \
              last_donation = excluded.last_donation, available = excluded.available, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, contact = excluded.contact",
         )
         .bind(user_id)
         .bind(&profile.display_name)
@@ -394,6 +386,7 @@ impl Db {
         .bind(date_to_sql(profile.last_donation))
         .bind(profile.available)
         .bind(now_unix())
+        .bind(if profile.relay_only { "relay" } else { "phone" })
         .execute(self.pool())
         .await?;
         self.donor(user_id, today).await?.ok_or(Error::NotFound)

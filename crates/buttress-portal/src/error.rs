@@ -6,6 +6,7 @@
 //! | [`Error::NotFound`] | no such record (or not visible to this user) | 404 |
 //! | [`Error::Forbidden`] | the record exists but this user may not change it | 403 |
 //! | [`Error::Conflict`] | a uniqueness rule was hit where the caller can act on it | 409 |
+//! | [`Error::Limit`] | a quota or cap of the account is reached (reveals, open requests) | 429 |
 //! | [`Error::Unavailable`] | the database cannot be reached right now | 503 |
 //! | [`Error::Internal`] | anything else; details only in the logs | 500 |
 //!
@@ -60,6 +61,9 @@ pub enum Error {
     /// A uniqueness rule was hit.
     #[error("this already exists")]
     Conflict,
+    /// A quota or cap of the account is reached; the text says which and what to do.
+    #[error("{0}")]
+    Limit(&'static str),
     /// The database cannot be reached (connection refused, closed, pool timed out).
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] Option<Cause>),
@@ -85,6 +89,7 @@ impl Error {
             Error::NotFound => 404,
             Error::Forbidden => 403,
             Error::Conflict => 409,
+            Error::Limit(_) => 429,
             Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
@@ -99,6 +104,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::Forbidden => "forbidden",
             Error::Conflict => "conflict",
+            Error::Limit(_) => "limit",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -3,7 +3,9 @@
 //! This crate holds everything the portal does that needs no HTTP session: storage on SQLite
 //! or PostgreSQL ([`db`]), the domain ([`domain`]), input rules ([`validate`]), accounts with
 //! argon2id and no user enumeration ([`accounts`]), donor search ([`donors`]), blood requests
-//! ([`requests`]), server-rendered pages ([`render`]) and demo data ([`seed`]); [`web`] is the
+//! ([`requests`]), contact data only for a reason ([`reveals`]), mailed links ([`tokens`],
+//! [`mail`]), export and erasure ([`erasure`]), the portal's deploy checks ([`check`]),
+//! server-rendered pages ([`render`]) and demo data ([`seed`]); [`web`] is the
 //! thin HTTP layer over these (routes, sessions, CSRF) and [`web::build`] wraps it in the whole
 //! Buttress stack, as `buttress serve` runs it.
 //!
@@ -29,6 +31,7 @@
 //!     phone: "+44 20 7946 0958".into(),
 //!     last_donation: String::new(),
 //!     available: true,
+//!     relay_only: false,
 //! }
 //! .validate(today)?;
 //! db.upsert_donor(user.id, &profile, today).await?;
@@ -51,16 +54,21 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod check;
 pub mod db;
 pub mod domain;
 pub mod donors;
+pub mod erasure;
 pub mod error;
+pub mod mail;
 mod query;
 mod reads;
 pub mod render;
 pub mod requests;
+pub mod reveals;
 pub mod seed;
 pub mod sessions;
+pub mod tokens;
 pub mod validate;
 pub mod web;
 

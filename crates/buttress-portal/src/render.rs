@@ -9,8 +9,8 @@
 //!
 //! Values from users are escaped by the template engine; the few pieces of HTML built in Rust
 //! (error summary and ARIA attributes) escape their text with [`escape_html`]. Phone numbers
-//! are removed from the view data unless the viewer is signed in, not merely hidden by the
-//! template. Password fields are never refilled.
+//! are never in list view data (search, matches); a request's owner gets the numbers it
+//! revealed ([`RequestContact`]), nobody else. Password fields are never refilled.
 //!
 //! Every function returns the page as a `String`, or [`Error::Internal`] if rendering failed.
 
@@ -21,6 +21,7 @@ use crate::domain::{format_date, BloodGroup, Eligibility, RequestStatus, Urgency
 use crate::donors::{Donor, SearchInput};
 use crate::error::{Error, FieldError, Result};
 use crate::requests::BloodRequest;
+use crate::reveals::{RevealEntry, RevealKind};
 use crate::validate::{ProfileInput, RequestInput};
 
 /// The stylesheet, to be served at [`paths::STYLESHEET`] as `text/css`.
@@ -58,6 +59,23 @@ pub mod paths {
     pub const REVOKE_ALL: &str = "/account/sessions/revoke-all";
     /// Change password (GET, POST).
     pub const PASSWORD: &str = "/account/password";
+    /// Confirm an address from the mailed link (GET shows the button, POST spends the token).
+    pub const VERIFY: &str = "/verify";
+    /// Send the verification link again (GET, POST).
+    pub const RESEND: &str = "/verify/resend";
+    /// Ask for a password-reset link (GET, POST).
+    pub const RESET: &str = "/password-reset";
+    /// Set a new password from the link (GET shows the form, POST spends the token).
+    pub const RESET_CONFIRM: &str = "/password-reset/confirm";
+    /// Reveal a matching donor's number (POST, field `donor`).
+    pub const REVEAL: &str = "/requests/{id}/reveal";
+    /// Relay a message to a matching donor (POST, fields `donor`, `message`).
+    pub const RELAY: &str = "/requests/{id}/relay";
+    /// Everything held about the account, as JSON, after the password (GET shows the
+    /// password form until then; POST checks it).
+    pub const EXPORT: &str = "/account/export";
+    /// Erase the account (GET form, POST with the password).
+    pub const DELETE: &str = "/account/delete";
 }
 
 /// What every page needs from the request.
@@ -71,6 +89,8 @@ pub struct PageContext<'a> {
     pub signed_in: bool,
     /// The signed-in user's email, shown beside "Sign out".
     pub user_email: Option<&'a str>,
+    /// The signed-in user has not confirmed the address yet (a banner says how).
+    pub unverified: bool,
     /// A one-time message at the top of the page.
     pub flash: Option<Flash<'a>>,
 }
@@ -223,34 +243,41 @@ fn eligibility_text(e: Eligibility, signed_in: bool) -> String {
     }
 }
 
-/// A donor as a results row; `phone` only for signed-in viewers.
+/// A donor as a results row: never the phone, except one its viewer revealed.
 #[derive(Debug)]
 struct DonorRow {
+    id: i64,
     name: String,
     group: BloodGroup,
     city: String,
     eligibility: String,
+    relay_only: bool,
     phone: Option<String>,
 }
 
 impl DonorRow {
-    fn new(d: &Donor, signed_in: bool) -> Self {
+    fn new(d: &Donor, revealed: &[(i64, String)]) -> Self {
         DonorRow {
+            id: d.user_id,
             name: d.display_name.clone(),
             group: d.blood_group,
             city: d.city.clone(),
-            eligibility: eligibility_text(d.eligibility, signed_in),
-            phone: signed_in.then(|| d.phone.clone()),
+            eligibility: eligibility_text(d.eligibility, false),
+            relay_only: d.relay_only,
+            phone: revealed
+                .iter()
+                .find(|(id, _)| *id == d.user_id)
+                .map(|(_, p)| p.clone()),
         }
     }
 }
 
-fn donor_page(page: &Page<Donor>, signed_in: bool) -> Page<DonorRow> {
+fn donor_page(page: &Page<Donor>, revealed: &[(i64, String)]) -> Page<DonorRow> {
     Page {
         items: page
             .items
             .iter()
-            .map(|d| DonorRow::new(d, signed_in))
+            .map(|d| DonorRow::new(d, revealed))
             .collect(),
         page: page.page,
         total_pages: page.total_pages,
@@ -364,6 +391,17 @@ struct ProfilePage<'a> {
     errors: Errors<'a>,
     groups: [BloodGroup; 8],
     eligibility: Option<String>,
+    reveals: Vec<RevealRow>,
+}
+
+/// One line of the donor's "who contacted you" log, as shown.
+#[derive(Debug)]
+struct RevealRow {
+    when: String,
+    who: String,
+    request_id: i64,
+    request: String,
+    what: &'static str,
 }
 
 impl ProfilePage<'_> {
@@ -382,6 +420,7 @@ pub fn profile_input(d: &Donor) -> ProfileInput {
         phone: d.phone.clone(),
         last_donation: d.last_donation.map(format_date).unwrap_or_default(),
         available: d.available,
+        relay_only: d.relay_only,
     }
 }
 
@@ -396,8 +435,36 @@ pub fn profile(
     errors: &[FieldError],
     saved: Option<&Donor>,
 ) -> Result<String> {
+    profile_with_log(ctx, form, errors, saved, &[])
+}
+
+/// [`profile`] with the donor's reveal log: who saw the number or sent a message, when, and
+/// for which request.
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn profile_with_log(
+    ctx: &PageContext<'_>,
+    form: &ProfileInput,
+    errors: &[FieldError],
+    saved: Option<&Donor>,
+    log: &[RevealEntry],
+) -> Result<String> {
     render(&ProfilePage {
         ctx: *ctx,
+        reveals: log
+            .iter()
+            .map(|e| RevealRow {
+                when: when(e.at),
+                who: e.who.clone(),
+                request_id: e.request_id,
+                request: e.request.clone(),
+                what: match e.kind {
+                    RevealKind::Phone => "saw your number",
+                    RevealKind::Relay => "sent you a message through the registry",
+                },
+            })
+            .collect(),
         form,
         errors: Errors(errors),
         groups: BloodGroup::ALL,
@@ -462,7 +529,7 @@ impl SearchPage<'_> {
 }
 
 /// The donor search: the form as submitted, its errors, and a page of results once searched.
-/// Phone numbers are included only when `ctx.signed_in`.
+/// Never a phone number.
 ///
 /// # Errors
 /// [`Error::Internal`] if rendering fails.
@@ -477,7 +544,7 @@ pub fn search(
         form,
         errors: Errors(errors),
         groups: BloodGroup::ALL,
-        results: results.map(|p| donor_page(p, ctx.signed_in)),
+        results: results.map(|p| donor_page(p, &[])),
     })
 }
 
@@ -518,6 +585,17 @@ struct RequestDetailPage<'a> {
     owner: bool,
     compatible: String,
     matches: Page<DonorRow>,
+    quota: u32,
+}
+
+/// What the owner of a request may do with its matching donors: the daily quota (shown), and
+/// the numbers already revealed for this request (donor id, phone).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestContact<'a> {
+    /// Reveals per day for this account.
+    pub quota: u32,
+    /// (donor id, phone) revealed for this request.
+    pub revealed: &'a [(i64, String)],
 }
 
 /// One request with its matching eligible donors; the close button shows only when
@@ -531,10 +609,29 @@ pub fn request_detail(
     matches: &Page<Donor>,
     viewer_id: Option<i64>,
 ) -> Result<String> {
+    request_detail_with(ctx, request, matches, viewer_id, RequestContact::default())
+}
+
+/// [`request_detail`], with the owner's contact controls: a "Show number" button per donor
+/// (or a message form for donors reached through the registry only) and the numbers
+/// `contact` says were revealed. Only the owner ever gets those.
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn request_detail_with(
+    ctx: &PageContext<'_>,
+    request: &BloodRequest,
+    matches: &Page<Donor>,
+    viewer_id: Option<i64>,
+    contact: RequestContact<'_>,
+) -> Result<String> {
+    let owner = viewer_id.is_some_and(|v| request.is_owned_by(v));
+    let revealed = if owner { contact.revealed } else { &[] };
     render(&RequestDetailPage {
         ctx: *ctx,
+        quota: contact.quota,
         r: RequestRow::from(request),
-        owner: viewer_id.is_some_and(|v| request.is_owned_by(v)),
+        owner,
         compatible: request
             .blood_group
             .compatible_donors()
@@ -542,7 +639,7 @@ pub fn request_detail(
             .map(|g| g.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        matches: donor_page(matches, ctx.signed_in),
+        matches: donor_page(matches, revealed),
     })
 }
 
@@ -708,4 +805,136 @@ pub fn error_for(
 ) -> Result<(u16, String)> {
     let status = error.status_code();
     Ok((status, error_page(ctx, status, request_id)?))
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    ctx: PageContext<'a>,
+    title: &'a str,
+    message: &'a str,
+    link: Option<(&'a str, &'a str)>,
+}
+
+/// A page with a title, one message and an optional link (`href`, label).
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn message(
+    ctx: &PageContext<'_>,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Result<String> {
+    render(&MessagePage {
+        ctx: *ctx,
+        title,
+        message,
+        link,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "email_form.html")]
+struct EmailFormPage<'a> {
+    ctx: PageContext<'a>,
+    title: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    button: &'a str,
+    email: &'a str,
+}
+
+/// A form asking for an email address, posting to `action` (password reset, resend).
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn email_form(
+    ctx: &PageContext<'_>,
+    title: &str,
+    intro: &str,
+    action: &str,
+    button: &str,
+    email: &str,
+) -> Result<String> {
+    render(&EmailFormPage {
+        ctx: *ctx,
+        title,
+        intro,
+        action,
+        button,
+        email,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage<'a> {
+    ctx: PageContext<'a>,
+    token: &'a str,
+}
+
+/// The page a verification link opens: one button that posts the token (so that a mail
+/// scanner fetching the link does not spend it).
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn verify(ctx: &PageContext<'_>, token: &str) -> Result<String> {
+    render(&VerifyPage { ctx: *ctx, token })
+}
+
+#[derive(Template)]
+#[template(path = "reset_form.html")]
+struct ResetFormPage<'a> {
+    ctx: PageContext<'a>,
+    token: &'a str,
+    errors: Errors<'a>,
+}
+
+/// The new-password form a reset link opens.
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn reset_form(ctx: &PageContext<'_>, token: &str, errors: &[FieldError]) -> Result<String> {
+    render(&ResetFormPage {
+        ctx: *ctx,
+        token,
+        errors: Errors(errors),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "confirm_password.html")]
+struct ConfirmPasswordPage<'a> {
+    ctx: PageContext<'a>,
+    title: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    button: &'a str,
+    danger: bool,
+    errors: Errors<'a>,
+}
+
+/// A form asking for the password again before a sensitive action: `danger` for erasure
+/// (a red button and a confirmation dialog).
+///
+/// # Errors
+/// [`Error::Internal`] if rendering fails.
+pub fn confirm_password(
+    ctx: &PageContext<'_>,
+    title: &str,
+    intro: &str,
+    (action, button): (&str, &str),
+    danger: bool,
+    errors: &[FieldError],
+) -> Result<String> {
+    render(&ConfirmPasswordPage {
+        ctx: *ctx,
+        title,
+        intro,
+        action,
+        button,
+        danger,
+        errors: Errors(errors),
+    })
 }

@@ -73,7 +73,48 @@ fn request_from_row(row: &dyn Columns) -> Result<BloodRequest> {
 }
 
 impl Db {
-    /// Creates an open request owned by `owner_id`.
+    /// Inserts an open request inside `tx` (one attempt: a random id collides with odds of
+    /// 2^-53, answered as [`Error::Conflict`]).
+    pub(crate) async fn insert_request(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        owner_id: i64,
+        new: &NewRequest,
+    ) -> Result<BloodRequest> {
+        let created_at = now_unix();
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO blood_requests (id, owner_id, blood_group, city, city_key, hospital, \
+             units, urgency, status, created_at, closed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, NULL)",
+        )
+        .bind(id)
+        .bind(owner_id)
+        .bind(new.blood_group.as_str())
+        .bind(&new.city)
+        .bind(city_key(&new.city))
+        .bind(&new.hospital)
+        .bind(i64::from(new.units))
+        .bind(new.urgency.as_str())
+        .bind(created_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(BloodRequest {
+            id,
+            owner_id,
+            blood_group: new.blood_group,
+            city: new.city.clone(),
+            hospital: new.hospital.clone(),
+            units: new.units,
+            urgency: new.urgency,
+            status: RequestStatus::Open,
+            created_at,
+            closed_at: None,
+        })
+    }
+
+    /// Creates an open request owned by `owner_id` (no cap: see
+    /// [`Db::create_request_capped`], which the HTTP layer uses).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the owner does not exist; database errors.

@@ -114,8 +114,8 @@ pub async fn seed_demo_with(db: &Db, n: usize, seed: u64, today: Date) -> Result
         };
         let available = rng.gen_range(0..100) < 85;
         let inserted = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO users (id, email, password_hash, created_at, verified_at) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(format!("demo-{i}@example.org"))

@@ -273,6 +273,10 @@ pub struct ProfileInput {
     /// Whether the donor is willing to be contacted now (a checkbox).
     #[serde(default, deserialize_with = "checkbox")]
     pub available: bool,
+    /// "Contact me through the registry only" (a checkbox): the phone number is never shown;
+    /// a matching request's owner can only have the registry relay a message by mail.
+    #[serde(default, deserialize_with = "checkbox")]
+    pub relay_only: bool,
 }
 
 /// A checked donor profile.
@@ -290,6 +294,8 @@ pub struct Profile {
     pub last_donation: Option<Date>,
     /// Willing to be contacted.
     pub available: bool,
+    /// Contact through the registry only (the number is never revealed).
+    pub relay_only: bool,
 }
 
 impl ProfileInput {
@@ -336,6 +342,7 @@ impl ProfileInput {
                 phone,
                 last_donation,
                 available: self.available,
+                relay_only: self.relay_only,
             }),
             _ => Err(Error::Invalid(errors)),
         }
@@ -590,6 +597,7 @@ mod tests {
             phone: "12".into(),
             last_donation: "2026-06-02".into(),
             available: true,
+            relay_only: false,
         }
         .validate(today)
         .unwrap_err();
@@ -610,6 +618,7 @@ mod tests {
             phone: "+44 20 7946 0958".into(),
             last_donation: "".into(),
             available: true,
+            relay_only: false,
         }
         .validate(today)
         .unwrap();
@@ -655,6 +664,7 @@ mod tests {
             phone: "+442079460958".into(),
             last_donation: "".into(),
             available: true,
+            relay_only: false,
         }
     }
 

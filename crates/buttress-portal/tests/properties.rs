@@ -52,7 +52,7 @@ proptest! {
 
     #[test]
     fn forms_never_panic(a in "\\PC{0,40}", b in "\\PC{0,10}", c in "\\PC{0,40}", d in "\\PC{0,20}", e in "\\PC{0,12}", today in date()) {
-        let _ = ProfileInput { display_name: a.clone(), blood_group: b.clone(), city: c.clone(), phone: d.clone(), last_donation: e.clone(), available: true }.validate(today);
+        let _ = ProfileInput { display_name: a.clone(), blood_group: b.clone(), city: c.clone(), phone: d.clone(), last_donation: e.clone(), available: true, relay_only: false }.validate(today);
         let _ = RequestInput { blood_group: b, city: c, hospital: a, units: d, urgency: e }.validate();
     }
 

@@ -28,6 +28,7 @@ fn ctx(signed_in: bool, flash: Option<&'static str>) -> PageContext<'static> {
         csrf_token: TOKEN,
         nonce: NONCE,
         signed_in,
+        unverified: false,
         user_email: signed_in.then_some("<b>me</b>@example.org"),
         flash: flash.map(|message| Flash {
             kind: FlashKind::Error,
@@ -45,6 +46,7 @@ fn donor(name: &str, city: &str) -> Donor {
         phone: "+442079460958".into(),
         last_donation: Some(date!(2026 - 05 - 01)),
         available: true,
+        relay_only: false,
         updated_at: 0,
         eligibility: Eligibility::NotYet {
             from: date!(2026 - 06 - 26),
@@ -233,47 +235,46 @@ fn script_payload_in_a_donor_name_is_text() {
 }
 
 #[test]
-fn phones_only_for_signed_in_viewers() {
+fn phones_never_in_lists_and_only_revealed_ones_for_the_owner() {
     let d = donor("Ada", "London");
     let results = page(vec![d.clone()], 1, 1);
     let form = SearchInput::default();
-    let out = render::search(&ctx(false, None), &form, &[], Some(&results)).unwrap();
-    assert!(
-        !out.contains("2079460958"),
-        "phone leaked to a signed-out viewer"
-    );
-    assert!(out.contains("Sign in</a> to see phone numbers"));
-    assert!(
-        !out.contains("2026-06-26") && out.contains("Not yet"),
-        "the first eligible day tells the last donation's date"
-    );
-    let signed = render::search(&ctx(true, None), &form, &[], Some(&results)).unwrap();
-    assert!(signed.contains("tel:+442079460958"));
-    assert!(signed.contains("From 2026-06-26"));
+    for signed_in in [false, true] {
+        let out = render::search(&ctx(signed_in, None), &form, &[], Some(&results)).unwrap();
+        assert!(!out.contains("2079460958"), "phone in the search results");
+        assert!(
+            !out.contains("2026-06-26") && out.contains("Not yet"),
+            "the first eligible day tells the last donation's date"
+        );
+    }
     let r = request(1, "St Mary's", "London", RequestStatus::Open);
-    let out = render::request_detail(&ctx(false, None), &r, &results, None).unwrap();
-    assert!(!out.contains("2079460958"));
-    let signed = render::request_detail(&ctx(true, None), &r, &results, Some(2)).unwrap();
-    assert!(signed.contains("+442079460958"));
+    let revealed = [(7, "+442079460958".to_owned())];
+    let contact = render::RequestContact {
+        quota: 10,
+        revealed: &revealed,
+    };
+    let other =
+        render::request_detail_with(&ctx(true, None), &r, &results, Some(2), contact).unwrap();
+    assert!(!other.contains("2079460958"), "not the owner");
+    assert!(!other.contains("/reveal"));
+    let owner =
+        render::request_detail_with(&ctx(true, None), &r, &results, Some(1), contact).unwrap();
+    assert!(owner.contains("tel:+442079460958"));
+    let unrevealed = render::request_detail(&ctx(true, None), &r, &results, Some(1)).unwrap();
+    assert!(!unrevealed.contains("2079460958"));
+    assert!(unrevealed.contains("action=\"/requests/42/reveal\""));
 }
 
 #[test]
-fn json_view_drops_the_phone_for_anonymous_viewers() {
+fn json_view_has_no_phone_and_no_dates() {
     let d = donor("Ada", "London");
-    let anonymous = serde_json::to_value(d.view(false)).unwrap();
-    assert!(anonymous.get("phone").is_none());
-    assert_eq!(anonymous["eligible"], false);
-    // The first eligible day is the last donation plus 56 days: it would tell that date.
-    assert!(anonymous.get("eligible_from").is_none(), "{anonymous}");
-    assert!(anonymous.get("last_donation").is_none());
-    assert!(
-        anonymous.get("user_id").is_none(),
-        "no account key in the API"
-    );
-    let signed_in = serde_json::to_value(d.view(true)).unwrap();
-    assert_eq!(signed_in["phone"], "+442079460958");
-    assert_eq!(signed_in["eligible_from"], "2026-06-26");
-    assert_eq!(signed_in["blood_group"], "O-");
+    let view = serde_json::to_value(d.view()).unwrap();
+    assert!(view.get("phone").is_none());
+    assert_eq!(view["eligible"], false);
+    assert!(view.get("eligible_from").is_none(), "{view}");
+    assert!(view.get("last_donation").is_none());
+    assert!(view.get("user_id").is_none(), "no account key in the API");
+    assert_eq!(view["blood_group"], "O-");
 }
 
 #[test]
@@ -305,6 +306,7 @@ fn field_errors_sit_next_to_fields_and_input_is_kept() {
         phone: "12".into(),
         last_donation: "2026-01-01".into(),
         available: true,
+        relay_only: false,
     };
     let errors = [FieldError::new(
         "phone",

@@ -231,6 +231,7 @@ fn profile(name: &str, group: &str, city: &str, last: &str, available: bool) -> 
         phone: "+44 20 7946 0958".into(),
         last_donation: last.into(),
         available,
+        relay_only: false,
     }
 }
 
@@ -1177,6 +1178,7 @@ async fn injection_payloads_through_every_input(db: Db) {
             phone: (*p).into(),
             last_donation: (*p).into(),
             available: true,
+            relay_only: false,
         };
         assert!(matches!(prof.validate(TODAY), Err(Error::Invalid(_))));
         let text_only = profile(p, "A+", p, "", true);

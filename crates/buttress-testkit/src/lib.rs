@@ -1,6 +1,7 @@
 //! Test helpers for Buttress: real servers started on free loopback ports, for tests only.
 //!
-//! [`RedisServer`] runs Debian's `redis-server` without persistence. [`PostgresServer`] runs Debian's PostgreSQL binaries (`initdb`, `pg_ctl`, `postgres`) in a
+//! [`RedisServer`] runs Debian's `redis-server` without persistence; [`mail::SmtpServer`] runs
+//! Debian's `aiosmtpd` and reads what it received. [`PostgresServer`] runs Debian's PostgreSQL binaries (`initdb`, `pg_ctl`, `postgres`) in a
 //! fresh temporary directory, on a free port of 127.0.0.1, with a Unix socket only inside that
 //! directory. It is stopped and its directory removed on drop, also when a test panics.
 //!
@@ -22,6 +23,7 @@
 
 pub mod form;
 pub mod leaks;
+pub mod mail;
 pub mod redis;
 pub use redis::RedisServer;
 

@@ -246,6 +246,9 @@ impl Cluster {
                 "BUTTRESS_RATELIMIT_DEFAULT".into(),
                 "100000 per minute".into(),
             ),
+            // The fault tests post many requests from one account (the portal's cap is its own
+            // test's business).
+            ("BUTTRESS_OPEN_REQUEST_CAP".into(), "100000".into()),
         ];
         if let Some(r) = &redis {
             env.push(("REDIS_URL".into(), r.url()));
@@ -493,7 +496,35 @@ impl Browser {
             .post(a, "/signup", &[("email", email), ("password", PASSWORD)])
             .await;
         assert_eq!(r.status, 303, "sign-up: {}", r.body);
+        self.confirm(a, b, email).await;
         self.sign_in(b, email).await;
+    }
+
+    /// Confirms `email` on `b` with the link `a` wrote to its Development outbox (the
+    /// instances run without SMTP).
+    pub async fn confirm(&mut self, a: &Instance, b: &Instance, email: &str) {
+        let outbox = a.data_dir.join("outbox");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let token = loop {
+            let found = buttress_testkit::mail::read_dir(&outbox)
+                .into_iter()
+                .filter(|m| m.to.contains(email))
+                .flat_map(|m| {
+                    m.body
+                        .split_whitespace()
+                        .filter_map(|w| w.split_once("/verify?token=").map(|(_, t)| t.to_owned()))
+                        .collect::<Vec<_>>()
+                })
+                .last();
+            if let Some(token) = found {
+                break token;
+            }
+            assert!(Instant::now() < deadline, "no confirmation mail to {email}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.get(b, &format!("/verify?token={token}")).await;
+        let r = self.post(b, "/verify", &[("token", &token)]).await;
+        assert_eq!(r.status, 303, "confirmation: {}", r.body);
     }
 
     /// Signs in on `inst`; panics unless it works.

@@ -35,6 +35,11 @@ pub fn hardened_env() -> Vec<(&'static str, &'static str)> {
         ("BUTTRESS_ALLOWED_HOSTS", "localhost"),
         ("BUTTRESS_HSTS_PRELOAD", "true"),
         ("SECRET_KEY", STRONG_KEY),
+        (
+            "BUTTRESS_SMTP_URL",
+            "smtps://registry:hunter2pw@mail.example.org:465",
+        ),
+        ("BUTTRESS_PUBLIC_URL", "https://donors.example.org"),
     ]
 }
 

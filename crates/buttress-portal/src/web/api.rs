@@ -1,13 +1,17 @@
 //! The JSON API beside the pages.
 //!
 //! * `GET /api/donors?blood_group=&mode=&city=&eligible_only=&page=` — the donor search as
-//!   JSON: `{"items": [DonorView…], "page", "total_pages", "total"}`; phone numbers only for
-//!   a signed-in session.
+//!   JSON: `{"items": [DonorView…], "page", "total_pages", "total"}`: name, group, city and
+//!   whether each can give now; never a phone number or a date.
+//! * `POST /api/requests/{id}/reveal` with `{"donor": ID}` — `{"phone": …}` for the verified
+//!   owner of the open request and a matching donor, within the daily quota (429 `quota`
+//!   past it); 404 otherwise.
 //! * `POST /api/requests` — a JSON object with `blood_group`, `city`, `hospital`, `units`
 //!   (number or string) and `urgency`; needs a signed-in session, same-origin `Origin` and the
 //!   CSRF token in `X-CSRF-Token`. 201 with the request and `Location`; 422 problem+json with
 //!   `errors: [{field, message}…]` listing every field; 400 for a body that is not a JSON
-//!   object; 401 when not signed in.
+//!   object; 401 when not signed in; 403 `unverified` before the address is confirmed; 429
+//!   `quota` at the open-request cap.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -25,7 +29,6 @@ use crate::validate::RequestInput;
 
 pub(crate) async fn donors(
     State(state): State<AppState>,
-    viewer: Viewer,
     Query(form): Query<SearchInput>,
 ) -> AppResult {
     let (search, page) = form.validate()?;
@@ -34,8 +37,7 @@ pub(crate) async fn donors(
         .db
         .search_donors(&search, page, today_utc())
         .await?;
-    let signed_in = viewer.user.is_some();
-    let items: Vec<_> = found.items.iter().map(|d| d.view(signed_in)).collect();
+    let items: Vec<_> = found.items.iter().map(crate::donors::Donor::view).collect();
     Ok(Json(json!({
         "items": items,
         "page": found.page,
@@ -77,6 +79,9 @@ pub(crate) async fn create_request(
     body: Bytes,
 ) -> AppResult {
     let user = viewer.require()?;
+    if !user.is_verified() {
+        return Err(super::AppError::Unverified);
+    }
     let doc: Value = match serde_json::from_slice(&body) {
         Ok(doc @ Value::Object(_)) => doc,
         _ => {
@@ -94,7 +99,11 @@ pub(crate) async fn create_request(
         urgency: text(&doc, "urgency"),
     };
     let new = input.validate()?;
-    let created = state.portal.db.create_request(user.id, &new).await?;
+    let created = state
+        .portal
+        .db
+        .create_request_capped(user.id, &new, state.privacy.open_request_cap)
+        .await?;
     let location = request_path(created.id);
     Ok((
         StatusCode::CREATED,

@@ -1,7 +1,9 @@
 //! Sign-up, sign-in and sign-out.
 //!
 //! * Sign-up answers a new and an already registered address with the same redirect and the
-//!   same message ([`SignUpOutcome::MESSAGE`]) and never signs the new account in.
+//!   same message ([`SignUpOutcome::MESSAGE`]) and never signs the new account in; the
+//!   verification link (or, for an address that has an account, a notice) is mailed after the
+//!   answer ([`super::links`]).
 //! * Sign-in gives one message ([`render::LOG_IN_FAILED`]) for every failure and binds the
 //!   session to the user with [`Session::set_user`], which rotates the session id and CSRF
 //!   secret: the pre-login cookie and tokens stop working.
@@ -42,12 +44,20 @@ pub(crate) async fn sign_up_form(nonce: CspNonce, viewer: Viewer) -> AppResult {
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     nonce: CspNonce,
+    origin: buttress::proxy::RequestOrigin,
     viewer: Viewer,
     Form(input): Form<SignUpInput>,
 ) -> AppResult {
     match state.portal.accounts.sign_up(&input).await {
-        // Both outcomes look the same: same redirect, same message, nobody signed in.
+        // Both outcomes look the same: same redirect, same message, nobody signed in; the
+        // mail (a link, or "you already have an account") goes out after the answer.
         Ok(SignUpOutcome::Created(_) | SignUpOutcome::AlreadyRegistered) => {
+            super::links::follow_up(
+                &state,
+                super::links::Follow::SignUp,
+                input.email.clone(),
+                super::links::base_url(&state, &origin),
+            );
             set_flash(&viewer.session, FlashKind::Success, SignUpOutcome::MESSAGE).await?;
             Ok(see_other(paths::LOG_IN))
         }

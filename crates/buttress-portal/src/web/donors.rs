@@ -26,12 +26,14 @@ pub(crate) async fn profile_form(
         },
         render::profile_input,
     );
+    let log = state.portal.db.reveals_of_donor(me.user.id).await?;
     let parts = PageParts::new(nonce, &me.session, Some(&me.user), true).await?;
-    Ok(page(render::profile(
+    Ok(page(render::profile_with_log(
         &parts.ctx(),
         &form,
         &[],
         saved.as_ref(),
+        &log,
     )?))
 }
 
@@ -54,12 +56,14 @@ pub(crate) async fn save_profile(
         }
         Err(Error::Invalid(errors)) => {
             let saved = state.portal.db.donor(me.user.id, today).await?;
+            let log = state.portal.db.reveals_of_donor(me.user.id).await?;
             let parts = PageParts::new(nonce, &me.session, Some(&me.user), true).await?;
-            Ok(invalid_form(render::profile(
+            Ok(invalid_form(render::profile_with_log(
                 &parts.ctx(),
                 &form,
                 &errors,
                 saved.as_ref(),
+                &log,
             )?))
         }
         Err(e) => Err(e.into()),

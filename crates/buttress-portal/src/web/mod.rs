@@ -8,21 +8,29 @@
 //! | donor profile and search | `donors` | `/profile`, `/donors` |
 //! | blood requests | `requests` | `/requests`, `/requests/new`, `/requests/{id}`, `/requests/{id}/close` |
 //! | sessions and password | `account` | `/account/sessions`, `/account/sessions/{id}/revoke`, `/account/sessions/revoke-all`, `/account/password` |
+//! | mailed links | `links` | `/verify`, `/verify/resend`, `/password-reset`, `/password-reset/confirm` |
+//! | contact data | `contact` | `/requests/{id}/reveal`, `/requests/{id}/relay`, `POST /api/requests/{id}/reveal` |
+//! | the donor's own data | `data` | `/account/export`, `/account/delete` |
 //! | JSON API | `api` | `GET /api/donors`, `POST /api/requests` |
-//! | plumbing | here | `/`, `/healthz`, `/static/portal.css`, `/csp-report` |
+//! | plumbing | here, `health` | `/`, `/healthz`, `/readyz`, `/static/portal.css`, `/csp-report` |
 //!
 //! Handlers reach the layers through extractors only: [`Session`], [`CsrfToken`],
 //! [`CspNonce`] and [`Viewer`] (the signed-in user, if any). Every error a handler returns is
 //! an [`AppError`], answered as a [`Problem`] (HTML or problem+json by `Accept`) without
 //! internals; a form with validation errors is re-rendered with 422 and [`KeepBody`].
 //!
-//! [`build`] adds the portal's limits: [`LOGIN_LIMIT`] on `/login` and [`SIGN_UP_LIMIT`] on
-//! `/signup` per client address, and a [`LoginThrottle`] counting failed sign-ins per account.
+//! [`build`] adds the portal's limits: [`LOGIN_LIMIT`] on `/login`, [`SIGN_UP_LIMIT`] on
+//! `/signup`, `/verify/resend` and `/password-reset`, [`READY_LIMIT`] on `/readyz` per client
+//! address, and a [`LoginThrottle`] counting failed sign-ins per account.
 
 mod account;
 mod api;
 mod auth;
+mod contact;
+mod data;
 mod donors;
+mod health;
+mod links;
 mod requests;
 
 use std::sync::Arc;
@@ -59,8 +67,89 @@ const FLASH_KEY: &str = "flash";
 /// figure. Counted outside the CSRF check, so refused posts count too.
 pub const LOGIN_LIMIT: &str = "5 per minute";
 
-/// Requests to `/signup` per client address (bounds probing for registered addresses).
+/// Requests to `/signup` per client address (bounds probing for registered addresses); the
+/// same limit, counted apart, on `/verify/resend` and `/password-reset`.
 pub const SIGN_UP_LIMIT: &str = "10 per minute; 60 per hour";
+
+/// Requests to `/readyz` per client address (its answer is cached for a second anyway).
+pub const READY_LIMIT: &str = "120 per minute";
+
+/// Mail to one address at most, per hour and per day, whatever asks for it (sign-up,
+/// resend, reset, relayed messages): no mail bomb through the registry.
+pub const MAIL_PER_ADDRESS: (u32, u32) = (3, 10);
+
+/// What the privacy features need: mail, token keys, quotas, and the session store (to sign
+/// an account out everywhere after a reset or an erasure). Cheap to clone.
+#[derive(Clone)]
+pub struct Privacy {
+    /// Where mail goes (SMTP, or the Development outbox).
+    pub mailer: crate::mail::Mailer,
+    /// The keys of mailed links and address keys.
+    pub keys: crate::tokens::TokenKeys,
+    /// `BUTTRESS_PUBLIC_URL`: the origin links in mail use; `None` uses the request's.
+    pub public_url: Option<String>,
+    /// `BUTTRESS_REVEAL_QUOTA`.
+    pub reveal_quota: u32,
+    /// `BUTTRESS_OPEN_REQUEST_CAP`.
+    pub open_request_cap: u32,
+    /// The session store, to sign an account out everywhere.
+    pub sessions: Option<Arc<dyn SessionStore>>,
+    /// Whether sessions live in the portal's database (erasure deletes them in its
+    /// transaction).
+    pub sessions_in_db: bool,
+    ready: Arc<health::Readiness>,
+}
+
+impl std::fmt::Debug for Privacy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Privacy")
+            .field("mailer", &self.mailer)
+            .field("public_url", &self.public_url)
+            .field("reveal_quota", &self.reveal_quota)
+            .field("open_request_cap", &self.open_request_cap)
+            .field("sessions", &self.sessions.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Privacy {
+    /// Privacy settings from `settings`, mail through `mailer`, keys from `keyring`.
+    #[must_use]
+    pub fn new(
+        settings: &Settings,
+        mailer: crate::mail::Mailer,
+        keyring: &buttress::secret::Keyring,
+    ) -> Self {
+        Privacy {
+            mailer,
+            keys: crate::tokens::TokenKeys::new(keyring),
+            public_url: settings.public_url.clone(),
+            reveal_quota: settings.reveal_quota,
+            open_request_cap: settings.open_request_cap,
+            sessions: None,
+            sessions_in_db: false,
+            ready: Arc::default(),
+        }
+    }
+
+    /// Signs every session of `user_id` out (all but none), in whichever store they live.
+    pub(crate) async fn sign_out_everywhere(&self, user_id: i64) {
+        let Some(store) = &self.sessions else {
+            return;
+        };
+        let now = crate::db::now_unix();
+        match store.list_user(&user_id.to_string(), now).await {
+            Ok(all) => {
+                for (key, _) in all {
+                    if let Err(e) = store.delete(&key).await {
+                        tracing::warn!(error = %e, "a session could not be signed out");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the account's sessions could not be listed"),
+        }
+    }
+}
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -70,15 +159,18 @@ pub struct AppState {
     /// Failed sign-ins per account and address, with capped backoff
     /// ([`LoginThrottle`]: in memory, or on Redis from [`Buttress::login_throttle`]).
     pub login_throttle: LoginThrottle,
+    /// Mail, tokens, quotas.
+    pub privacy: Privacy,
 }
 
 impl AppState {
-    /// State over `portal`, with an in-memory login throttle.
+    /// State over `portal` and `privacy`, with an in-memory login throttle.
     #[must_use]
-    pub fn new(portal: Portal) -> Self {
+    pub fn new(portal: Portal, privacy: Privacy) -> Self {
         AppState {
             portal,
             login_throttle: LoginThrottle::new(),
+            privacy,
         }
     }
 
@@ -98,7 +190,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(paths::HOME, get(landing))
         .route(paths::STYLESHEET, get(stylesheet))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             CSP_REPORT_PATH,
             post(csp_report).layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
@@ -125,8 +218,23 @@ pub fn router(state: AppState) -> Router {
             paths::PASSWORD,
             get(account::password_form).post(account::change_password),
         )
+        .route(paths::VERIFY, get(links::verify_page).post(links::verify))
+        .route(paths::RESEND, get(links::resend_form).post(links::resend))
+        .route(
+            paths::RESET,
+            get(links::reset_request_form).post(links::reset_request),
+        )
+        .route(
+            paths::RESET_CONFIRM,
+            get(links::reset_form).post(links::reset),
+        )
+        .route(paths::REVEAL, post(contact::reveal))
+        .route(paths::RELAY, post(contact::relay))
+        .route(paths::EXPORT, get(data::export).post(data::reauth))
+        .route(paths::DELETE, get(data::delete_form).post(data::delete))
         .route("/api/donors", get(api::donors))
         .route("/api/requests", post(api::create_request))
+        .route("/api/requests/{id}/reveal", post(contact::reveal_json))
         .fallback(not_found)
         .with_state(state)
 }
@@ -165,6 +273,24 @@ pub enum BuildError {
     /// A route limit did not build.
     #[error("a rate limit of the portal did not build: {0}")]
     RateLimit(#[from] buttress::ratelimit::RateLimitError),
+    /// The mail settings were refused.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    /// A portal deploy check failed in Production (see [`crate::check`]).
+    #[error("the portal refuses to start in Production: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unsafe(Vec<buttress::check::Finding>),
+}
+
+impl BuildError {
+    /// The process exit code: 3 for refused settings (as the library's), 1 otherwise.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BuildError::Startup(e) => e.exit_code(),
+            BuildError::Mail(_) | BuildError::Unsafe(_) => 3,
+            _ => 1,
+        }
+    }
 }
 
 /// Opens the database (PostgreSQL when `DATABASE_URL` is a `postgres://` URL, else SQLite in
@@ -184,6 +310,19 @@ pub async fn build(
     options: BuildOptions,
 ) -> Result<(Stack, Portal), BuildError> {
     let stack = Buttress::from_settings(settings)?;
+    let unsafe_findings: Vec<_> = crate::check::run(settings)
+        .into_iter()
+        .filter(|f| f.severity == buttress::check::Severity::Error)
+        .collect();
+    if settings.environment == buttress::settings::Environment::Production
+        && !unsafe_findings.is_empty()
+    {
+        return Err(BuildError::Unsafe(unsafe_findings));
+    }
+    let mailer = match &settings.smtp_url {
+        Some(url) => crate::mail::Mailer::smtp(url, &settings.mail_from)?,
+        None => crate::mail::Mailer::outbox(&settings.data_dir, &settings.mail_from),
+    };
     stack.warm_up().await;
     let portal = Portal::open(
         settings.database_url.as_ref().map(|u| u.expose()),
@@ -192,6 +331,7 @@ pub async fn build(
     )
     .await?;
     let configured = stack.session_store().cloned();
+    let mut sessions_in_db = false;
     let store: Arc<dyn SessionStore> = match (options.session_store, configured) {
         (Some(store), _) => store,
         // `memory` and `redis` (REDIS_URL): the store the stack made from the settings.
@@ -205,17 +345,47 @@ pub async fn build(
             }
             let sql = DbSessions::new(portal.db.clone());
             sql.migrate().await?;
+            sessions_in_db = true;
             Arc::new(sql)
         }
     };
-    let state = AppState::new(portal.clone()).with_login_throttle(stack.login_throttle());
+    let mut privacy = Privacy::new(settings, mailer, stack.keyring());
+    privacy.sessions = Some(store.clone());
+    privacy.sessions_in_db = sessions_in_db;
+    spawn_sweeper(portal.clone(), settings.unverified_retention);
+    let state = AppState::new(portal.clone(), privacy).with_login_throttle(stack.login_throttle());
     let app = stack
         .with_session_store(store)
         .csrf_exempt(CSP_REPORT_PATH)
         .limit_route(paths::LOG_IN, LOGIN_LIMIT)?
         .limit_route(paths::SIGN_UP, SIGN_UP_LIMIT)?
+        .limit_route(paths::RESEND, SIGN_UP_LIMIT)?
+        .limit_route(paths::RESET, SIGN_UP_LIMIT)?
+        .limit_route("/readyz", READY_LIMIT)?
         .apply(router(state))?;
     Ok((app, portal))
+}
+
+/// How often unverified accounts past their retention, spent tokens and old mail-throttle rows
+/// are swept.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Sweeps now and every [`SWEEP_EVERY`] (a failure is logged and tried again next time).
+fn spawn_sweeper(portal: Portal, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            match portal.accounts.purge_unverified(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("erased {n} account(s) never verified"),
+                Err(e) => tracing::warn!(error = %e, "sweeping unverified accounts failed"),
+            }
+            if let Err(e) = portal.db.sweep_tokens().await {
+                tracing::warn!(error = %e, "sweeping spent tokens failed");
+            }
+        }
+    });
 }
 
 /// An error from a handler, answered without internals.
@@ -227,6 +397,8 @@ pub enum AppError {
     Session(SessionError),
     /// Not signed in (for the JSON API: 401).
     Unauthenticated,
+    /// Signed in, but the address is not confirmed yet (403).
+    Unverified,
 }
 
 impl From<Error> for AppError {
@@ -256,6 +428,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::Session(e) => e.into_response(),
+            AppError::Unverified => Problem::new(StatusCode::FORBIDDEN)
+                .with_kind("unverified")
+                .with_detail("Confirm your address first: open the link we mailed you, or ask for a new one at /verify/resend.")
+                .into_response(),
             AppError::Unauthenticated => Problem::new(StatusCode::UNAUTHORIZED)
                 .with_kind("sign-in-required")
                 .with_detail("Sign in first.")
@@ -269,6 +445,10 @@ impl IntoResponse for AppError {
                 Error::Forbidden => Problem::new(StatusCode::FORBIDDEN)
                     .with_kind("forbidden")
                     .with_detail("Only the owner can do this.")
+                    .into_response(),
+                Error::Limit(message) => Problem::new(StatusCode::TOO_MANY_REQUESTS)
+                    .with_kind("quota")
+                    .with_detail(*message)
                     .into_response(),
                 Error::Conflict => Problem::new(StatusCode::CONFLICT)
                     .with_kind("conflict")
@@ -379,6 +559,7 @@ impl FromRequestParts<AppState> for SignedIn {
 pub(crate) struct PageParts {
     nonce: CspNonce,
     signed_in: bool,
+    unverified: bool,
     email: Option<String>,
     token: String,
     flash: Option<(String, String)>,
@@ -403,6 +584,7 @@ impl PageParts {
         Ok(PageParts {
             nonce,
             signed_in: user.is_some(),
+            unverified: user.is_some_and(|u| !u.is_verified()),
             email: user.map(|u| u.email.clone()),
             token,
             flash,
@@ -415,6 +597,7 @@ impl PageParts {
             csrf_token: &self.token,
             nonce: self.nonce.as_str(),
             signed_in: self.signed_in,
+            unverified: self.unverified,
             user_email: self.email.as_deref(),
             flash: self.flash.as_ref().map(|(kind, message)| Flash {
                 kind: match kind.as_str() {
@@ -494,12 +677,6 @@ async fn stylesheet() -> Response {
         render::PORTAL_CSS,
     )
         .into_response()
-}
-
-/// `ok` when the database answers, 503 otherwise.
-async fn healthz(State(state): State<AppState>) -> AppResult<&'static str> {
-    state.portal.db.ping().await?;
-    Ok("ok")
 }
 
 async fn not_found() -> AppError {

@@ -65,16 +65,39 @@ pub(crate) async fn detail(
             total: 0,
         }
     };
-    let parts = PageParts::new(nonce, &viewer.session, viewer.user.as_ref(), false).await?;
-    Ok(page(render::request_detail(
+    let owner = viewer
+        .user
+        .as_ref()
+        .filter(|u| request.is_owned_by(u.id) && u.is_verified());
+    let revealed = match owner {
+        Some(u) => state.portal.db.revealed_for(request.id, u.id).await?,
+        None => Vec::new(),
+    };
+    // The owner's page has forms (reveal, relay): it needs the token.
+    let parts = PageParts::new(
+        nonce,
+        &viewer.session,
+        viewer.user.as_ref(),
+        owner.is_some(),
+    )
+    .await?;
+    let contact = render::RequestContact {
+        quota: state.privacy.reveal_quota,
+        revealed: &revealed,
+    };
+    Ok(page(render::request_detail_with(
         &parts.ctx(),
         &request,
         &matches,
-        viewer.user.as_ref().map(|u| u.id),
+        owner.map(|u| u.id),
+        contact,
     )?))
 }
 
 pub(crate) async fn new_form(nonce: CspNonce, me: SignedIn) -> AppResult {
+    if !me.user.is_verified() {
+        return Err(super::AppError::Unverified);
+    }
     let parts = PageParts::new(nonce, &me.session, Some(&me.user), true).await?;
     let form = RequestInput {
         units: "1".into(),
@@ -90,9 +113,16 @@ pub(crate) async fn create(
     me: SignedIn,
     Form(form): Form<RequestInput>,
 ) -> AppResult {
+    if !me.user.is_verified() {
+        return Err(super::AppError::Unverified);
+    }
     match form.validate() {
         Ok(new) => {
-            let created = state.portal.db.create_request(me.user.id, &new).await?;
+            let created = state
+                .portal
+                .db
+                .create_request_capped(me.user.id, &new, state.privacy.open_request_cap)
+                .await?;
             set_flash(
                 &me.session,
                 FlashKind::Success,

@@ -11,6 +11,7 @@
 mod flows;
 mod injection;
 mod outage;
+mod privacy;
 mod support;
 
 use support::TestApp;
@@ -48,6 +49,12 @@ checks!(
     crate::flows::plumbing_routes => plumbing,
     crate::flows::login_limits_per_address_and_account => login_limits,
     crate::injection::payloads_through_every_input => injection,
+    crate::privacy::verify_and_reset_by_mail => verify_and_reset,
+    crate::privacy::sign_up_flood_is_throttled => mail_flood,
+    crate::privacy::harvesting_gets_at_most_the_quota => harvesting,
+    crate::privacy::donor_log_relay_and_request_cap => reveal_log_relay_cap,
+    crate::privacy::export_and_erase => export_and_erase,
+    crate::privacy::liveness_and_readiness => health,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,9 @@ async fn database_down_is_503_then_recovers() {
         .get_with("/api/donors?city=Leeds", &[("accept", "application/json")])
         .await;
     unavailable(&r, "api");
-    unavailable(&anon.get("/healthz").await, "healthz");
+    // Liveness does no I/O; readiness tells the database is gone.
+    anon.get("/healthz").await.assert_status(200);
+    unavailable(&anon.get("/readyz").await, "readyz");
     // A signed-in request fails on loading its session from the same database.
     let r = me
         .get_with("/profile", &[("accept", "application/json")])
@@ -72,7 +74,7 @@ async fn database_down_is_503_then_recovers() {
     pg.restart().expect("restart PostgreSQL");
     let mut recovered = false;
     for _ in 0..50 {
-        if anon.get("/healthz").await.status == 200 {
+        if anon.get("/readyz").await.status == 200 {
             recovered = true;
             break;
         }

@@ -3,6 +3,7 @@
 //! `ConnectInfo` peer address as the server would set it.
 
 pub use buttress_testkit::form::{encode, form_body};
+pub use buttress_testkit::mail::Message;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -105,7 +106,14 @@ impl TestApp {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let peer = format!("127.1.{}.{}:40000", (n / 250) % 250, n % 250 + 1);
-        Agent::new(self.router.clone(), &peer, "TestBrowser/1.0")
+        let mut agent = Agent::new(self.router.clone(), &peer, "TestBrowser/1.0");
+        agent.outbox = Some(self.dir.join("outbox"));
+        agent
+    }
+
+    /// The messages the Development outbox holds.
+    pub fn outbox(&self) -> Vec<Message> {
+        buttress_testkit::mail::read_dir(&self.dir.join("outbox"))
     }
 
     pub async fn count(&self, table: Table) -> u64 {
@@ -160,6 +168,8 @@ pub struct Agent {
     pub token: Option<String>,
     pub peer: SocketAddr,
     pub user_agent: String,
+    /// The Development outbox this agent reads its mail from.
+    pub outbox: Option<PathBuf>,
 }
 
 impl Agent {
@@ -170,6 +180,7 @@ impl Agent {
             token: None,
             peer: peer.parse().expect("peer"),
             user_agent: user_agent.into(),
+            outbox: None,
         }
     }
 
@@ -267,13 +278,44 @@ impl Agent {
             .await
     }
 
-    /// Signs up and in; panics unless both work.
+    /// Signs up, confirms the address from the mailed link, and signs in; panics unless all
+    /// of it works.
     pub async fn account(&mut self, email: &str) {
+        self.unverified_account(email).await;
+        self.verify_from_mail(email).await;
+    }
+
+    /// Signs up and in without confirming the address.
+    pub async fn unverified_account(&mut self, email: &str) {
         self.sign_up(email, PASSWORD)
             .await
             .assert_redirect("/login");
         self.sign_in(email, PASSWORD).await.assert_redirect("/");
         self.get("/").await.assert_status(200);
+    }
+
+    /// The newest link to `to` starting with `http://localhost{path}?`, waiting up to 10 s for
+    /// the mail (it is sent after the answer).
+    pub async fn mailed_link(&self, to: &str, path: &str) -> String {
+        let dir = self.outbox.clone().expect("an agent of a TestApp");
+        wait_for_link(|| buttress_testkit::mail::read_dir(&dir), to, path).await
+    }
+
+    /// Follows the verification link mailed to `email`: the page, then its button.
+    pub async fn verify_from_mail(&mut self, email: &str) {
+        let link = self.mailed_link(email, "/verify").await;
+        self.follow_link(&link).await.assert_status(200);
+        let token = link.split("token=").nth(1).expect("token").to_owned();
+        let r = self.post("/verify", &[("token", &token)]).await;
+        assert_eq!(r.status.as_u16(), 303, "{}", r.body);
+    }
+
+    /// GETs a mailed link's path and query.
+    pub async fn follow_link(&mut self, link: &str) -> Reply {
+        let path = link
+            .strip_prefix("http://localhost")
+            .expect("a link to the portal");
+        self.get(path).await
     }
 
     /// Whether this agent is signed in (the profile page answers instead of redirecting).
@@ -334,4 +376,27 @@ pub async fn rows(app: &TestApp) -> [u64; 3] {
         app.count(Table::Donors).await,
         app.count(Table::BloodRequests).await,
     ]
+}
+
+/// The newest link to `to` starting with `http://localhost{path}?` among `messages()`, waiting
+/// up to 10 s.
+pub async fn wait_for_link(messages: impl Fn() -> Vec<Message>, to: &str, path: &str) -> String {
+    let prefix = format!("http://localhost{path}?");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = messages()
+            .into_iter()
+            .filter(|m| m.to.contains(to))
+            .flat_map(|m| m.links(&prefix))
+            .last();
+        if let Some(link) = found {
+            return link;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail to {to} with a {prefix} link: {:?}",
+            messages()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -505,6 +505,32 @@ mod tests {
     }
 
     #[test]
+    fn smtp_url_password_never_printed() {
+        let s = load(&[(
+            "BUTTRESS_SMTP_URL",
+            "smtps://mailer:hunter2pw@mail.example.org:465",
+        )])
+        .expect("loads");
+        let url = s.smtp_url.as_ref().expect("set");
+        assert_eq!(
+            url.expose(),
+            "smtps://mailer:hunter2pw@mail.example.org:465"
+        );
+        for shown in [format!("{s:?}"), format!("{url:?}"), url.to_string()] {
+            assert!(!shown.contains("hunter2pw"), "{shown}");
+        }
+        assert!(url.to_string().contains("mail.example.org"));
+        let err = load(&[("BUTTRESS_SMTP_URL", "smtpx://m:hunter2pw@mail")]).expect_err("refused");
+        assert!(!err.to_string().contains("hunter2pw"), "{err}");
+        let err = load(&[("BUTTRESS_REVEAL_QUOTA", "lots")]).expect_err("refused");
+        assert!(err.to_string().contains("BUTTRESS_REVEAL_QUOTA"), "{err}");
+        let err = load(&[("BUTTRESS_PUBLIC_URL", "donors.example.org/x")]).expect_err("refused");
+        assert!(err.to_string().contains("origin"), "{err}");
+        let err = load(&[("BUTTRESS_OPEN_REQUEST_CAP", "0")]).expect_err("refused");
+        assert!(err.to_string().contains("1 or more"), "{err}");
+    }
+
+    #[test]
     fn file_then_env_then_flags() {
         let dir = std::env::temp_dir().join(format!("btr-settings-{}.toml", std::process::id()));
         std::fs::write(

@@ -370,6 +370,55 @@ pub(crate) fn redis_url(f: &Field<'_>) -> Parsed<Option<ConnectionUrl>> {
     Ok(Some(ConnectionUrl::new(f.text())))
 }
 
+pub(crate) fn smtp_url(f: &Field<'_>) -> Parsed<Option<ConnectionUrl>> {
+    let l = f.lower();
+    if !(l.starts_with("smtp://") || l.starts_with("smtps://")) {
+        return Err(f.fail(
+            "not an SMTP URL",
+            "use smtps://user:password@host:465 or smtp://user:password@host:587?tls=required",
+        ));
+    }
+    Ok(Some(ConnectionUrl::new(f.text())))
+}
+
+pub(crate) fn mail_from(f: &Field<'_>) -> Parsed<String> {
+    let v = f.text();
+    if !v.contains('@') || v.chars().any(char::is_control) {
+        return Err(f.fail(
+            "not a mail address",
+            "use an address such as registry@example.org or `Registry <registry@example.org>`",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+pub(crate) fn public_url(f: &Field<'_>) -> Parsed<Option<String>> {
+    let v = f.text().trim_end_matches('/');
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@']));
+    if !ok {
+        return Err(f.fail(
+            "not an origin",
+            "use scheme://host[:port] with no path, e.g. https://donors.example.org",
+        ));
+    }
+    Ok(Some(v.to_owned()))
+}
+
+pub(crate) fn count(f: &Field<'_>) -> Parsed<u32> {
+    f.num::<u32>("a whole number")
+}
+
+pub(crate) fn positive_count(f: &Field<'_>) -> Parsed<u32> {
+    let n = f.num::<u32>("a whole number, at least 1")?;
+    if n == 0 {
+        return Err(f.fail("zero", "use 1 or more"));
+    }
+    Ok(n)
+}
+
 pub(crate) fn secret_key(f: &Field<'_>) -> Parsed<Option<SecretKey>> {
     Ok(Some(SecretKey::from_bytes(f.value.as_bytes().to_vec())))
 }

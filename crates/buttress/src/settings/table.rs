@@ -179,6 +179,18 @@ settings! {
     database_url: Option<ConnectionUrl> = None, "SQLite under data_dir", parse::database_url;
     /// redis://host:port (`REDIS_URL`).
     redis_url: Option<ConnectionUrl> = None, "none", parse::redis_url;
+    /// smtps://user:pass@host:465 or smtp://user:pass@host:587?tls=required: the mail server (its password never printed).
+    smtp_url: Option<ConnectionUrl> = None, "none (development: .eml files in data_dir/outbox)", parse::smtp_url;
+    /// the From address of mail sent (`Registry <registry@example.org>`).
+    mail_from: String = "registry@localhost".to_owned(), "registry@localhost", parse::mail_from;
+    /// https://host the site is reached at, for links in mail.
+    public_url: Option<String> = None, "the request's origin (development)", parse::public_url;
+    /// phone numbers one account may reveal per day (0 turns reveals off).
+    reveal_quota: u32 = 10, "10", parse::count;
+    /// open blood requests per account (at least 1).
+    open_request_cap: u32 = 3, "3", parse::positive_count;
+    /// duration before an account whose address is not confirmed is erased.
+    unverified_retention: Duration = Duration::from_secs(7 * 86_400), "7d", parse::positive_duration;
     /// the master key (environment only: `SECRET_KEY`).
     secret_key: Option<SecretKey> = None, "none", parse::secret_key;
     /// file holding the master key (`SECRET_KEY_FILE`).
