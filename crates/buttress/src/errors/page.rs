@@ -150,6 +150,21 @@ impl ErrorPage {
         page
     }
 
+    /// What the stack gives from its one pass over the headers: `Accept`, and for debug detail
+    /// the `Host` (or the target's authority) and whether the request was relayed.
+    pub(crate) fn from_head(
+        accept: Option<HeaderValue>,
+        host: Option<HeaderValue>,
+        relayed: bool,
+        debug: bool,
+    ) -> ErrorPage {
+        ErrorPage {
+            accept,
+            request_id: None,
+            local_host: (debug && !relayed).then_some(host),
+        }
+    }
+
     /// [`ErrorPage::of`] for a caller that knows the request id and gives it at rendering.
     pub(crate) fn without_id<B>(req: &Request<B>, debug: bool) -> ErrorPage {
         let headers = req.headers();

@@ -199,11 +199,22 @@ impl ProxyConfig {
         headers: &HeaderMap,
         uri_host: Option<&str>,
     ) -> Result<Resolved, ProxyRejection> {
+        self.resolve_with_host(peer, tls, headers, headers.get(header::HOST), uri_host)
+    }
+
+    /// [`ProxyConfig::resolve`] with the request's `Host` already looked up.
+    pub(crate) fn resolve_with_host(
+        &self,
+        peer: SocketAddr,
+        tls: bool,
+        headers: &HeaderMap,
+        host_header: Option<&http::HeaderValue>,
+        uri_host: Option<&str>,
+    ) -> Result<Resolved, ProxyRejection> {
         let peer_ip = peer.ip().to_canonical();
         let mut client = peer_ip;
         let mut scheme = if tls { Scheme::Https } else { Scheme::Http };
-        let mut host = headers
-            .get(header::HOST)
+        let mut host = host_header
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .or_else(|| uri_host.map(str::to_owned));
@@ -481,6 +492,15 @@ pub(crate) fn resolve_request<B>(
     config: &ProxyConfig,
     req: &Request<B>,
 ) -> Result<Resolved, (ProxyRejection, Option<IpAddr>)> {
+    resolve_request_with_host(config, req, req.headers().get(header::HOST))
+}
+
+/// [`resolve_request`] with the request's `Host` already looked up.
+pub(crate) fn resolve_request_with_host<B>(
+    config: &ProxyConfig,
+    req: &Request<B>,
+    host: Option<&http::HeaderValue>,
+) -> Result<Resolved, (ProxyRejection, Option<IpAddr>)> {
     let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -491,7 +511,7 @@ pub(crate) fn resolve_request<B>(
     let tls = req.extensions().get::<Transport>().is_some_and(|t| t.tls);
     let uri_host = req.uri().authority().map(|a| a.as_str());
     config
-        .resolve(peer, tls, req.headers(), uri_host)
+        .resolve_with_host(peer, tls, req.headers(), host, uri_host)
         .map_err(|rejection| {
             tracing::warn!(%peer, reason = %rejection, "request refused by proxy layer");
             (rejection, Some(peer.ip().to_canonical()))

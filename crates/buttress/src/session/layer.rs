@@ -420,9 +420,37 @@ pub(crate) fn begin<B>(
     req: &mut Request<B>,
     client: Option<std::net::IpAddr>,
 ) -> Session {
+    let seen = Seen {
+        cookie: req.headers().contains_key(header::COOKIE),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+    };
+    begin_seen(config, req, client, seen)
+}
+
+/// What [`begin`] reads from the request's headers, when the caller has already read them.
+pub(crate) struct Seen {
+    /// Whether the request has a `Cookie` header at all.
+    pub(crate) cookie: bool,
+    /// Its `User-Agent`.
+    pub(crate) user_agent: Option<HeaderValue>,
+}
+
+/// [`begin`] with the headers it needs already read.
+pub(crate) fn begin_seen<B>(
+    config: &Arc<Config>,
+    req: &mut Request<B>,
+    client: Option<std::net::IpAddr>,
+    seen: Seen,
+) -> Session {
     sweep_now_and_then(config);
-    let incoming = read_cookie(req.headers(), &config.cookie_name);
-    let client = ClientHint::from_request(req, client);
+    let incoming = seen
+        .cookie
+        .then(|| read_cookie(req.headers(), &config.cookie_name))
+        .flatten();
+    let client = ClientHint {
+        ip: client,
+        agent: seen.user_agent,
+    };
     let session = Session::new(config.clone(), incoming, client);
     session.attach(req.extensions_mut());
     session
@@ -640,13 +668,6 @@ pub(crate) struct ClientHint {
 }
 
 impl ClientHint {
-    fn from_request<B>(req: &Request<B>, ip: Option<std::net::IpAddr>) -> Self {
-        ClientHint {
-            ip,
-            agent: req.headers().get(header::USER_AGENT).cloned(),
-        }
-    }
-
     /// `"<address> — <user agent>"`, either part alone, or nothing; the agent without control
     /// characters and cut at 160 characters.
     pub(crate) fn describe(&self) -> Option<String> {

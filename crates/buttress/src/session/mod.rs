@@ -71,7 +71,7 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 
 pub use handle::{Session, SessionInfo};
-pub(crate) use layer::{begin, finish, Config, Finish};
+pub(crate) use layer::{begin_seen, finish, Config, Finish, Seen};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{SessionData, SessionId, StoreKey};
 pub use signout::{

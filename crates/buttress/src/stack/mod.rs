@@ -49,6 +49,7 @@
 //! ```
 
 mod future;
+mod head;
 mod steps;
 
 use std::convert::Infallible;
@@ -164,10 +165,11 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let plan = &self.plan;
-        // 1: a fresh request id, the span, the deadline.
-        let mut out = steps::Out::new(plan, &mut req);
+        // 1: a fresh request id, the span, the deadline; the headers the steps read, in one pass.
+        let head = head::Head::of(req.headers());
+        let mut out = steps::Out::new(plan, &mut req, &head);
         // 2-3: proxy resolution (the context goes in here), HTTPS.
-        if let Err(res) = steps::enter(plan, &mut req, &mut out) {
+        if let Err(res) = steps::enter(plan, &mut req, &mut out, head.host.as_ref()) {
             return StackFuture::answer(out, res);
         }
         // 4: the global limit, then the path's own.
@@ -177,10 +179,11 @@ where
         };
         if !pending.is_empty() {
             let inner = take(&mut self.inner);
-            return StackFuture::boxed(steps::slow(plan.clone(), inner, req, pending, out));
+            let slow = steps::slow(plan.clone(), inner, req, pending, head, out);
+            return StackFuture::boxed(slow);
         }
         // 5-6: body limit, session, the CSRF origin verdict; the token is checked in a box.
-        if let Err(res) = steps::body_and_session(plan, &mut req, &mut out) {
+        if let Err(res) = steps::body_and_session(plan, &mut req, &mut out, head) {
             return StackFuture::answer(out, res);
         }
         match steps::csrf_now(plan, &req, &mut out) {

@@ -14,11 +14,12 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
-use http::{header, HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use tokio::time::Instant;
 use tower_service::Service;
 use tracing::Instrument as _;
 
+use super::head::Head;
 use super::Plan;
 use crate::context::{CspNonce, RequestContext};
 use crate::errors::{panic_response, ErrorPage, Problem};
@@ -47,7 +48,7 @@ pub(crate) struct Out {
 impl Out {
     /// Step 1: a fresh request id (on `req`), the span and the deadline, and what an error
     /// page would need from the request.
-    pub(super) fn new(plan: &Arc<Plan>, req: &mut Request<Body>) -> Out {
+    pub(super) fn new(plan: &Arc<Plan>, req: &mut Request<Body>, head: &Head) -> Out {
         let deadline = Instant::now() + plan.timeout;
         let (id, nonce) = crate::request_id::assign_with_nonce(req.headers_mut());
         let span = tracing::debug_span!(
@@ -58,7 +59,12 @@ impl Out {
         );
         Out {
             plan: plan.clone(),
-            page: ErrorPage::without_id(req, plan.debug),
+            page: ErrorPage::from_head(
+                head.accept.clone(),
+                plan.debug.then(|| page_host(req, head)).flatten(),
+                head.relayed,
+                plan.debug,
+            ),
             id,
             nonce,
             client: None,
@@ -73,10 +79,25 @@ impl Out {
     }
 }
 
+/// The host an error page checks for a loopback name: `Host`, else the target's authority
+/// (HTTP/2 carries it there).
+fn page_host(req: &Request<Body>, head: &Head) -> Option<HeaderValue> {
+    head.host.clone().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
 /// Steps 2-3: the proxy's resolution of client, scheme and host (the [`RequestContext`] is
 /// inserted here, once), and the HTTPS redirect.
-pub(super) fn enter(plan: &Plan, req: &mut Request<Body>, out: &mut Out) -> Result<(), Response> {
-    let resolved = match crate::proxy::resolve_request(&plan.proxy, req) {
+pub(super) fn enter(
+    plan: &Plan,
+    req: &mut Request<Body>,
+    out: &mut Out,
+    host: Option<&HeaderValue>,
+) -> Result<(), Response> {
+    let resolved = match crate::proxy::resolve_request_with_host(&plan.proxy, req, host) {
         Ok(resolved) => resolved,
         Err((rejection, peer)) => {
             out.client = peer;
@@ -209,10 +230,11 @@ pub(super) fn body_and_session(
     plan: &Plan,
     req: &mut Request<Body>,
     out: &mut Out,
+    head: Head,
 ) -> Result<(), Response> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
+    let declared = head
+        .content_length
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > plan.body_limit as u64) {
@@ -223,7 +245,11 @@ pub(super) fn body_and_session(
         *req.body_mut() = Body::new(http_body_util::Limited::new(body, plan.body_limit));
     }
     if let Some(session) = &plan.session {
-        out.session = Some(crate::session::begin(session, req, out.client));
+        let seen = crate::session::Seen {
+            cookie: head.cookie,
+            user_agent: head.user_agent,
+        };
+        out.session = Some(crate::session::begin_seen(session, req, out.client, seen));
     }
     Ok(())
 }
@@ -267,6 +293,7 @@ pub(super) async fn slow<S>(
     inner: S,
     req: Request<Body>,
     pending: Pending,
+    head: Head,
     mut out: Out,
 ) -> Response
 where
@@ -280,7 +307,7 @@ where
             return res;
         }
         let mut req = Request::from_parts(parts, body);
-        if let Err(res) = body_and_session(&plan, &mut req, &mut out) {
+        if let Err(res) = body_and_session(&plan, &mut req, &mut out, head) {
             return res;
         }
         match csrf_now(&plan, &req, &mut out) {

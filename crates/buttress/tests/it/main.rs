@@ -15,6 +15,7 @@ mod https;
 mod limits;
 mod proxy;
 mod ratelimit;
+mod scenarios;
 mod served;
 mod session_isolation;
 mod session_signouts;
