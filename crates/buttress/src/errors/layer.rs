@@ -70,10 +70,11 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let page = ErrorPage::of(&req, self.debug);
+        let request_id = req.headers().get(&crate::request_id::X_REQUEST_ID).cloned();
         ErrorPagesFuture {
             state: Stage::Waiting {
                 inner: self.inner.call(req),
-                page: Some(page),
+                page: Some((page, request_id)),
             },
         }
     }
@@ -94,7 +95,7 @@ pin_project_lite::pin_project! {
         Waiting {
             #[pin]
             inner: F,
-            page: Option<ErrorPage>,
+            page: Option<(ErrorPage, Option<http::HeaderValue>)>,
         },
         Rendering {
             page: Pin<Box<dyn Future<Output = Response<Body>> + Send>>,
@@ -119,7 +120,7 @@ where
                         return Poll::Pending;
                     };
                     let res = res.map(Body::new);
-                    let Some(page) = page.take().filter(|_| ErrorPage::wanted(&res)) else {
+                    let Some((page, id)) = page.take().filter(|_| ErrorPage::wanted(&res)) else {
                         return Poll::Ready(Ok(res));
                     };
                     // The proxy and headers layers copy these onto error responses.
@@ -129,11 +130,11 @@ where
                         .is_some_and(|ip| ip.0.is_loopback());
                     let nonce = res.extensions().get::<CspNonce>().copied();
                     let nonce = nonce.as_ref().map(CspNonce::as_str);
-                    match page.render_now(res, loopback, nonce, None) {
+                    match page.render_now(res, loopback, nonce, id.as_ref()) {
                         Ok(res) => return Poll::Ready(Ok(res)),
                         Err(res) => {
                             let nonce = nonce.map(str::to_owned);
-                            let render = page.render(res, loopback, nonce, None);
+                            let render = page.render(res, loopback, nonce, id);
                             state.set(Stage::Rendering {
                                 page: Box::pin(render),
                             });

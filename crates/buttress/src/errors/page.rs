@@ -135,8 +135,6 @@ impl Problem {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ErrorPage {
     accept: Option<HeaderValue>,
-    /// The request's id, for a page rendered without the stack (which gives its own).
-    request_id: Option<HeaderValue>,
     /// Debug is on and no header says the request was relayed: its `Host` (checked for a
     /// loopback name only when a page is rendered); `None`: no debug detail.
     local_host: Option<Option<HeaderValue>>,
@@ -145,9 +143,20 @@ pub(crate) struct ErrorPage {
 impl ErrorPage {
     /// Takes what an error page for `req` would need; `debug`: Development's debug detail.
     pub(crate) fn of<B>(req: &Request<B>, debug: bool) -> ErrorPage {
-        let mut page = ErrorPage::without_id(req, debug);
-        page.request_id = req.headers().get(&crate::request_id::X_REQUEST_ID).cloned();
-        page
+        let headers = req.headers();
+        let host = || {
+            headers.get(header::HOST).cloned().or_else(|| {
+                req.uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            })
+        };
+        ErrorPage::from_head(
+            headers.get(header::ACCEPT).cloned(),
+            if debug { host() } else { None },
+            relayed(headers),
+            debug,
+        )
     }
 
     /// What the stack gives from its one pass over the headers: `Accept`, and for debug detail
@@ -160,24 +169,7 @@ impl ErrorPage {
     ) -> ErrorPage {
         ErrorPage {
             accept,
-            request_id: None,
             local_host: (debug && !relayed).then_some(host),
-        }
-    }
-
-    /// [`ErrorPage::of`] for a caller that knows the request id and gives it at rendering.
-    pub(crate) fn without_id<B>(req: &Request<B>, debug: bool) -> ErrorPage {
-        let headers = req.headers();
-        ErrorPage {
-            accept: headers.get(header::ACCEPT).cloned(),
-            request_id: None,
-            local_host: (debug && !relayed(headers)).then(|| {
-                headers.get(header::HOST).cloned().or_else(|| {
-                    req.uri()
-                        .authority()
-                        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                })
-            }),
         }
     }
 
@@ -268,9 +260,7 @@ impl ErrorPage {
             .map(|d| d.0.as_str())
             .or(body_detail.as_deref());
         let ctx = RenderContext {
-            request_id: request_id
-                .or(self.request_id.as_ref())
-                .and_then(|v| v.to_str().ok()),
+            request_id: request_id.and_then(|v| v.to_str().ok()),
             nonce,
             debug: detail.filter(|_| show_debug),
         };

@@ -119,6 +119,35 @@ pub(crate) struct Config {
     csp_report_only: bool,
     hsts: Option<HeaderValue>,
     fixed: Vec<(HeaderName, HeaderValue)>,
+    /// Bit `n`: some name [`scan`] looks for is `n` bytes long (names of 64 bytes or more set
+    /// bit 63). A response's header of another length is none of them: one test, no compare.
+    name_lengths: u64,
+}
+
+/// The names [`scan`] looks for besides the fixed headers.
+const SCANNED: [&str; 8] = [
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "strict-transport-security",
+    "server",
+    "x-powered-by",
+    "ratelimit",
+    "x-ratelimit-limit",
+    "x-request-id",
+];
+
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// [`Config::name_lengths`] of `fixed`.
+fn name_lengths(fixed: &[(HeaderName, HeaderValue)]) -> u64 {
+    let fixed = fixed.iter().map(|(n, _)| n.as_str().len());
+    SCANNED
+        .iter()
+        .map(|n| n.len())
+        .chain(fixed)
+        .fold(0, |bits, len| bits | length_bit(len))
 }
 
 impl Default for SecureHeadersLayer {
@@ -148,8 +177,10 @@ impl SecureHeadersLayer {
             csp_report_only: false,
             hsts: HeaderValue::from_str(&Hsts::default().value()).ok(),
             fixed,
+            name_lengths: 0,
         };
         config.csp_templates = templates(config.csp.as_ref());
+        config.name_lengths = name_lengths(&config.fixed);
         SecureHeadersLayer {
             config: Arc::new(config),
         }
@@ -159,6 +190,7 @@ impl SecureHeadersLayer {
         let config = Arc::make_mut(&mut self.config);
         f(config);
         config.csp_templates = templates(config.csp.as_ref());
+        config.name_lengths = name_lengths(&config.fixed);
         self
     }
 
@@ -316,22 +348,23 @@ pub(crate) struct Present {
 pub(crate) fn scan(config: &Config, headers: &http::HeaderMap) -> Present {
     let mut present = Present::default();
     for name in headers.keys() {
-        if let Some(i) = config.fixed.iter().position(|(n, _)| n == name) {
+        let name = name.as_str();
+        if config.name_lengths & length_bit(name.len()) == 0 {
+            continue;
+        }
+        if let Some(i) = config.fixed.iter().position(|(n, _)| n.as_str() == name) {
             present.fixed |= 1u64.checked_shl(i as u32).unwrap_or(0);
-        } else if name == header::CONTENT_SECURITY_POLICY {
-            present.csp = true;
-        } else if name == header::CONTENT_SECURITY_POLICY_REPORT_ONLY {
-            present.csp_report_only = true;
-        } else if name == header::STRICT_TRANSPORT_SECURITY {
-            present.hsts = true;
-        } else if name == header::SERVER || name == X_POWERED_BY {
-            present.banner = true;
-        } else if name == crate::ratelimit::response::RATELIMIT {
-            present.ratelimit = true;
-        } else if name == crate::ratelimit::response::X_RATELIMIT_LIMIT {
-            present.x_ratelimit = true;
-        } else if name == crate::request_id::X_REQUEST_ID {
-            present.request_id = true;
+            continue;
+        }
+        match name {
+            "content-security-policy" => present.csp = true,
+            "content-security-policy-report-only" => present.csp_report_only = true,
+            "strict-transport-security" => present.hsts = true,
+            "server" | "x-powered-by" => present.banner = true,
+            "ratelimit" => present.ratelimit = true,
+            "x-ratelimit-limit" => present.x_ratelimit = true,
+            "x-request-id" => present.request_id = true,
+            _ => {}
         }
     }
     present
@@ -478,3 +511,44 @@ where
 }
 
 crate::errors::context_extractor!(CspNonce, "SecureHeadersLayer", |ctx| ctx.nonce);
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_finds_every_header_the_handler_set() {
+        let layer = SecureHeadersLayer::new();
+        let config = layer.config();
+        let mut h = http::HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        assert_eq!(scan(config, &h).fixed, 0);
+        for name in [
+            "x-frame-options",
+            "content-security-policy",
+            "server",
+            "ratelimit",
+            "x-ratelimit-limit",
+            "x-request-id",
+            "strict-transport-security",
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+        }
+        let p = scan(config, &h);
+        assert_eq!(p.fixed, 1, "x-frame-options is the first fixed header");
+        assert!(p.csp && p.banner && p.ratelimit && p.x_ratelimit && p.request_id && p.hsts);
+        assert!(!p.csp_report_only);
+        // A fixed header added later, of a length no other name has, is found too.
+        let custom = SecureHeadersLayer::new().header(
+            HeaderName::from_static("x-a-very-long-custom-security-header-name"),
+            HeaderValue::from_static("1"),
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            HeaderName::from_static("x-a-very-long-custom-security-header-name"),
+            HeaderValue::from_static("0"),
+        );
+        let p = scan(custom.config(), &h);
+        assert_ne!(p.fixed, 0);
+    }
+}

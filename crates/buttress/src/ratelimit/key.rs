@@ -163,6 +163,20 @@ impl KeyText {
         }
     }
 
+    /// ASCII digits and punctuation written by this module, without a UTF-8 check per piece
+    /// (the key is checked once, in [`KeyText::as_str`]).
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        debug_assert!(ascii.is_ascii());
+        let end = self.len + ascii.len();
+        match (&mut self.heap, self.inline.get_mut(self.len..end)) {
+            (None, Some(room)) => {
+                room.copy_from_slice(ascii);
+                self.len = end;
+            }
+            _ => self.spill(&String::from_utf8_lossy(ascii)),
+        }
+    }
+
     #[cold]
     fn spill(&mut self, text: &str) {
         let heap = self.heap.get_or_insert_with(|| {
@@ -268,7 +282,7 @@ pub(crate) fn request_key(
                             }
                             len += decimal(octet, &mut text[len..]);
                         }
-                        key.push_str(std::str::from_utf8(&text[..len]).unwrap_or("?"));
+                        key.push_ascii(&text[..len]);
                     }
                     // Writing to a KeyText cannot fail.
                     IpAddr::V6(v6) => {
@@ -277,7 +291,7 @@ pub(crate) fn request_key(
                 }
                 let mut text = [b'/', 0, 0, 0];
                 let len = 1 + decimal(prefix, &mut text[1..]);
-                key.push_str(std::str::from_utf8(&text[..len]).unwrap_or("?"));
+                key.push_ascii(&text[..len]);
             }
             // No proxy layer and no peer address: every such request shares one counter, so
             // the limit still holds (tests and misconfigured stacks), never a bypass.

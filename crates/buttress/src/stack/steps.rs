@@ -30,7 +30,24 @@ use crate::ratelimit::Decision;
 use crate::session::Session;
 
 /// What the way out needs, gathered on the way in.
-pub(crate) struct Out {
+/// [`Fields`] in a box: the stack's future holds this and moves a few times on its way to the
+/// connection, and a pointer moves cheaper than 350 bytes.
+pub(crate) struct Out(Box<Fields>);
+
+impl std::ops::Deref for Out {
+    type Target = Fields;
+    fn deref(&self) -> &Fields {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Out {
+    fn deref_mut(&mut self) -> &mut Fields {
+        &mut self.0
+    }
+}
+
+pub(crate) struct Fields {
     plan: Arc<Plan>,
     id: Option<HeaderValue>,
     page: ErrorPage,
@@ -57,7 +74,7 @@ impl Out {
             uri = %req.uri(),
             version = ?req.version(),
         );
-        Out {
+        Out(Box::new(Fields {
             plan: plan.clone(),
             page: ErrorPage::from_head(
                 head.accept.clone(),
@@ -75,7 +92,7 @@ impl Out {
             csrf_checked: false,
             deadline,
             span,
-        }
+        }))
     }
 }
 
