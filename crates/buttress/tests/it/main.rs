@@ -12,6 +12,7 @@ mod docs;
 mod errors;
 mod headers;
 mod https;
+mod imports;
 mod limits;
 mod proxy;
 mod ratelimit;
