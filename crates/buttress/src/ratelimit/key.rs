@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use http::request::Parts;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::overflow::Aggregate;
 use crate::proxy::ClientIp;
 
 /// Which counter a request uses.
@@ -138,13 +139,14 @@ pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
     })
 }
 
-/// The counter key of a request: scope, then client, built in one allocation.
-pub(crate) fn request_key(
+/// The counter key of a request (scope, then client, built in one allocation) and the aggregate
+/// network of its client, where a full memory store counts it.
+pub(super) fn request_key(
     parts: &Parts,
     scope: &Scope,
     key_fn: Option<&KeyFn>,
     grouping: IpGrouping,
-) -> String {
+) -> (String, Aggregate) {
     use std::fmt::Write as _;
     let mut key = String::with_capacity(64);
     match scope {
@@ -162,18 +164,20 @@ pub(crate) fn request_key(
             key.push_str("shared:");
             key.push_str(name);
         }
-        Scope::Global => return "global".to_owned(),
+        // One key for everyone: it is always tracked.
+        Scope::Global => return ("global".to_owned(), Aggregate::NONE),
     }
     key.push('\u{1f}');
+    let client = client_ip(parts).map(|ip| grouping.network(ip));
+    let agg = client.map_or(Aggregate::NONE, |(addr, prefix)| Aggregate::of(addr, prefix));
     match key_fn.and_then(|f| f(parts)) {
         Some(k) => {
             key.push_str("key:");
             key.push_str(&k);
         }
-        None => match client_ip(parts) {
-            Some(ip) => {
+        None => match client {
+            Some((addr, prefix)) => {
                 key.push_str("ip:");
-                let (addr, prefix) = grouping.network(ip);
                 let mut digits = itoa::Buffer::new();
                 match addr {
                     // The common case, without the formatting machinery (a tenth of the
@@ -199,7 +203,7 @@ pub(crate) fn request_key(
             None => key.push_str("ip:unknown"),
         },
     }
-    key
+    (key, agg)
 }
 
 /// A predicate on the request head.
@@ -262,8 +266,11 @@ mod tests {
         ) {
             let grouping = IpGrouping::new(p4, p6);
             for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
-                let key = request_key(&parts_from(ip), &Scope::App, None, grouping);
+                let (key, agg) = request_key(&parts_from(ip), &Scope::App, None, grouping);
                 prop_assert_eq!(key, format!("app\u{1f}ip:{}", grouping.key(ip)));
+                let (addr, prefix) = grouping.network(ip);
+                let net = IpNet::new(addr, prefix).expect("a valid prefix");
+                prop_assert_eq!(agg, Aggregate::of_net(crate::ratelimit::overflow::aggregate(net)));
             }
         }
     }
@@ -273,18 +280,18 @@ mod tests {
         let g = IpGrouping::default();
         let ip: IpAddr = "203.0.113.7".parse().expect("ip");
         assert_eq!(
-            request_key(&parts_from(ip), &Scope::App, None, g),
+            request_key(&parts_from(ip), &Scope::App, None, g).0,
             "app\u{1f}ip:203.0.113.7/32"
         );
         let ip: IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
         assert_eq!(
-            request_key(&parts_from(ip), &Scope::Shared("login".into()), None, g),
+            request_key(&parts_from(ip), &Scope::Shared("login".into()), None, g).0,
             "shared:login\u{1f}ip:2001:db8:1:2::/64"
         );
         let none = http::Request::new(()).into_parts().0;
         assert_eq!(
             request_key(&none, &Scope::App, None, g),
-            "app\u{1f}ip:unknown"
+            ("app\u{1f}ip:unknown".to_owned(), Aggregate::NONE)
         );
     }
 }

@@ -334,7 +334,7 @@ where
     if config.exemptions.exempt(&parts) {
         return RateLimitFuture::admitted(inner.call(Request::from_parts(parts, body)), None);
     }
-    let key = request_key(
+    let (key, agg) = request_key(
         &parts,
         &config.scope,
         config.key_fn.as_ref(),
@@ -344,7 +344,7 @@ where
     let req = Request::from_parts(parts, body);
     // The memory store answers at once: no clone of the inner service, no boxed future.
     if !config.shadow {
-        if let Some(decision) = config.limiter.check_now(&key, cost) {
+        if let Some(decision) = config.limiter.check_now(&key, agg, cost) {
             if !decision.allowed() {
                 return RateLimitFuture::refused(refusal(config, &decision));
             }
@@ -356,7 +356,7 @@ where
     let mut inner = std::mem::replace(inner, clone);
     let config = config.clone();
     RateLimitFuture::boxed(Box::pin(async move {
-        let decision = match config.limiter.check(&key, cost).await {
+        let decision = match config.limiter.check_in(&key, agg, cost).await {
             Ok(d) => d,
             Err(_unavailable) if config.shadow => {
                 tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");
