@@ -118,4 +118,6 @@ pub enum RateLimitError {
 }
 
 #[cfg(test)]
+mod flood_tests;
+#[cfg(test)]
 mod tests;
