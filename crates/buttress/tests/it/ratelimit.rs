@@ -674,6 +674,79 @@ async fn memory_flood_stays_under_cap_through_the_stack() {
     );
 }
 
+/// Issue 13's flood, exactly: the stack behind a trusted proxy (127.0.0.1), `10 per minute`, a
+/// 1,000-key memory store; 3,000 requests whose `X-Forwarded-For` are distinct IPv6 /64s from
+/// three /48s; then a client of another network (198.51.100.23) sends 10 requests and all 10
+/// are admitted (0 of 10 when every newcomer shared one overflow allowance), while the
+/// flooding networks are refused and memory stays within the cap.
+#[tokio::test]
+async fn a_flood_from_three_48s_never_locks_a_bystander_out() {
+    let settings = support::settings(&[
+        ("BUTTRESS_BEHIND_PROXY", "true"),
+        ("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1"),
+        ("BUTTRESS_RATELIMIT_DEFAULT", "10 per minute"),
+        ("BUTTRESS_RATELIMIT_MAX_KEYS", "1000"),
+    ]);
+    let buttress = Buttress::from_settings(&settings).expect("stack");
+    let global = buttress.rate_limiter().expect("global").clone();
+    let app = buttress.apply(support::routes());
+    let proxy = "127.0.0.1:9000";
+    let flooder = |i: u32| format!("2001:db8:{:x}:{:x}::1", 0xa + i % 3, i / 3);
+    let mut flood_admitted = 0;
+    for i in 0..3000u32 {
+        let status = get_status(&app, proxy, Some(&flooder(i))).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+        flood_admitted += usize::from(status == StatusCode::OK);
+    }
+    let store = global.limiter().memory_store().expect("memory");
+    assert!(store.overflowed() > 0, "the flood filled the store");
+    assert!(
+        store.len() + store.overflow_len() <= 1000,
+        "{} tracked + {} overflow",
+        store.len(),
+        store.overflow_len()
+    );
+    let mut bystander = 0;
+    for _ in 0..10 {
+        bystander += usize::from(
+            get_status(&app, proxy, Some("198.51.100.23")).await == StatusCode::OK,
+        );
+    }
+    assert_eq!(bystander, 10, "the bystander's whole allowance");
+    assert_eq!(
+        get_status(&app, proxy, Some("198.51.100.23")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "and no more"
+    );
+    // Every flooding network is refused for a /64 it has not used yet; one not flooding is not.
+    for net in ["a", "b", "c"] {
+        let fresh = format!("2001:db8:{net}:ffff::1");
+        assert_eq!(
+            get_status(&app, proxy, Some(&fresh)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "2001:db8:{net}::/48"
+        );
+    }
+    assert_eq!(
+        get_status(&app, proxy, Some("2001:db8:d:1::1")).await,
+        StatusCode::OK
+    );
+    // The flood got the keys the store could track (one request each) and one allowance per
+    // /48 for the rest: the figures for bench/RESULTS.md.
+    assert!(flood_admitted <= 1000 + 3 * 10, "{flood_admitted}");
+    eprintln!(
+        "flood: {flood_admitted} of 3000 admitted; store: {} tracked + {} overflow entries (cap 1000), {} overflow slots, {} overflowed checks, ~{} bytes of tables",
+        store.len(),
+        store.overflow_len(),
+        store.overflow_slots(),
+        store.overflowed(),
+        store.approx_bytes()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis: failure policies, recovery, several instances.
 
