@@ -461,6 +461,8 @@ impl Buttress {
         if let Some(store) = &self.ratelimit_base.redis {
             match store.warm_up(Duration::from_secs(2)).await {
                 Ok(()) => tracing::debug!("rate limits: connected to Redis"),
+                // Not a passing outage: every check will fail until Redis is upgraded.
+                Err(e @ ratelimit::RateLimitError::RedisTooOld { .. }) => tracing::error!("{e}"),
                 Err(e) => tracing::warn!("{e}"),
             }
         }

@@ -64,7 +64,7 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
 pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, CHECK_SCRIPT};
+pub use redis::{RedisStore, CHECK_SCRIPT, MIN_REDIS_VERSION};
 pub use response::{policy_header, HeaderStyle};
 
 /// The default time budget of one check on Redis (`BUTTRESS_RATELIMIT_REDIS_BUDGET`); past it
@@ -115,6 +115,15 @@ pub enum RateLimitError {
     #[cfg(feature = "redis")]
     #[error("Redis for rate limits is not reachable yet ({0}); checks will retry by themselves and apply the failure policy meanwhile")]
     RedisUnavailable(String),
+    /// The Redis server is older than [`MIN_REDIS_VERSION`] ([`RedisStore::warm_up`]): every
+    /// check fails (and the failure policy answers) until it is upgraded. The message names the
+    /// version found and the fix.
+    #[cfg(feature = "redis")]
+    #[error("Redis {found} is too old for rate limits: the check script reads TIME before it writes, which needs Redis 5.0 or newer; upgrade Redis or use memory storage")]
+    RedisTooOld {
+        /// The version the server reports (major.minor).
+        found: String,
+    },
 }
 
 #[cfg(test)]

@@ -919,6 +919,64 @@ mod redis_store {
         assert_eq!(n, 30, "one declared instance keeps the whole limit");
     }
 
+    /// The store reads the server's version before its first script: the suite's Redis (at
+    /// least 5.0, which the store requires) passes; a user whose ACL denies `INFO` cannot show
+    /// its version and is used all the same (an old server would fail each check by itself).
+    /// The refusal of an older server is unit-tested on `INFO` replies of Redis 2.8 to 4.0
+    /// (`ratelimit::redis::tests::server_versions`): no such server is packaged here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_redis_version_is_read_before_the_first_script() {
+        let redis = RedisServer::start();
+        let client = ::redis::Client::open(redis.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let info: String = ::redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        let major: u32 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .and_then(|v| v.split('.').next()?.parse().ok())
+            .expect("a version");
+        assert!(major >= buttress::ratelimit::MIN_REDIS_VERSION.0, "{info}");
+        let store = RedisStore::open(&redis.url()).expect("url");
+        store
+            .warm_up(Duration::from_secs(2))
+            .await
+            .expect("Redis >= 5 is accepted");
+        let limiter = RateLimiter::parse("2 per minute")
+            .expect("l")
+            .with_name("version")
+            .with_redis(store);
+        let d = limiter.check("k", 1).await.expect("check");
+        assert!(d.allowed() && !d.degraded());
+
+        // A user that may run everything but INFO.
+        let _: String = ::redis::cmd("ACL")
+            .arg(&["SETUSER", "limiter", "on", ">test-only-pw", "~*", "+@all", "-info"][..])
+            .query_async(&mut conn)
+            .await
+            .expect("ACL SETUSER");
+        let url = redis.url().replace("redis://", "redis://limiter:test-only-pw@");
+        let store = RedisStore::open(&url).expect("url");
+        store
+            .warm_up(Duration::from_secs(2))
+            .await
+            .expect("a server that hides its version is used");
+        let limiter = RateLimiter::parse("2 per minute")
+            .expect("l")
+            .with_name("version-hidden")
+            .with_redis(store);
+        for expect in [true, true, false] {
+            let d = limiter.check("k", 1).await.expect("check");
+            assert_eq!((d.allowed(), d.degraded()), (expect, false));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn warm_up_connects_and_loads_the_script() {
         let redis = RedisServer::start();
