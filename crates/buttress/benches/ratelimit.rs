@@ -1,4 +1,5 @@
-//! Rate-limit checks side by side with `governor` in one run, and memory per tracked key.
+//! Rate-limit checks side by side with `governor` in one run, memory per tracked key, and a
+//! check of a new key while a flood keeps the store full (the overflow path).
 //!
 //! Run with `cargo bench -p buttress --bench ratelimit`. Memory figures are measured in child
 //! processes (this binary re-run with `RL_MEM_PHASE`), so one phase's freed pages never hide
@@ -8,7 +9,9 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use buttress::ratelimit::{MemoryStore, RateLimiter, Strategy};
+use std::net::{IpAddr, Ipv6Addr};
+
+use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter, Strategy};
 use criterion::Criterion;
 use futures_util::FutureExt as _;
 use governor::{Quota, RateLimiter as Governor};
@@ -141,7 +144,19 @@ fn benches(c: &mut Criterion) {
     g.bench_function("governor", |b| {
         b.iter(|| gov.check_key(black_box(&key)).is_ok())
     });
+    // What the layers call: the same check with the client's network (for the overflow path).
+    let ip = IpAddr::from([203, 0, 113, 7]);
+    g.bench_function("buttress_from", |b| {
+        b.iter(|| {
+            l.check_from(black_box("203.0.113.7"), black_box(ip), 1)
+                .now_or_never()
+                .and_then(Result::ok)
+                .is_some_and(|d| d.allowed())
+        })
+    });
     g.finish();
+
+    flood(c);
 
     let mut g = c.benchmark_group("new_key");
     g.bench_function("buttress", |b| {
@@ -166,6 +181,60 @@ fn benches(c: &mut Criterion) {
                 black_box(gov.check_key(k).is_ok());
             }
             start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+/// A new key while the store is full of live keys (time stands still): the key goes to the
+/// overflow slot of its network. `from_network`: distinct /64s of three /48s, as the layers
+/// check them; `no_network`: `check` without a network, every newcomer on one shared allowance.
+fn flood(c: &mut Criterion) {
+    let full = || {
+        let l = RateLimiter::parse("10 per minute")
+            .and_then(|l| l.with_strategy(Strategy::Gcra))
+            .expect("limit")
+            .with_memory(MemoryStore::new(1_000).with_clock(ManualClock::new()));
+        for k in keys(2_000, "fill-") {
+            black_box(check(&l, &k));
+        }
+        l
+    };
+    let mut g = c.benchmark_group("flood");
+    let l = full();
+    let ips: Vec<(String, IpAddr)> = (0..65_536u32)
+        .map(|i| {
+            let ip = IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0xa + (i % 3) as u16,
+                i as u16,
+                0,
+                0,
+                0,
+                1,
+            ));
+            (format!("{ip}/64"), ip)
+        })
+        .collect();
+    let mut i = 0usize;
+    g.bench_function("from_network", |b| {
+        b.iter(|| {
+            let (key, ip) = &ips[i % ips.len()];
+            i += 1;
+            l.check_from(key, *ip, 1)
+                .now_or_never()
+                .and_then(Result::ok)
+                .is_some_and(|d| d.allowed())
+        })
+    });
+    let l = full();
+    let mut i = 0usize;
+    g.bench_function("no_network", |b| {
+        b.iter(|| {
+            let (key, _) = &ips[i % ips.len()];
+            i += 1;
+            check(&l, key)
         })
     });
     g.finish();

@@ -147,13 +147,19 @@ mod tests {
     fn log_fields_are_quoted_and_escaped() {
         let cases = [
             ("https://a/", r#""https://a/""#),
-            ("https://a/\n2026 ERROR forged", r#""https://a/\n2026 ERROR forged""#),
+            (
+                "https://a/\n2026 ERROR forged",
+                r#""https://a/\n2026 ERROR forged""#,
+            ),
             ("x\r\ny", r#""x\r\ny""#),
             ("\u{1b}[31mred\u{1b}[0m", r#""\u{1b}[31mred\u{1b}[0m""#),
             (r#"a" level="ERROR"#, r#""a\" level=\"ERROR""#),
             (r"back\slash", r#""back\\slash""#),
             ("tab\there\u{7f}\u{85}", r#""tab\there\u{7f}\u{85}""#),
-            ("line\u{2028}sep\u{202e}rtl", r#""line\u{2028}sep\u{202e}rtl""#),
+            (
+                "line\u{2028}sep\u{202e}rtl",
+                r#""line\u{2028}sep\u{202e}rtl""#,
+            ),
             ("caf\u{e9} \u{1f600}", "\"caf\u{e9} \u{1f600}\""),
         ];
         for (input, logged) in cases {

@@ -1,4 +1,22 @@
 //! The memory store's clock: the CPU's monotonic counter, or a clock moved by hand in tests.
+//!
+//! | clock | reads | for |
+//! |---|---|---|
+//! | [`MonotonicClock`] (the default) | the invariant TSC via `quanta`, else the OS monotonic clock | production |
+//! | [`ManualClock`] | a shared counter moved by hand | tests |
+//!
+//! ```
+//! use std::time::Duration;
+//! use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let clock = ManualClock::new();
+//! let limiter = RateLimiter::parse("1 per minute")?.with_memory(MemoryStore::new(100).with_clock(clock.clone()));
+//! assert!(limiter.check("k", 1).await?.allowed());
+//! assert!(!limiter.check("k", 1).await?.allowed());
+//! clock.advance(Duration::from_secs(60));
+//! assert!(limiter.check("k", 1).await?.allowed());
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

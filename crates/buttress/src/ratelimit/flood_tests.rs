@@ -32,16 +32,9 @@ impl Net {
     fn host(self, i: u32) -> IpAddr {
         match self {
             // The 4th group is the /64 inside the /48; more than 65,536 wrap into the 5th.
-            Net::V6([a, b, c]) => IpAddr::V6(Ipv6Addr::new(
-                a,
-                b,
-                c,
-                i as u16,
-                (i >> 16) as u16,
-                0,
-                0,
-                1,
-            )),
+            Net::V6([a, b, c]) => {
+                IpAddr::V6(Ipv6Addr::new(a, b, c, i as u16, (i >> 16) as u16, 0, 0, 1))
+            }
             Net::V4([a, b, c]) => IpAddr::V4(Ipv4Addr::new(a, b, c, i as u8)),
         }
     }
@@ -217,13 +210,19 @@ fn a_flood_never_frees_a_limited_client() {
             let _ = admitted(&l, net.host(i)).await;
         }
         let store = l.memory_store().expect("memory");
-        assert!(store.overflow_shared() > 0, "more networks than slots share");
+        assert!(
+            store.overflow_shared() > 0,
+            "more networks than slots share"
+        );
         assert!(
             store.len() + store.overflow_len() <= 1_000,
             "{}",
             store.len()
         );
-        assert!(!admitted(&l, victim).await, "the limited client did not escape");
+        assert!(
+            !admitted(&l, victim).await,
+            "the limited client did not escape"
+        );
         // A minute later everything is idle: newcomers are tracked again.
         clock.advance(Duration::from_secs(61));
         assert!(admitted(&l, victim).await);
@@ -250,7 +249,10 @@ fn a_flood_never_locks_login_bystanders_out() {
         }
         // Each flooding /48 spent its one allowance (5 per 15 minutes per account and network).
         for (n, net) in floods.iter().enumerate() {
-            let verdict = t.check(&format!("new{n}"), net.host(10_000)).await.expect("c");
+            let verdict = t
+                .check(&format!("new{n}"), net.host(10_000))
+                .await
+                .expect("c");
             assert!(!verdict.is_allowed(), "flooding network {n} refused");
         }
         // A bystander elsewhere: five wrong passwords, then the backoff.

@@ -169,7 +169,9 @@ pub(super) fn request_key(
     }
     key.push('\u{1f}');
     let client = client_ip(parts).map(|ip| grouping.network(ip));
-    let agg = client.map_or(Aggregate::NONE, |(addr, prefix)| Aggregate::of(addr, prefix));
+    let agg = client.map_or(Aggregate::NONE, |(addr, prefix)| {
+        Aggregate::of(addr, prefix)
+    });
     match key_fn.and_then(|f| f(parts)) {
         Some(k) => {
             key.push_str("key:");

@@ -66,9 +66,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::overflow::Aggregate;
 #[cfg(feature = "redis")]
 use super::RedisStore;
-use super::overflow::Aggregate;
 use super::{
     Clock, IpGrouping, Limits, MemoryStore, OnStoreError, RateLimitError, RateLimiter, Strategy,
     Unavailable,

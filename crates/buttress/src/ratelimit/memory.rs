@@ -95,7 +95,8 @@ pub struct MemoryStore {
     shard_shift: u32,
     per_shard: usize,
     max_keys: usize,
-    overflow: Mutex<Overflow>,
+    /// Boxed: used only when the store is full, it need not sit in the hot fields' cache lines.
+    overflow: Box<Mutex<Overflow>>,
     overflowed: AtomicU64,
     shared: AtomicU64,
     hasher: foldhash::quality::RandomState,
@@ -143,7 +144,7 @@ impl MemoryStore {
             shard_shift: 64 - shards.trailing_zeros(),
             per_shard: tracked / shards,
             max_keys,
-            overflow: Mutex::new(Overflow::new(slots)),
+            overflow: Box::new(Mutex::new(Overflow::new(slots))),
             overflowed: AtomicU64::new(0),
             shared: AtomicU64::new(0),
             hasher: foldhash::quality::RandomState::default(),

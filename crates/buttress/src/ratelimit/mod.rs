@@ -55,12 +55,12 @@ pub mod response;
 mod table;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};
 pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginAttempt, LoginThrottle, LoginVerdict};
-pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
 pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]

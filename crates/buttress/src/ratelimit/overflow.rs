@@ -313,10 +313,14 @@ impl Overflow {
         let probes: Vec<usize> = self.probes(agg).collect();
         let roomy = probes.iter().copied().find(|&s| {
             rules.iter().enumerate().all(|(i, r)| {
-                !overflow[i] || step(&mut self.maps, r, entry_id(s as u64, i), cost, false, now).allowed
+                !overflow[i]
+                    || step(&mut self.maps, r, entry_id(s as u64, i), cost, false, now).allowed
             })
         });
-        (roomy.or(probes.first().copied()).unwrap_or(0), Placed::Shared)
+        (
+            roomy.or(probes.first().copied()).unwrap_or(0),
+            Placed::Shared,
+        )
     }
 
     /// Checks a key that cannot be tracked: each limit on the key's own entry in `shard` when
@@ -350,7 +354,14 @@ impl Overflow {
                 let outcome: Outcome = if own[i] {
                     step(shard, rule, ids[i], cost, pass, now)
                 } else {
-                    step(&mut self.maps, rule, entry_id(slot as u64, i), cost, pass, now)
+                    step(
+                        &mut self.maps,
+                        rule,
+                        entry_id(slot as u64, i),
+                        cost,
+                        pass,
+                        now,
+                    )
                 };
                 outcomes.push(outcome);
             }

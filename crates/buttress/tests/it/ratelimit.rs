@@ -711,9 +711,8 @@ async fn a_flood_from_three_48s_never_locks_a_bystander_out() {
     );
     let mut bystander = 0;
     for _ in 0..10 {
-        bystander += usize::from(
-            get_status(&app, proxy, Some("198.51.100.23")).await == StatusCode::OK,
-        );
+        bystander +=
+            usize::from(get_status(&app, proxy, Some("198.51.100.23")).await == StatusCode::OK);
     }
     assert_eq!(bystander, 10, "the bystander's whole allowance");
     assert_eq!(
@@ -957,11 +956,23 @@ mod redis_store {
 
         // A user that may run everything but INFO.
         let _: String = ::redis::cmd("ACL")
-            .arg(&["SETUSER", "limiter", "on", ">test-only-pw", "~*", "+@all", "-info"][..])
+            .arg(
+                &[
+                    "SETUSER",
+                    "limiter",
+                    "on",
+                    ">test-only-pw",
+                    "~*",
+                    "+@all",
+                    "-info",
+                ][..],
+            )
             .query_async(&mut conn)
             .await
             .expect("ACL SETUSER");
-        let url = redis.url().replace("redis://", "redis://limiter:test-only-pw@");
+        let url = redis
+            .url()
+            .replace("redis://", "redis://limiter:test-only-pw@");
         let store = RedisStore::open(&url).expect("url");
         store
             .warm_up(Duration::from_secs(2))
