@@ -70,6 +70,7 @@
 //! # Example
 //!
 //! ```
+//! use std::net::IpAddr;
 //! use buttress::ratelimit::{overflow, ManualClock, MemoryStore, RateLimiter};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let store = MemoryStore::new(1_000).with_clock(ManualClock::new());
@@ -77,12 +78,13 @@
 //! let limiter = RateLimiter::parse("10 per minute")?.with_memory(store);
 //! // A flood of distinct /64s from one /48 fills the store, then shares the /48's allowance.
 //! for i in 0..3_000u32 {
-//!     let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, i as u16, 0, 0, 0, 1);
+//!     let ip = IpAddr::from([0x2001, 0xdb8, 1, i as u16, 0, 0, 0, 1]);
 //!     let _ = limiter.check_from(&format!("{ip}"), ip, 1).await?;
 //! }
-//! assert!(!limiter.check_from("another /64", "2001:db8:1:ffff::1".parse::<std::net::IpAddr>()?, 1).await?.allowed());
+//! let spent: IpAddr = "2001:db8:1:ffff::1".parse()?;
+//! assert!(!limiter.check_from("2001:db8:1:ffff::/64", spent, 1).await?.allowed());
 //! // A client from another network still gets its whole allowance.
-//! let bystander: std::net::IpAddr = "198.51.100.23".parse()?;
+//! let bystander: IpAddr = "198.51.100.23".parse()?;
 //! for _ in 0..10 {
 //!     assert!(limiter.check_from("198.51.100.23", bystander, 1).await?.allowed());
 //! }
