@@ -4,6 +4,11 @@
 //! Run with `cargo bench -p buttress --bench ratelimit`. Memory figures are measured in child
 //! processes (this binary re-run with `RL_MEM_PHASE`), so one phase's freed pages never hide
 //! another's growth; they are printed to stderr before the timings.
+//!
+//! For instruction counts, which a busy machine does not move: `RL_CALLS=<kind>:<n>` (kind
+//! `hot`, `new` or `flood`) makes `n` checks after the same setup and exits; run it under
+//! `valgrind --tool=callgrind` with two values of `n`, and the difference of the totals over the
+//! difference of `n` is the instructions per check (`bench/callgrind-ratelimit.sh` does this).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -240,7 +245,85 @@ fn flood(c: &mut Criterion) {
     g.finish();
 }
 
+/// The most checks `RL_CALLS` makes: the setup prepares this many keys whatever `n` is.
+const MAX_CALLS: usize = 200_000;
+
+/// `RL_CALLS=<kind>:<n>`: the same setup for every `n`, then `n` checks of one kind.
+fn calls(spec: &str) {
+    let (kind, n) = spec.split_once(':').unwrap_or((spec, "0"));
+    let n: usize = n.parse::<usize>().unwrap_or(0).min(MAX_CALLS);
+    let new_keys = keys(MAX_CALLS, "n");
+    let flood_keys: Vec<String> = (0..MAX_CALLS)
+        .map(|i| format!("2001:db8:{:x}:{:x}::/64", 0xa + i % 3, i / 3))
+        .collect();
+    let mut admitted = 0usize;
+    match kind {
+        "hot" => {
+            let l = ours(100_000);
+            for _ in 0..n {
+                admitted += usize::from(check(&l, black_box("203.0.113.7")));
+            }
+        }
+        "new" => {
+            let l = ours(MAX_CALLS);
+            for k in &new_keys[..n] {
+                admitted += usize::from(check(&l, k));
+            }
+        }
+        "flood" => {
+            let l = RateLimiter::parse("10 per minute")
+                .and_then(|l| l.with_strategy(Strategy::Gcra))
+                .expect("limit")
+                .with_memory(MemoryStore::new(1_000).with_clock(ManualClock::new()));
+            for k in keys(2_000, "fill-") {
+                black_box(check(&l, &k));
+            }
+            for k in &flood_keys[..n] {
+                admitted += usize::from(check(&l, k));
+            }
+        }
+        // The layers' way: with the client's network (not in builds before `check_from`).
+        "flood_from" => {
+            let l = RateLimiter::parse("10 per minute")
+                .and_then(|l| l.with_strategy(Strategy::Gcra))
+                .expect("limit")
+                .with_memory(MemoryStore::new(1_000).with_clock(ManualClock::new()));
+            for k in keys(2_000, "fill-") {
+                black_box(check(&l, &k));
+            }
+            let ips: Vec<IpAddr> = (0..MAX_CALLS)
+                .map(|i| {
+                    IpAddr::V6(Ipv6Addr::new(
+                        0x2001,
+                        0xdb8,
+                        0xa + (i % 3) as u16,
+                        (i / 3) as u16,
+                        0,
+                        0,
+                        0,
+                        1,
+                    ))
+                })
+                .collect();
+            for (k, ip) in flood_keys[..n].iter().zip(&ips) {
+                admitted += usize::from(
+                    l.check_from(k, *ip, 1)
+                        .now_or_never()
+                        .and_then(Result::ok)
+                        .is_some_and(|d| d.allowed()),
+                );
+            }
+        }
+        _ => {}
+    }
+    eprintln!("{kind} {n} checks, {admitted} admitted");
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("RL_CALLS") {
+        calls(&spec);
+        return;
+    }
     if let Ok(phase) = std::env::var("RL_MEM_PHASE") {
         memory_phase(&phase);
         return;
