@@ -230,6 +230,19 @@ pub(super) enum Placed {
     Shared,
 }
 
+/// The slots an aggregate may use, in order.
+#[derive(Debug, Clone, Copy)]
+struct Probes {
+    slots: [usize; OVERFLOW_PROBES],
+    len: usize,
+}
+
+impl Probes {
+    fn iter(self) -> impl Iterator<Item = usize> {
+        self.slots.into_iter().take(self.len)
+    }
+}
+
 /// The overflow table (see the [module docs](self)).
 pub(super) struct Overflow {
     /// The aggregate owning each slot, or [`FREE`].
@@ -268,12 +281,19 @@ impl Overflow {
     }
 
     /// The `P` distinct slots of `agg`, in the order they are tried.
-    fn probes(&self, agg: Aggregate) -> impl Iterator<Item = usize> + '_ {
+    fn probes(&self, agg: Aggregate) -> Probes {
         let h = self.placement.hash_one(agg.0);
         // Truncation to the table's bits is the point; an odd stride visits P distinct slots.
         let start = h as usize;
         let stride = (h >> 32) as usize | 1;
-        (0..self.probes).map(move |i| start.wrapping_add(i.wrapping_mul(stride)) & self.mask)
+        let mut probes = Probes {
+            slots: [0; OVERFLOW_PROBES],
+            len: self.probes,
+        };
+        for (i, slot) in probes.slots.iter_mut().enumerate().take(self.probes) {
+            *slot = start.wrapping_add(i.wrapping_mul(stride)) & self.mask;
+        }
+        probes
     }
 
     /// Whether any limit of `slot` holds state that still matters.
@@ -284,26 +304,24 @@ impl Overflow {
             .any(|(i, r)| self.maps.live(r, entry_id(slot as u64, i), now))
     }
 
-    /// The slot `agg` owns among its probes, if any.
-    fn owned(&self, agg: Aggregate) -> Option<usize> {
-        self.probes(agg).find(|&s| self.owners[s] == agg.0)
-    }
-
-    /// Picks the slot a newcomer of `agg` is counted on (steps 1 to 3 of the module docs);
-    /// `overflow[i]` says which limits are counted here (the others on the key's own entry).
+    /// Picks the slot a newcomer of `agg` is counted on (steps 1 to 3 of the module docs).
+    /// The limits counted here are those the key has no entry for in `shard` (`ids`).
+    #[allow(clippy::too_many_arguments)]
     fn place(
         &mut self,
         agg: Aggregate,
+        shard: &Maps,
+        ids: &[u64],
         rules: &[Rule],
-        overflow: &[bool],
         cost: u64,
         now: u64,
     ) -> (usize, Placed) {
-        if let Some(s) = self.owned(agg) {
+        let probes = self.probes(agg);
+        if let Some(s) = probes.iter().find(|&s| self.owners[s] == agg.0) {
             return (s, Placed::Own);
         }
-        let free = self
-            .probes(agg)
+        let free = probes
+            .iter()
             .find(|&s| self.owners[s] == FREE || !self.live(s, rules, now));
         if let Some(s) = free {
             for (i, r) in rules.iter().enumerate() {
@@ -312,22 +330,18 @@ impl Overflow {
             self.owners[s] = agg.0;
             return (s, Placed::Own);
         }
-        let probes: Vec<usize> = self.probes(agg).collect();
-        let roomy = probes.iter().copied().find(|&s| {
-            rules.iter().enumerate().all(|(i, r)| {
-                !overflow[i]
+        let roomy = probes.iter().find(|&s| {
+            rules.iter().zip(ids).enumerate().all(|(i, (r, id))| {
+                shard.contains(r.strategy, *id)
                     || step(&mut self.maps, r, entry_id(s as u64, i), cost, false, now).allowed
             })
         });
-        (
-            roomy.or(probes.first().copied()).unwrap_or(0),
-            Placed::Shared,
-        )
+        (roomy.unwrap_or(probes.slots[0]), Placed::Shared)
     }
 
     /// Checks a key that cannot be tracked: each limit on the key's own entry in `shard` when
-    /// it has one (`own[i]`), else on the slot of its aggregate; all must pass, and only then
-    /// (with `commit`) is anything recorded.
+    /// it has one, else on the slot of its aggregate; all must pass, and only then (with
+    /// `commit`) is anything recorded.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn evaluate(
         &mut self,
@@ -339,31 +353,26 @@ impl Overflow {
         commit: bool,
         now: u64,
     ) -> (Outcomes, Placed) {
-        let own: Vec<bool> = rules
-            .iter()
-            .zip(ids)
-            .map(|(r, id)| shard.contains(r.strategy, *id))
-            .collect();
-        let overflow: Vec<bool> = own.iter().map(|o| !o).collect();
-        let (slot, placed) = self.place(agg, rules, &overflow, cost, now);
+        let (slot, placed) = self.place(agg, shard, ids, rules, cost, now);
         let mut outcomes = Outcomes::new();
-        for pass in [false, true] {
-            if pass && (!commit || !outcomes.all_allowed()) {
+        // One limit: checked and recorded in one step. Several: all checked, then recorded.
+        let passes: &[bool] = if rules.len() == 1 {
+            &[true]
+        } else {
+            &[false, true]
+        };
+        for &pass in passes {
+            let record = pass && commit;
+            if pass && rules.len() > 1 && (!commit || !outcomes.all_allowed()) {
                 break;
             }
             outcomes.clear();
-            for (i, rule) in rules.iter().enumerate() {
-                let outcome: Outcome = if own[i] {
-                    step(shard, rule, ids[i], cost, pass, now)
+            for (i, (rule, id)) in rules.iter().zip(ids).enumerate() {
+                let outcome: Outcome = if shard.contains(rule.strategy, *id) {
+                    step(shard, rule, *id, cost, record, now)
                 } else {
-                    step(
-                        &mut self.maps,
-                        rule,
-                        entry_id(slot as u64, i),
-                        cost,
-                        pass,
-                        now,
-                    )
+                    let slot_id = entry_id(slot as u64, i);
+                    step(&mut self.maps, rule, slot_id, cost, record, now)
                 };
                 outcomes.push(outcome);
             }
@@ -381,7 +390,8 @@ impl Overflow {
         cost: u64,
         now: u64,
     ) {
-        let Some(slot) = self.owned(agg) else {
+        let probes = self.probes(agg);
+        let Some(slot) = probes.iter().find(|&s| self.owners[s] == agg.0) else {
             return;
         };
         for (i, r) in rules.iter().enumerate() {
