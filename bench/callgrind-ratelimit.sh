@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Instructions per rate-limit check, counted by callgrind (a busy machine does not move them):
-# each kind of check is run with N and 2N calls after the same setup, and the difference of the
-# totals over N is the cost of one check. Kinds: hot (one tracked key), new (a new key with
-# room), flood (a new key while the store is full, without a network), flood_from (the same
-# with the client's network, as the layers check; only in builds that have `check_from`).
+# the bench binary's RL_CALLS mode makes N checks of one kind in `run_checks`, and callgrind
+# counts that function alone. Kinds: hot (one tracked key), new (a new key with room), flood
+# (a new key while the store is full, without a network), flood_from (the same with the
+# client's network, as the layers check; only in builds that have `check_from`). Time stands
+# still in every kind (a manual clock), so the counts are the same on every run.
 #
 #   cargo bench -p buttress --bench ratelimit --no-run    # prints the bench binary's path
 #   bench/callgrind-ratelimit.sh /var/tmp/buttress-target/release/deps/ratelimit-<hash> [more binaries]
 #
-# Prints one Markdown row per binary. N defaults to 50000 (N=... to change).
+# Prints one Markdown row per binary. N defaults to 100000 (N=... to change).
 set -euo pipefail
-N=${N:-50000}
+N=${N:-100000}
 kinds=(hot new flood flood_from)
 printf '| binary |'; printf ' %s |' "${kinds[@]}"; printf '\n|---|'; printf -- '---:|%.0s' "${kinds[@]}"; printf '\n'
-total() { # total instructions of `$1` running RL_CALLS=$2
-  RL_CALLS=$2 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" 2>&1 \
-    | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-}
 for bin in "$@"; do
   printf '| %s |' "$(basename "$bin")"
   for kind in "${kinds[@]}"; do
-    one=$(total "$bin" "$kind:$N")
-    two=$(total "$bin" "$kind:$((2 * N))")
-    if [ "$one" = "$two" ]; then printf ' — |'; else printf ' %s |' "$(( (two - one) / N ))"; fi
+    out=$(RL_CALLS="$kind:$N" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      --toggle-collect='*run_checks*' "$bin" 2>&1)
+    ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$out")
+    if grep -q " $N checks" <<<"$out" && [ "${ir:-0}" -gt 0 ]; then
+      printf ' %s |' "$(python3 -c "print(f'{$ir / $N:.0f}')")"
+    else
+      printf ' — |'
+    fi
   done
   printf '\n'
 done

@@ -6,9 +6,9 @@
 //! another's growth; they are printed to stderr before the timings.
 //!
 //! For instruction counts, which a busy machine does not move: `RL_CALLS=<kind>:<n>` (kind
-//! `hot`, `new` or `flood`) makes `n` checks after the same setup and exits; run it under
-//! `valgrind --tool=callgrind` with two values of `n`, and the difference of the totals over the
-//! difference of `n` is the instructions per check (`bench/callgrind-ratelimit.sh` does this).
+//! `hot`, `new`, `flood` or `flood_from`; time stands still) makes `n` checks in `run_checks`
+//! and exits; `valgrind --tool=callgrind --toggle-collect='*run_checks*'` counts only those, so
+//! the total over `n` is the instructions per check (`bench/callgrind-ratelimit.sh` does this).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -248,7 +248,14 @@ fn flood(c: &mut Criterion) {
 /// The most checks `RL_CALLS` makes: the setup prepares this many keys whatever `n` is.
 const MAX_CALLS: usize = 200_000;
 
-/// `RL_CALLS=<kind>:<n>`: the same setup for every `n`, then `n` checks of one kind.
+/// The checks `RL_CALLS` counts, out of line so that callgrind can count this function alone
+/// (`--toggle-collect='*run_checks*'`): `n` calls of `check(i)`, returning how many admitted.
+#[inline(never)]
+fn run_checks(n: usize, mut check: impl FnMut(usize) -> bool) -> usize {
+    (0..n).filter(|&i| check(black_box(i))).count()
+}
+
+/// `RL_CALLS=<kind>:<n>`: the setup of one kind, then `n` checks of it in [`run_checks`].
 fn calls(spec: &str) {
     let (kind, n) = spec.split_once(':').unwrap_or((spec, "0"));
     let n: usize = n.parse::<usize>().unwrap_or(0).min(MAX_CALLS);
@@ -256,19 +263,23 @@ fn calls(spec: &str) {
     let flood_keys: Vec<String> = (0..MAX_CALLS)
         .map(|i| format!("2001:db8:{:x}:{:x}::/64", 0xa + i % 3, i / 3))
         .collect();
-    let mut admitted = 0usize;
+    let mut admitted = 0;
+    // Time stands still (a manual clock): no sweep falls due, so the counts are the same on
+    // every run, however slowly valgrind runs the program.
+    let frozen = |max_keys| {
+        RateLimiter::parse("1000000000 per second")
+            .and_then(|l| l.with_strategy(Strategy::Gcra))
+            .expect("limit")
+            .with_memory(MemoryStore::new(max_keys).with_clock(ManualClock::new()))
+    };
     match kind {
         "hot" => {
-            let l = ours(100_000);
-            for _ in 0..n {
-                admitted += usize::from(check(&l, black_box("203.0.113.7")));
-            }
+            let l = frozen(100_000);
+            admitted = run_checks(n, |_| check(&l, black_box("203.0.113.7")));
         }
         "new" => {
-            let l = ours(MAX_CALLS);
-            for k in &new_keys[..n] {
-                admitted += usize::from(check(&l, k));
-            }
+            let l = frozen(MAX_CALLS);
+            admitted = run_checks(n, |i| check(&l, &new_keys[i]));
         }
         "flood" => {
             let l = RateLimiter::parse("10 per minute")
@@ -278,9 +289,7 @@ fn calls(spec: &str) {
             for k in keys(2_000, "fill-") {
                 black_box(check(&l, &k));
             }
-            for k in &flood_keys[..n] {
-                admitted += usize::from(check(&l, k));
-            }
+            admitted = run_checks(n, |i| check(&l, &flood_keys[i]));
         }
         // The layers' way: with the client's network (not in builds before `check_from`).
         "flood_from" => {
@@ -305,14 +314,12 @@ fn calls(spec: &str) {
                     ))
                 })
                 .collect();
-            for (k, ip) in flood_keys[..n].iter().zip(&ips) {
-                admitted += usize::from(
-                    l.check_from(k, *ip, 1)
-                        .now_or_never()
-                        .and_then(Result::ok)
-                        .is_some_and(|d| d.allowed()),
-                );
-            }
+            admitted = run_checks(n, |i| {
+                l.check_from(&flood_keys[i], ips[i], 1)
+                    .now_or_never()
+                    .and_then(Result::ok)
+                    .is_some_and(|d| d.allowed())
+            });
         }
         _ => {}
     }
