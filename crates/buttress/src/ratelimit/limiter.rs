@@ -809,12 +809,7 @@ impl RateLimiter {
     pub(super) fn check_now(&self, key: &str, agg: Aggregate, cost: u64) -> Option<Decision> {
         #[allow(irrefutable_let_patterns)]
         if let Backend::Memory(m) = &self.state.backend {
-            let ask = Ask {
-                cost,
-                commit: true,
-                agg,
-            };
-            Some(self.check_memory(m, key, ask))
+            Some(self.check_memory(m, key, cost, true, agg))
         } else {
             None
         }
@@ -822,13 +817,20 @@ impl RateLimiter {
 
     /// A check in the memory store: synchronous, no future state (the hot path).
     #[inline(never)]
-    fn check_memory(&self, m: &MemoryStore, key: &str, ask: Ask) -> Decision {
+    fn check_memory(
+        &self,
+        m: &MemoryStore,
+        key: &str,
+        cost: u64,
+        commit: bool,
+        agg: Aggregate,
+    ) -> Decision {
         if let [rule] = &*self.rules {
-            return m.check_one(&self.memory_key(key), rule, ask, |o| {
+            return m.check_one(&self.memory_key(key), rule, cost, commit, agg, |o| {
                 Decision::from_one(rule, o, false)
             });
         }
-        self.check_memory_many(m, key, ask)
+        self.check_memory_many(m, key, Ask { cost, commit, agg })
     }
 
     #[inline(never)]
@@ -929,7 +931,10 @@ pub struct Check<'a> {
     /// memory read long ago) rather than when polled.
     memory: Option<&'a MemoryStore>,
     key: &'a str,
-    ask: Ask,
+    cost: u64,
+    commit: bool,
+    /// The client's aggregate network ([`RateLimiter::check_from`]).
+    agg: Aggregate,
     state: CheckState<'a>,
 }
 
@@ -957,7 +962,9 @@ impl<'a> Check<'a> {
             limiter,
             memory: limiter.memory_store(),
             key,
-            ask: Ask { cost, commit, agg },
+            cost,
+            commit,
+            agg,
             state: CheckState::Start,
         }
     }
@@ -967,8 +974,8 @@ impl fmt::Debug for Check<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Check")
             .field("limiter", &self.limiter.name)
-            .field("cost", &self.ask.cost)
-            .field("commit", &self.ask.commit)
+            .field("cost", &self.cost)
+            .field("commit", &self.commit)
             .finish_non_exhaustive()
     }
 }
@@ -995,11 +1002,22 @@ impl Check<'_> {
         match &limiter.state.backend {
             Backend::Memory(m) => {
                 self.state = CheckState::Done;
-                Poll::Ready(Ok(limiter.check_memory(m, self.key, self.ask)))
+                Poll::Ready(Ok(limiter.check_memory(
+                    m,
+                    self.key,
+                    self.cost,
+                    self.commit,
+                    self.agg,
+                )))
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
-                let mut fut = limiter.start_redis(r, self.key, self.ask);
+                let ask = Ask {
+                    cost: self.cost,
+                    commit: self.commit,
+                    agg: self.agg,
+                };
+                let mut fut = limiter.start_redis(r, self.key, ask);
                 let out = fut.as_mut().poll(cx);
                 self.state = match out {
                     Poll::Ready(_) => CheckState::Done,
@@ -1020,7 +1038,13 @@ impl Future for Check<'_> {
         // The memory store's check completes on the first poll, synchronously.
         if let (CheckState::Start, Some(m)) = (&this.state, this.memory) {
             this.state = CheckState::Done;
-            return Poll::Ready(Ok(this.limiter.check_memory(m, this.key, this.ask)));
+            return Poll::Ready(Ok(this.limiter.check_memory(
+                m,
+                this.key,
+                this.cost,
+                this.commit,
+                this.agg,
+            )));
         }
         this.poll_other(cx)
     }
