@@ -39,7 +39,10 @@ pub(super) struct Config {
 /// the handler refuses (CSRF failure, validation error) still counts.
 ///
 /// Defaults: key = client address from [`ClientIp`](crate::proxy::ClientIp) (IPv4 /32, IPv6
-/// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow).
+/// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow). Every check carries
+/// the client's network, so a full memory store counts a new client on its IPv6 /48's or IPv4
+/// /24's overflow allowance ([`overflow`](super::overflow)): a flood from a few networks never
+/// takes the allowance of clients elsewhere.
 ///
 /// ```
 /// use axum::{routing::post, Router};

@@ -7,7 +7,7 @@
 //! | aggregate of an IPv4 key | its /24 ([`AGGREGATE_V4_PREFIX`]), or the key's own network when wider |
 //! | overflow slots | 1/16 of the store's cap, rounded down to a power of two, 1 to [`MAX_OVERFLOW_SLOTS`] (4,096) |
 //! | slots probed per aggregate | [`OVERFLOW_PROBES`] (8) |
-//! | slot placement | SipHash-1-3 under a random per-process key |
+//! | slot placement | keyed SipHash (the standard library's `RandomState`, SipHash-1-3) under a random key per store |
 //!
 //! # The problem
 //!
@@ -30,8 +30,9 @@
 //!
 //! The allowances live in a table of `S` slots (a power of two, taken out of the store's cap so
 //! that tracked entries plus slots never exceed `max_keys` per limit). An aggregate's slots are
-//! `P = 8` distinct positions `h, h + d, h + 2d, …` (mod `S`, `d` odd) from a SipHash-1-3 of the
-//! aggregate under a random key drawn when the store is made. A newcomer takes, in order:
+//! `P = 8` distinct positions `h, h + d, h + 2d, …` (mod `S`, `d` odd) from a keyed SipHash of the
+//! aggregate (the standard library's `RandomState`) under a random key drawn when the store is
+//! made. A newcomer takes, in order:
 //!
 //! 1. the slot among its `P` that its aggregate already owns;
 //! 2. else the first of its `P` that is free or *idle* (every state in it is back to a full
@@ -251,7 +252,7 @@ pub(super) struct Overflow {
     maps: Maps,
     mask: usize,
     probes: usize,
-    /// SipHash-1-3 under a key drawn at random for this table.
+    /// Keyed SipHash (std's `RandomState`) under a key drawn at random for this table.
     placement: std::hash::RandomState,
 }
 
