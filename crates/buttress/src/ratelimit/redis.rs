@@ -627,6 +627,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any reply parses without a panic; a version line with any numbers reads as those
+        /// numbers, wherever it sits among other lines, and is refused exactly when older than
+        /// 5.0.
+        #[test]
+        fn any_info_reply_parses(
+            noise in "[ -~\r\n]{0,200}",
+            major in 0u32..1_000,
+            minor in 0u32..1_000,
+            patch in "[0-9a-z.-]{0,12}",
+        ) {
+            let _ = check_version(&noise);
+            let info = format!("# Server\r\nos:{noise:?}\r\nredis_version:{major}.{minor}{patch}\r\n");
+            let _ = check_version(&info);
+            let clean = format!("# Server\r\nredis_version:{major}.{minor}.0\r\nos:Linux\r\n");
+            let got = check_version(&clean);
+            if (major, minor) < MIN_REDIS_VERSION {
+                proptest::prop_assert_eq!(got, Err(format!("{major}.{minor}")));
+            } else {
+                proptest::prop_assert_eq!(got, Ok(Some((major, minor))));
+            }
+        }
+    }
+
     /// The refusal names the version found, the one needed and the fix.
     #[test]
     fn too_old_says_what_to_do() {
