@@ -646,7 +646,11 @@ impl RateLimiter {
         Check::new(self, key, agg, cost, true)
     }
 
-    /// Whether one more unit for `key` would be admitted, without counting it.
+    /// Whether one more unit for `key` would be admitted, without counting it. A key that a
+    /// full memory store does not track is judged on its own (empty) state: a peek never reads
+    /// or claims an overflow allowance ([`overflow`](super::overflow)), so that one network's
+    /// shared allowance cannot make any of its keys look used (the login throttle's "known
+    /// network" test relies on that).
     ///
     /// ```
     /// use buttress::ratelimit::RateLimiter;
