@@ -207,6 +207,8 @@ impl SharedLimits {
         if let Some(store) = &self.redis {
             match store.warm_up(std::time::Duration::from_secs(2)).await {
                 Ok(()) => tracing::debug!("rate limits: connected to Redis"),
+                // Not a passing outage: every check will fail until Redis is upgraded.
+                Err(e @ RateLimitError::RedisTooOld { .. }) => tracing::error!("{e}"),
                 Err(e) => tracing::warn!("{e}"),
             }
         }

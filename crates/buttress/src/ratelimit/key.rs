@@ -10,6 +10,8 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use http::request::Parts;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::overflow::Aggregate;
+
 /// Which counter a request uses.
 ///
 /// ```
@@ -237,7 +239,7 @@ pub(crate) fn request_key(
     scope: &Scope,
     own: Option<String>,
     grouping: IpGrouping,
-) -> KeyText {
+) -> (KeyText, Aggregate) {
     use std::fmt::Write as _;
     let mut key = KeyText::new();
     match scope {
@@ -254,21 +256,25 @@ pub(crate) fn request_key(
             key.push_str("shared:");
             key.push_str(name);
         }
+        // One key for everyone: it is always tracked.
         Scope::Global => {
             key.push_str("global");
-            return key;
+            return (key, Aggregate::NONE);
         }
     }
     key.push_str("\u{1f}");
+    let client = client_ip(extensions).map(|ip| grouping.network(ip));
+    let agg = client.map_or(Aggregate::NONE, |(addr, prefix)| {
+        Aggregate::of(addr, prefix)
+    });
     match own {
         Some(k) => {
             key.push_str("key:");
             key.push_str(&k);
         }
-        None => match client_ip(extensions) {
-            Some(ip) => {
+        None => match client {
+            Some((addr, prefix)) => {
                 key.push_str("ip:");
-                let (addr, prefix) = grouping.network(ip);
                 match addr {
                     // The common case, without the formatting machinery (a tenth of the
                     // layer's cost under load).
@@ -298,7 +304,7 @@ pub(crate) fn request_key(
             None => key.push_str("ip:unknown"),
         },
     }
-    key
+    (key, agg)
 }
 
 /// A predicate on the request head.
@@ -360,7 +366,12 @@ mod tests {
     }
 
     fn key_of(parts: &Parts, scope: &Scope, grouping: IpGrouping) -> String {
-        request_key(parts.uri.path(), &parts.extensions, scope, None, grouping).into_string()
+        key_and_aggregate(parts, scope, grouping).0
+    }
+
+    fn key_and_aggregate(parts: &Parts, scope: &Scope, grouping: IpGrouping) -> (String, Aggregate) {
+        let (key, agg) = request_key(parts.uri.path(), &parts.extensions, scope, None, grouping);
+        (key.into_string(), agg)
     }
 
     /// A key longer than the inline buffer moves to the heap whole.
@@ -388,8 +399,11 @@ mod tests {
         ) {
             let grouping = IpGrouping::new(p4, p6);
             for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
-                let key = key_of(&parts_from(ip), &Scope::App, grouping);
+                let (key, agg) = key_and_aggregate(&parts_from(ip), &Scope::App, grouping);
                 prop_assert_eq!(key, format!("app\u{1f}ip:{}", grouping.key(ip)));
+                let (addr, prefix) = grouping.network(ip);
+                let net = IpNet::new(addr, prefix).expect("a valid prefix");
+                prop_assert_eq!(agg, Aggregate::of_net(crate::ratelimit::overflow::aggregate(net)));
             }
         }
     }

@@ -17,6 +17,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::key::{request_key, Exemptions, KeyFn};
+use super::overflow::Aggregate;
 use super::response::{policy_header, set_headers, too_many, unavailable};
 use super::{Decision, HeaderStyle, IpGrouping, OnStoreError, RateLimitError, RateLimiter, Scope};
 
@@ -39,7 +40,10 @@ pub(crate) struct Config {
 /// the handler refuses (CSRF failure, validation error) still counts.
 ///
 /// Defaults: key = client address from [`ClientIp`](crate::proxy::ClientIp) (IPv4 /32, IPv6
-/// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow).
+/// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow). Every check carries
+/// the client's network, so a full memory store counts a new client on its IPv6 /48's or IPv4
+/// /24's overflow allowance ([`overflow`](super::overflow)): a flood from a few networks never
+/// takes the allowance of clients elsewhere.
 ///
 /// ```
 /// use axum::{routing::post, Router};
@@ -350,13 +354,13 @@ where
             RateLimitFuture::admitted(inner.call(req), Some((config.clone(), decision)))
         }
         Admission::Refused(res) => RateLimitFuture::refused(res),
-        Admission::Later { key, cost } => {
+        Admission::Later { key, agg, cost } => {
             // The service that was polled ready handles this request; a clone takes its place.
             let clone = inner.clone();
             let mut inner = std::mem::replace(inner, clone);
             let config = config.clone();
             RateLimitFuture::boxed(Box::pin(async move {
-                match admit_later(&config, &key, cost).await {
+                match admit_later(&config, &key, agg, cost).await {
                     Admission::Refused(res) => Ok(res),
                     Admission::Allowed(decision) => {
                         let mut res = inner.call(req).await?.map(Body::new);
@@ -384,6 +388,8 @@ pub(crate) enum Admission {
     Later {
         /// The counter key.
         key: String,
+        /// The client's network, where a full memory store counts it.
+        agg: Aggregate,
         /// The request's cost.
         cost: u64,
     },
@@ -430,25 +436,26 @@ fn decide(
     own: Option<String>,
     cost: u64,
 ) -> Admission {
-    let key = request_key(path, extensions, &config.scope, own, config.grouping);
+    let (key, agg) = request_key(path, extensions, &config.scope, own, config.grouping);
     if config.shadow {
         let key = key.into_string();
-        return Admission::Later { key, cost };
+        return Admission::Later { key, agg, cost };
     }
     // The memory store answers at once: no future, no allocation.
-    match config.limiter.check_now(key.as_str(), cost) {
+    match config.limiter.check_now(key.as_str(), agg, cost) {
         Some(decision) if decision.allowed() => Admission::Allowed(decision),
         Some(decision) => Admission::Refused(refusal(config, &decision)),
         None => Admission::Later {
             key: key.into_string(),
+            agg,
             cost,
         },
     }
 }
 
 /// The rest of [`admit`] for a store with a round trip, or in shadow mode: never `Later`.
-pub(crate) async fn admit_later(config: &Config, key: &str, cost: u64) -> Admission {
-    let decision = match config.limiter.check(key, cost).await {
+pub(crate) async fn admit_later(config: &Config, key: &str, agg: Aggregate, cost: u64) -> Admission {
+    let decision = match config.limiter.check_in(key, agg, cost).await {
         Ok(d) => d,
         Err(_unavailable) if config.shadow => {
             tracing::warn!(limiter = %config.limiter.name(), "shadow rate limit: store unavailable");

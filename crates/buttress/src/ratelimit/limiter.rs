@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::algorithm::{Outcome, Rule, Strategy};
-use super::memory::MemoryStore;
+use super::memory::{Ask, MemoryStore};
+use super::overflow::Aggregate;
 #[cfg(feature = "redis")]
 use super::redis::RedisStore;
 use super::{Limit, Limits, RateLimitError};
@@ -616,10 +619,47 @@ impl RateLimiter {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn check<'a>(&'a self, key: &'a str, cost: u64) -> Check<'a> {
-        Check::new(self, key, cost, true)
+        Check::new(self, key, Aggregate::NONE, cost, true)
     }
 
-    /// Whether one more unit for `key` would be admitted, without counting it.
+    /// [`check`](Self::check) for a key that stands for a client on `network` (its address, or
+    /// the network the key groups it by). Only a full memory store reads it: a key it has no
+    /// room to track is counted on the overflow allowance of the network's aggregate (IPv6 /48,
+    /// IPv4 /24), so a flood from a few networks never takes the allowance of clients
+    /// elsewhere (see [`overflow`](super::overflow)). Without it (`check`), every such key
+    /// shares one allowance. [`RateLimitLayer`](super::RateLimitLayer) and
+    /// [`LoginThrottle`](super::LoginThrottle) always give it.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("2 per second")?;
+    /// let ip: IpAddr = "2001:db8:1:2::7".parse()?;
+    /// assert!(l.check_from("account-42", ip, 1).await?.allowed());
+    /// assert!(l.check_from("account-42", "2001:db8:1:2::/64".parse::<ipnet::IpNet>()?, 1).await?.allowed());
+    /// assert!(!l.check("account-42", 1).await?.allowed(), "one key, one count");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub fn check_from<'a>(
+        &'a self,
+        key: &'a str,
+        network: impl Into<IpNet>,
+        cost: u64,
+    ) -> Check<'a> {
+        Check::new(self, key, Aggregate::of_net(network.into()), cost, true)
+    }
+
+    /// [`check_from`](Self::check_from) with the aggregate already worked out.
+    pub(super) fn check_in<'a>(&'a self, key: &'a str, agg: Aggregate, cost: u64) -> Check<'a> {
+        Check::new(self, key, agg, cost, true)
+    }
+
+    /// Whether one more unit for `key` would be admitted, without counting it. A key that a
+    /// full memory store does not track is judged on its own (empty) state: a peek never reads
+    /// or claims an overflow allowance ([`overflow`](super::overflow)), so that one network's
+    /// shared allowance cannot make any of its keys look used (the login throttle's "known
+    /// network" test relies on that).
     ///
     /// ```
     /// use buttress::ratelimit::RateLimiter;
@@ -630,7 +670,7 @@ impl RateLimiter {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub fn peek<'a>(&'a self, key: &'a str) -> Check<'a> {
-        Check::new(self, key, 1, false)
+        Check::new(self, key, Aggregate::NONE, 1, false)
     }
 
     /// Gives back `cost` units counted for `key`: for a request counted in advance that turned
@@ -654,9 +694,43 @@ impl RateLimiter {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn refund(&self, key: &str, cost: u64) -> Result<(), Unavailable> {
+        self.refund_in(key, Aggregate::NONE, cost).await
+    }
+
+    /// [`refund`](Self::refund) for units counted with [`check_from`](Self::check_from): a unit
+    /// a full memory store counted on the network's overflow allowance goes back there.
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use buttress::ratelimit::RateLimiter;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let l = RateLimiter::parse("1 per minute")?;
+    /// let ip: IpAddr = "192.0.2.7".parse()?;
+    /// assert!(l.check_from("k", ip, 1).await?.allowed());
+    /// l.refund_from("k", ip, 1).await?;
+    /// assert!(l.check_from("k", ip, 1).await?.allowed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn refund_from(
+        &self,
+        key: &str,
+        network: impl Into<IpNet>,
+        cost: u64,
+    ) -> Result<(), Unavailable> {
+        self.refund_in(key, Aggregate::of_net(network.into()), cost)
+            .await
+    }
+
+    /// [`refund_from`](Self::refund_from) with the aggregate already worked out.
+    pub(super) async fn refund_in(
+        &self,
+        key: &str,
+        agg: Aggregate,
+        cost: u64,
+    ) -> Result<(), Unavailable> {
         match &self.state.backend {
             Backend::Memory(m) => {
-                m.refund(&self.memory_key(key), &self.rules, cost);
+                m.refund(&self.memory_key(key), &self.rules, cost, agg);
                 Ok(())
             }
             #[cfg(feature = "redis")]
@@ -665,9 +739,12 @@ impl RateLimiter {
                 // Only the store that counted gives back: Redis, or the fallback while Redis is
                 // down (never both, unlike an idempotent reset).
                 if result.is_err() && self.on_error == OnStoreError::Memory {
-                    self.state
-                        .fallback
-                        .refund(&self.memory_key(key), &self.fallback_rules, cost);
+                    self.state.fallback.refund(
+                        &self.memory_key(key),
+                        &self.fallback_rules,
+                        cost,
+                        agg,
+                    );
                 }
                 self.store_result(result)
             }
@@ -742,10 +819,10 @@ impl RateLimiter {
     /// Checks and counts at once when the store answers synchronously (the memory store);
     /// `None` for a store that needs a round trip (then use [`check`](Self::check)).
     #[inline]
-    pub(crate) fn check_now(&self, key: &str, cost: u64) -> Option<Decision> {
+    pub(super) fn check_now(&self, key: &str, agg: Aggregate, cost: u64) -> Option<Decision> {
         #[allow(irrefutable_let_patterns)]
         if let Backend::Memory(m) = &self.state.backend {
-            Some(self.check_memory(m, key, cost, true))
+            Some(self.check_memory(m, key, cost, true, agg))
         } else {
             None
         }
@@ -753,21 +830,28 @@ impl RateLimiter {
 
     /// A check in the memory store: synchronous, no future state (the hot path).
     #[inline(never)]
-    fn check_memory(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
+    fn check_memory(
+        &self,
+        m: &MemoryStore,
+        key: &str,
+        cost: u64,
+        commit: bool,
+        agg: Aggregate,
+    ) -> Decision {
         if let Some(closed) = &self.closed {
             return closed.clone();
         }
         if let [rule] = &*self.rules {
-            return m.check_one(&self.memory_key(key), rule, cost, commit, |o| {
+            return m.check_one(&self.memory_key(key), rule, cost, commit, agg, |o| {
                 Decision::from_one(rule, o, false)
             });
         }
-        self.check_memory_many(m, key, cost, commit)
+        self.check_memory_many(m, key, Ask { cost, commit, agg })
     }
 
     #[inline(never)]
-    fn check_memory_many(&self, m: &MemoryStore, key: &str, cost: u64, commit: bool) -> Decision {
-        m.check(&self.memory_key(key), &self.rules, cost, commit, |o| {
+    fn check_memory_many(&self, m: &MemoryStore, key: &str, ask: Ask) -> Decision {
+        m.check(&self.memory_key(key), &self.rules, ask, |o| {
             Decision::from_outcomes(&self.rules, o, false)
         })
     }
@@ -779,22 +863,21 @@ impl RateLimiter {
         &'a self,
         r: &'a RedisStore,
         key: &'a str,
-        cost: u64,
-        commit: bool,
+        ask: Ask,
     ) -> Pin<Box<dyn Future<Output = Result<Decision, Unavailable>> + Send + 'a>> {
         Box::pin(async move {
             if let Some(closed) = &self.closed {
                 return Ok(closed.clone());
             }
             let full = self.full_key(key);
-            match r.check(&full, &self.rules, cost, commit).await {
+            match r.check(&full, &self.rules, ask.cost, ask.commit).await {
                 Ok(outcomes) => Ok(Decision::from_outcomes(&self.rules, &outcomes, false)),
                 Err(e) => {
                     if !e.is_skipped() {
                         self.store_failed(&e);
                     }
                     self.state.degraded.fetch_add(1, Ordering::Relaxed);
-                    self.on_failure(key, cost, commit)
+                    self.on_failure(key, ask)
                 }
             }
         })
@@ -813,15 +896,14 @@ impl RateLimiter {
     }
 
     #[cfg(feature = "redis")]
-    fn on_failure(&self, key: &str, cost: u64, commit: bool) -> Result<Decision, Unavailable> {
+    fn on_failure(&self, key: &str, ask: Ask) -> Result<Decision, Unavailable> {
         match self.on_error {
             OnStoreError::FailClosed => Err(Unavailable),
             OnStoreError::FailOpen => Ok(Decision::open(&self.rules)),
             OnStoreError::Memory => Ok(self.state.fallback.check(
                 &self.memory_key(key),
                 &self.fallback_rules,
-                cost,
-                commit,
+                ask,
                 |o| Decision::from_outcomes(&self.fallback_rules, o, true),
             )),
         }
@@ -882,6 +964,8 @@ pub struct Check<'a> {
     key: &'a str,
     cost: u64,
     commit: bool,
+    /// The client's aggregate network ([`RateLimiter::check_from`]).
+    agg: Aggregate,
     state: CheckState<'a>,
 }
 
@@ -898,13 +982,20 @@ enum CheckState<'a> {
 
 impl<'a> Check<'a> {
     #[inline]
-    fn new(limiter: &'a RateLimiter, key: &'a str, cost: u64, commit: bool) -> Self {
+    fn new(
+        limiter: &'a RateLimiter,
+        key: &'a str,
+        agg: Aggregate,
+        cost: u64,
+        commit: bool,
+    ) -> Self {
         Check {
             limiter,
             memory: limiter.memory_store(),
             key,
             cost,
             commit,
+            agg,
             state: CheckState::Start,
         }
     }
@@ -947,11 +1038,17 @@ impl Check<'_> {
                     self.key,
                     self.cost,
                     self.commit,
+                    self.agg,
                 )))
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => {
-                let mut fut = limiter.start_redis(r, self.key, self.cost, self.commit);
+                let ask = Ask {
+                    cost: self.cost,
+                    commit: self.commit,
+                    agg: self.agg,
+                };
+                let mut fut = limiter.start_redis(r, self.key, ask);
                 let out = fut.as_mut().poll(cx);
                 self.state = match out {
                     Poll::Ready(_) => CheckState::Done,
@@ -977,6 +1074,7 @@ impl Future for Check<'_> {
                 this.key,
                 this.cost,
                 this.commit,
+                this.agg,
             )));
         }
         this.poll_other(cx)

@@ -29,11 +29,16 @@
 //! spent) with the attack while it goes on: each attempt waits at most `T/N`, but an attacker
 //! who asks for every freed slot first can take most of them.
 //!
-//! **A full memory store does not lock everyone out.** With the counters in memory, a flood of
-//! distinct keys can fill the store; an untracked key is then judged on one entry shared by
-//! all of them, which would refuse every newcomer. There an attempt goes through *uncounted*
-//! (as a peek judges it) and a warning is logged: keep the counters in Redis (shared by the
-//! instances, no such cap) or raise `BUTTRESS_RATELIMIT_MAX_KEYS` where floods are expected.
+//! **A flood never locks bystanders out, and never switches the throttle off.** With the
+//! counters in memory, a flood of distinct keys can fill a store. Every counter is then checked
+//! with the client's network ([`RateLimiter::check_from`]): a key the full store cannot track
+//! is counted on the overflow allowance of its aggregate network (IPv6 /48, IPv4 /24; see
+//! [`overflow`](super::overflow)). So during a flood a sign-in from another network still gets
+//! its whole allowance (5 attempts per account, then the backoff), while the flooding networks'
+//! new keys share one allowance per network and are refused. (This used to let an attempt on an
+//! untracked key through *uncounted*, which a flood could use to guess passwords unthrottled.)
+//! A success gives its units back wherever they were counted. Keep the counters in Redis
+//! (shared by the instances, no such cap) where floods are expected.
 //! Account names are compared trimmed and lower-cased.
 //!
 //! ```
@@ -59,10 +64,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::overflow::Aggregate;
 #[cfg(feature = "redis")]
 use super::RedisStore;
 use super::{
@@ -118,8 +122,10 @@ pub struct LoginAttempt {
     net: String,
     both: String,
     account: String,
-    /// Whether `check` counted the per-address and the per-account counters (not on a known
-    /// network; not when a full memory store let it pass uncounted).
+    /// The client's aggregate network, where a full memory store counted the attempt.
+    agg: Aggregate,
+    /// Whether `check` counted the per-address and the per-account counters (the latter not
+    /// on a known network).
     per_ip: bool,
     per_account: bool,
 }
@@ -133,8 +139,8 @@ impl fmt::Debug for LoginAttempt {
 /// What counting one attempt on one counter came to.
 enum Count {
     Counted,
-    /// A full memory store judged the untracked key on its shared entry: passed uncounted.
-    Uncounted,
+    /// Only asked (another counter refused already), and it had room.
+    Room,
     Refused(Duration),
 }
 
@@ -152,8 +158,6 @@ pub struct LoginThrottle {
     per_account: RateLimiter,
     known: RateLimiter,
     grouping: IpGrouping,
-    /// Attempts a full memory store let through uncounted (logged now and then).
-    uncounted: Arc<AtomicU64>,
 }
 
 impl Default for LoginThrottle {
@@ -199,7 +203,6 @@ impl LoginThrottle {
             per_account: gcra(per_account, "login-account")?,
             known: gcra("1 per 30 days", "login-known")?,
             grouping: IpGrouping::default(),
-            uncounted: Arc::default(),
         })
     }
 
@@ -218,7 +221,6 @@ impl LoginThrottle {
             per_account: self.per_account.with_redis(store.clone()),
             known: self.known.with_redis(store),
             grouping: self.grouping,
-            uncounted: self.uncounted,
         }
     }
 
@@ -237,7 +239,6 @@ impl LoginThrottle {
             per_account: self.per_account.with_memory(store()),
             known: self.known.with_memory(store()),
             grouping: self.grouping,
-            uncounted: self.uncounted,
         }
     }
 
@@ -252,11 +253,14 @@ impl LoginThrottle {
         self
     }
 
-    fn keys(&self, account: &str, ip: IpAddr) -> (String, String, String) {
+    /// The keys of the three counters (network, account and network, account) and the
+    /// client's aggregate network.
+    fn keys(&self, account: &str, ip: IpAddr) -> (String, String, String, Aggregate) {
         let account = account.trim().to_lowercase();
-        let net = self.grouping.key(ip);
+        let (addr, prefix) = self.grouping.network(ip);
+        let net = format!("{addr}/{prefix}");
         let both = format!("{account}\u{1f}{net}");
-        (net, both, account)
+        (net, both, account, Aggregate::of(addr, prefix))
     }
 
     /// Whether an attempt for `account` from `ip` may proceed. Call it before checking the
@@ -278,7 +282,7 @@ impl LoginThrottle {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn check(&self, account: &str, ip: IpAddr) -> Result<LoginVerdict, Unavailable> {
-        let (net, both, account) = self.keys(account, ip);
+        let (net, both, account, agg) = self.keys(account, ip);
         let known = !self.known.peek(&both).await?.allowed();
         let mut counters = vec![(&self.per_account_ip, &both), (&self.per_ip, &net)];
         if !known {
@@ -289,11 +293,17 @@ impl LoginThrottle {
         for (i, (limiter, key)) in counters.iter().enumerate() {
             // Once one counter refuses, the rest are only asked how long to wait.
             let outcome = if wait.is_zero() {
-                self.count(limiter, key).await
+                limiter.check_in(key, agg, 1).await.map(|d| {
+                    if d.allowed() {
+                        Count::Counted
+                    } else {
+                        Count::Refused(d.retry_after().unwrap_or(d.reset_after()))
+                    }
+                })
             } else {
                 limiter.peek(key).await.map(|d| {
                     if d.allowed() {
-                        Count::Uncounted
+                        Count::Room
                     } else {
                         Count::Refused(d.retry_after().unwrap_or(d.reset_after()))
                     }
@@ -301,47 +311,26 @@ impl LoginThrottle {
             };
             match outcome {
                 Ok(Count::Counted) => counted[i] = true,
-                Ok(Count::Uncounted) => {}
+                Ok(Count::Room) => {}
                 Ok(Count::Refused(w)) => wait = wait.max(w),
                 Err(e) => {
-                    give_back(&counters, &counted).await;
+                    give_back(&counters, &counted, agg).await;
                     return Err(e);
                 }
             }
         }
         if !wait.is_zero() {
-            give_back(&counters, &counted).await;
+            give_back(&counters, &counted, agg).await;
             return Ok(LoginVerdict::Wait { retry_after: wait });
         }
         Ok(LoginVerdict::Allowed(LoginAttempt {
             net,
             both,
             account,
+            agg,
             per_ip: counted[1],
             per_account: counted[2],
         }))
-    }
-
-    /// Counts one attempt on `limiter`. A refusal from a full memory store for a key it does not
-    /// track (a peek, which never uses the shared entry, would admit it) passes uncounted.
-    async fn count(&self, limiter: &RateLimiter, key: &str) -> Result<Count, Unavailable> {
-        let d = limiter.check(key, 1).await?;
-        if d.allowed() {
-            return Ok(Count::Counted);
-        }
-        let overflowing = limiter.memory_store().is_some_and(|m| m.overflowed() > 0);
-        if overflowing && limiter.peek(key).await?.allowed() {
-            let n = self.uncounted.fetch_add(1, Ordering::Relaxed);
-            if n % 1024 == 0 {
-                tracing::warn!(
-                    limiter = %limiter.name(),
-                    uncounted = n + 1,
-                    "login throttle: the memory store is full, attempts on untracked keys pass uncounted; keep the counters in Redis or raise BUTTRESS_RATELIMIT_MAX_KEYS"
-                );
-            }
-            return Ok(Count::Uncounted);
-        }
-        Ok(Count::Refused(d.retry_after().unwrap_or(d.reset_after())))
     }
 
     /// Records one failure that no [`check`](Self::check) counted (a failed attempt at
@@ -359,12 +348,12 @@ impl LoginThrottle {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn failed(&self, account: &str, ip: IpAddr) -> Result<(), Unavailable> {
-        let (net, both, account) = self.keys(account, ip);
+        let (net, both, account, agg) = self.keys(account, ip);
         let known = !self.known.peek(&both).await?.allowed();
-        self.per_ip.check(&net, 1).await?;
-        self.per_account_ip.check(&both, 1).await?;
+        self.per_ip.check_in(&net, agg, 1).await?;
+        self.per_account_ip.check_in(&both, agg, 1).await?;
         if !known {
-            self.per_account.check(&account, 1).await?;
+            self.per_account.check_in(&account, agg, 1).await?;
         }
         Ok(())
     }
@@ -386,13 +375,23 @@ impl LoginThrottle {
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
     pub async fn succeeded(&self, attempt: LoginAttempt) -> Result<(), Unavailable> {
+        // Give back this attempt's unit first: where the key is tracked the reset clears it
+        // anyway; where a full memory store counted it on the network's overflow allowance,
+        // that allowance is the whole network's and is not reset, only given the unit back.
+        let _ = self
+            .per_account_ip
+            .refund_in(&attempt.both, attempt.agg, 1)
+            .await;
         self.per_account_ip.reset(&attempt.both).await?;
         self.known.check(&attempt.both, 1).await?;
         if attempt.per_ip {
-            let _ = self.per_ip.refund(&attempt.net, 1).await;
+            let _ = self.per_ip.refund_in(&attempt.net, attempt.agg, 1).await;
         }
         if attempt.per_account {
-            let _ = self.per_account.refund(&attempt.account, 1).await;
+            let _ = self
+                .per_account
+                .refund_in(&attempt.account, attempt.agg, 1)
+                .await;
         }
         Ok(())
     }
@@ -400,8 +399,8 @@ impl LoginThrottle {
 
 /// Gives back one unit on each counter `check` counted for an attempt that is not going ahead.
 /// Best effort: a store that is down keeps the unit, which errs on the side of the limit.
-async fn give_back(counters: &[(&RateLimiter, &String)], counted: &[bool; 3]) {
+async fn give_back(counters: &[(&RateLimiter, &String)], counted: &[bool; 3], agg: Aggregate) {
     for ((limiter, key), _) in counters.iter().zip(counted).filter(|(_, c)| **c) {
-        let _ = limiter.refund(key, 1).await;
+        let _ = limiter.refund_in(key, agg, 1).await;
     }
 }

@@ -1,26 +1,38 @@
-//! The in-process store: sharded, bounded, swept.
+//! The in-process store: sharded, bounded, swept, and fair to bystanders under a flood.
 //!
-//! Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the top bits pick one of
-//! up to 64 shards (each a `Mutex` around two hash maps), so all limits of one client live in one
-//! shard and are checked under one lock. Each (client, limit) pair is one entry: 8 bytes of key
-//! and 8 bytes of GCRA state (a moving-window entry holds its `N` timestamps instead).
+//! | default | value |
+//! |---|---|
+//! | cap | [`DEFAULT_MAX_KEYS`] (100,000) clients × limits entries, overflow slots included |
+//! | shards | up to 64, at least 256 keys each |
+//! | sweep | a shard touched 10 s after its last sweep; a full shard when a new key arrives, at most once a second |
+//! | a new key in a full shard | counted on its aggregate network's overflow slot ([`overflow`](super::overflow)) |
+//!
+//! Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the
+//! top bits pick one of up to 64 shards (each a `Mutex` around two hash maps), so all limits of one
+//! client live in one shard and are checked under one lock. Each (client, limit) pair is one
+//! entry: 8 bytes of key and 8 bytes of GCRA state (a moving-window entry holds its `N`
+//! timestamps instead).
 //!
 //! # Memory cap and overflow policy
 //!
-//! A store holds at most `max_keys` × (number of limits) entries, split evenly over the shards.
-//! Entries that no longer matter (a GCRA state in the past, a window with no timestamp inside
-//! it) are swept: every shard is swept when it is touched and its last sweep is older than the
-//! sweep interval (10 s), and a full shard is swept at once when a new key arrives (at most once
-//! a second, so a flood cannot turn sweeping into a CPU cost per request).
+//! A store holds at most `max_keys` × (number of limits) entries: the overflow slots (1/16 of
+//! `max_keys`, at most 4,096; see [`overflow`](super::overflow)) and the tracked entries, split
+//! evenly over the shards. Entries that no longer matter (a GCRA state in the past, a window with
+//! no timestamp inside it) are swept: every shard is swept when it is touched and its last sweep
+//! is older than the sweep interval (10 s), and a full shard is swept at once when a new key
+//! arrives (at most once a second, so a flood cannot turn sweeping into a CPU cost per request).
 //!
-//! When a shard is still full of live entries, a **new** key is not tracked on its own: it is
-//! counted against one shared *overflow* state per limit. Tracked keys are never evicted. This
-//! is deliberate: evicting (LRU, random) lets a limited client escape its limit by flooding the
-//! store with fresh keys until its own entry is pushed out, which is exactly the attack a limiter
-//! must survive. With this policy a flood costs its sender, never the limit: clients already
-//! tracked keep their exact state, and new clients during the flood share the overflow allowance
-//! (they may be refused early, which is the safe side). [`MemoryStore::overflowed`] counts
-//! the checks that went to overflow; size `max_keys` for your busiest period.
+//! When a shard is still full of live entries, a **new** key is not tracked on its own. Tracked
+//! keys are never evicted: evicting (LRU, random) lets a limited client escape its limit by
+//! flooding the store with fresh keys until its own entry is pushed out, which is exactly the
+//! attack a limiter must survive. The new key is counted on the overflow allowance of its
+//! *aggregate network* (the IPv6 /48 or IPv4 /24 given with
+//! [`RateLimiter::check_from`](super::RateLimiter::check_from), as the layers and the login
+//! throttle do), in a bounded table placed by a keyed hash: a flood from a few networks uses up
+//! their own allowances and leaves everyone else's whole. The design, its guarantees and where
+//! they stop are in the [`overflow`](super::overflow) module. [`MemoryStore::overflowed`] counts
+//! the checks that went to overflow and [`MemoryStore::overflow_shared`] those that found every
+//! slot of their network held by others; size `max_keys` for your busiest period.
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,16 +51,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use std::time::Duration;
 
-use super::algorithm::{gcra, gcra_idle, window, window_idle, Outcome, Outcomes, Rule, Strategy};
+use super::algorithm::{gcra, Outcome, Outcomes, Rule, Strategy};
+use super::clock::{Clock, MonotonicClock, StoreClock};
+use super::overflow::{slots_for, Aggregate, Overflow, Placed};
+use super::table::{entry_id, evaluate, Maps};
 
 /// The default cap on tracked keys.
 ///
@@ -60,179 +73,13 @@ const MAX_SHARDS: usize = 64;
 const SWEEP_INTERVAL_US: u64 = 10_000_000;
 const FULL_SWEEP_MIN_US: u64 = 1_000_000;
 
-/// A source of time in microseconds, monotonic.
-///
-/// ```
-/// use buttress::ratelimit::{Clock, ManualClock};
-/// let c = ManualClock::new();
-/// assert_eq!(c.now_us(), 0);
-/// ```
-pub trait Clock: Send + Sync + fmt::Debug + 'static {
-    /// Microseconds since an arbitrary fixed origin; never goes backwards.
-    fn now_us(&self) -> u64;
-}
-
-/// The real monotonic clock (the default): the CPU's invariant TSC where there is one (via
-/// `quanta`, a few nanoseconds), else the operating system's monotonic clock.
-///
-/// ```
-/// use buttress::ratelimit::{Clock, MonotonicClock};
-/// let c = MonotonicClock::default();
-/// assert!(c.now_us() <= c.now_us());
-/// ```
-#[derive(Debug, Clone)]
-pub struct MonotonicClock {
-    clock: quanta::Clock,
-    /// The raw counter reading at creation.
-    origin: u64,
-}
-
-impl Default for MonotonicClock {
-    fn default() -> Self {
-        let clock = quanta::Clock::new();
-        let origin = clock.raw();
-        MonotonicClock { clock, origin }
-    }
-}
-
-impl Clock for MonotonicClock {
-    #[inline]
-    fn now_us(&self) -> u64 {
-        // One counter read and one multiply-shift to nanoseconds (0 if the counter reads below
-        // the origin), then a division by a constant (a multiply): no 128-bit division.
-        self.clock.delta_as_nanos(self.origin, self.clock.raw()) / 1000
-    }
-}
-
-/// A clock moved by hand, for tests. Clones share the same time.
-///
-/// ```
-/// use std::time::Duration;
-/// use buttress::ratelimit::{Clock, ManualClock};
-/// let c = ManualClock::new();
-/// c.advance(Duration::from_millis(1500));
-/// assert_eq!(c.now_us(), 1_500_000);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
-
-impl ManualClock {
-    /// A clock at time zero.
-    ///
-    /// ```
-    /// let _ = buttress::ratelimit::ManualClock::new();
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Moves the clock forward.
-    ///
-    /// ```
-    /// use buttress::ratelimit::{Clock, ManualClock};
-    /// let c = ManualClock::new();
-    /// c.advance(std::time::Duration::from_micros(3));
-    /// assert_eq!(c.now_us(), 3);
-    /// ```
-    pub fn advance(&self, by: Duration) {
-        let us = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
-        self.0.fetch_add(us, Ordering::SeqCst);
-    }
-
-    /// Sets the time in microseconds (it must not go backwards for the guarantees to hold).
-    ///
-    /// ```
-    /// use buttress::ratelimit::{Clock, ManualClock};
-    /// let c = ManualClock::new();
-    /// c.set_us(42);
-    /// assert_eq!(c.now_us(), 42);
-    /// ```
-    pub fn set_us(&self, us: u64) {
-        self.0.store(us, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_us(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// The store's clock: the monotonic clock called directly (inlined on the hot path), any
-/// other through the trait object.
-#[derive(Debug)]
-enum StoreClock {
-    Monotonic(MonotonicClock),
-    Custom(Arc<dyn Clock>),
-}
-
-impl StoreClock {
-    #[inline]
-    fn now_us(&self) -> u64 {
-        match self {
-            StoreClock::Monotonic(c) => c.now_us(),
-            StoreClock::Custom(c) => c.now_us(),
-        }
-    }
-}
-
-/// Keys are already uniform random 64-bit values: hash them as themselves.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
-
-#[derive(Default)]
-struct Maps {
-    gcra: IdMap<u64>,
-    window: IdMap<VecDeque<u64>>,
-    last_sweep: u64,
-    last_full_sweep: u64,
-}
-
-impl Maps {
-    fn len(&self) -> usize {
-        self.gcra.len() + self.window.len()
-    }
-
-    fn sweep(&mut self, rules: &[Rule], now: u64) {
-        self.gcra.retain(|_, tat| !gcra_idle(*tat, now));
-        // Window entries do not know their rule; keep those whose newest stamp is within the
-        // longest window period.
-        let longest = rules
-            .iter()
-            .filter(|r| r.strategy == Strategy::MovingWindow)
-            .map(|r| r.period)
-            .max()
-            .unwrap_or(0);
-        self.window.retain(|_, log| !window_idle(longest, log, now));
-        self.last_sweep = now;
-    }
-
-    fn approx_bytes(&self) -> usize {
-        let ctrl = 1;
-        self.gcra.capacity() * (16 + ctrl)
-            + self.window.capacity() * (8 + std::mem::size_of::<VecDeque<u64>>() + ctrl)
-            + self
-                .window
-                .values()
-                .map(|l| l.capacity() * 8)
-                .sum::<usize>()
-    }
+/// What one check asks: its cost, whether to record it, and the aggregate network it comes
+/// from (where it is counted if its key cannot be tracked).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ask {
+    pub(super) cost: u64,
+    pub(super) commit: bool,
+    pub(super) agg: Aggregate,
 }
 
 /// The in-process store (see the [module docs](self) for the cap and overflow policy).
@@ -248,8 +95,10 @@ pub struct MemoryStore {
     shard_shift: u32,
     per_shard: usize,
     max_keys: usize,
-    overflow: Mutex<Maps>,
+    /// Boxed: used only when the store is full, it need not sit in the hot fields' cache lines.
+    overflow: Box<Mutex<Overflow>>,
     overflowed: AtomicU64,
+    shared: AtomicU64,
     hasher: foldhash::quality::RandomState,
     clock: StoreClock,
 }
@@ -259,6 +108,7 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("max_keys", &self.max_keys)
             .field("shards", &self.shards.len())
+            .field("overflow_slots", &self.overflow_slots())
             .finish_non_exhaustive()
     }
 }
@@ -270,26 +120,33 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store tracking at most `max_keys` clients (at least 1).
+    /// A store holding at most `max_keys` clients (at least 2), its overflow slots included:
+    /// 1/16 of them (rounded down to a power of two, at least 1, at most
+    /// [`MAX_OVERFLOW_SLOTS`](super::overflow::MAX_OVERFLOW_SLOTS)) are overflow slots, the rest
+    /// tracked keys.
     ///
     /// ```
     /// let store = buttress::ratelimit::MemoryStore::new(50_000);
     /// assert_eq!(store.max_keys(), 50_000);
+    /// assert_eq!(store.overflow_slots(), 2048);
     /// ```
     pub fn new(max_keys: usize) -> Self {
-        let max_keys = max_keys.max(1);
+        let max_keys = max_keys.max(2);
+        let slots = slots_for(max_keys);
+        let tracked = max_keys - slots;
         // Enough keys per shard that the even split loses little: at least 256 per shard.
         let mut shards = 1usize;
-        while shards < MAX_SHARDS && max_keys / (shards * 2) >= 256 {
+        while shards < MAX_SHARDS && tracked / (shards * 2) >= 256 {
             shards *= 2;
         }
         MemoryStore {
             shards: (0..shards).map(|_| Mutex::new(Maps::default())).collect(),
             shard_shift: 64 - shards.trailing_zeros(),
-            per_shard: max_keys / shards,
+            per_shard: tracked / shards,
             max_keys,
-            overflow: Mutex::new(Maps::default()),
+            overflow: Box::new(Mutex::new(Overflow::new(slots))),
             overflowed: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
             hasher: foldhash::quality::RandomState::default(),
             clock: StoreClock::Monotonic(MonotonicClock::default()),
         }
@@ -307,7 +164,7 @@ impl MemoryStore {
         self
     }
 
-    /// The cap on tracked clients.
+    /// The cap on clients: tracked keys plus overflow slots.
     ///
     /// ```
     /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).max_keys(), 7);
@@ -316,7 +173,7 @@ impl MemoryStore {
         self.max_keys
     }
 
-    /// Entries tracked now (one per client and limit).
+    /// Entries tracked now (one per client and limit), not counting the overflow slots'.
     ///
     /// ```
     /// assert!(buttress::ratelimit::MemoryStore::new(7).is_empty());
@@ -334,8 +191,8 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// How many checks were counted against the shared overflow state because the store was
-    /// full of live keys.
+    /// How many checks were counted on an overflow slot because the key's shard was full of
+    /// live keys.
     ///
     /// ```
     /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).overflowed(), 0);
@@ -344,13 +201,49 @@ impl MemoryStore {
         self.overflowed.load(Ordering::Relaxed)
     }
 
-    /// The bytes held by the maps' tables and window logs (not counting allocator overhead).
+    /// How many of those found every slot of their aggregate network held live by other
+    /// networks, and were counted on one of them (a flood from more networks than there are
+    /// slots; see [`overflow`](super::overflow)).
     ///
     /// ```
-    /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).approx_bytes(), 0);
+    /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).overflow_shared(), 0);
+    /// ```
+    pub fn overflow_shared(&self) -> u64 {
+        self.shared.load(Ordering::Relaxed)
+    }
+
+    /// The number of overflow slots (aggregate networks that can hold an allowance of their own
+    /// while the store is full).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::MemoryStore::new(1_000).overflow_slots(), 32);
+    /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).overflow_slots(), 1);
+    /// ```
+    pub fn overflow_slots(&self) -> usize {
+        self.overflow.lock().slots()
+    }
+
+    /// Entries held in the overflow slots now (one per slot in use and limit).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).overflow_len(), 0);
+    /// ```
+    pub fn overflow_len(&self) -> usize {
+        self.overflow.lock().len()
+    }
+
+    /// The bytes held by the maps' tables and window logs, overflow slots included (not
+    /// counting allocator overhead).
+    ///
+    /// ```
+    /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).approx_bytes(), 8, "one empty slot");
     /// ```
     pub fn approx_bytes(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).approx_bytes()).sum()
+        self.shards
+            .iter()
+            .map(|s| lock(s).approx_bytes())
+            .sum::<usize>()
+            + self.overflow.lock().approx_bytes()
     }
 
     #[inline]
@@ -379,29 +272,32 @@ impl MemoryStore {
         &self.shards[idx & (self.shards.len() - 1)]
     }
 
-    /// Checks (and when allowed and `commit`, records) `cost` for `key` against all `rules`.
-    /// `then` maps the outcomes (in the order of `rules`) to the result.
-    pub(crate) fn check<R>(
+    /// Checks (and when allowed and `ask.commit`, records) `ask.cost` for `key` against all
+    /// `rules`. `then` maps the outcomes (in the order of `rules`) to the result.
+    pub(super) fn check<R>(
         &self,
         key: &[&[u8]],
         rules: &[Rule],
-        cost: u64,
-        commit: bool,
+        ask: Ask,
         then: impl FnOnce(&[Outcome]) -> R,
     ) -> R {
         if let [rule] = rules {
-            return self.check_one(key, rule, cost, commit, |o| then(std::slice::from_ref(o)));
+            return self.check_one(key, rule, ask.cost, ask.commit, ask.agg, |o| {
+                then(std::slice::from_ref(o))
+            });
         }
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
-        let outcomes = self.check_locked(&mut maps, base, rules, cost, commit, now);
+        let outcomes = self.check_locked(&mut maps, base, rules, ask, now);
         then(outcomes.as_slice())
     }
 
     /// [`check`](Self::check) for a single limit, the common case. Its fast path (a GCRA
     /// limit on a tracked key, no sweep due: one lookup and an update in place) is inlined
-    /// into the caller; everything else is [`check_locked`](Self::check_locked).
+    /// into the caller; everything else is [`check_locked`](Self::check_locked). The ask comes
+    /// as separate scalars, which stay in registers (a struct cost the fast path 9
+    /// instructions).
     ///
     /// `then` runs before the shard is unlocked, on purpose: the result it writes (a
     /// [`Decision`](super::Decision), several words) is then in the cache when the caller
@@ -409,12 +305,13 @@ impl MemoryStore {
     /// the unlock, the copy would wait on each of those stores (no store-to-load forwarding
     /// into a wider load), which cost more than the lock itself.
     #[inline(always)]
-    pub(crate) fn check_one<R>(
+    pub(super) fn check_one<R>(
         &self,
         key: &[&[u8]],
         rule: &Rule,
         cost: u64,
         commit: bool,
+        agg: Aggregate,
         then: impl FnOnce(&Outcome) -> R,
     ) -> R {
         let now = self.clock.now_us();
@@ -431,7 +328,8 @@ impl MemoryStore {
                 return then(&outcome);
             }
         }
-        let outcome = self.check_one_locked(&mut maps, base, rule, cost, commit, now);
+        let ask = Ask { cost, commit, agg };
+        let outcome = self.check_one_locked(&mut maps, base, rule, ask, now);
         then(&outcome)
     }
 
@@ -443,12 +341,11 @@ impl MemoryStore {
         maps: &mut Maps,
         base: u64,
         rule: &Rule,
-        cost: u64,
-        commit: bool,
+        ask: Ask,
         now: u64,
     ) -> Outcome {
         let rules = std::slice::from_ref(rule);
-        let outcomes = self.check_locked(maps, base, rules, cost, commit, now);
+        let outcomes = self.check_locked(maps, base, rules, ask, now);
         // One rule, one outcome.
         outcomes.as_slice().first().copied().unwrap_or_default()
     }
@@ -461,8 +358,7 @@ impl MemoryStore {
         maps: &mut Maps,
         base: u64,
         rules: &[Rule],
-        cost: u64,
-        commit: bool,
+        ask: Ask,
         now: u64,
     ) -> Outcomes {
         if now.saturating_sub(maps.last_sweep) >= SWEEP_INTERVAL_US {
@@ -487,172 +383,75 @@ impl MemoryStore {
             .filter(|(r, id)| !maps.contains(r.strategy, **id))
             .count();
         let cap = self.per_shard * rules.len();
-        if missing > 0 && commit && maps.len() + missing > cap {
+        if missing > 0 && ask.commit && maps.len() + missing > cap {
             if now.saturating_sub(maps.last_full_sweep) >= FULL_SWEEP_MIN_US {
                 maps.sweep(rules, now);
                 maps.last_full_sweep = now;
             }
             if maps.len() + missing > cap {
-                self.overflowed.fetch_add(1, Ordering::Relaxed);
-                // Lock order: shard, then overflow (nothing locks them the other way round).
-                let mut overflow = lock(&self.overflow);
-                return evaluate_overflow(maps, &mut overflow, ids, rules, cost, now);
+                return self.check_overflow(maps, ids, rules, ask, now);
             }
         }
-        evaluate(maps, ids, rules, cost, commit, now)
+        evaluate(maps, ids, rules, ask.cost, ask.commit, now)
+    }
+
+    /// A key its full shard cannot track: counted on its aggregate network's overflow slot.
+    #[cold]
+    fn check_overflow(
+        &self,
+        maps: &mut Maps,
+        ids: &[u64],
+        rules: &[Rule],
+        ask: Ask,
+        now: u64,
+    ) -> Outcomes {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        // Lock order: shard, then overflow (nothing locks them the other way round).
+        let mut overflow = self.overflow.lock();
+        let (outcomes, placed) =
+            overflow.evaluate(maps, ids, rules, ask.agg, ask.cost, ask.commit, now);
+        if placed == Placed::Shared {
+            self.shared.fetch_add(1, Ordering::Relaxed);
+        }
+        outcomes
     }
 
     /// Gives back `cost` units counted for `key` under these rules: a GCRA entry moves back
     /// `cost` emission intervals (removed once that is a full bucket), a moving window drops
-    /// its `cost` newest timestamps. An untracked key is left alone.
-    pub(crate) fn refund(&self, key: &[&[u8]], rules: &[Rule], cost: u64) {
+    /// its `cost` newest timestamps. A limit the key has no entry for was counted on the
+    /// overflow slot of `agg`, if any: that slot gives the units back when `agg` owns it (a
+    /// unit counted on a slot shared with another network stays counted).
+    pub(super) fn refund(&self, key: &[&[u8]], rules: &[Rule], cost: u64, agg: Aggregate) {
         let now = self.clock.now_us();
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
-        for (i, r) in rules.iter().enumerate() {
-            let id = entry_id(base, i);
-            match r.strategy {
-                Strategy::Gcra => {
-                    if let Some(tat) = maps.gcra.get_mut(&id) {
-                        *tat = tat.saturating_sub(r.tau.saturating_mul(cost));
-                        if *tat <= now {
-                            maps.gcra.remove(&id);
-                        }
-                    }
+        // Refunds are rare (a login that succeeded): a small allocation is fine here.
+        let which: Vec<bool> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let id = entry_id(base, i);
+                let own = maps.contains(r.strategy, id);
+                if own {
+                    maps.refund(r, id, cost, now);
                 }
-                Strategy::MovingWindow => {
-                    if let Some(log) = maps.window.get_mut(&id) {
-                        let keep = log
-                            .len()
-                            .saturating_sub(usize::try_from(cost).unwrap_or(usize::MAX));
-                        log.truncate(keep);
-                        if log.is_empty() {
-                            maps.window.remove(&id);
-                        }
-                    }
-                }
-            }
+                !own
+            })
+            .collect();
+        if which.iter().any(|u| *u) {
+            self.overflow.lock().refund(agg, rules, &which, cost, now);
         }
     }
 
-    /// Forgets `key` for these rules (a successful login resets its failure count).
-    pub(crate) fn reset(&self, key: &[&[u8]], rules: &[Rule]) {
+    /// Forgets `key` for these rules (a successful login resets its failure count). Only the
+    /// key's own entries: an overflow slot is its whole network's, never reset by one key.
+    pub(super) fn reset(&self, key: &[&[u8]], rules: &[Rule]) {
         let base = self.base_hash(key);
         let mut maps = lock(self.shard(base));
         for (i, r) in rules.iter().enumerate() {
-            let id = entry_id(base, i);
-            match r.strategy {
-                Strategy::Gcra => maps.gcra.remove(&id).map(|_| ()),
-                Strategy::MovingWindow => maps.window.remove(&id).map(|_| ()),
-            };
+            maps.remove(r.strategy, entry_id(base, i));
         }
     }
-}
-
-/// A key that cannot be tracked: each limit is evaluated on the key's own entry when it has
-/// one, else on the shared overflow entry of that limit; committed only when all pass.
-fn evaluate_overflow(
-    maps: &mut Maps,
-    overflow: &mut Maps,
-    ids: &[u64],
-    rules: &[Rule],
-    cost: u64,
-    now: u64,
-) -> Outcomes {
-    let own: Vec<bool> = rules
-        .iter()
-        .zip(ids)
-        .map(|(r, id)| maps.contains(r.strategy, *id))
-        .collect();
-    let mut outcomes = Outcomes::new();
-    for commit in [false, true] {
-        if commit && !outcomes.all_allowed() {
-            break;
-        }
-        outcomes.clear();
-        for (i, rule) in rules.iter().enumerate() {
-            let outcome = if own[i] {
-                step(maps, rule, ids[i], cost, commit, now)
-            } else {
-                step(overflow, rule, entry_id(0, i), cost, commit, now)
-            };
-            outcomes.push(outcome);
-        }
-    }
-    outcomes
-}
-
-impl Maps {
-    fn contains(&self, strategy: Strategy, id: u64) -> bool {
-        match strategy {
-            Strategy::Gcra => self.gcra.contains_key(&id),
-            Strategy::MovingWindow => self.window.contains_key(&id),
-        }
-    }
-}
-
-fn evaluate(
-    maps: &mut Maps,
-    ids: &[u64],
-    rules: &[Rule],
-    cost: u64,
-    commit: bool,
-    now: u64,
-) -> Outcomes {
-    let mut out = Outcomes::new();
-    if rules.len() == 1 {
-        out.push(step(maps, &rules[0], ids[0], cost, commit, now));
-        return out;
-    }
-    for (r, id) in rules.iter().zip(ids) {
-        out.push(step(maps, r, *id, cost, false, now));
-    }
-    if commit && out.all_allowed() {
-        out.clear();
-        for (r, id) in rules.iter().zip(ids) {
-            out.push(step(maps, r, *id, cost, true, now));
-        }
-    }
-    out
-}
-
-/// One rule on one entry. With `commit`, an allowed outcome is recorded (a fresh key is
-/// inserted); without, nothing is inserted.
-fn step(maps: &mut Maps, rule: &Rule, id: u64, cost: u64, commit: bool, now: u64) -> Outcome {
-    match rule.strategy {
-        Strategy::Gcra => {
-            let tat = maps.gcra.get(&id).copied().unwrap_or(0);
-            let (outcome, new_tat) = gcra(rule, tat, now, cost);
-            if commit && outcome.allowed && new_tat > now {
-                maps.gcra.insert(id, new_tat);
-            }
-            outcome
-        }
-        Strategy::MovingWindow => {
-            if commit {
-                let log = maps.window.entry(id).or_default();
-                let outcome = window(rule, log, now, cost, true);
-                if log.is_empty() {
-                    maps.window.remove(&id);
-                }
-                outcome
-            } else {
-                match maps.window.get_mut(&id) {
-                    Some(log) => window(rule, log, now, cost, false),
-                    None => window(rule, &mut VecDeque::new(), now, cost, false),
-                }
-            }
-        }
-    }
-}
-
-/// A distinct, well-mixed entry id for limit `i` of a client (splitmix64 finaliser).
-#[inline]
-fn entry_id(base: u64, i: usize) -> u64 {
-    let mut z = base ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[inline]

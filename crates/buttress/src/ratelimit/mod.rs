@@ -4,7 +4,9 @@
 //!   start-up; a typo is an error naming the position, never a silent default.
 //! - [`Strategy`]: GCRA (O(1) per key) or the exact moving window, each with its guarantee.
 //! - [`MemoryStore`]: sharded, with a hard cap on keys and an overflow policy that never frees a
-//!   limited client; `RedisStore` (feature `redis`): the same semantics in one Lua round trip.
+//!   limited client and never lets a flood from a few networks take the allowance of clients
+//!   elsewhere ([`overflow`]); `RedisStore` (feature `redis`): the same semantics in one Lua
+//!   round trip.
 //! - [`RateLimiter`]: limits + store + [`OnStoreError`] policy, checked by key.
 //! - [`RateLimitLayer`]: keyed on [`ClientIp`](crate::proxy::ClientIp) (IPv6 by /64), scopes,
 //!   exemptions, cost; 429 with `Retry-After` and `RateLimit` headers, rendered by the error
@@ -16,7 +18,8 @@
 //! | global limit ([`Buttress`](crate::Buttress)) | `200 per day; 50 per hour`, per client, all routes together |
 //! | strategy | moving window up to 20 per period, GCRA above ([`Strategy::for_amount`]) |
 //! | key | client address, IPv4 /32, IPv6 /64 |
-//! | memory cap | 100,000 clients ([`DEFAULT_MAX_KEYS`]) |
+//! | memory cap | 100,000 clients ([`DEFAULT_MAX_KEYS`]), overflow slots included |
+//! | a new client when the memory store is full | counted on its IPv6 /48's or IPv4 /24's overflow allowance ([`overflow`]) |
 //! | Redis time budget | 50 ms |
 //! | store failure | fail closed ([`RateLimiter`]); the global limit falls back to memory |
 //! | headers | `RateLimit` + `RateLimit-Policy` |
@@ -37,28 +40,32 @@
 //! `docs/ratelimit.md`.
 
 pub mod algorithm;
+pub mod clock;
 pub mod grammar;
 pub mod key;
 pub mod layer;
 pub mod limiter;
 pub mod login;
 pub mod memory;
+pub mod overflow;
 pub mod paths;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod response;
 mod storage;
+mod table;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};
 pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginAttempt, LoginThrottle, LoginVerdict};
-pub use memory::{Clock, ManualClock, MemoryStore, MonotonicClock, DEFAULT_MAX_KEYS};
+pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
 pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, CHECK_SCRIPT};
+pub use redis::{RedisStore, CHECK_SCRIPT, MIN_REDIS_VERSION};
 pub use response::{policy_header, HeaderStyle};
 pub use storage::RateLimitStorage;
 
@@ -130,7 +137,18 @@ pub enum RateLimitError {
     #[cfg(feature = "redis")]
     #[error("Redis for rate limits is not reachable yet ({0}); checks will retry by themselves and apply the failure policy meanwhile")]
     RedisUnavailable(String),
+    /// The Redis server is older than [`MIN_REDIS_VERSION`] ([`RedisStore::warm_up`]): every
+    /// check fails (and the failure policy answers) until it is upgraded. The message names the
+    /// version found and the fix.
+    #[cfg(feature = "redis")]
+    #[error("Redis {found} is too old for rate limits: the check script reads TIME before it writes, which needs Redis 5.0 or newer; upgrade Redis or use memory storage")]
+    RedisTooOld {
+        /// The version the server reports (major.minor).
+        found: String,
+    },
 }
 
+#[cfg(test)]
+mod flood_tests;
 #[cfg(test)]
 mod tests;

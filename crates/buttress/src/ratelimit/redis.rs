@@ -4,6 +4,13 @@
 //!   (`EVALSHA`; the client loads the script with `EVAL`/`SCRIPT LOAD` on `NOSCRIPT`).
 //! - **One clock:** the script reads `redis.call('TIME')`, so instances with skewed clocks share
 //!   one timeline.
+//! - **Redis 5 or newer:** a script that reads `TIME` and then writes is refused by Redis 3.2 and
+//!   4 (they replicate scripts verbatim, so a non-deterministic command must not precede a
+//!   write). On its first connection (and in [`RedisStore::warm_up`]) the store reads the
+//!   server's version (`INFO server`) and refuses an older one with an error that says so
+//!   ([`RateLimitError::RedisTooOld`]); every check then fails and the failure policy answers,
+//!   until the server is upgraded (no restart needed). A server that will not tell its version
+//!   (`INFO` denied by an ACL) is used, with a warning: an old one would fail each check anyway.
 //! - **Cluster-safe keys:** `buttress:rl:{<digest>}:<limit>`; the hash tag (a SHA-256 digest of
 //!   limiter name and client key, so no e-mail address or IP lands in Redis) puts all limits of a
 //!   client in one slot. The limit (amount, period, strategy) is part of the key, so changing a
@@ -41,6 +48,42 @@ const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(250);
 
 /// The prefix of every rate-limit key not bound to an application.
 const KEY_PREFIX: &str = "buttress:rl:";
+
+/// The oldest Redis the scripts run on, as (major, minor): 5.0, the first to replicate a
+/// script by its effects by default, so that it may write after reading `TIME`.
+///
+/// ```
+/// assert_eq!(buttress::ratelimit::MIN_REDIS_VERSION, (5, 0));
+/// ```
+pub const MIN_REDIS_VERSION: (u32, u32) = (5, 0);
+
+/// The server's version in an `INFO server` reply (`redis_version:7.0.15`) as (major, minor);
+/// `None` when there is no such line or it does not start with two numbers. Redis-compatible
+/// servers (Valkey, KeyDB, Dragonfly) report the Redis version they implement there.
+fn server_version(info: &str) -> Option<(u32, u32)> {
+    let line = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("redis_version:"))?;
+    let mut parts = line.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    // "7.0.15", "6.2", "255.255.255", "7.4.0-rc1": the minor is the digits after the first dot.
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// Whether the server that answered `info` (the text of `INFO server`) can run the scripts:
+/// `Err` with the version it reports when it is older than [`MIN_REDIS_VERSION`]; `Ok(None)` when
+/// it reports none that parses (it is used; an old one would fail each check anyway).
+fn check_version(info: &str) -> Result<Option<(u32, u32)>, String> {
+    match server_version(info) {
+        Some(v) if v < MIN_REDIS_VERSION => Err(format!("{}.{}", v.0, v.1)),
+        other => Ok(other),
+    }
+}
 
 /// The check script. KEYS: one per limit. ARGV: cost, commit (1/0), then per limit:
 /// strategy (`g` or `w`), amount, period in microseconds. Returns 4 integers per limit:
@@ -172,6 +215,8 @@ pub(crate) enum StoreError {
     Paused,
     /// The script returned something unexpected.
     Reply(usize),
+    /// The server is older than [`MIN_REDIS_VERSION`] (the version it reports).
+    TooOld(String),
 }
 
 impl StoreError {
@@ -187,8 +232,18 @@ impl fmt::Display for StoreError {
             StoreError::Timeout(d) => write!(f, "no answer within the {} ms budget", d.as_millis()),
             StoreError::Paused => f.write_str("paused after a recent failure"),
             StoreError::Reply(n) => write!(f, "unexpected script reply of {n} values"),
+            StoreError::TooOld(v) => write!(f, "{}", too_old(v)),
         }
     }
+}
+
+/// The message for a server older than [`MIN_REDIS_VERSION`] (written once, in
+/// [`RateLimitError::RedisTooOld`]).
+fn too_old(version: &str) -> String {
+    RateLimitError::RedisTooOld {
+        found: version.to_owned(),
+    }
+    .to_string()
 }
 
 struct Shared {
@@ -330,7 +385,9 @@ impl RedisStore {
     /// ```
     ///
     /// # Errors
-    /// The connection or the script load failed, or took longer than `timeout`.
+    /// [`RateLimitError::RedisTooOld`] when the server is older than [`MIN_REDIS_VERSION`] (a
+    /// configuration to fix: every check fails until then); [`RateLimitError::RedisUnavailable`]
+    /// when the connection or the script load failed, or took longer than `timeout`.
     pub async fn warm_up(&self, timeout: Duration) -> Result<(), RateLimitError> {
         let work = async {
             let mut conn = self.connection().await?;
@@ -345,6 +402,7 @@ impl RedisStore {
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(StoreError::TooOld(found))) => Err(RateLimitError::RedisTooOld { found }),
             Ok(Err(e)) => Err(RateLimitError::RedisUnavailable(e.to_string())),
             Err(_) => Err(RateLimitError::RedisUnavailable(format!(
                 "no answer within {} ms",
@@ -367,10 +425,13 @@ impl RedisStore {
                     .set_response_timeout(Some(s.budget))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(100));
-                ConnectionManager::new_with_config(s.client.clone(), config).await
+                let mut conn = ConnectionManager::new_with_config(s.client.clone(), config)
+                    .await
+                    .map_err(StoreError::Redis)?;
+                verify_version(&mut conn).await?;
+                Ok::<_, StoreError>(conn)
             })
-            .await
-            .map_err(StoreError::Redis)?;
+            .await?;
         Ok(conn.clone())
     }
 
@@ -458,6 +519,33 @@ impl RedisStore {
     }
 }
 
+/// Refuses a server older than [`MIN_REDIS_VERSION`] (on each new connection, before any
+/// script runs). A server that refuses `INFO` itself (an ACL, a renamed command) is used with a
+/// warning; a connection failure is an error as any other.
+async fn verify_version(conn: &mut ConnectionManager) -> Result<(), StoreError> {
+    let info = match redis::cmd("INFO")
+        .arg("server")
+        .query_async::<String>(conn)
+        .await
+    {
+        Ok(info) => info,
+        // The server answered with an error (`NOPERM`, `ERR unknown command`): it is up.
+        Err(e) if e.code().is_some() => {
+            tracing::warn!(error = %e, "rate limits: cannot read the Redis version; the check script needs Redis {}.{} or newer", MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1);
+            return Ok(());
+        }
+        Err(e) => return Err(StoreError::Redis(e)),
+    };
+    match check_version(&info) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => {
+            tracing::warn!("rate limits: the Redis server reports no version; the check script needs Redis {}.{} or newer", MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1);
+            Ok(())
+        }
+        Err(found) => Err(StoreError::TooOld(found)),
+    }
+}
+
 /// `script` with `keys` and the arguments both scripts read: cost, commit, then strategy,
 /// amount and period per rule.
 fn invocation<'a>(
@@ -502,4 +590,110 @@ fn redis_keys(prefix: &str, full_key: &str, rules: &[Rule]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        info: &'static str,
+        expect: Result<Option<(u32, u32)>, &'static str>,
+    }
+
+    /// `INFO server` replies as servers send them (CRLF lines, a `# Server` header), and what
+    /// the store makes of each.
+    #[test]
+    fn server_versions() {
+        let cases = [
+            Case {
+                info: "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n",
+                expect: Ok(Some((7, 0))),
+            },
+            Case {
+                info: "# Server\r\nredis_version:5.0.0\r\n",
+                expect: Ok(Some((5, 0))),
+            },
+            Case {
+                info: "# Server\r\nredis_version:4.0.14\r\n",
+                expect: Err("4.0"),
+            },
+            Case {
+                info: "# Server\r\nredis_version:3.2.12\r\nredis_mode:standalone\r\n",
+                expect: Err("3.2"),
+            },
+            Case {
+                info: "redis_version:2.8.24\n",
+                expect: Err("2.8"),
+            },
+            Case {
+                // Valkey reports the Redis version it is compatible with, and its own.
+                info: "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n",
+                expect: Ok(Some((7, 2))),
+            },
+            Case {
+                info: "redis_version:7.4.0-rc1\r\n",
+                expect: Ok(Some((7, 4))),
+            },
+            Case {
+                info: "redis_version:255.255.255\r\n",
+                expect: Ok(Some((255, 255))),
+            },
+            Case {
+                info: "redis_version:6\r\n",
+                expect: Ok(None),
+            },
+            Case {
+                info: "redis_version:four.oh\r\n",
+                expect: Ok(None),
+            },
+            Case {
+                info: "# Server\r\nos:Linux\r\n",
+                expect: Ok(None),
+            },
+            Case {
+                info: "",
+                expect: Ok(None),
+            },
+        ];
+        for c in cases {
+            let got = check_version(c.info);
+            assert_eq!(got, c.expect.map_err(str::to_owned), "{:?}", c.info);
+        }
+    }
+
+    proptest::proptest! {
+        /// Any reply parses without a panic; a version line with any numbers reads as those
+        /// numbers, wherever it sits among other lines, and is refused exactly when older than
+        /// 5.0.
+        #[test]
+        fn any_info_reply_parses(
+            noise in "[ -~\r\n]{0,200}",
+            major in 0u32..1_000,
+            minor in 0u32..1_000,
+            patch in "[0-9a-z.-]{0,12}",
+        ) {
+            let _ = check_version(&noise);
+            let info = format!("# Server\r\nos:{noise:?}\r\nredis_version:{major}.{minor}{patch}\r\n");
+            let _ = check_version(&info);
+            let clean = format!("# Server\r\nredis_version:{major}.{minor}.0\r\nos:Linux\r\n");
+            let got = check_version(&clean);
+            if (major, minor) < MIN_REDIS_VERSION {
+                proptest::prop_assert_eq!(got, Err(format!("{major}.{minor}")));
+            } else {
+                proptest::prop_assert_eq!(got, Ok(Some((major, minor))));
+            }
+        }
+    }
+
+    /// The refusal names the version found, the one needed and the fix.
+    #[test]
+    fn too_old_says_what_to_do() {
+        let msg = too_old("4.0");
+        let needed = format!("{}.{} or newer", MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1);
+        for part in ["Redis 4.0 is too old", &needed, "upgrade Redis"] {
+            assert!(msg.contains(part), "{msg}");
+        }
+        assert_eq!(StoreError::TooOld("4.0".into()).to_string(), msg);
+    }
 }

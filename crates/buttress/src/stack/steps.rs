@@ -26,6 +26,7 @@ use crate::errors::{panic_response, ErrorPage, Problem};
 use crate::ratelimit::layer::{
     add_headers_present, admit, admit_head, admit_later, Admission, Config as Limit,
 };
+use crate::ratelimit::overflow::Aggregate;
 use crate::ratelimit::Decision;
 use crate::session::Session;
 
@@ -142,11 +143,11 @@ pub(super) fn enter(
 /// The limits that need a round trip to their store (Redis) or run in shadow mode.
 #[derive(Default)]
 pub(super) struct Pending {
-    global: Option<(String, u64)>,
+    global: Option<(String, Aggregate, u64)>,
     /// The path's limit, not yet checked because the global one is pending (it must not count
     /// a request the global limit refuses).
     route_unchecked: Option<Arc<Limit>>,
-    route: Option<(Arc<Limit>, String, u64)>,
+    route: Option<(Arc<Limit>, String, Aggregate, u64)>,
 }
 
 impl Pending {
@@ -169,7 +170,7 @@ pub(super) fn limits_now(
             Admission::Pass => {}
             Admission::Allowed(decision) => out.global = Some(decision),
             Admission::Refused(res) => return Err(res),
-            Admission::Later { key, cost } => pending.global = Some((key, cost)),
+            Admission::Later { key, agg, cost } => pending.global = Some((key, agg, cost)),
         }
     }
     if let Some(route) = plan.routes.find(path) {
@@ -206,7 +207,9 @@ fn route_admission(
         Admission::Pass => {}
         Admission::Allowed(decision) => out.route = Some((route.clone(), decision)),
         Admission::Refused(res) => return Err(res),
-        Admission::Later { key, cost } => pending.route = Some((route.clone(), key, cost)),
+        Admission::Later { key, agg, cost } => {
+            pending.route = Some((route.clone(), key, agg, cost));
+        }
     }
     Ok(())
 }
@@ -219,8 +222,8 @@ async fn limits_later(
     out: &mut Out,
 ) -> Result<(), Response> {
     let mut pending = pending;
-    if let (Some((key, cost)), Some(global)) = (pending.global.take(), &plan.global) {
-        match admit_later(global, &key, cost).await {
+    if let (Some((key, agg, cost)), Some(global)) = (pending.global.take(), &plan.global) {
+        match admit_later(global, &key, agg, cost).await {
             Admission::Refused(res) => return Err(res),
             Admission::Allowed(decision) => out.global = Some(decision),
             Admission::Pass | Admission::Later { .. } => {}
@@ -229,11 +232,11 @@ async fn limits_later(
     if let Some(route) = pending.route_unchecked.take() {
         route_admission(&route, admit(&route, parts), out, &mut pending)?;
     }
-    if let Some((route, key, cost)) = pending.route.take() {
+    if let Some((route, key, agg, cost)) = pending.route.take() {
         let mut none = Pending::default();
         route_admission(
             &route,
-            admit_later(&route, &key, cost).await,
+            admit_later(&route, &key, agg, cost).await,
             out,
             &mut none,
         )?;

@@ -208,3 +208,74 @@ async fn report_only_mode_and_custom_policy() {
         "the nonce is fresh per response, not the configured text: {ro}"
     );
 }
+
+/// What a `tracing` formatter wrote, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A CSP report is written by whoever posts it. Posted through the stack with newlines, a
+/// carriage return, ANSI escapes, quotes and Unicode separators in its fields, it is logged (by
+/// the formatter `buttress serve` uses) as one line whose fields are quoted and escaped: no
+/// forged log line, no terminal control, no forged `key=value`.
+#[tokio::test]
+async fn csp_report_fields_cannot_forge_log_lines() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let settings = settings(&[("BUTTRESS_CSP_REPORT_URI", "/csp-report")]);
+    let app = buttress::Buttress::from_settings(&settings)
+        .expect("stack")
+        .apply(routes().route(
+            "/csp-report",
+            axum::routing::post(buttress::headers::csp_report),
+        ))
+        .expect("stack");
+    let report = serde_json::json!({ "csp-report": {
+        "document-uri": "https://example.org/\n2026-01-01T00:00:00.000000Z ERROR buttress::auth: admin password reset",
+        "violated-directive": "script-src\r\u{1b}[2K\u{1b}[32m INFO all clear\u{1b}[0m",
+        "blocked-uri": "inline\" forged=\"yes\u{2028}next\u{85}line\u{202e}",
+    }});
+    let req = axum::http::Request::post("/csp-report")
+        .header("host", "example.org")
+        .header("content-type", "application/csp-report")
+        .body(axum::body::Body::from(report.to_string()))
+        .expect("request");
+    let r = send(&app, "192.0.2.9:1", req).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8 log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("CSP violation"))
+        .unwrap_or_else(|| panic!("no CSP line in {text:?}"));
+    // One line, nothing that ends or restyles it.
+    assert_eq!(text.matches("CSP violation").count(), 1, "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("2026-01-01")),
+        "a forged line: {text}"
+    );
+    for raw in ['\r', '\u{1b}', '\u{2028}', '\u{85}', '\u{202e}'] {
+        assert!(!line.contains(raw), "{raw:?} raw in {line:?}");
+    }
+    // Each field quoted, its hostile characters written as escapes.
+    for field in [
+        r#"document="https://example.org/\n2026-01-01T00:00:00.000000Z ERROR buttress::auth: admin password reset""#,
+        r#"directive="script-src\r\u{1b}[2K\u{1b}[32m INFO all clear\u{1b}[0m""#,
+        r#"blocked="inline\" forged=\"yes\u{2028}next\u{85}line\u{202e}""#,
+    ] {
+        assert!(line.contains(field), "{field} not in {line}");
+    }
+}

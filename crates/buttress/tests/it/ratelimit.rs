@@ -678,6 +678,78 @@ async fn memory_flood_stays_under_cap_through_the_stack() {
     );
 }
 
+/// Issue 13's flood, exactly: the stack behind a trusted proxy (127.0.0.1), `10 per minute`, a
+/// 1,000-key memory store; 3,000 requests whose `X-Forwarded-For` are distinct IPv6 /64s from
+/// three /48s; then a client of another network (198.51.100.23) sends 10 requests and all 10
+/// are admitted (0 of 10 when every newcomer shared one overflow allowance), while the
+/// flooding networks are refused and memory stays within the cap.
+#[tokio::test]
+async fn a_flood_from_three_48s_never_locks_a_bystander_out() {
+    let settings = support::settings(&[
+        ("BUTTRESS_BEHIND_PROXY", "true"),
+        ("BUTTRESS_TRUSTED_PROXIES", "127.0.0.1"),
+        ("BUTTRESS_RATELIMIT_DEFAULT", "10 per minute"),
+        ("BUTTRESS_RATELIMIT_MAX_KEYS", "1000"),
+    ]);
+    let buttress = Buttress::from_settings(&settings).expect("stack");
+    let global = buttress.rate_limiter().expect("global").clone();
+    let app = buttress.apply(support::routes()).expect("stack");
+    let proxy = "127.0.0.1:9000";
+    let flooder = |i: u32| format!("2001:db8:{:x}:{:x}::1", 0xa + i % 3, i / 3);
+    let mut flood_admitted = 0;
+    for i in 0..3000u32 {
+        let status = get_status(&app, proxy, Some(&flooder(i))).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+        flood_admitted += usize::from(status == StatusCode::OK);
+    }
+    let store = global.limiter().memory_store().expect("memory");
+    assert!(store.overflowed() > 0, "the flood filled the store");
+    assert!(
+        store.len() + store.overflow_len() <= 1000,
+        "{} tracked + {} overflow",
+        store.len(),
+        store.overflow_len()
+    );
+    let mut bystander = 0;
+    for _ in 0..10 {
+        bystander +=
+            usize::from(get_status(&app, proxy, Some("198.51.100.23")).await == StatusCode::OK);
+    }
+    assert_eq!(bystander, 10, "the bystander's whole allowance");
+    assert_eq!(
+        get_status(&app, proxy, Some("198.51.100.23")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "and no more"
+    );
+    // Every flooding network is refused for a /64 it has not used yet; one not flooding is not.
+    for net in ["a", "b", "c"] {
+        let fresh = format!("2001:db8:{net}:ffff::1");
+        assert_eq!(
+            get_status(&app, proxy, Some(&fresh)).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "2001:db8:{net}::/48"
+        );
+    }
+    assert_eq!(
+        get_status(&app, proxy, Some("2001:db8:d:1::1")).await,
+        StatusCode::OK
+    );
+    // The flood got the keys the store could track (one request each) and one allowance per
+    // /48 for the rest: the figures for bench/RESULTS.md.
+    assert!(flood_admitted <= 1000 + 3 * 10, "{flood_admitted}");
+    eprintln!(
+        "flood: {flood_admitted} of 3000 admitted; store: {} tracked + {} overflow entries (cap 1000), {} overflow slots, {} overflowed checks, ~{} bytes of tables",
+        store.len(),
+        store.overflow_len(),
+        store.overflow_slots(),
+        store.overflowed(),
+        store.approx_bytes()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis: failure policies, recovery, several instances.
 
@@ -848,6 +920,76 @@ mod redis_store {
             }
         }
         assert_eq!(n, 30, "one declared instance keeps the whole limit");
+    }
+
+    /// The store reads the server's version before its first script: the suite's Redis (at
+    /// least 5.0, which the store requires) passes; a user whose ACL denies `INFO` cannot show
+    /// its version and is used all the same (an old server would fail each check by itself).
+    /// The refusal of an older server is unit-tested on `INFO` replies of Redis 2.8 to 4.0
+    /// (`ratelimit::redis::tests::server_versions`): no such server is packaged here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_redis_version_is_read_before_the_first_script() {
+        let redis = RedisServer::start();
+        let client = ::redis::Client::open(redis.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let info: String = ::redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        let major: u32 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .and_then(|v| v.split('.').next()?.parse().ok())
+            .expect("a version");
+        assert!(major >= buttress::ratelimit::MIN_REDIS_VERSION.0, "{info}");
+        let store = RedisStore::open(&redis.url()).expect("url");
+        store
+            .warm_up(Duration::from_secs(2))
+            .await
+            .expect("Redis >= 5 is accepted");
+        let limiter = RateLimiter::parse("2 per minute")
+            .expect("l")
+            .with_name("version")
+            .with_redis(store);
+        let d = limiter.check("k", 1).await.expect("check");
+        assert!(d.allowed() && !d.degraded());
+
+        // A user that may run everything but INFO.
+        let _: String = ::redis::cmd("ACL")
+            .arg(
+                &[
+                    "SETUSER",
+                    "limiter",
+                    "on",
+                    ">test-only-pw",
+                    "~*",
+                    "+@all",
+                    "-info",
+                ][..],
+            )
+            .query_async(&mut conn)
+            .await
+            .expect("ACL SETUSER");
+        let url = redis
+            .url()
+            .replace("redis://", "redis://limiter:test-only-pw@");
+        let store = RedisStore::open(&url).expect("url");
+        store
+            .warm_up(Duration::from_secs(2))
+            .await
+            .expect("a server that hides its version is used");
+        let limiter = RateLimiter::parse("2 per minute")
+            .expect("l")
+            .with_name("version-hidden")
+            .with_redis(store);
+        for expect in [true, true, false] {
+            let d = limiter.check("k", 1).await.expect("check");
+            assert_eq!((d.allowed(), d.degraded()), (expect, false));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
