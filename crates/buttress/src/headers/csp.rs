@@ -15,7 +15,7 @@
 //! # Example
 //!
 //! ```
-//! use buttress::headers::csp::{Csp, Directive, Source};
+//! use buttress::headers::{Csp, Directive, Source};
 //!
 //! let csp = Csp::strict()
 //!     .directive(Directive::ImgSrc, [Source::SelfOrigin, Source::host("images.example.org")?]);
@@ -24,7 +24,7 @@
 //! let parsed = Csp::parse("default-src 'self'; object-src 'none'")?;
 //! assert_eq!(parsed.render("n", false), "default-src 'self'; object-src 'none'");
 //! assert!(Csp::parse("script-scr 'self'").is_err(), "typos are refused");
-//! # Ok::<(), buttress::headers::csp::CspError>(())
+//! # Ok::<(), buttress::headers::CspError>(())
 //! ```
 //!
 //! See [MDN: Content-Security-Policy](https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy).

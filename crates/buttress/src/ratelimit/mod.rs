@@ -36,17 +36,18 @@
 //! The whole story (guarantees, overflow policy, Redis semantics, benchmarks) is in
 //! `docs/ratelimit.md`.
 
-pub mod algorithm;
-pub mod grammar;
-pub mod key;
-pub mod layer;
-pub mod limiter;
-pub mod login;
-pub mod memory;
-pub mod paths;
+// One public path per type: the parts are private and their types re-exported here.
+mod algorithm;
+mod grammar;
+mod key;
+pub(crate) mod layer;
+mod limiter;
+mod login;
+mod memory;
+mod paths;
 #[cfg(feature = "redis")]
-pub mod redis;
-pub mod response;
+mod redis;
+mod response;
 mod storage;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};

@@ -54,14 +54,14 @@ pub mod codec;
 mod handle;
 mod layer;
 mod payload;
-pub mod record;
+pub(crate) mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod scope;
-pub mod signout;
+mod signout;
 #[cfg(feature = "sql")]
 pub mod sql;
-pub mod store;
+mod store;
 mod xaes;
 
 use std::sync::Arc;
@@ -73,7 +73,7 @@ use http::StatusCode;
 pub use handle::{Session, SessionInfo};
 pub(crate) use layer::{begin, finish, Config, Finish};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
-pub use record::{SessionData, SessionId, StoreKey};
+pub use record::{Record, SessionData, SessionId, StoreKey};
 pub use signout::{
     Epoch, MemorySignOuts, SignOutCheck, SignOuts, DEFAULT_MAX_SIGN_OUTS, SIGN_OUT_MARGIN_SECS,
 };

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::Router;
 use buttress::errors::{KeepBody, Problem};
-use buttress::headers::csp::{Directive, Source};
+use buttress::headers::{Directive, Source};
 use buttress::headers::{Csp, CspNonce, CspOverrideLayer};
 use buttress::proxy::{ClientIp, RequestOrigin};
 use buttress::server::App;
