@@ -309,7 +309,10 @@ mod tests {
     #[test]
     fn bytes_that_are_not_ascii_stay_in_their_own_hop() {
         let hops = parse_x_forwarded_for_bytes(&[b"\xff, 203.0.113.7"]);
-        assert_eq!(hops, [Node::Opaque, Node::Ip("203.0.113.7".parse().expect("ip"))]);
+        assert_eq!(
+            hops,
+            [Node::Opaque, Node::Ip("203.0.113.7".parse().expect("ip"))]
+        );
         let els = parse_forwarded_bytes(&[b"for=\"\xff\", for=203.0.113.7;proto=https"])
             .expect("obs-text in a quoted string");
         assert_eq!(els[0].for_node, Some(Node::Opaque));
