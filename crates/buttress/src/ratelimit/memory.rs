@@ -1,43 +1,4 @@
-//! The in-process store: sharded, bounded, swept.
-//!
-//! Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the top bits pick one of
-//! up to 64 shards (each a `Mutex` around two hash maps), so all limits of one client live in one
-//! shard and are checked under one lock. Each (client, limit) pair is one entry: 8 bytes of key
-//! and 8 bytes of GCRA state (a moving-window entry holds its `N` timestamps instead).
-//!
-//! # Memory cap and overflow policy
-//!
-//! A store holds at most `max_keys` × (number of limits) entries, split evenly over the shards.
-//! Entries that no longer matter (a GCRA state in the past, a window with no timestamp inside
-//! it) are swept: every shard is swept when it is touched and its last sweep is older than the
-//! sweep interval (10 s), and a full shard is swept at once when a new key arrives (at most once
-//! a second, so a flood cannot turn sweeping into a CPU cost per request).
-//!
-//! When a shard is still full of live entries, a **new** key is not tracked on its own: it is
-//! counted against one shared *overflow* state per limit. Tracked keys are never evicted. This
-//! is deliberate: evicting (LRU, random) lets a limited client escape its limit by flooding the
-//! store with fresh keys until its own entry is pushed out, which is exactly the attack a limiter
-//! must survive. With this policy a flood costs its sender, never the limit: clients already
-//! tracked keep their exact state, and new clients during the flood share the overflow allowance
-//! (they may be refused early, which is the safe side). [`MemoryStore::overflowed`] counts
-//! the checks that went to overflow; size `max_keys` for your busiest period.
-//!
-//! ```
-//! use std::time::Duration;
-//! use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter};
-//!
-//! let clock = ManualClock::new();
-//! let store = MemoryStore::new(10_000).with_clock(clock.clone());
-//! let limiter = RateLimiter::parse("2 per second")?.with_memory(store);
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! assert!(!limiter.check("a", 1).await?.allowed());
-//! clock.advance(Duration::from_secs(1));
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! # Ok::<(), buttress::ratelimit::Unavailable>(()) })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The in-process store: [`MemoryStore`] (its docs hold the cap and overflow policy).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -235,7 +196,46 @@ impl Maps {
     }
 }
 
-/// The in-process store (see the [module docs](self) for the cap and overflow policy).
+/// The in-process store: sharded, bounded, swept.
+///
+/// Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the top bits pick one of
+/// up to 64 shards (each a `Mutex` around two hash maps), so all limits of one client live in one
+/// shard and are checked under one lock. Each (client, limit) pair is one entry: 8 bytes of key
+/// and 8 bytes of GCRA state (a moving-window entry holds its `N` timestamps instead).
+///
+/// # Memory cap and overflow policy
+///
+/// A store holds at most `max_keys` × (number of limits) entries, split evenly over the shards.
+/// Entries that no longer matter (a GCRA state in the past, a window with no timestamp inside
+/// it) are swept: every shard is swept when it is touched and its last sweep is older than the
+/// sweep interval (10 s), and a full shard is swept at once when a new key arrives (at most once
+/// a second, so a flood cannot turn sweeping into a CPU cost per request).
+///
+/// When a shard is still full of live entries, a **new** key is not tracked on its own: it is
+/// counted against one shared *overflow* state per limit. Tracked keys are never evicted. This
+/// is deliberate: evicting (LRU, random) lets a limited client escape its limit by flooding the
+/// store with fresh keys until its own entry is pushed out, which is exactly the attack a limiter
+/// must survive. With this policy a flood costs its sender, never the limit: clients already
+/// tracked keep their exact state, and new clients during the flood share the overflow allowance
+/// (they may be refused early, which is the safe side). [`MemoryStore::overflowed`] counts
+/// the checks that went to overflow; size `max_keys` for your busiest period.
+///
+/// ```
+/// use std::time::Duration;
+/// use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter};
+///
+/// let clock = ManualClock::new();
+/// let store = MemoryStore::new(10_000).with_clock(clock.clone());
+/// let limiter = RateLimiter::parse("2 per second")?.with_memory(store);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// assert!(!limiter.check("a", 1).await?.allowed());
+/// clock.advance(Duration::from_secs(1));
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// # Ok::<(), buttress::ratelimit::Unavailable>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// ```
 /// use buttress::ratelimit::MemoryStore;
