@@ -3,8 +3,8 @@
 //! reaches them only through a layer. Not an API; it changes with the targets.
 
 pub use crate::proxy::parse::{
-    parse_forwarded, parse_forwarded_bytes, parse_x_forwarded_for, parse_x_forwarded_for_bytes,
-    Element, ForwardedError, Node,
+    parse_forwarded, parse_forwarded_bytes, parse_node, parse_x_forwarded_for,
+    parse_x_forwarded_for_bytes, Element, ForwardedError, Node,
 };
 
 /// Decodes a session cookie's plaintext (the binary session encoding) with no cryptography:
