@@ -538,6 +538,7 @@ where
 
 crate::errors::context_extractor!(ClientIp, "ProxyLayer", |ctx| ctx.client.map(ClientIp));
 crate::errors::context_extractor!(RequestOrigin, "ProxyLayer", |ctx| ctx.origin.clone());
+crate::errors::context_extractor!(RequestContext, "ProxyLayer", |ctx| Some(ctx.clone()));
 
 #[cfg(test)]
 mod tests;
