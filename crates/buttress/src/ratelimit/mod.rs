@@ -47,7 +47,7 @@ mod memory;
 mod paths;
 #[cfg(feature = "redis")]
 mod redis;
-mod response;
+pub(crate) mod response;
 mod storage;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
