@@ -2,7 +2,7 @@
 //! resolved client is either the peer or an address that appears in the header.
 #![no_main]
 
-use buttress::proxy::parse::{parse_forwarded, parse_x_forwarded_for};
+use buttress::fuzzing::{parse_forwarded, parse_x_forwarded_for};
 use buttress::proxy::{ProxyConfig, ProxyHeader};
 use libfuzzer_sys::fuzz_target;
 

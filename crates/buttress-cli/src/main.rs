@@ -30,12 +30,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "buttress", version, about, long_about = None)]
 struct Cli {
-    /// TOML settings file (keys as in the README's settings table).
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Run as Production (same as BUTTRESS_ENV=production).
-    #[arg(long, global = true)]
-    production: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,18 +39,39 @@ enum Command {
     /// Serve the blood-donor portal through the whole stack (Development on 127.0.0.1:8000 by
     /// default; SQLite in the data directory unless DATABASE_URL names PostgreSQL; mail over
     /// BUTTRESS_SMTP_URL, or as .eml files in the data directory's outbox/ in Development).
-    Serve(ServeArgs),
+    Serve {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
     /// Run the deploy checklist on the effective settings (the library's `BTR-` checks and the
-    /// portal's `PTL-` checks: Production needs BUTTRESS_SMTP_URL and BUTTRESS_PUBLIC_URL).
+    /// portal's `PTL-` checks: Production needs BUTTRESS_SMTP_URL and BUTTRESS_PUBLIC_URL); exit
+    /// 1 on an error-level finding.
     Check {
+        #[command(flatten)]
+        settings: SettingsArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Print a new random 256-bit secret key.
+    /// Print a new random 256-bit secret key (reads no settings, so a bad variable elsewhere
+    /// cannot stop it).
     Keygen,
-    /// Scan a live site from the outside and grade it (needs no settings).
+    /// Scan a live site from the outside and grade it (reads no settings).
     Audit(Box<audit::AuditArgs>),
+}
+
+/// Where the settings come from, for the commands that read them (`serve`, `check`).
+#[derive(Debug, clap::Args)]
+struct SettingsArgs {
+    /// TOML settings file (keys as in the README's settings table); the environment wins over
+    /// it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run as Production (same as BUTTRESS_ENV=production).
+    #[arg(long)]
+    production: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,41 +112,42 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Command::Audit(args) = &cli.command {
-        return audit::run(args);
-    }
-    let serve_args = match &cli.command {
-        Command::Serve(a) => Some(a),
-        _ => None,
-    };
-    let settings = match load_settings(&cli, serve_args) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("buttress: {e}");
-            return ExitCode::from(3);
-        }
-    };
     match cli.command {
         Command::Keygen => {
             println!("{}", buttress::secret::generate_key_string());
             ExitCode::SUCCESS
         }
-        Command::Check { format } => run_check(&settings, format),
-        Command::Serve(a) => serve(&settings, a.seed_demo),
         Command::Audit(args) => audit::run(&args),
+        Command::Check { settings, format } => match load_settings(&settings, None) {
+            Ok(s) => run_check(&s, format),
+            Err(e) => refused(&e),
+        },
+        Command::Serve {
+            settings,
+            serve: args,
+        } => match load_settings(&settings, Some(&args)) {
+            Ok(s) => serve(&s, args.seed_demo),
+            Err(e) => refused(&e),
+        },
     }
 }
 
+/// A setting that cannot be used: exit code 3.
+fn refused(e: &buttress::settings::SettingsError) -> ExitCode {
+    eprintln!("buttress: {e}");
+    ExitCode::from(3)
+}
+
 fn load_settings(
-    cli: &Cli,
+    args: &SettingsArgs,
     serve: Option<&ServeArgs>,
 ) -> Result<Settings, buttress::settings::SettingsError> {
     let mut loader = Settings::loader();
-    if let Some(path) = &cli.config {
+    if let Some(path) = &args.config {
         loader = loader.file(path);
     }
     loader = loader.process_env();
-    if cli.production {
+    if args.production {
         loader = loader.set("env", "production", Origin::Flag("--production"));
     }
     if let Some(a) = serve {

@@ -23,6 +23,62 @@ fn keygen_prints_a_fresh_strong_key() {
 }
 
 #[test]
+fn keygen_reads_no_settings() {
+    // A bad variable for another command, and a settings file that does not exist, are none of
+    // keygen's business.
+    let out = run(
+        &["keygen"],
+        &[
+            ("BUTTRESS_BIND", "garbage"),
+            ("BUTTRESS_ENV", "staging"),
+            ("BUTTRESS_NOT_A_SETTING", "1"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim().len(), 43);
+    // The same environment stops a command that reads settings, naming the variable.
+    let out = run(&["check"], &[("BUTTRESS_BIND", "garbage")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("BUTTRESS_BIND"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Settings flags are not offered where nothing reads them.
+    let out = run(&["keygen", "--config", "/nonexistent.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn production_flag_is_offered_only_where_it_means_something() {
+    for args in [
+        &["audit", "--production", "http://127.0.0.1:9/"][..],
+        &["--production", "audit", "http://127.0.0.1:9/"],
+        &["keygen", "--production"],
+    ] {
+        let out = run(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
+        let err = text(&out.stderr);
+        assert!(err.contains("--production"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing was scanned");
+    }
+    for command in ["serve", "check"] {
+        let help = text(&run(&[command, "--help"], &[]).stdout);
+        assert!(
+            help.contains("--production") && help.contains("--config"),
+            "{command}: {help}"
+        );
+    }
+    for command in ["audit", "keygen"] {
+        let help = text(&run(&[command, "--help"], &[]).stdout);
+        assert!(
+            !help.contains("--production") && !help.contains("--config"),
+            "{command}: {help}"
+        );
+    }
+}
+
+#[test]
 fn check_on_defaults_fails_with_ids_and_fixes() {
     let out = run(&["check"], &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -3,9 +3,9 @@
 //! file it runs on the calling thread instead of a round trip to sqlx's worker thread).
 //! Writes, listings and clean-ups are [`SqlStore`]'s own.
 
-use buttress::session::record::{Record, SessionData, StoreKey};
 use buttress::session::sql::{SqlStore, LOAD_STATEMENT};
 use buttress::session::{Cas, SessionStore, StoreError};
+use buttress::session::{Record, SessionData, StoreKey};
 use futures_util::future::BoxFuture;
 
 use crate::db::Db;

@@ -33,6 +33,9 @@ pub mod check;
 mod context;
 pub mod csrf;
 pub mod errors;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 mod host;
 pub mod https;
@@ -203,7 +206,7 @@ impl Buttress {
     /// `Referrer-Policy`), keeping what the settings asked for.
     ///
     /// ```
-    /// use buttress::headers::csp::{Directive, Source};
+    /// use buttress::headers::{Directive, Source};
     /// let b = buttress::Buttress::from_settings(&Default::default())?
     ///     .map_headers(|h| h.map_csp(|csp| csp.directive(Directive::ImgSrc, [Source::SelfOrigin, Source::host("img.example.org").unwrap()])));
     /// # Ok::<(), buttress::StartupError>(())

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{finding, Finding};
-use crate::headers::csp::{Directive, Source};
+use crate::headers::{Directive, Source};
 use crate::secret::{KeyError, SecretKey};
 use crate::session::SameSite;
 use crate::settings::{Environment, Settings};

@@ -1,33 +1,4 @@
-//! Content-Security-Policy: a builder with typed directives, a parser, and per-request nonces.
-//!
-//! The default policy starts from `default-src 'none'` and opens only what a server-rendered
-//! site needs, with a fresh nonce per response for scripts and styles:
-//!
-//! | directive | default |
-//! |---|---|
-//! | `default-src` | `'none'` |
-//! | `script-src`, `style-src` | `'self' 'nonce-…'` |
-//! | `img-src`, `font-src`, `connect-src`, `manifest-src` | `'self'` |
-//! | `form-action` | `'self'` |
-//! | `frame-ancestors`, `base-uri`, `object-src` | `'none'` |
-//! | `upgrade-insecure-requests` | only on HTTPS responses |
-//!
-//! # Example
-//!
-//! ```
-//! use buttress::headers::csp::{Csp, Directive, Source};
-//!
-//! let csp = Csp::strict()
-//!     .directive(Directive::ImgSrc, [Source::SelfOrigin, Source::host("images.example.org")?]);
-//! assert!(csp.render("NONCE", true).contains("img-src 'self' images.example.org"));
-//!
-//! let parsed = Csp::parse("default-src 'self'; object-src 'none'")?;
-//! assert_eq!(parsed.render("n", false), "default-src 'self'; object-src 'none'");
-//! assert!(Csp::parse("script-scr 'self'").is_err(), "typos are refused");
-//! # Ok::<(), buttress::headers::csp::CspError>(())
-//! ```
-//!
-//! See [MDN: Content-Security-Policy](https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy).
+//! Content-Security-Policy: [`Csp`], its [`Directive`]s and [`Source`]s.
 
 use std::fmt::Write as _;
 
@@ -212,7 +183,37 @@ pub enum CspError {
     BadCharacter,
 }
 
-/// A Content-Security-Policy: an ordered list of directives.
+/// A Content-Security-Policy: an ordered list of directives, built with typed directives or
+/// parsed, rendered with a fresh nonce per response.
+///
+/// The default policy ([`Csp::strict`]) starts from `default-src 'none'` and opens only what a server-rendered
+/// site needs, with a fresh nonce per response for scripts and styles:
+///
+/// | directive | default |
+/// |---|---|
+/// | `default-src` | `'none'` |
+/// | `script-src`, `style-src` | `'self' 'nonce-…'` |
+/// | `img-src`, `font-src`, `connect-src`, `manifest-src` | `'self'` |
+/// | `form-action` | `'self'` |
+/// | `frame-ancestors`, `base-uri`, `object-src` | `'none'` |
+/// | `upgrade-insecure-requests` | only on HTTPS responses |
+///
+/// # Example
+///
+/// ```
+/// use buttress::headers::{Csp, Directive, Source};
+///
+/// let csp = Csp::strict()
+///     .directive(Directive::ImgSrc, [Source::SelfOrigin, Source::host("images.example.org")?]);
+/// assert!(csp.render("NONCE", true).contains("img-src 'self' images.example.org"));
+///
+/// let parsed = Csp::parse("default-src 'self'; object-src 'none'")?;
+/// assert_eq!(parsed.render("n", false), "default-src 'self'; object-src 'none'");
+/// assert!(Csp::parse("script-scr 'self'").is_err(), "typos are refused");
+/// # Ok::<(), buttress::headers::CspError>(())
+/// ```
+///
+/// See [MDN: Content-Security-Policy](https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[must_use]
 pub struct Csp {
@@ -226,7 +227,7 @@ impl Csp {
         Csp::default()
     }
 
-    /// The strict default described in the [module docs](self).
+    /// The strict default described on [`Csp`].
     pub fn strict() -> Self {
         use Source::*;
         Csp::new()

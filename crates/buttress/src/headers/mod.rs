@@ -33,7 +33,7 @@
 //!     .layer(SecureHeadersLayer::new());
 //! ```
 
-pub mod csp;
+mod csp;
 mod report;
 
 use std::convert::Infallible;
@@ -46,7 +46,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use crate::context::CspNonce;
-pub use csp::Csp;
+pub use csp::{Csp, CspError, Directive, Source};
 pub use report::{csp_report, dropped_reports, REPORT_BODY_LIMIT};
 
 use crate::context::{RequestContext, RequestOrigin};
@@ -203,7 +203,7 @@ impl SecureHeadersLayer {
     /// rest; a layer that sends none edits the strict default.
     ///
     /// ```
-    /// use buttress::headers::{csp::{Directive, Source}, SecureHeadersLayer};
+    /// use buttress::headers::{Directive, SecureHeadersLayer, Source};
     /// let layer = SecureHeadersLayer::new()
     ///     .map_csp(|csp| csp.directive(Directive::ImgSrc, [Source::SelfOrigin, Source::Scheme("data:".into())]));
     /// ```
@@ -447,7 +447,7 @@ impl IntoResponseParts for Csp {
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use buttress::headers::{csp::{Directive, Source}, Csp, CspOverrideLayer};
+/// use buttress::headers::{Csp, CspOverrideLayer, Directive, Source};
 ///
 /// let map_csp = Csp::strict().directive(Directive::ImgSrc, [Source::SelfOrigin, Source::Scheme("https:".into())]);
 /// let app: Router = Router::new()

@@ -48,7 +48,9 @@
 //! they write. A proxy that appends to `X-Forwarded-For` but passes a client's `Forwarded`
 //! through untouched is safe only because the other family is never read.
 
-pub mod parse;
+// Its `pub` items are re-exported only by `crate::fuzzing`, for the fuzz target.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub(crate) mod parse;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -556,6 +558,7 @@ where
 
 crate::errors::context_extractor!(ClientIp, "ProxyLayer", |ctx| ctx.client.map(ClientIp));
 crate::errors::context_extractor!(RequestOrigin, "ProxyLayer", |ctx| ctx.origin.clone());
+crate::errors::context_extractor!(RequestContext, "ProxyLayer", |ctx| Some(ctx.clone()));
 
 #[cfg(test)]
 mod tests;

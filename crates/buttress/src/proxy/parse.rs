@@ -1,4 +1,5 @@
-//! Parsers for `X-Forwarded-For` and RFC 7239 `Forwarded`.
+//! Parsers for `X-Forwarded-For` and RFC 7239 `Forwarded` (private to [`proxy`](super); the
+//! fuzz target reaches them through `buttress::fuzzing`).
 //!
 //! Written by hand: the `forwarded-header-value` crate parses only `Forwarded` and stops at the
 //! first bad element, and none of the crates we looked at keep the per-element `proto`/`host`
@@ -37,12 +38,6 @@ pub struct ForwardedError {
 }
 
 /// Parses one node (`192.0.2.1`, `192.0.2.1:80`, `[2001:db8::1]:443`, `2001:db8::1`, `unknown`).
-///
-/// ```
-/// use buttress::proxy::parse::{parse_node, Node};
-/// assert_eq!(parse_node("[::1]:80"), Node::Ip("::1".parse().unwrap()));
-/// assert_eq!(parse_node("unknown"), Node::Opaque);
-/// ```
 pub fn parse_node(text: &str) -> Node {
     let t = text.trim();
     if let Ok(ip) = t.parse::<IpAddr>() {
@@ -73,13 +68,7 @@ pub fn parse_node(text: &str) -> Node {
 }
 
 /// Parses the comma-separated hops of `X-Forwarded-For` (all header lines joined in order).
-///
-/// ```
-/// use buttress::proxy::parse::{parse_x_forwarded_for, Node};
-/// let hops = parse_x_forwarded_for(&["203.0.113.7, 10.0.0.1"]);
-/// assert_eq!(hops[0], Node::Ip("203.0.113.7".parse().unwrap()));
-/// assert_eq!(hops.len(), 2);
-/// ```
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn parse_x_forwarded_for(lines: &[&str]) -> Vec<Node> {
     let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
     parse_x_forwarded_for_bytes(&lines)
@@ -90,12 +79,6 @@ pub fn parse_x_forwarded_for(lines: &[&str]) -> Vec<Node> {
 /// The lines are split on `,` first and each hop is decoded alone, so a hop with bytes that are
 /// not ASCII (a client's own, say) is one unreadable hop ([`Node::Opaque`]) and the hops a
 /// proxy appended after it, on the same line, are still read.
-///
-/// ```
-/// use buttress::proxy::parse::{parse_x_forwarded_for_bytes, Node};
-/// let hops = parse_x_forwarded_for_bytes(&[b"\xff, 203.0.113.7"]);
-/// assert_eq!(hops, [Node::Opaque, Node::Ip("203.0.113.7".parse().unwrap())]);
-/// ```
 pub fn parse_x_forwarded_for_bytes(lines: &[&[u8]]) -> Vec<Node> {
     list_items(lines.iter().copied())
         .map(|item| std::str::from_utf8(item).map_or(Node::Opaque, parse_node))
@@ -117,15 +100,7 @@ where
 }
 
 /// Parses RFC 7239 `Forwarded` (all header lines joined in order) into its elements.
-///
-/// ```
-/// use buttress::proxy::parse::{parse_forwarded, Node};
-/// let els = parse_forwarded(&[r#"for=192.0.2.60;proto=https;host=example.org, for="[2001:db8::1]:80""#]).unwrap();
-/// assert_eq!(els.len(), 2);
-/// assert_eq!(els[0].proto.as_deref(), Some("https"));
-/// assert_eq!(els[1].for_node, Some(Node::Ip("2001:db8::1".parse().unwrap())));
-/// assert!(parse_forwarded(&["for=\"unterminated"]).is_err());
-/// ```
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn parse_forwarded(lines: &[&str]) -> Result<Vec<Element>, ForwardedError> {
     let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
     parse_forwarded_bytes(&lines)
@@ -136,14 +111,6 @@ pub fn parse_forwarded(lines: &[&str]) -> Result<Vec<Element>, ForwardedError> {
 /// Bytes that are not ASCII are allowed inside a quoted string (RFC 9110 `obs-text`; the value
 /// is then not an address, so that element's node is [`Node::Opaque`]) and are a syntax error
 /// anywhere else. Either way they stay in their own element.
-///
-/// ```
-/// use buttress::proxy::parse::{parse_forwarded_bytes, Node};
-/// let els = parse_forwarded_bytes(&[b"for=\"\xff\", for=203.0.113.7;proto=https"]).unwrap();
-/// assert_eq!(els[0].for_node, Some(Node::Opaque));
-/// assert_eq!(els[1].for_node, Some(Node::Ip("203.0.113.7".parse().unwrap())));
-/// assert!(parse_forwarded_bytes(&[b"for=\xff"]).is_err());
-/// ```
 pub fn parse_forwarded_bytes(lines: &[&[u8]]) -> Result<Vec<Element>, ForwardedError> {
     let joined = lines.join(&b',');
     let mut p = Parser { s: &joined, i: 0 };
@@ -325,5 +292,50 @@ mod tests {
         }
         let e = parse_forwarded(&["for=1.2.3.4;proto"]).expect_err("bad");
         assert_eq!(e.position, 17);
+    }
+
+    #[test]
+    fn x_forwarded_for_hops_in_order() {
+        let hops = parse_x_forwarded_for(&["203.0.113.7, 10.0.0.1"]);
+        assert_eq!(
+            hops,
+            [
+                Node::Ip("203.0.113.7".parse().expect("ip")),
+                Node::Ip("10.0.0.1".parse().expect("ip"))
+            ]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_ascii_stay_in_their_own_hop() {
+        let hops = parse_x_forwarded_for_bytes(&[b"\xff, 203.0.113.7"]);
+        assert_eq!(
+            hops,
+            [Node::Opaque, Node::Ip("203.0.113.7".parse().expect("ip"))]
+        );
+        let els = parse_forwarded_bytes(&[b"for=\"\xff\", for=203.0.113.7;proto=https"])
+            .expect("obs-text in a quoted string");
+        assert_eq!(els[0].for_node, Some(Node::Opaque));
+        assert_eq!(
+            els[1].for_node,
+            Some(Node::Ip("203.0.113.7".parse().expect("ip")))
+        );
+        assert!(parse_forwarded_bytes(&[b"for=\xff"]).is_err());
+    }
+
+    #[test]
+    fn forwarded_keeps_proto_and_host_per_element() {
+        let els = parse_forwarded(&[
+            r#"for=192.0.2.60;proto=HTTPS;host=example.org, for="[2001:db8::1]:80""#,
+        ])
+        .expect("parses");
+        assert_eq!(els.len(), 2);
+        assert_eq!(els[0].proto.as_deref(), Some("https"));
+        assert_eq!(els[0].host.as_deref(), Some("example.org"));
+        assert_eq!(
+            els[1].for_node,
+            Some(Node::Ip("2001:db8::1".parse().expect("ip")))
+        );
+        assert!(parse_forwarded(&["for=\"unterminated"]).is_err());
     }
 }

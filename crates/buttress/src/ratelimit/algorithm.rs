@@ -1,23 +1,4 @@
-//! The two strategies, as pure functions of a key's state and the time (in microseconds). The
-//! memory store calls them under a shard lock; the Redis store runs the same arithmetic in Lua.
-//!
-//! | strategy | state per key and limit | most admitted in any interval of the period's length `T` |
-//! |---|---|---|
-//! | [`Strategy::Gcra`] | one `u64` (theoretical arrival time) | `2N − 1`; at most `N` at once; in any closed interval of length `L`, at most `N + ⌊L/τ⌋` with `τ = ⌈T/N⌉` |
-//! | [`Strategy::MovingWindow`] | the times of the last `N` admitted units | exactly `N` (in every half-open interval `[t, t+T)`) |
-//!
-//! GCRA (the algorithm of `governor` and redis-cell) is a token bucket of capacity `N` that
-//! refills one token every `τ`: a client that waited a whole period may burst `N` at once and
-//! then continue at one per `τ`. Use it for broad limits (`200 per day; 50 per hour`). The moving
-//! window is the exact reading of "5 per minute": no interval of one minute ever holds a sixth
-//! admitted request. Use it for small security limits (login, password reset); it keeps `N`
-//! timestamps per key, so it is only offered up to [`MAX_WINDOW_AMOUNT`].
-//!
-//! ```
-//! use buttress::ratelimit::Strategy;
-//! assert_eq!(Strategy::for_amount(5), Strategy::MovingWindow);
-//! assert_eq!(Strategy::for_amount(200), Strategy::Gcra);
-//! ```
+//! The two counting strategies: [`Strategy`] (its docs compare them).
 
 use std::collections::VecDeque;
 
@@ -41,12 +22,27 @@ pub const MAX_WINDOW_AMOUNT: u64 = 1000;
 /// ```
 pub const AUTO_WINDOW_AMOUNT: u64 = 20;
 
-/// How a limit counts.
+/// How a limit counts: one of two strategies, each a pure function of a key's state and the
+/// time (in microseconds). The memory store calls them under a shard lock; the Redis store runs
+/// the same arithmetic in Lua.
+///
+/// | strategy | state per key and limit | most admitted in any interval of the period's length `T` |
+/// |---|---|---|
+/// | [`Strategy::Gcra`] | one `u64` (theoretical arrival time) | `2N − 1`; at most `N` at once; in any closed interval of length `L`, at most `N + ⌊L/τ⌋` with `τ = ⌈T/N⌉` |
+/// | [`Strategy::MovingWindow`] | the times of the last `N` admitted units | exactly `N` (in every half-open interval `[t, t+T)`) |
+///
+/// GCRA (the algorithm of `governor` and redis-cell) is a token bucket of capacity `N` that
+/// refills one token every `τ`: a client that waited a whole period may burst `N` at once and
+/// then continue at one per `τ`. Use it for broad limits (`200 per day; 50 per hour`). The moving
+/// window is the exact reading of "5 per minute": no interval of one minute ever holds a sixth
+/// admitted request. Use it for small security limits (login, password reset); it keeps `N`
+/// timestamps per key, so it is only offered up to [`MAX_WINDOW_AMOUNT`].
 ///
 /// ```
 /// use buttress::ratelimit::Strategy;
-/// let s = Strategy::Gcra;
-/// assert_eq!(s.as_str(), "gcra");
+/// assert_eq!(Strategy::for_amount(5), Strategy::MovingWindow);
+/// assert_eq!(Strategy::for_amount(200), Strategy::Gcra);
+/// assert_eq!(Strategy::Gcra.as_str(), "gcra");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Strategy {

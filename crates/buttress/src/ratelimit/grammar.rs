@@ -1,30 +1,4 @@
-//! The limit string grammar of Python's `limits` library (Flask-Limiter), parsed into typed
-//! [`Limit`]s at start-up.
-//!
-//! ```text
-//! limits := limit ( sep limit )*          sep  := "," | ";" | "|"
-//! limit  := ws number ws ( "/" | "per" ) ws [ number ] ws unit [ "s" ] ws
-//! unit   := "second" | "minute" | "hour" | "day" | "month" | "year"   (any case)
-//! ```
-//!
-//! A month is 30 days and a year 360 days, as in `limits`. An amount of 0 refuses every request
-//! (`0 per minute`: a route closed for maintenance), as in `limits`; zero multiples are refused
-//! (a period of no time), and so is anything the `limits` regular expression would not match. An error names the byte position and what was expected.
-//!
-//! ```
-//! use buttress::ratelimit::{Limits, Unit};
-//!
-//! let limits: Limits = "200 per day; 50/hour".parse()?;
-//! assert_eq!(limits.len(), 2);
-//! assert_eq!(limits[1].amount(), 50);
-//! assert_eq!(limits[1].unit(), Unit::Hour);
-//! assert_eq!(limits.to_string(), "200 per day; 50 per hour");
-//!
-//! let err = "5 per mintue".parse::<Limits>().unwrap_err();
-//! assert_eq!(err.position(), 6);
-//! assert!(err.to_string().contains("a unit"), "{err}");
-//! # Ok::<(), buttress::ratelimit::GrammarError>(())
-//! ```
+//! The limit string grammar: [`Limits`] (its docs give the grammar).
 
 use std::fmt;
 use std::ops::Deref;
@@ -249,6 +223,34 @@ impl FromStr for Limit {
 }
 
 /// One or more limits that must all pass (`200 per day; 50 per hour`).
+///
+/// Written in the limit string grammar of Python's `limits` library (Flask-Limiter), parsed
+/// into typed [`Limit`]s at start-up.
+///
+/// ```text
+/// limits := limit ( sep limit )*          sep  := "," | ";" | "|"
+/// limit  := ws number ws ( "/" | "per" ) ws [ number ] ws unit [ "s" ] ws
+/// unit   := "second" | "minute" | "hour" | "day" | "month" | "year"   (any case)
+/// ```
+///
+/// A month is 30 days and a year 360 days, as in `limits`. An amount of 0 refuses every request
+/// (`0 per minute`: a route closed for maintenance), as in `limits`; zero multiples are refused
+/// (a period of no time), and so is anything the `limits` regular expression would not match. An error names the byte position and what was expected.
+///
+/// ```
+/// use buttress::ratelimit::{Limits, Unit};
+///
+/// let limits: Limits = "200 per day; 50/hour".parse()?;
+/// assert_eq!(limits.len(), 2);
+/// assert_eq!(limits[1].amount(), 50);
+/// assert_eq!(limits[1].unit(), Unit::Hour);
+/// assert_eq!(limits.to_string(), "200 per day; 50 per hour");
+///
+/// let err = "5 per mintue".parse::<Limits>().unwrap_err();
+/// assert_eq!(err.position(), 6);
+/// assert!(err.to_string().contains("a unit"), "{err}");
+/// # Ok::<(), buttress::ratelimit::GrammarError>(())
+/// ```
 ///
 /// ```
 /// use buttress::ratelimit::Limits;

@@ -1,66 +1,4 @@
-//! Login throttling: failure counters per address, per account and address, and per account,
-//! designed so that an attacker cannot lock a victim out.
-//!
-//! | counter | key | default | purpose |
-//! |---|---|---|---|
-//! | per address | client network (/32, /64) | `100 per hour` | one source guessing many accounts |
-//! | per account and address | account + client network | `5 per 15 minutes` | one source guessing one account |
-//! | per account | account | `50 per hour` | many sources guessing one account |
-//!
-//! All are GCRA buckets of *failures*: a burst of `N` failed attempts, then one attempt per
-//! `T/N` (3 minutes for the default per-account-and-address counter). That is the backoff, and
-//! it is **capped**: no one ever waits longer than `T/N` for the next attempt, however many
-//! failures came before. A successful login clears the counter of that account and network.
-//!
-//! **Counted before the password is checked.** [`LoginThrottle::check`] counts an allowed
-//! attempt as a failure in advance, on every counter that applies, and hands out a
-//! [`LoginAttempt`]; [`LoginThrottle::succeeded`] takes that attempt and gives back what it
-//! counted (successes never count); after a wrong password the attempt is simply dropped.
-//! Peeking first and counting after the password check let a burst of parallel guesses (many
-//! addresses, one account) all pass the check before the first failure was recorded. A refused
-//! attempt counts nothing.
-//!
-//! **No lockout an attacker can impose on a known network.** The attacker cannot touch the
-//! victim's own account-and-network counter (it is keyed on the victim's network). The
-//! account-wide counter would be such a lever, so it neither counts nor applies on networks
-//! from which the account has signed in successfully in the last 30 days: the victim at home
-//! or at work is never held back by a distributed attack. From a *new* network the victim
-//! shares the account-wide allowance (one attempt per `T/N`, 72 s by default, once the burst is
-//! spent) with the attack while it goes on: each attempt waits at most `T/N`, but an attacker
-//! who asks for every freed slot first can take most of them.
-//!
-//! **A flood never locks bystanders out, and never switches the throttle off.** With the
-//! counters in memory, a flood of distinct keys can fill a store. Every counter is then checked
-//! with the client's network ([`RateLimiter::check_from`]): a key the full store cannot track
-//! is counted on the overflow allowance of its aggregate network (IPv6 /48, IPv4 /24; see
-//! [`overflow`](super::overflow)). So during a flood a sign-in from another network still gets
-//! its whole allowance (5 attempts per account, then the backoff), while the flooding networks'
-//! new keys share one allowance per network and are refused. (This used to let an attempt on an
-//! untracked key through *uncounted*, which a flood could use to guess passwords unthrottled.)
-//! A success gives its units back wherever they were counted. Keep the counters in Redis
-//! (shared by the instances, no such cap) where floods are expected.
-//! Account names are compared trimmed and lower-cased.
-//!
-//! ```
-//! use std::net::IpAddr;
-//! use buttress::ratelimit::{LoginThrottle, LoginVerdict};
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let throttle = LoginThrottle::new();
-//! let ip: IpAddr = "203.0.113.9".parse()?;
-//! for _ in 0..5 {
-//!     match throttle.check("alice", ip).await? {
-//!         LoginVerdict::Allowed(_attempt) => {} // a wrong password: drop the attempt
-//!         LoginVerdict::Wait { .. } => unreachable!("five failures are allowed"),
-//!     }
-//! }
-//! assert!(matches!(throttle.check("alice", ip).await?, LoginVerdict::Wait { .. }));
-//! // Another network is not held back by this one's failures; the right password there:
-//! let LoginVerdict::Allowed(attempt) = throttle.check("alice", "198.51.100.1".parse()?).await? else {
-//!     unreachable!()
-//! };
-//! throttle.succeeded(attempt).await?;
-//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
-//! ```
+//! Login throttling: [`LoginThrottle`] (its docs hold the design).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -144,11 +82,68 @@ enum Count {
     Refused(Duration),
 }
 
-/// Failure counters for a login form. Clones share the counters. See the
-/// [module docs](self) for the design.
+/// Failure counters for a login form, per address, per account and address, and per account,
+/// designed so that an attacker cannot lock a victim out. Clones share the counters.
+///
+/// | counter | key | default | purpose |
+/// |---|---|---|---|
+/// | per address | client network (/32, /64) | `100 per hour` | one source guessing many accounts |
+/// | per account and address | account + client network | `5 per 15 minutes` | one source guessing one account |
+/// | per account | account | `50 per hour` | many sources guessing one account |
+///
+/// All are GCRA buckets of *failures*: a burst of `N` failed attempts, then one attempt per
+/// `T/N` (3 minutes for the default per-account-and-address counter). That is the backoff, and
+/// it is **capped**: no one ever waits longer than `T/N` for the next attempt, however many
+/// failures came before. A successful login clears the counter of that account and network.
+///
+/// **Counted before the password is checked.** [`LoginThrottle::check`] counts an allowed
+/// attempt as a failure in advance, on every counter that applies, and hands out a
+/// [`LoginAttempt`]; [`LoginThrottle::succeeded`] takes that attempt and gives back what it
+/// counted (successes never count); after a wrong password the attempt is simply dropped.
+/// Peeking first and counting after the password check let a burst of parallel guesses (many
+/// addresses, one account) all pass the check before the first failure was recorded. A refused
+/// attempt counts nothing.
+///
+/// **No lockout an attacker can impose on a known network.** The attacker cannot touch the
+/// victim's own account-and-network counter (it is keyed on the victim's network). The
+/// account-wide counter would be such a lever, so it neither counts nor applies on networks
+/// from which the account has signed in successfully in the last 30 days: the victim at home
+/// or at work is never held back by a distributed attack. From a *new* network the victim
+/// shares the account-wide allowance (one attempt per `T/N`, 72 s by default, once the burst is
+/// spent) with the attack while it goes on: each attempt waits at most `T/N`, but an attacker
+/// who asks for every freed slot first can take most of them.
+///
+/// **A flood never locks bystanders out, and never switches the throttle off.** With the
+/// counters in memory, a flood of distinct keys can fill a store. Every counter is then checked
+/// with the client's network ([`RateLimiter::check_from`]): a key the full store cannot track
+/// is counted on the overflow allowance of its aggregate network (IPv6 /48, IPv4 /24; see
+/// the overflow table (`docs/ratelimit.md`)). So during a flood a sign-in from another network still gets
+/// its whole allowance (5 attempts per account, then the backoff), while the flooding networks'
+/// new keys share one allowance per network and are refused. (This used to let an attempt on an
+/// untracked key through *uncounted*, which a flood could use to guess passwords unthrottled.)
+/// A success gives its units back wherever they were counted. Keep the counters in Redis
+/// (shared by the instances, no such cap) where floods are expected.
+/// Account names are compared trimmed and lower-cased.
 ///
 /// ```
-/// let throttle = buttress::ratelimit::LoginThrottle::new();
+/// use std::net::IpAddr;
+/// use buttress::ratelimit::{LoginThrottle, LoginVerdict};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let throttle = LoginThrottle::new();
+/// let ip: IpAddr = "203.0.113.9".parse()?;
+/// for _ in 0..5 {
+///     match throttle.check("alice", ip).await? {
+///         LoginVerdict::Allowed(_attempt) => {} // a wrong password: drop the attempt
+///         LoginVerdict::Wait { .. } => unreachable!("five failures are allowed"),
+///     }
+/// }
+/// assert!(matches!(throttle.check("alice", ip).await?, LoginVerdict::Wait { .. }));
+/// // Another network is not held back by this one's failures; the right password there:
+/// let LoginVerdict::Allowed(attempt) = throttle.check("alice", "198.51.100.1".parse()?).await? else {
+///     unreachable!()
+/// };
+/// throttle.succeeded(attempt).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -174,7 +169,7 @@ fn gcra(text: &str, name: &str) -> Result<RateLimiter, RateLimitError> {
 }
 
 impl LoginThrottle {
-    /// The defaults in the [module table](self), in memory, failing closed.
+    /// The defaults in the [table above](LoginThrottle), in memory, failing closed.
     ///
     /// ```
     /// let _ = buttress::ratelimit::LoginThrottle::new();

@@ -1,55 +1,4 @@
-//! The in-process store: sharded, bounded, swept, and fair to bystanders under a flood.
-//!
-//! | default | value |
-//! |---|---|
-//! | cap | [`DEFAULT_MAX_KEYS`] (100,000) clients × limits entries, overflow slots included |
-//! | shards | up to 64, at least 256 keys each |
-//! | sweep | a shard touched 10 s after its last sweep; a full shard when a new key arrives, at most once a second |
-//! | a new key in a full shard | counted on its aggregate network's overflow slot ([`overflow`](super::overflow)) |
-//!
-//! Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the
-//! top bits pick one of up to 64 shards (each a `Mutex` around two hash maps), so all limits of one
-//! client live in one shard and are checked under one lock. Each (client, limit) pair is one
-//! entry: 8 bytes of key and 8 bytes of GCRA state (a moving-window entry holds its `N`
-//! timestamps instead).
-//!
-//! # Memory cap and overflow policy
-//!
-//! A store holds at most `max_keys` × (number of limits) entries: the overflow slots (1/16 of
-//! `max_keys`, at most 4,096; see [`overflow`](super::overflow)) and the tracked entries, split
-//! evenly over the shards. Entries that no longer matter (a GCRA state in the past, a window with
-//! no timestamp inside it) are swept: every shard is swept when it is touched and its last sweep
-//! is older than the sweep interval (10 s), and a full shard is swept at once when a new key
-//! arrives (at most once a second, so a flood cannot turn sweeping into a CPU cost per request).
-//!
-//! When a shard is still full of live entries, a **new** key is not tracked on its own. Tracked
-//! keys are never evicted: evicting (LRU, random) lets a limited client escape its limit by
-//! flooding the store with fresh keys until its own entry is pushed out, which is exactly the
-//! attack a limiter must survive. The new key is counted on the overflow allowance of its
-//! *aggregate network* (the IPv6 /48 or IPv4 /24 given with
-//! [`RateLimiter::check_from`](super::RateLimiter::check_from), as the layers and the login
-//! throttle do), in a bounded table placed by a keyed hash: a flood from a few networks uses up
-//! their own allowances and leaves everyone else's whole. The design, its guarantees and where
-//! they stop are in the [`overflow`](super::overflow) module. [`MemoryStore::overflowed`] counts
-//! the checks that went to overflow and [`MemoryStore::overflow_shared`] those that found every
-//! slot of their network held by others; size `max_keys` for your busiest period.
-//!
-//! ```
-//! use std::time::Duration;
-//! use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter};
-//!
-//! let clock = ManualClock::new();
-//! let store = MemoryStore::new(10_000).with_clock(clock.clone());
-//! let limiter = RateLimiter::parse("2 per second")?.with_memory(store);
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! assert!(!limiter.check("a", 1).await?.allowed());
-//! clock.advance(Duration::from_secs(1));
-//! assert!(limiter.check("a", 1).await?.allowed());
-//! # Ok::<(), buttress::ratelimit::Unavailable>(()) })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The in-process store: [`MemoryStore`] (its docs hold the cap and overflow policy).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -82,14 +31,59 @@ pub(super) struct Ask {
     pub(super) agg: Aggregate,
 }
 
-/// The in-process store (see the [module docs](self) for the cap and overflow policy).
+/// The in-process store: sharded, bounded, swept, and fair to bystanders under a flood.
+///
+/// | default | value |
+/// |---|---|
+/// | cap | [`DEFAULT_MAX_KEYS`] (100,000) clients × limits entries, overflow slots included |
+/// | shards | up to 64, at least 256 keys each |
+/// | sweep | a shard touched 10 s after its last sweep; a full shard when a new key arrives, at most once a second |
+/// | a new key in a full shard | counted on its aggregate network's overflow slot (the overflow table (`docs/ratelimit.md`)) |
+///
+/// Keys are hashed (foldhash, quality variant, with a per-process random seed) into 64 bits; the
+/// top bits pick one of up to 64 shards (each a `Mutex` around two hash maps), so all limits of one
+/// client live in one shard and are checked under one lock. Each (client, limit) pair is one
+/// entry: 8 bytes of key and 8 bytes of GCRA state (a moving-window entry holds its `N`
+/// timestamps instead).
+///
+/// # Memory cap and overflow policy
+///
+/// A store holds at most `max_keys` × (number of limits) entries: the overflow slots (1/16 of
+/// `max_keys`, at most 4,096; see the overflow table (`docs/ratelimit.md`)) and the tracked entries, split
+/// evenly over the shards. Entries that no longer matter (a GCRA state in the past, a window with
+/// no timestamp inside it) are swept: every shard is swept when it is touched and its last sweep
+/// is older than the sweep interval (10 s), and a full shard is swept at once when a new key
+/// arrives (at most once a second, so a flood cannot turn sweeping into a CPU cost per request).
+///
+/// When a shard is still full of live entries, a **new** key is not tracked on its own. Tracked
+/// keys are never evicted: evicting (LRU, random) lets a limited client escape its limit by
+/// flooding the store with fresh keys until its own entry is pushed out, which is exactly the
+/// attack a limiter must survive. The new key is counted on the overflow allowance of its
+/// *aggregate network* (the IPv6 /48 or IPv4 /24 given with
+/// [`RateLimiter::check_from`](super::RateLimiter::check_from), as the layers and the login
+/// throttle do), in a bounded table placed by a keyed hash: a flood from a few networks uses up
+/// their own allowances and leaves everyone else's whole. The design, its guarantees and where
+/// they stop are in the the overflow table (`docs/ratelimit.md`) module. [`MemoryStore::overflowed`] counts
+/// the checks that went to overflow and [`MemoryStore::overflow_shared`] those that found every
+/// slot of their network held by others; size `max_keys` for your busiest period.
 ///
 /// ```
-/// use buttress::ratelimit::MemoryStore;
-/// let store = MemoryStore::new(1_000);
-/// assert_eq!(store.max_keys(), 1_000);
-/// assert_eq!(store.len(), 0);
+/// use std::time::Duration;
+/// use buttress::ratelimit::{ManualClock, MemoryStore, RateLimiter};
+///
+/// let clock = ManualClock::new();
+/// let store = MemoryStore::new(10_000).with_clock(clock.clone());
+/// let limiter = RateLimiter::parse("2 per second")?.with_memory(store);
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// assert!(!limiter.check("a", 1).await?.allowed());
+/// clock.advance(Duration::from_secs(1));
+/// assert!(limiter.check("a", 1).await?.allowed());
+/// # Ok::<(), buttress::ratelimit::Unavailable>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+
 pub struct MemoryStore {
     shards: Box<[Mutex<Maps>]>,
     shard_shift: u32,
@@ -203,7 +197,7 @@ impl MemoryStore {
 
     /// How many of those found every slot of their aggregate network held live by other
     /// networks, and were counted on one of them (a flood from more networks than there are
-    /// slots; see [`overflow`](super::overflow)).
+    /// slots; see the overflow table (`docs/ratelimit.md`)).
     ///
     /// ```
     /// assert_eq!(buttress::ratelimit::MemoryStore::new(7).overflow_shared(), 0);

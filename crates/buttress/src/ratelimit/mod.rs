@@ -39,24 +39,28 @@
 //! The whole story (guarantees, overflow policy, Redis semantics, benchmarks) is in
 //! `docs/ratelimit.md`.
 
-pub mod algorithm;
-pub mod clock;
-pub mod grammar;
-pub mod key;
-pub mod layer;
-pub mod limiter;
-pub mod login;
-pub mod memory;
-pub mod overflow;
-pub mod paths;
+// One public path per type: the parts are private and their types re-exported here.
+mod algorithm;
+mod clock;
+mod grammar;
+mod key;
+pub(crate) mod layer;
+mod limiter;
+mod login;
+mod memory;
+pub(crate) mod overflow;
+mod paths;
 #[cfg(feature = "redis")]
-pub mod redis;
-pub mod response;
+mod redis;
+pub(crate) mod response;
 mod storage;
 mod table;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use overflow::{
+    aggregate, AGGREGATE_V4_PREFIX, AGGREGATE_V6_PREFIX, MAX_OVERFLOW_SLOTS, OVERFLOW_PROBES,
+};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};

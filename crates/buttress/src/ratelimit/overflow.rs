@@ -104,14 +104,14 @@ use super::table::{entry_id, step, Maps};
 /// The aggregate of an IPv4 key: its /24.
 ///
 /// ```
-/// assert_eq!(buttress::ratelimit::overflow::AGGREGATE_V4_PREFIX, 24);
+/// assert_eq!(buttress::ratelimit::AGGREGATE_V4_PREFIX, 24);
 /// ```
 pub const AGGREGATE_V4_PREFIX: u8 = 24;
 
 /// The aggregate of an IPv6 key: its /48.
 ///
 /// ```
-/// assert_eq!(buttress::ratelimit::overflow::AGGREGATE_V6_PREFIX, 48);
+/// assert_eq!(buttress::ratelimit::AGGREGATE_V6_PREFIX, 48);
 /// ```
 pub const AGGREGATE_V6_PREFIX: u8 = 48;
 
@@ -126,7 +126,7 @@ pub const MAX_OVERFLOW_SLOTS: usize = 4096;
 /// How many distinct slots an aggregate may use (fewer when the table is smaller).
 ///
 /// ```
-/// assert_eq!(buttress::ratelimit::overflow::OVERFLOW_PROBES, 8);
+/// assert_eq!(buttress::ratelimit::OVERFLOW_PROBES, 8);
 /// ```
 pub const OVERFLOW_PROBES: usize = 8;
 
@@ -142,7 +142,7 @@ const V6_TAG: u64 = 2 << 62;
 /// IPv6 network counts as IPv4), or the network itself when it is wider.
 ///
 /// ```
-/// use buttress::ratelimit::overflow::aggregate;
+/// use buttress::ratelimit::aggregate;
 /// assert_eq!(aggregate("203.0.113.7/32".parse()?).to_string(), "203.0.113.0/24");
 /// assert_eq!(aggregate("2001:db8:1:2::/64".parse()?).to_string(), "2001:db8:1::/48");
 /// assert_eq!(aggregate("2001:db8::/32".parse()?).to_string(), "2001:db8::/32");

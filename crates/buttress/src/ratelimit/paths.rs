@@ -1,13 +1,4 @@
-//! [`PathLimitsLayer`]: limits for exact paths (`5 per minute` on `/login`, `10 per minute` on
-//! `/sign-up`) in one layer.
-//!
-//! Each [`RateLimitLayer`] wraps every request, so a stack with one layer per limited path,
-//! each skipping the paths that are not its own, wrapped every request once per limit (and,
-//! added with `Router::layer`, boxed the routes once more per limit). This layer looks the path
-//! up once: a limited path is checked exactly as its [`RateLimitLayer`] would check it (its
-//! limiter, key, exemptions, headers and failure policy); any other path goes straight to the
-//! inner service, with no limit headers. [`Buttress::limit_route`](crate::Buttress::limit_route)
-//! builds one.
+//! Limits for exact paths: [`PathLimitsLayer`].
 
 use std::convert::Infallible;
 use std::fmt;
@@ -23,7 +14,16 @@ use tower_service::Service;
 use super::layer::{check_and_call, Config, RateLimitFuture};
 use super::{RateLimitError, RateLimitLayer};
 
-/// Limits for exact request paths, looked up once per request.
+/// Limits for exact request paths (`5 per minute` on `/login`, `10 per minute` on `/sign-up`)
+/// in one layer, looked up once per request.
+///
+/// Each [`RateLimitLayer`] wraps every request, so a stack with one layer per limited path,
+/// each skipping the paths that are not its own, wrapped every request once per limit (and,
+/// added with `Router::layer`, boxed the routes once more per limit). This layer looks the path
+/// up once: a limited path is checked exactly as its [`RateLimitLayer`] would check it (its
+/// limiter, key, exemptions, headers and failure policy); any other path goes straight to the
+/// inner service, with no limit headers. [`Buttress::limit_route`](crate::Buttress::limit_route)
+/// builds one.
 ///
 /// Defaults: no path limited (every request passes through untouched).
 ///

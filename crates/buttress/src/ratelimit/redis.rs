@@ -1,36 +1,4 @@
-//! The Redis store: the same arithmetic as memory, in one Lua script, one round trip per check.
-//!
-//! - **Atomic:** every limit of a check is read and, only if all pass, written by one script
-//!   (`EVALSHA`; the client loads the script with `EVAL`/`SCRIPT LOAD` on `NOSCRIPT`).
-//! - **One clock:** the script reads `redis.call('TIME')`, so instances with skewed clocks share
-//!   one timeline.
-//! - **Redis 5 or newer:** a script that reads `TIME` and then writes is refused by Redis 3.2 and
-//!   4 (they replicate scripts verbatim, so a non-deterministic command must not precede a
-//!   write). On its first connection (and in [`RedisStore::warm_up`]) the store reads the
-//!   server's version (`INFO server`) and refuses an older one with an error that says so
-//!   ([`RateLimitError::RedisTooOld`]); every check then fails and the failure policy answers,
-//!   until the server is upgraded (no restart needed). A server that will not tell its version
-//!   (`INFO` denied by an ACL) is used, with a warning: an old one would fail each check anyway.
-//! - **Cluster-safe keys:** `buttress:rl:{<digest>}:<limit>`; the hash tag (a SHA-256 digest of
-//!   limiter name and client key, so no e-mail address or IP lands in Redis) puts all limits of a
-//!   client in one slot. The limit (amount, period, strategy) is part of the key, so changing a
-//!   limit starts it afresh.
-//! - **Bounded:** every key expires when its state no longer matters (`PEXPIRE`).
-//! - **Time budget:** each check has a budget (default 50 ms); past it, or on any error, the
-//!   limiter's [`OnStoreError`](super::OnStoreError) policy applies, the failure is logged and
-//!   counted, and Redis is left alone for a short pause (250 ms) before the next try, so an
-//!   outage does not add the budget to every request. A multiplexed connection manager
-//!   reconnects by itself: recovery needs no restart.
-//!
-//! ```no_run
-//! use buttress::ratelimit::{OnStoreError, RateLimiter, RedisStore};
-//! use std::time::Duration;
-//! let store = RedisStore::open("redis://127.0.0.1:6379")?.with_budget(Duration::from_millis(20));
-//! let limiter = RateLimiter::parse("200 per day; 50 per hour")?
-//!     .with_redis(store)
-//!     .with_on_store_error(OnStoreError::Memory);
-//! # Ok::<(), buttress::ratelimit::RateLimitError>(())
-//! ```
+//! The Redis store: [`RedisStore`] (its docs hold its guarantees).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -256,14 +224,39 @@ struct Shared {
     paused_until: AtomicU64,
 }
 
-/// A Redis connection for rate limits (multiplexed, reconnecting, with a time budget).
-/// Clones share the connection.
+/// A Redis connection for rate limits (multiplexed, reconnecting, with a time budget): the
+/// same arithmetic as memory, in one Lua script, one round trip per check. Clones share the
+/// connection.
 ///
-/// ```
-/// use buttress::ratelimit::RedisStore;
-/// let store = RedisStore::open("redis://127.0.0.1:6379/0")?; // connects on first use
-/// assert_eq!(store.budget().as_millis(), 50);
-/// assert!(RedisStore::open("http://example.org").is_err());
+/// - **Atomic:** every limit of a check is read and, only if all pass, written by one script
+///   (`EVALSHA`; the client loads the script with `EVAL`/`SCRIPT LOAD` on `NOSCRIPT`).
+/// - **One clock:** the script reads `redis.call('TIME')`, so instances with skewed clocks share
+///   one timeline.
+/// - **Redis 5 or newer:** a script that reads `TIME` and then writes is refused by Redis 3.2 and
+///   4 (they replicate scripts verbatim, so a non-deterministic command must not precede a
+///   write). On its first connection (and in [`RedisStore::warm_up`]) the store reads the
+///   server's version (`INFO server`) and refuses an older one with an error that says so
+///   ([`RateLimitError::RedisTooOld`]); every check then fails and the failure policy answers,
+///   until the server is upgraded (no restart needed). A server that will not tell its version
+///   (`INFO` denied by an ACL) is used, with a warning: an old one would fail each check anyway.
+/// - **Cluster-safe keys:** `buttress:rl:{<digest>}:<limit>`; the hash tag (a SHA-256 digest of
+///   limiter name and client key, so no e-mail address or IP lands in Redis) puts all limits of a
+///   client in one slot. The limit (amount, period, strategy) is part of the key, so changing a
+///   limit starts it afresh.
+/// - **Bounded:** every key expires when its state no longer matters (`PEXPIRE`).
+/// - **Time budget:** each check has a budget (default 50 ms); past it, or on any error, the
+///   limiter's [`OnStoreError`](super::OnStoreError) policy applies, the failure is logged and
+///   counted, and Redis is left alone for a short pause (250 ms) before the next try, so an
+///   outage does not add the budget to every request. A multiplexed connection manager
+///   reconnects by itself: recovery needs no restart.
+///
+/// ```no_run
+/// use buttress::ratelimit::{OnStoreError, RateLimiter, RedisStore};
+/// use std::time::Duration;
+/// let store = RedisStore::open("redis://127.0.0.1:6379")?.with_budget(Duration::from_millis(20));
+/// let limiter = RateLimiter::parse("200 per day; 50 per hour")?
+///     .with_redis(store)
+///     .with_on_store_error(OnStoreError::Memory);
 /// # Ok::<(), buttress::ratelimit::RateLimitError>(())
 /// ```
 #[derive(Clone)]

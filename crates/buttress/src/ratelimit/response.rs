@@ -1,17 +1,4 @@
-//! What a limited response says: `Retry-After`, the IETF `RateLimit` / `RateLimit-Policy`
-//! fields ([draft-ietf-httpapi-ratelimit-headers-10], structured-field lists), optionally the
-//! older `X-RateLimit-*` trio, and a [`Problem`] for the error pages to render.
-//!
-//! ```text
-//! RateLimit-Policy: "1";q=200;w=86400, "2";q=50;w=3600
-//! RateLimit: "2";r=0;t=1800
-//! Retry-After: 72
-//! ```
-//!
-//! `RateLimit` reports the limit that decided (the refusing one, else the one with the least
-//! left), named by its position in `RateLimit-Policy`.
-//!
-//! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/
+//! What a limited response says: [`HeaderStyle`] (its docs show the headers).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +16,21 @@ static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-
 static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Which rate-limit headers responses carry. `Retry-After` is always sent on a 429.
+///
+/// A limited response says: `Retry-After`, the IETF `RateLimit` / `RateLimit-Policy`
+/// fields ([draft-ietf-httpapi-ratelimit-headers-10], structured-field lists), optionally the
+/// older `X-RateLimit-*` trio, and a [`Problem`] for the error pages to render.
+///
+/// ```text
+/// RateLimit-Policy: "1";q=200;w=86400, "2";q=50;w=3600
+/// RateLimit: "2";r=0;t=1800
+/// Retry-After: 72
+/// ```
+///
+/// `RateLimit` reports the limit that decided (the refusing one, else the one with the least
+/// left), named by its position in `RateLimit-Policy`.
+///
+/// [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/
 ///
 /// ```
 /// use buttress::ratelimit::HeaderStyle;

@@ -251,9 +251,10 @@ impl CookieCodec {
 }
 
 /// Decodes a cookie's plaintext (the binary session encoding) with no cryptography. For the
-/// fuzz target of that decoder only: a cookie reaches it only after it authenticates.
-#[doc(hidden)]
-pub fn decode_plaintext_for_fuzzing(bytes: &[u8]) -> Option<SessionData> {
+/// fuzz target of that decoder only (`buttress::fuzzing`): a cookie reaches it only after it
+/// authenticates.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_plaintext(bytes: &[u8]) -> Option<SessionData> {
     payload::decode(bytes).ok()
 }
 

@@ -9,7 +9,7 @@
 //! | key rotation | a cookie made with a fallback key opens and is re-issued under the primary; a stored session filed under a fallback key is still found | |
 //! | fixation | `cycle_id()` (and `set_user`) deletes the old record and rotates the CSRF secret | tower-sessions: manual |
 //! | revocation | list a user's sessions, revoke one or all ("sign out everywhere") | Flask: none |
-//! | sign-out | `flush` (logout), `revoke_others` ("sign out everywhere", password change) end every copy of a session in every mode, on every instance sharing the [`SignOuts`]: revoked cookie sessions and per-user credentials epochs, checked on every signed-in request ([`signout`]) | Flask, tower-sessions' cookie store: a copied cookie lives until it expires |
+//! | sign-out | `flush` (logout), `revoke_others` ("sign out everywhere", password change) end every copy of a session in every mode, on every instance sharing the [`SignOuts`]: revoked cookie sessions and per-user credentials epochs, checked on every signed-in request (see [`SignOuts`]) | Flask, tower-sessions' cookie store: a copied cookie lives until it expires |
 //! | sign-in race | [`Session::credentials_epoch`] before the password check, [`Session::set_user_checked`] after: a "sign out everywhere" that ran meanwhile ends the new session too | |
 //! | per-user cap | at most [`DEFAULT_MAX_PER_USER`] (50) signed-in sessions per user in a store; the least recently active go first | one account can fill a store |
 //! | shared Redis or database | keys, rows, user indexes and login-throttle keys carry the application id ([`AppId`](crate::secret::AppId), `BUTTRESS_APP_ID`, derived from the key by default), and cookies are sealed to it | one namespace for everyone |
@@ -43,7 +43,7 @@
 //! # Deployment caveat
 //!
 //! Cookie mode keeps the session in the browser: a sign-out is remembered on the server (see
-//! [`signout`]), in this process's memory unless `REDIS_URL` is set, so several instances
+//! [`SignOuts`]), in this process's memory unless `REDIS_URL` is set, so several instances
 //! serving cookie sessions need Redis for a logout to hold on all of them (`buttress check`
 //! says so: `BTR-W011`). Two parallel requests that both write may race (the later
 //! response's cookie wins). Use a server-side store (memory for one instance; SQL or Redis for
@@ -54,14 +54,14 @@ pub mod codec;
 mod handle;
 mod layer;
 mod payload;
-pub mod record;
+pub(crate) mod record;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod scope;
-pub mod signout;
+mod signout;
 #[cfg(feature = "sql")]
 pub mod sql;
-pub mod store;
+mod store;
 mod xaes;
 
 use std::sync::Arc;
@@ -73,7 +73,7 @@ use http::StatusCode;
 pub use handle::{Session, SessionInfo};
 pub(crate) use layer::{begin_seen, finish, Config, Finish, Seen};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
-pub use record::{SessionData, SessionId, StoreKey};
+pub use record::{Record, SessionData, SessionId, StoreKey};
 pub use signout::{
     Epoch, MemorySignOuts, SignOutCheck, SignOuts, DEFAULT_MAX_SIGN_OUTS, SIGN_OUT_MARGIN_SECS,
 };

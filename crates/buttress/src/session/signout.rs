@@ -1,61 +1,4 @@
-//! Sign-outs that hold on every instance: per-user credentials epochs, and revoked cookie
-//! sessions.
-//!
-//! | what | written when | checked | lives |
-//! |---|---|---|---|
-//! | the user's **credentials epoch** | "sign out everywhere" and password changes ([`Session::revoke_others`](super::Session::revoke_others)) | every request of a signed-in session, and before a signed-in session is written | the absolute timeout (12 h) after the bump |
-//! | a **revoked cookie session** (its random `sid`) | `logout` ([`Session::flush`](super::Session::flush)) in cookie mode | every request of a signed-in cookie session, and before its cookie is re-sent | until that session would have expired |
-//!
-//! An epoch is a number that only grows (the bump's time in milliseconds, or one more than the
-//! last). A session carries the epoch its user had when they signed in; it is signed out as
-//! soon as the user's current epoch is newer. A sign-in reads the epoch *before* the password
-//! is checked ([`Session::credentials_epoch`](super::Session::credentials_epoch), then
-//! [`Session::set_user_checked`](super::Session::set_user_checked)): a login that verified the
-//! old password while "sign out everywhere" ran carries the old epoch, and is signed out at
-//! its first request, however late it commits.
-//!
-//! The state is bounded: an epoch entry can be forgotten once every session signed in before
-//! the bump has passed its absolute timeout (then no session can carry an older epoch), and a
-//! revoked id once its session would have expired. [`MemorySignOuts`] holds at most
-//! [`DEFAULT_MAX_SIGN_OUTS`] live entries; a revocation that does not fit signs the user out
-//! everywhere instead (an epoch bump), and a bump that does not fit is refused with a
-//! [`StoreError`] (a 503: the user sees that the sign-out did not happen), never dropped.
-//!
-//! # Which implementation
-//!
-//! | sessions | sign-outs kept in | shared by instances |
-//! |---|---|---|
-//! | cookie, one instance | [`MemorySignOuts`] (the default) | no |
-//! | cookie, several instances | Redis (`REDIS_URL`, [`redis::RedisSignOuts`](super::redis::RedisSignOuts)) | yes |
-//! | memory store | [`MemorySignOuts`] | one instance anyway |
-//! | SQL store | the same database ([`sql::SqlSignOuts`](super::sql::SqlSignOuts)) | yes |
-//! | Redis store | the same Redis | yes |
-//!
-//! A store brings its own through [`SessionStore::sign_outs`](super::SessionStore::sign_outs).
-//!
-//! # Why this design
-//!
-//! Cookie sessions cannot be taken back from the browser, so a sign-out must be remembered on
-//! the server until the cookie would have expired anyway; remembering one random id per
-//! signed-out session (not the cookie) keeps it small and needs no lookup for anonymous
-//! traffic. A per-user epoch rather than a list of sessions lets "sign out everywhere" end
-//! sessions nobody has listed (cookie sessions, sessions filed under a rotated key, a sign-in
-//! still in flight) with one write, and costs one lookup per signed-in request (measured in
-//! `benches/session.rs`, see `bench/RESULTS.md`).
-//!
-//! ```
-//! use buttress::secret::AppId;
-//! use buttress::session::{MemorySignOuts, SignOuts};
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let outs = MemorySignOuts::default();
-//! let app = AppId::new("shop")?;
-//! let before = outs.check(&app, "42", None, 1_000).await?.epoch;
-//! let after = outs.bump(&app, "42", 1_000, 43_200).await?;
-//! assert!(after > before, "a session that carries `before` is signed out");
-//! outs.revoke(&app, "a-session-id", 5_000, 1_000).await?;
-//! assert!(outs.check(&app, "42", Some("a-session-id"), 1_001).await?.revoked);
-//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
-//! ```
+//! Sign-outs that hold on every instance: [`SignOuts`] (its docs hold the design).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -86,8 +29,65 @@ pub struct SignOutCheck {
     pub revoked: bool,
 }
 
-/// Where sign-outs are kept. Implementations must be shared by every instance that serves the
-/// same sessions (memory is the exception and says so). Times are Unix seconds.
+/// Where sign-outs are kept, so that they hold on every instance: per-user credentials
+/// epochs, and revoked cookie sessions. Implementations must be shared by every instance that
+/// serves the same sessions (memory is the exception and says so). Times are Unix seconds.
+///
+/// | what | written when | checked | lives |
+/// |---|---|---|---|
+/// | the user's **credentials epoch** | "sign out everywhere" and password changes ([`Session::revoke_others`](super::Session::revoke_others)) | every request of a signed-in session, and before a signed-in session is written | the absolute timeout (12 h) after the bump |
+/// | a **revoked cookie session** (its random `sid`) | `logout` ([`Session::flush`](super::Session::flush)) in cookie mode | every request of a signed-in cookie session, and before its cookie is re-sent | until that session would have expired |
+///
+/// An epoch is a number that only grows (the bump's time in milliseconds, or one more than the
+/// last). A session carries the epoch its user had when they signed in; it is signed out as
+/// soon as the user's current epoch is newer. A sign-in reads the epoch *before* the password
+/// is checked ([`Session::credentials_epoch`](super::Session::credentials_epoch), then
+/// [`Session::set_user_checked`](super::Session::set_user_checked)): a login that verified the
+/// old password while "sign out everywhere" ran carries the old epoch, and is signed out at
+/// its first request, however late it commits.
+///
+/// The state is bounded: an epoch entry can be forgotten once every session signed in before
+/// the bump has passed its absolute timeout (then no session can carry an older epoch), and a
+/// revoked id once its session would have expired. [`MemorySignOuts`] holds at most
+/// [`DEFAULT_MAX_SIGN_OUTS`] live entries; a revocation that does not fit signs the user out
+/// everywhere instead (an epoch bump), and a bump that does not fit is refused with a
+/// [`StoreError`] (a 503: the user sees that the sign-out did not happen), never dropped.
+///
+/// # Which implementation
+///
+/// | sessions | sign-outs kept in | shared by instances |
+/// |---|---|---|
+/// | cookie, one instance | [`MemorySignOuts`] (the default) | no |
+/// | cookie, several instances | Redis (`REDIS_URL`, [`redis::RedisSignOuts`](super::redis::RedisSignOuts)) | yes |
+/// | memory store | [`MemorySignOuts`] | one instance anyway |
+/// | SQL store | the same database ([`sql::SqlSignOuts`](super::sql::SqlSignOuts)) | yes |
+/// | Redis store | the same Redis | yes |
+///
+/// A store brings its own through [`SessionStore::sign_outs`](super::SessionStore::sign_outs).
+///
+/// # Why this design
+///
+/// Cookie sessions cannot be taken back from the browser, so a sign-out must be remembered on
+/// the server until the cookie would have expired anyway; remembering one random id per
+/// signed-out session (not the cookie) keeps it small and needs no lookup for anonymous
+/// traffic. A per-user epoch rather than a list of sessions lets "sign out everywhere" end
+/// sessions nobody has listed (cookie sessions, sessions filed under a rotated key, a sign-in
+/// still in flight) with one write, and costs one lookup per signed-in request (measured in
+/// `benches/session.rs`, see `bench/RESULTS.md`).
+///
+/// ```
+/// use buttress::secret::AppId;
+/// use buttress::session::{MemorySignOuts, SignOuts};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let outs = MemorySignOuts::default();
+/// let app = AppId::new("shop")?;
+/// let before = outs.check(&app, "42", None, 1_000).await?.epoch;
+/// let after = outs.bump(&app, "42", 1_000, 43_200).await?;
+/// assert!(after > before, "a session that carries `before` is signed out");
+/// outs.revoke(&app, "a-session-id", 5_000, 1_000).await?;
+/// assert!(outs.check(&app, "42", Some("a-session-id"), 1_001).await?.revoked);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
 pub trait SignOuts: Send + Sync + std::fmt::Debug + 'static {
     /// `user`'s current epoch in `app` and, when `sid` is given, whether that cookie session
     /// was revoked, in one round trip.
@@ -132,7 +132,7 @@ pub(crate) fn next_epoch(current: u64, now: i64) -> u64 {
 }
 
 /// Sign-outs in this process's memory: for one instance (each instance would otherwise only
-/// know its own). Bounded: see the [module docs](self).
+/// know its own). Bounded: see [`SignOuts`].
 ///
 /// ```
 /// use buttress::session::{MemorySignOuts, DEFAULT_MAX_SIGN_OUTS};

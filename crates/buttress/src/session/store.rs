@@ -1,8 +1,4 @@
 //! Server-side session stores: the trait, and the in-memory store.
-//!
-//! Stores keep [`Record`]s under a [`StoreKey`] (a keyed HMAC of the session id, never the id
-//! itself). Writes are compare-and-swap on the record's version, so the session layer can merge
-//! concurrent requests' changes key by key instead of losing one of them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,6 +25,10 @@ pub enum Cas {
 
 /// A server-side session store. Implementations must be safe to share between instances of
 /// the application (memory is the exception and says so).
+///
+/// Stores keep [`Record`]s under a [`StoreKey`] (a keyed HMAC of the session id, never the id
+/// itself). Writes are compare-and-swap on the record's version, so the session layer can merge
+/// concurrent requests' changes key by key instead of losing one of them.
 pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Loads a live record (expired records are treated as absent).
     fn load<'a>(

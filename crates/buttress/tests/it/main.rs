@@ -10,6 +10,7 @@ mod support;
 mod csrf_stack;
 mod docs;
 mod errors;
+mod examples;
 mod headers;
 mod https;
 mod imports;
