@@ -72,7 +72,7 @@
 //!
 //! ```
 //! use std::net::IpAddr;
-//! use buttress::ratelimit::{overflow, ManualClock, MemoryStore, RateLimiter};
+//! use buttress::ratelimit::{aggregate, ManualClock, MemoryStore, RateLimiter};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let store = MemoryStore::new(1_000).with_clock(ManualClock::new());
 //! assert_eq!(store.overflow_slots(), 32);
@@ -89,7 +89,7 @@
 //! for _ in 0..10 {
 //!     assert!(limiter.check_from("198.51.100.23", bystander, 1).await?.allowed());
 //! }
-//! assert_eq!(overflow::aggregate("2001:db8:1:2::/64".parse()?).to_string(), "2001:db8:1::/48");
+//! assert_eq!(aggregate("2001:db8:1:2::/64".parse()?).to_string(), "2001:db8:1::/48");
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
@@ -118,7 +118,7 @@ pub const AGGREGATE_V6_PREFIX: u8 = 48;
 /// The most overflow slots a store has (at the default cap of 100,000 keys it has these).
 ///
 /// ```
-/// use buttress::ratelimit::{overflow::MAX_OVERFLOW_SLOTS, MemoryStore};
+/// use buttress::ratelimit::{MemoryStore, MAX_OVERFLOW_SLOTS};
 /// assert_eq!(MemoryStore::default().overflow_slots(), MAX_OVERFLOW_SLOTS);
 /// ```
 pub const MAX_OVERFLOW_SLOTS: usize = 4096;
