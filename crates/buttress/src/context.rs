@@ -194,7 +194,8 @@ impl std::fmt::Debug for CspNonce {
     }
 }
 
-/// What the stack learned about a request before its handler (see the [module docs](self)).
+/// What the stack learned about a request before its handler: request id, client, origin,
+/// nonce (and the session, for the session module).
 /// Also an extractor.
 ///
 /// ```

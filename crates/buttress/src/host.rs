@@ -141,7 +141,7 @@ impl std::fmt::Display for HostPattern {
 }
 
 impl HostPattern {
-    /// Whether a host `name` (lower-case, as [`split_host`] gives it) on `port` matches.
+    /// Whether a host `name` (lower-case, without its port) on `port` matches.
     pub fn allows(&self, name: &str, port: u16) -> bool {
         self.port.is_none_or(|p| p == port)
             && match self.name.strip_prefix("*.") {

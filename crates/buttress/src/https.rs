@@ -86,7 +86,7 @@ impl HttpsRedirectLayer {
     }
 
     /// The HTTPS port to redirect to (443 is left out of the URL). Without it, the port of the
-    /// serving [`Server`](crate::server::Server)'s TLS listener is used, else 443.
+    /// serving `buttress::server::Server`'s TLS listener is used, else 443.
     pub fn port(mut self, port: u16) -> Self {
         Arc::make_mut(&mut self.config).port = Some(port);
         self

@@ -369,7 +369,11 @@ mod tests {
         key_and_aggregate(parts, scope, grouping).0
     }
 
-    fn key_and_aggregate(parts: &Parts, scope: &Scope, grouping: IpGrouping) -> (String, Aggregate) {
+    fn key_and_aggregate(
+        parts: &Parts,
+        scope: &Scope,
+        grouping: IpGrouping,
+    ) -> (String, Aggregate) {
         let (key, agg) = request_key(parts.uri.path(), &parts.extensions, scope, None, grouping);
         (key.into_string(), agg)
     }

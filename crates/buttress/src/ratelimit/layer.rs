@@ -42,7 +42,7 @@ pub(crate) struct Config {
 /// Defaults: key = client address from [`ClientIp`](crate::proxy::ClientIp) (IPv4 /32, IPv6
 /// /64), scope = per route, cost 1, IETF headers, enforcing (not shadow). Every check carries
 /// the client's network, so a full memory store counts a new client on its IPv6 /48's or IPv4
-/// /24's overflow allowance ([`overflow`](super::overflow)): a flood from a few networks never
+/// /24's overflow allowance (see [`MemoryStore`](super::MemoryStore)): a flood from a few networks never
 /// takes the allowance of clients elsewhere.
 ///
 /// ```
@@ -454,7 +454,12 @@ fn decide(
 }
 
 /// The rest of [`admit`] for a store with a round trip, or in shadow mode: never `Later`.
-pub(crate) async fn admit_later(config: &Config, key: &str, agg: Aggregate, cost: u64) -> Admission {
+pub(crate) async fn admit_later(
+    config: &Config,
+    key: &str,
+    agg: Aggregate,
+    cost: u64,
+) -> Admission {
     let decision = match config.limiter.check_in(key, agg, cost).await {
         Ok(d) => d,
         Err(_unavailable) if config.shadow => {

@@ -626,7 +626,7 @@ impl RateLimiter {
     /// the network the key groups it by). Only a full memory store reads it: a key it has no
     /// room to track is counted on the overflow allowance of the network's aggregate (IPv6 /48,
     /// IPv4 /24), so a flood from a few networks never takes the allowance of clients
-    /// elsewhere (see [`overflow`](super::overflow)). Without it (`check`), every such key
+    /// elsewhere (see [`MemoryStore`](super::MemoryStore)). Without it (`check`), every such key
     /// shares one allowance. [`RateLimitLayer`](super::RateLimitLayer) and
     /// [`LoginThrottle`](super::LoginThrottle) always give it.
     ///
@@ -657,7 +657,7 @@ impl RateLimiter {
 
     /// Whether one more unit for `key` would be admitted, without counting it. A key that a
     /// full memory store does not track is judged on its own (empty) state: a peek never reads
-    /// or claims an overflow allowance ([`overflow`](super::overflow)), so that one network's
+    /// or claims an overflow allowance (see [`MemoryStore`](super::MemoryStore)), so that one network's
     /// shared allowance cannot make any of its keys look used (the login throttle's "known
     /// network" test relies on that).
     ///

@@ -5,7 +5,7 @@
 //! - [`Strategy`]: GCRA (O(1) per key) or the exact moving window, each with its guarantee.
 //! - [`MemoryStore`]: sharded, with a hard cap on keys and an overflow policy that never frees a
 //!   limited client and never lets a flood from a few networks take the allowance of clients
-//!   elsewhere ([`overflow`]); `RedisStore` (feature `redis`): the same semantics in one Lua
+//!   elsewhere (see [`MemoryStore`]); `RedisStore` (feature `redis`): the same semantics in one Lua
 //!   round trip.
 //! - [`RateLimiter`]: limits + store + [`OnStoreError`] policy, checked by key.
 //! - [`RateLimitLayer`]: keyed on [`ClientIp`](crate::proxy::ClientIp) (IPv6 by /64), scopes,
@@ -19,7 +19,7 @@
 //! | strategy | moving window up to 20 per period, GCRA above ([`Strategy::for_amount`]) |
 //! | key | client address, IPv4 /32, IPv6 /64 |
 //! | memory cap | 100,000 clients ([`DEFAULT_MAX_KEYS`]), overflow slots included |
-//! | a new client when the memory store is full | counted on its IPv6 /48's or IPv4 /24's overflow allowance ([`overflow`]) |
+//! | a new client when the memory store is full | counted on its IPv6 /48's or IPv4 /24's overflow allowance (see [`MemoryStore`]) |
 //! | Redis time budget | 50 ms |
 //! | store failure | fail closed ([`RateLimiter`]); the global limit falls back to memory |
 //! | headers | `RateLimit` + `RateLimit-Policy` |
@@ -58,15 +58,15 @@ mod table;
 
 pub use algorithm::{Strategy, AUTO_WINDOW_AMOUNT, MAX_WINDOW_AMOUNT};
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use overflow::{
-    aggregate, AGGREGATE_V4_PREFIX, AGGREGATE_V6_PREFIX, MAX_OVERFLOW_SLOTS, OVERFLOW_PROBES,
-};
 pub use grammar::{GrammarError, Limit, Limits, Unit, MAX_AMOUNT, MAX_MULTIPLES};
 pub use key::{IpGrouping, KeyFn, Scope};
 pub use layer::{RateLimit, RateLimitLayer};
 pub use limiter::{Check, Decision, OnStoreError, RateLimiter, Unavailable};
 pub use login::{LoginAttempt, LoginThrottle, LoginVerdict};
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
+pub use overflow::{
+    aggregate, AGGREGATE_V4_PREFIX, AGGREGATE_V6_PREFIX, MAX_OVERFLOW_SLOTS, OVERFLOW_PROBES,
+};
 pub use paths::{PathLimits, PathLimitsLayer};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, CHECK_SCRIPT, MIN_REDIS_VERSION};

@@ -17,7 +17,7 @@
 //! and on the way out, for every response (the application's, a refusal's, a panic's):
 //! session commit, rate-limit headers, security headers (CSP with the request's nonce, HSTS
 //! on HTTPS only, a header the handler set wins), the safe error page of a 4xx/5xx, the request
-//! id. One [`RequestContext`] (request id, client, origin, nonce) is inserted once; the
+//! id. One [`RequestContext`](crate::RequestContext) (request id, client, origin, nonce) is inserted once; the
 //! extractors read it.
 //!
 //! A `Stack` takes no more routes: anything added after [`apply`](crate::Buttress::apply)
@@ -100,7 +100,7 @@ pub(crate) struct Plan {
 
 /// The application inside every protection, as one service (see the [module docs](self)).
 /// Made by [`Buttress::apply`](crate::Buttress::apply); serve it with
-/// [`Server::bind`](crate::server::Server::bind) or, with `axum::serve`, through
+/// `buttress::server::Server::bind` (feature `server`) or, with `axum::serve`, through
 /// [`Stack::into_make_service_with_connect_info`].
 #[derive(Clone)]
 #[must_use]
