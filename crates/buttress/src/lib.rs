@@ -104,7 +104,10 @@ impl Buttress {
     /// ([`Buttress::with_session_store`]).
     pub fn from_settings(settings: &Settings) -> Result<Buttress, StartupError> {
         let (keyring, notices) = startup::admit(settings)?;
-        let shared = SharedLimits::from_settings(settings)?;
+        // Every Redis key and SQL row of this application carries its id (`BUTTRESS_APP_ID`,
+        // else one derived from the key): deployments sharing a store stay apart.
+        let app = keyring.app_id(settings.app_id.as_ref());
+        let shared = SharedLimits::from_settings(settings, &app)?;
         Ok(Buttress {
             settings: Arc::new(settings.clone()),
             keyring,
@@ -141,9 +144,8 @@ impl Buttress {
     /// # Ok::<(), buttress::StartupError>(())
     /// ```
     pub fn login_throttle(&self) -> ratelimit::LoginThrottle {
-        // Per application: deployments sharing a Redis count their sign-ins apart.
-        let app = self.keyring.app_id(self.settings.app_id.as_ref());
-        self.shared.login_throttle(&app)
+        // Per application, as every limit: deployments sharing a Redis count apart.
+        self.shared.login_throttle()
     }
 
     /// A per-route limit (e.g. `"5 per minute"`) with the same storage, headers and address

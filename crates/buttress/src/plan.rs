@@ -138,7 +138,11 @@ pub(crate) struct SharedLimits {
 }
 
 impl SharedLimits {
-    pub(crate) fn from_settings(settings: &Settings) -> Result<SharedLimits, RateLimitError> {
+    /// Every Redis key is bound to `app`: deployments sharing a Redis count apart.
+    pub(crate) fn from_settings(
+        settings: &Settings,
+        app: &crate::secret::AppId,
+    ) -> Result<SharedLimits, RateLimitError> {
         #[cfg(not(feature = "redis"))]
         if settings.ratelimit_storage.is_shared() {
             return Err(RateLimitError::RedisDisabled);
@@ -148,7 +152,8 @@ impl SharedLimits {
             redis: match &settings.ratelimit_storage {
                 RateLimitStorage::Redis(url) => Some(
                     crate::ratelimit::RedisStore::open(url.expose())?
-                        .with_budget(settings.ratelimit_redis_budget),
+                        .with_budget(settings.ratelimit_redis_budget)
+                        .for_app(app),
                 ),
                 RateLimitStorage::Memory => None,
             },
@@ -187,17 +192,15 @@ impl SharedLimits {
         Ok(self.layer(limiter))
     }
 
-    /// Failure counters for a login form in the same storage, counted apart for `app` (on a
-    /// Redis shared with other deployments).
-    pub(crate) fn login_throttle(&self, app: &crate::secret::AppId) -> LoginThrottle {
+    /// Failure counters for a login form in the same storage (bound to the application, as
+    /// every limit is).
+    pub(crate) fn login_throttle(&self) -> LoginThrottle {
         let throttle = LoginThrottle::new().with_ip_grouping(self.grouping);
         #[cfg(feature = "redis")]
         let throttle = match &self.redis {
-            Some(store) => throttle.with_redis(store.for_app(app)),
+            Some(store) => throttle.with_redis(store.clone()),
             None => throttle,
         };
-        #[cfg(not(feature = "redis"))]
-        let _ = app;
         throttle
     }
 

@@ -67,7 +67,7 @@ pub struct Instance {
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
-fn fresh_dir(what: &str) -> PathBuf {
+pub fn fresh_dir(what: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "buttress-cluster-{what}-{}-{}",

@@ -1,4 +1,4 @@
-//! Issue 7: several `buttress serve` instances on one Redis and one PostgreSQL, as behind a load
+//! Issues 7 and 13: several `buttress serve` instances on one Redis and one PostgreSQL, as behind a load
 //! balancer, under load and under faults. See `docs/scale.md` for what each test proves.
 //!
 //! Every test starts its own small cluster on free loopback ports (`harness::Cluster`) and
@@ -10,3 +10,4 @@ mod cookie_rotation;
 mod distributed;
 mod faults;
 mod harness;
+mod signouts;
