@@ -83,7 +83,6 @@ pub(super) struct Ask {
 /// # Ok::<(), buttress::ratelimit::Unavailable>(()) })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-
 pub struct MemoryStore {
     shards: Box<[Mutex<Maps>]>,
     shard_shift: u32,
