@@ -484,7 +484,10 @@ mod tests {
             let found = links(page);
             let tags = start_tags(page);
             let took = started.elapsed();
-            assert!(took < Duration::from_secs(2), "{name}: {took:?}");
+            // Linear: well under a second in a debug build on a quiet machine. A quadratic
+            // pass over these megabyte pages takes many minutes, so a generous bound tells
+            // them apart without failing on a machine busy with other builds.
+            assert!(took < Duration::from_secs(30), "{name}: {took:?}");
             assert!(found.len() <= MAX_LINKS, "{name}");
             assert!(
                 tags.iter().all(|(_, a)| a.len() <= MAX_ATTRIBUTES),

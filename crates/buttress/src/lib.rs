@@ -139,8 +139,10 @@ impl Buttress {
     /// the limits (Redis when configured), failing closed.
     ///
     /// ```
-    /// let b = buttress::Buttress::from_settings(&Default::default())?;
-    /// let throttle = b.login_throttle();
+    /// let mut settings = buttress::settings::Settings::default();
+    /// settings.ratelimit_max_keys = 5_000; // BUTTRESS_RATELIMIT_MAX_KEYS bounds it too
+    /// let b = buttress::Buttress::from_settings(&settings)?;
+    /// assert_eq!(b.login_throttle().max_keys(), Some(5_000));
     /// # Ok::<(), buttress::StartupError>(())
     /// ```
     pub fn login_throttle(&self) -> ratelimit::LoginThrottle {

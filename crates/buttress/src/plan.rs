@@ -195,7 +195,9 @@ impl SharedLimits {
     /// Failure counters for a login form in the same storage (bound to the application, as
     /// every limit is).
     pub(crate) fn login_throttle(&self) -> LoginThrottle {
-        let throttle = LoginThrottle::new().with_ip_grouping(self.grouping);
+        let throttle = LoginThrottle::new()
+            .with_ip_grouping(self.grouping)
+            .with_max_keys(self.max_keys);
         #[cfg(feature = "redis")]
         let throttle = match &self.redis {
             Some(store) => throttle.with_redis(store.clone()),

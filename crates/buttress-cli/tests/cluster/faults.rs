@@ -236,7 +236,7 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
     let recovered = back.elapsed();
     let statuses = load.finish().await;
     assert!(
-        !cluster.redis_keys("buttress:rl:*").is_empty(),
+        !cluster.redis_keys("buttress:*:rl:*").is_empty(),
         "the global limit counts in Redis again"
     );
     let now: Vec<Option<u32>> = cluster.instances.iter().map(Instance::pid).collect();

@@ -219,6 +219,32 @@ impl LoginThrottle {
         }
     }
 
+    /// Counts in memory, each counter in a store of `max_keys` clients (the stack passes
+    /// `BUTTRESS_RATELIMIT_MAX_KEYS`, so the login form is bounded like every other limit).
+    ///
+    /// ```
+    /// let t = buttress::ratelimit::LoginThrottle::new().with_max_keys(50_000);
+    /// ```
+    pub fn with_max_keys(self, max_keys: usize) -> Self {
+        LoginThrottle {
+            per_ip: self.per_ip.with_memory(MemoryStore::new(max_keys)),
+            per_account_ip: self.per_account_ip.with_memory(MemoryStore::new(max_keys)),
+            per_account: self.per_account.with_memory(MemoryStore::new(max_keys)),
+            known: self.known.with_memory(MemoryStore::new(max_keys)),
+            grouping: self.grouping,
+        }
+    }
+
+    /// The memory stores' cap (clients per counter), if the counters are in memory.
+    ///
+    /// ```
+    /// let t = buttress::ratelimit::LoginThrottle::new().with_max_keys(50_000);
+    /// assert_eq!(t.max_keys(), Some(50_000));
+    /// ```
+    pub fn max_keys(&self) -> Option<usize> {
+        self.per_ip.memory_store().map(MemoryStore::max_keys)
+    }
+
     /// Counts in memory with `clock` (tests move time by hand), each counter in a store of
     /// `max_keys` clients.
     ///
