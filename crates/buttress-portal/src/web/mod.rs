@@ -286,7 +286,10 @@ impl BuildError {
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
 /// portal's pool, `memory` keeps them in this process, and `redis` in Redis at `REDIS_URL`
-/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these.
+/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these. In the
+/// portal's database the session layer binds the store to its application id and keeps the
+/// sign-outs (credentials epochs) there too ([`DbSessions`]), so a sign-out on one instance
+/// holds on every instance sharing the database.
 ///
 /// # Errors
 /// [`BuildError`]: refused settings, an unreachable database, a failed migration.
