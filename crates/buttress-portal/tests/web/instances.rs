@@ -99,7 +99,10 @@ pub async fn sign_outs_reach_every_instance(db: Shared) {
     laptop.unverified_account(ADA).await;
     let ada = user_id(&pool, ADA).await;
     let mut copied = copy_of(&laptop, &b);
-    assert!(copied.signed_in().await, "one application: B serves A's session");
+    assert!(
+        copied.signed_in().await,
+        "one application: B serves A's session"
+    );
     let mut phone = b.agent();
     phone.sign_in(ADA, PASSWORD).await.assert_redirect("/");
     assert!(epoch_apps(&pool, ada).await.is_empty());
@@ -151,9 +154,7 @@ pub async fn sign_outs_reach_every_instance(db: Shared) {
         .post("/password-reset", &[("email", ADA)])
         .await
         .assert_redirect("/login");
-    let link = stranger
-        .mailed_link(ADA, "/password-reset/confirm")
-        .await;
+    let link = stranger.mailed_link(ADA, "/password-reset/confirm").await;
     stranger.follow_link(&link).await.assert_status(200);
     let token = link.split("token=").nth(1).expect("token").to_owned();
     stranger
@@ -176,7 +177,10 @@ pub async fn sign_outs_reach_every_instance(db: Shared) {
         .await
         .assert_status(200);
     assert!(!tablet.signed_in().await);
-    assert!(session_apps(&pool, ada).await.is_empty(), "erased in the transaction");
+    assert!(
+        session_apps(&pool, ada).await.is_empty(),
+        "erased in the transaction"
+    );
 }
 
 /// A store that runs `hook` once, the first time a credentials epoch is read after it was
@@ -251,7 +255,10 @@ impl SessionStore for Racing {
     }
     fn sign_outs(&self) -> Option<Arc<dyn SignOuts>> {
         Some(Arc::new(RacingSignOuts {
-            inner: self.inner.sign_outs().expect("the portal's store keeps sign-outs"),
+            inner: self
+                .inner
+                .sign_outs()
+                .expect("the portal's store keeps sign-outs"),
             hook: self.hook.clone(),
         }))
     }
@@ -417,11 +424,18 @@ pub async fn apps_on_one_database_stay_apart(db: Shared) {
         .execute(&pool)
         .await
         .expect("update");
-    assert!(!on_a.signed_in().await, "an unbound row keeps nobody signed in");
+    assert!(
+        !on_a.signed_in().await,
+        "an unbound row keeps nobody signed in"
+    );
     let store = DbSessions::new(a.portal.db.clone());
     let bound = store.bound_to(&AppId::new("portal-a").expect("id"));
     let now = buttress_portal::db::now_unix();
-    assert!(bound.list_user(&ada.to_string(), now).await.expect("list").is_empty());
+    assert!(bound
+        .list_user(&ada.to_string(), now)
+        .await
+        .expect("list")
+        .is_empty());
     assert_eq!(session_apps(&pool, ada).await, [""]);
     bound.cleanup(now).await.expect("sweep");
     assert_eq!(session_apps(&pool, ada).await, [""], "alive: not swept yet");

@@ -83,7 +83,13 @@ impl TestApp {
 
     /// With extra settings (e.g. Redis for sessions and limits).
     pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
-        TestApp::open_in(fresh_dir("web"), database_url, extra, BuildOptions::default()).await
+        TestApp::open_in(
+            fresh_dir("web"),
+            database_url,
+            extra,
+            BuildOptions::default(),
+        )
+        .await
     }
 
     /// In data directory `dir` (a second instance on the same SQLite file: the same `dir`),
@@ -103,9 +109,7 @@ impl TestApp {
             ),
             ..options
         };
-        let (router, portal) = build(&settings, options)
-            .await
-            .expect("portal builds");
+        let (router, portal) = build(&settings, options).await.expect("portal builds");
         TestApp {
             router,
             portal,

@@ -360,13 +360,13 @@ impl SignOuts for SqlSignOuts {
     ) -> BoxFuture<'a, Result<SignOutCheck, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query(SIGN_OUT_CHECK_STATEMENT)
-            .bind(app.as_str())
-            .bind(user)
-            .bind(now)
-            .bind(sid.unwrap_or(""))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?;
+                .bind(app.as_str())
+                .bind(user)
+                .bind(now)
+                .bind(sid.unwrap_or(""))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
             let epoch: Option<i64> = row.try_get("epoch").map_err(unavailable)?;
             let revoked: i64 = row.try_get("revoked").map_err(unavailable)?;
             Ok(SignOutCheck {
