@@ -180,11 +180,15 @@ pub(crate) async fn delete(
         .await?;
     // Then through the session layer: the account's credentials epoch is bumped (every session
     // of it, on every instance, is anonymous at its next request), sessions kept elsewhere
-    // (memory, Redis) are deleted, and this one ends. The account is gone either way, so a
-    // session left behind would find no user.
-    me.session
+    // (memory, Redis) are deleted, and this one ends. The account is gone either way (a session
+    // left behind finds no user), so a store that fails here does not undo the answer.
+    if let Err(e) = me
+        .session
         .sign_out_everywhere(&me.user.id.to_string())
-        .await?;
+        .await
+    {
+        tracing::warn!(error = %e, "an erased account's sessions could not all be signed out");
+    }
     me.session.flush().await?;
     let parts = PageParts::new(nonce, &me.session, None, false).await?;
     Ok(page(render::message(
