@@ -59,6 +59,33 @@ use crate::validate::{
     normalize_email, password_problem, ChangePasswordInput, SignUpInput, PASSWORD_MAX_CHARS,
 };
 
+/// A sign-in whose address was looked up and whose password is not checked yet
+/// ([`Accounts::begin_sign_in`], then [`Accounts::finish_sign_in`]). Its `Debug` shows no
+/// password and no hash.
+pub struct SignInAttempt {
+    user: Option<User>,
+    stored: Option<String>,
+    password: String,
+}
+
+impl SignInAttempt {
+    /// The account whose password will be checked: `None` for an unknown or malformed
+    /// address, an account that cannot sign in, or a password longer than any allowed (those
+    /// are checked against a dummy hash and fail).
+    #[must_use]
+    pub fn account(&self) -> Option<i64> {
+        self.user.as_ref().map(|u| u.id)
+    }
+}
+
+impl std::fmt::Debug for SignInAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInAttempt")
+            .field("account", &self.account())
+            .finish_non_exhaustive()
+    }
+}
+
 /// argon2id cost parameters.
 ///
 /// | field | meaning | default |
@@ -320,11 +347,47 @@ impl Accounts {
 
     /// Checks an email and password. `Ok(None)` for every kind of failure (unknown email,
     /// wrong password, malformed input, login-disabled account), each costing one argon2id
-    /// verification.
+    /// verification. [`begin_sign_in`](Self::begin_sign_in) then
+    /// [`finish_sign_in`](Self::finish_sign_in), for a caller with nothing to do between.
     ///
     /// # Errors
     /// Only database and internal errors.
     pub async fn authenticate(&self, email: &str, password: &str) -> Result<Option<User>> {
+        let attempt = self.begin_sign_in(email, password).await?;
+        self.finish_sign_in(attempt).await
+    }
+
+    /// The first half of a sign-in: looks the address up, checks no password yet. The
+    /// attempt's [`account`](SignInAttempt::account) is the id of the account whose password
+    /// [`finish_sign_in`](Self::finish_sign_in) will check, if any: the HTTP layer reads that
+    /// account's credentials epoch in between, *before* the password is checked (see
+    /// [`buttress::session::Session::credentials_epoch`]). Costs one database read, known
+    /// address or not.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), buttress_portal::Error> {
+    /// use buttress_portal::{Accounts, Db, PasswordParams, SignUpOutcome};
+    /// use buttress_portal::validate::SignUpInput;
+    /// let db = Db::in_memory().await?;
+    /// let accounts = Accounts::new(db, PasswordParams::insecure_fast_for_tests()).await?;
+    /// let input = SignUpInput { email: "ada@example.org".into(), password: "correct horse battery".into() };
+    /// let SignUpOutcome::Created(ada) = accounts.sign_up(&input).await? else { unreachable!() };
+    ///
+    /// let attempt = accounts.begin_sign_in("ada@example.org", "correct horse battery").await?;
+    /// assert_eq!(attempt.account(), Some(ada.id));
+    /// // … read the account's credentials epoch here …
+    /// assert_eq!(accounts.finish_sign_in(attempt).await?.map(|u| u.id), Some(ada.id));
+    ///
+    /// let unknown = accounts.begin_sign_in("nobody@example.org", "correct horse battery").await?;
+    /// assert_eq!(unknown.account(), None);
+    /// assert!(accounts.finish_sign_in(unknown).await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub async fn begin_sign_in(&self, email: &str, password: &str) -> Result<SignInAttempt> {
         let found = match normalize_email(email) {
             Ok(email) => self.user_with_hash(&email).await?,
             Err(_) => None,
@@ -341,6 +404,25 @@ impl Accounts {
         } else {
             password.to_owned()
         };
+        Ok(SignInAttempt {
+            user,
+            stored,
+            password,
+        })
+    }
+
+    /// The second half of a sign-in: checks the password of a
+    /// [`begin_sign_in`](Self::begin_sign_in) attempt, with the same argon2 work whatever the
+    /// account (module docs). `Ok(None)` for every kind of failure.
+    ///
+    /// # Errors
+    /// Only database and internal errors.
+    pub async fn finish_sign_in(&self, attempt: SignInAttempt) -> Result<Option<User>> {
+        let SignInAttempt {
+            user,
+            stored,
+            password,
+        } = attempt;
         // One verification per parameter set in use (module docs): the account's own hash
         // for its set, a dummy for every other.
         let stored_prefix = stored.as_deref().and_then(legacy_prefix);

@@ -5,8 +5,12 @@
 //!   only after the password was asked again).
 //! * [`Db::erase_account`] deletes, in **one transaction**, every reveal that names the account
 //!   (as donor or requester, and those of its requests), its requests, its donor profile, its
-//!   tokens, its sessions when they live in this database, and the account itself. Either all
-//!   of it goes or nothing does; afterwards the address can sign up again as a stranger.
+//!   tokens, its sessions when they live in this database (the rows of the portal's own
+//!   application ids, and rows no application reads any more: written before application ids,
+//!   see [`crate::sessions`]), and the account itself. Either all of it goes or nothing does;
+//!   afterwards the address can sign up again as a stranger. The HTTP layer then signs the
+//!   account out everywhere through the session layer (its credentials epoch), which reaches
+//!   sessions kept elsewhere and every instance.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -19,7 +23,7 @@
 //! let SignUpOutcome::Created(user) = accounts.sign_up(&input).await? else { unreachable!() };
 //! let doc = db.export_account(user.id, buttress_portal::db::today_utc()).await?;
 //! assert_eq!(doc["account"]["email"], "ada@example.org");
-//! assert!(db.erase_account(user.id, false).await?);
+//! assert!(db.erase_account(user.id, &[]).await?);
 //! assert!(accounts.user(user.id).await?.is_none());
 //! # Ok(()) }
 //! ```
@@ -31,6 +35,9 @@ use time::Date;
 use crate::db::Db;
 use crate::domain::format_date;
 use crate::error::{Error, Result};
+
+/// The `app_id` the library's migration gives session rows made before application ids.
+const LEGACY_APP: &str = "-";
 
 impl Db {
     /// Everything the portal holds about `user_id` (without sessions, which the session layer
@@ -93,13 +100,20 @@ impl Db {
     }
 
     /// Erases the account `user_id` and everything that names it, in one transaction (see the
-    /// module docs). `sessions_in_db`: also delete its rows of the session layer's
-    /// `buttress_sessions` table (when sessions live in this database). Returns whether there
+    /// module docs). `session_apps`: when sessions live in this database, the application ids
+    /// of the portal's session rows (the keyring's); the account's rows of the session layer's
+    /// `buttress_sessions` table with one of these ids, or with the ids of rows no application
+    /// reads (`""` written before binding, `-` before application ids), are deleted too.
+    /// Another application's rows on the same database are left alone. Returns whether there
     /// was such an account.
     ///
     /// # Errors
     /// Database errors (nothing is deleted then).
-    pub async fn erase_account(&self, user_id: i64, sessions_in_db: bool) -> Result<bool> {
+    pub async fn erase_account(
+        &self,
+        user_id: i64,
+        session_apps: &[buttress::secret::AppId],
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let by_id: [&str; 5] = [
             "DELETE FROM reveals WHERE donor_id = $1 OR requester_id = $1 \
@@ -116,11 +130,16 @@ impl Db {
                 existed = done.rows_affected() == 1;
             }
         }
-        if sessions_in_db {
-            sqlx::query("DELETE FROM buttress_sessions WHERE user_id = $1")
-                .bind(user_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        if !session_apps.is_empty() {
+            let nobody = [crate::sessions::UNBOUND_APP, LEGACY_APP];
+            let apps = session_apps.iter().map(|a| a.as_str()).chain(nobody);
+            for app in apps {
+                sqlx::query("DELETE FROM buttress_sessions WHERE user_id = $1 AND app_id = $2")
+                    .bind(user_id.to_string())
+                    .bind(app)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(existed)

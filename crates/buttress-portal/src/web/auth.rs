@@ -5,8 +5,16 @@
 //!   verification link (or, for an address that has an account, a notice) is mailed after the
 //!   answer ([`super::links`]).
 //! * Sign-in gives one message ([`render::LOG_IN_FAILED`]) for every failure and binds the
-//!   session to the user with [`Session::set_user`], which rotates the session id and CSRF
-//!   secret: the pre-login cookie and tokens stop working.
+//!   session to the user with [`Session::set_user_checked`], which rotates the session id and
+//!   CSRF secret: the pre-login cookie and tokens stop working. The account's credentials
+//!   epoch is read ([`Session::credentials_epoch`]) after the address is looked up and
+//!   *before* the password is checked ([`Accounts::begin_sign_in`], then
+//!   [`Accounts::finish_sign_in`]), so a sign-in that verified the old password while the
+//!   password was changed, reset or "signed out everywhere" is anonymous from its first
+//!   request, on every instance. The order stays: login throttle, lookup, epoch, password.
+//!
+//! [`Accounts::begin_sign_in`]: crate::accounts::Accounts::begin_sign_in
+//! [`Accounts::finish_sign_in`]: crate::accounts::Accounts::finish_sign_in
 //! * Sign-out is a POST (CSRF-checked) that deletes the session record and clears the cookie.
 
 use std::time::Duration;
@@ -102,17 +110,24 @@ pub(crate) async fn log_in(
         }
         Err(_) => return Ok(throttle_unavailable()),
     };
-    match state
-        .portal
-        .accounts
-        .authenticate(&form.email, &form.password)
-        .await?
-    {
+    let accounts = &state.portal.accounts;
+    let sign_in = accounts.begin_sign_in(&form.email, &form.password).await?;
+    // The account's credentials epoch, read before its password is checked: a password change
+    // or "sign out everywhere" that runs while this sign-in checks the old password makes it
+    // newer, and the session below is then signed out at once. An unknown address reads the
+    // epoch of an id no account has, so both paths make the same reads.
+    let subject = sign_in
+        .account()
+        .map_or_else(|| NO_ACCOUNT.to_owned(), |id| id.to_string());
+    let epoch = session.credentials_epoch(&subject).await?;
+    match accounts.finish_sign_in(sign_in).await? {
         Some(user) => {
             if throttle.succeeded(attempt).await.is_err() {
                 return Ok(throttle_unavailable());
             }
-            session.set_user(Some(&user.id.to_string())).await?;
+            session
+                .set_user_checked(&user.id.to_string(), epoch)
+                .await?;
             set_flash(&session, FlashKind::Success, "You are signed in.").await?;
             Ok(see_other(paths::HOME))
         }
@@ -120,6 +135,10 @@ pub(crate) async fn log_in(
         None => failed_log_in(nonce, &session, &form.email).await,
     }
 }
+
+/// The user id whose credentials epoch a sign-in with an unknown address reads (account ids
+/// start at 1).
+const NO_ACCOUNT: &str = "0";
 
 /// Whole seconds to wait (at least 1) and the sentence that says so after `what`.
 pub(super) fn wait_message(what: &str, retry_after: Duration) -> (u64, String) {

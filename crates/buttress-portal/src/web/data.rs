@@ -176,11 +176,19 @@ pub(crate) async fn delete(
     state
         .portal
         .db
-        .erase_account(me.user.id, state.privacy.sessions_in_db)
+        .erase_account(me.user.id, &state.privacy.session_apps_in_db)
         .await?;
-    // Sessions kept elsewhere (memory, Redis) go now; the account is gone either way, so any
-    // session left would be signed out on its next request.
-    state.privacy.sign_out_everywhere(me.user.id).await;
+    // Then through the session layer: the account's credentials epoch is bumped (every session
+    // of it, on every instance, is anonymous at its next request), sessions kept elsewhere
+    // (memory, Redis) are deleted, and this one ends. The account is gone either way (a session
+    // left behind finds no user), so a store that fails here does not undo the answer.
+    if let Err(e) = me
+        .session
+        .sign_out_everywhere(&me.user.id.to_string())
+        .await
+    {
+        tracing::warn!(error = %e, "an erased account's sessions could not all be signed out");
+    }
     me.session.flush().await?;
     let parts = PageParts::new(nonce, &me.session, None, false).await?;
     Ok(page(render::message(

@@ -319,7 +319,13 @@ pub(crate) async fn reset(
         .accounts
         .reset_password(user_id, &form.new_password)
         .await?;
-    state.privacy.sign_out_everywhere(user_id).await;
+    // Every session of the account ends, on every instance, including a sign-in with the old
+    // password still in flight: its credentials epoch is bumped (the library's sign-out
+    // everywhere, after the new hash is stored).
+    viewer
+        .session
+        .sign_out_everywhere(&user_id.to_string())
+        .await?;
     if viewer.user.is_some() {
         viewer.session.flush().await?;
         return Ok(see_other(paths::LOG_IN));

@@ -78,8 +78,10 @@ pub const READY_LIMIT: &str = "120 per minute";
 /// resend, reset, relayed messages): no mail bomb through the registry.
 pub const MAIL_PER_ADDRESS: (u32, u32) = (3, 10);
 
-/// What the privacy features need: mail, token keys, quotas, and the session store (to sign
-/// an account out everywhere after a reset or an erasure). Cheap to clone.
+/// What the privacy features need: mail, token keys, quotas, and where sessions live (an
+/// erasure deletes the account's session rows in its transaction; signing an account out
+/// everywhere after a reset or an erasure goes through the session layer,
+/// [`Session::sign_out_everywhere`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Privacy {
     /// Where mail goes (SMTP, or the Development outbox).
@@ -92,11 +94,12 @@ pub struct Privacy {
     pub reveal_quota: u32,
     /// `BUTTRESS_OPEN_REQUEST_CAP`.
     pub open_request_cap: u32,
-    /// The session store, to sign an account out everywhere.
+    /// The session store (the readiness check loads from it).
     pub sessions: Option<Arc<dyn SessionStore>>,
-    /// Whether sessions live in the portal's database (erasure deletes them in its
-    /// transaction).
-    pub sessions_in_db: bool,
+    /// When sessions live in the portal's database: the application ids their rows carry (the
+    /// keyring's, the primary key's first), whose rows of an account an erasure deletes in its
+    /// transaction. Empty when sessions live elsewhere.
+    pub session_apps_in_db: Vec<buttress::secret::AppId>,
     ready: Arc<health::Readiness>,
 }
 
@@ -127,26 +130,8 @@ impl Privacy {
             reveal_quota: settings.reveal_quota,
             open_request_cap: settings.open_request_cap,
             sessions: None,
-            sessions_in_db: false,
+            session_apps_in_db: Vec::new(),
             ready: Arc::default(),
-        }
-    }
-
-    /// Signs every session of `user_id` out (all but none), in whichever store they live.
-    pub(crate) async fn sign_out_everywhere(&self, user_id: i64) {
-        let Some(store) = &self.sessions else {
-            return;
-        };
-        let now = crate::db::now_unix();
-        match store.list_user(&user_id.to_string(), now).await {
-            Ok(all) => {
-                for (key, _) in all {
-                    if let Err(e) = store.delete(&key).await {
-                        tracing::warn!(error = %e, "a session could not be signed out");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "the account's sessions could not be listed"),
         }
     }
 }
@@ -301,7 +286,10 @@ impl BuildError {
 /// Sessions are server-side whatever `BUTTRESS_SESSION_STORE` says, because the account page
 /// lists and revokes them: `cookie` (the default) and `sql` both mean the SQL store on the
 /// portal's pool, `memory` keeps them in this process, and `redis` in Redis at `REDIS_URL`
-/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these.
+/// (the store the stack makes). [`BuildOptions::session_store`] overrides all of these. In the
+/// portal's database the session layer binds the store to its application id and keeps the
+/// sign-outs (credentials epochs) there too ([`DbSessions`]), so a sign-out on one instance
+/// holds on every instance sharing the database.
 ///
 /// # Errors
 /// [`BuildError`]: refused settings, an unreachable database, a failed migration.
@@ -332,6 +320,8 @@ pub async fn build(
     .await?;
     let configured = stack.session_store().cloned();
     let mut sessions_in_db = false;
+    // The application ids the session layer binds the store to (one per key of the keyring).
+    let apps = stack.keyring().app_ids(settings.app_id.as_ref());
     let store: Arc<dyn SessionStore> = match (options.session_store, configured) {
         (Some(store), _) => store,
         // `memory` and `redis` (REDIS_URL): the store the stack made from the settings.
@@ -351,7 +341,9 @@ pub async fn build(
     };
     let mut privacy = Privacy::new(settings, mailer, stack.keyring());
     privacy.sessions = Some(store.clone());
-    privacy.sessions_in_db = sessions_in_db;
+    if sessions_in_db {
+        privacy.session_apps_in_db = apps;
+    }
     spawn_sweeper(portal.clone(), settings.unverified_retention);
     let state = AppState::new(portal.clone(), privacy).with_login_throttle(stack.login_throttle());
     let app = stack

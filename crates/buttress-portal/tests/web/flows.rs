@@ -614,7 +614,7 @@ pub async fn close_by_owner_only(app: TestApp) {
 }
 
 /// The session handles on the account page: (handle, current).
-fn handles(body: &str) -> Vec<(String, bool)> {
+pub fn handles(body: &str) -> Vec<(String, bool)> {
     body.split("<tr")
         .skip(1)
         .filter_map(|row| {

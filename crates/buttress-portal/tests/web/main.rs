@@ -10,6 +10,7 @@
 
 mod flows;
 mod injection;
+mod instances;
 mod outage;
 mod privacy;
 mod support;
@@ -70,6 +71,37 @@ async fn postgres_all() {
         db.close().await;
     }
 }
+
+/// Several instances on one database (`instances`): on SQLite (one file) and PostgreSQL.
+macro_rules! instance_checks {
+    ($($path:path => $name:ident),* $(,)?) => {
+        mod instances_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $path(crate::instances::Shared::sqlite()).await;
+                }
+            )*
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_instances() {
+            let pg = buttress_testkit::PostgresServer::start().expect("PostgreSQL for tests");
+            $(
+                let url = pg.create_database(stringify!($name)).expect("createdb");
+                eprintln!("postgres: {}", stringify!($name));
+                let dir = support::fresh_dir("instances-pg");
+                $path(crate::instances::Shared { dir, url: Some(url) }).await;
+            )*
+        }
+    };
+}
+
+instance_checks!(
+    crate::instances::sign_outs_reach_every_instance => sign_outs_reach_every_instance,
+    crate::instances::sign_in_in_flight_during_a_password_change_is_anonymous => sign_in_in_flight_is_anonymous,
+    crate::instances::apps_on_one_database_stay_apart => apps_on_one_database_stay_apart,
+);
 
 /// Sessions and limits on a real Redis (`BUTTRESS_SESSION_STORE=redis`, `REDIS_URL`,
 /// `BUTTRESS_RATELIMIT_STORAGE`): the flows that depend on the stores run unchanged.

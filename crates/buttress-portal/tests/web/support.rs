@@ -83,17 +83,33 @@ impl TestApp {
 
     /// With extra settings (e.g. Redis for sessions and limits).
     pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
-        let dir = fresh_dir("web");
-        let settings = settings(&dir, database_url, extra);
-        let (router, portal) = build(
-            &settings,
-            BuildOptions {
-                password_params: Some(PasswordParams::insecure_fast_for_tests()),
-                ..BuildOptions::default()
-            },
+        TestApp::open_in(
+            fresh_dir("web"),
+            database_url,
+            extra,
+            BuildOptions::default(),
         )
         .await
-        .expect("portal builds");
+    }
+
+    /// In data directory `dir` (a second instance on the same SQLite file: the same `dir`),
+    /// with `options` (fast password hashing unless they say otherwise).
+    pub async fn open_in(
+        dir: PathBuf,
+        database_url: Option<&str>,
+        extra: &[(&str, &str)],
+        options: BuildOptions,
+    ) -> TestApp {
+        let settings = settings(&dir, database_url, extra);
+        let options = BuildOptions {
+            password_params: Some(
+                options
+                    .password_params
+                    .unwrap_or_else(PasswordParams::insecure_fast_for_tests),
+            ),
+            ..options
+        };
+        let (router, portal) = build(&settings, options).await.expect("portal builds");
         TestApp {
             router,
             portal,

@@ -83,6 +83,14 @@ pub const LOAD_STATEMENT: &str =
 /// load runs.
 pub const LOAD_FOR_APP_STATEMENT: &str = "SELECT data, version, deadline FROM buttress_sessions WHERE store_key = $1 AND deadline > $2 AND app_id = $3";
 
+/// The statement [`SqlSignOuts::check`](SignOuts::check) runs: `$1` the application id, `$2`
+/// the user, `$3` now (Unix seconds), `$4` the cookie session's `sid` (`""` for none); one row
+/// with columns `epoch` (nullable integer: the user's live credentials epoch, NULL for 0) and
+/// `revoked` (how many live revocations of `$4`). For an application that reads the tables
+/// another way (the portal's reads on the calling thread) and wants the same answer.
+pub const SIGN_OUT_CHECK_STATEMENT: &str = "SELECT (SELECT epoch FROM buttress_session_epochs WHERE app_id = $1 AND user_id = $2 AND until_at > $3) AS epoch, \
+     (SELECT COUNT(*) FROM buttress_session_revoked WHERE app_id = $1 AND sid = $4 AND until_at > $3) AS revoked";
+
 /// A session store on an sqlx `AnyPool` (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
@@ -351,17 +359,14 @@ impl SignOuts for SqlSignOuts {
         now: i64,
     ) -> BoxFuture<'a, Result<SignOutCheck, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "SELECT (SELECT epoch FROM buttress_session_epochs WHERE app_id = $1 AND user_id = $2 AND until_at > $3) AS epoch, \
-                 (SELECT COUNT(*) FROM buttress_session_revoked WHERE app_id = $1 AND sid = $4 AND until_at > $3) AS revoked",
-            )
-            .bind(app.as_str())
-            .bind(user)
-            .bind(now)
-            .bind(sid.unwrap_or(""))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?;
+            let row = sqlx::query(SIGN_OUT_CHECK_STATEMENT)
+                .bind(app.as_str())
+                .bind(user)
+                .bind(now)
+                .bind(sid.unwrap_or(""))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
             let epoch: Option<i64> = row.try_get("epoch").map_err(unavailable)?;
             let revoked: i64 = row.try_get("revoked").map_err(unavailable)?;
             Ok(SignOutCheck {
