@@ -147,6 +147,8 @@ impl SharedLimits {
         if settings.ratelimit_storage.is_shared() {
             return Err(RateLimitError::RedisDisabled);
         }
+        #[cfg(not(feature = "redis"))]
+        let _ = app;
         Ok(SharedLimits {
             #[cfg(feature = "redis")]
             redis: match &settings.ratelimit_storage {
