@@ -51,6 +51,16 @@ pub(crate) fn headers_configured(settings: &Settings) -> bool {
         || settings.hsts_preload != d.hsts_preload
 }
 
+/// The telemetry: counting when the metrics listener is asked for (`metrics_bind`), events
+/// naming the client's network with `log_client_network`.
+pub(crate) fn telemetry(settings: &Settings) -> crate::telemetry::Telemetry {
+    let telemetry = match settings.metrics_bind {
+        Some(_) => crate::telemetry::Telemetry::new(),
+        None => crate::telemetry::Telemetry::off(),
+    };
+    telemetry.client_network(settings.log_client_network)
+}
+
 /// The HTTPS redirect, when the settings turn it on.
 pub(crate) fn https(settings: &Settings) -> Option<HttpsRedirectLayer> {
     settings.https_redirect.then(|| {
