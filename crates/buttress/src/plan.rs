@@ -24,20 +24,35 @@ pub(crate) fn headers(settings: &Settings) -> SecureHeadersLayer {
         Some(csp) => csp.clone().upgrade_insecure_requests_on_https(true),
         None => Csp::strict(),
     };
-    let csp = match &settings.csp_report_uri {
-        Some(uri) => csp.report_uri(uri),
-        None => csp,
+    // Both ways of reporting: `report-uri` (every browser) and the Reporting API's
+    // `report-to` group, which `Reporting-Endpoints` points at the same path.
+    let (csp, endpoints) = match &settings.csp_report_uri {
+        Some(uri) => (
+            csp.report_uri(uri).directive(
+                crate::headers::Directive::ReportTo,
+                [crate::headers::Source::Token(REPORT_GROUP.to_owned())],
+            ),
+            http::HeaderValue::from_str(&format!("{REPORT_GROUP}=\"{uri}\"")).ok(),
+        ),
+        None => (csp, None),
     };
     let hsts = (!settings.hsts_max_age.is_zero()).then_some(Hsts {
         max_age: settings.hsts_max_age.as_secs(),
         include_subdomains: settings.hsts_include_subdomains,
         preload: settings.hsts_preload,
     });
-    SecureHeadersLayer::new()
+    let layer = SecureHeadersLayer::new()
         .csp(csp)
         .csp_report_only(settings.csp_report_only)
-        .hsts(hsts)
+        .hsts(hsts);
+    match endpoints {
+        Some(v) => layer.header(http::HeaderName::from_static("reporting-endpoints"), v),
+        None => layer,
+    }
 }
+
+/// The Reporting API group CSP reports go to (`report-to csp-endpoint`).
+const REPORT_GROUP: &str = "csp-endpoint";
 
 /// Whether the settings change the header policy from its default (so that replacing it
 /// would throw their choice away).
