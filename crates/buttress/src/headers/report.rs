@@ -129,6 +129,11 @@ impl CspReports {
     }
 
     /// The `POST` route, with the body limited to [`REPORT_BODY_LIMIT`].
+    ///
+    /// ```
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/csp-report", buttress::headers::CspReports::default().route());
+    /// ```
     pub fn route<S: Clone + Send + Sync + 'static>(self) -> MethodRouter<S> {
         axum::routing::post(move |headers: HeaderMap, body: Bytes| {
             let reports = self.clone();
@@ -168,6 +173,10 @@ impl CspReports {
 
     /// The reports dropped (over the minute's budget, or not logged) since this endpoint
     /// started.
+    ///
+    /// ```
+    /// assert_eq!(buttress::headers::CspReports::default().dropped(), 0);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.state.dropped.load(Ordering::Relaxed)
     }

@@ -63,6 +63,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "metrics")]
 use std::sync::Arc;
 
 pub(crate) use event::client_field;
@@ -99,6 +100,10 @@ impl LogFormat {
 }
 
 /// A log format that is neither `text` nor `json`.
+///
+/// ```
+/// assert!("yaml".parse::<buttress::telemetry::LogFormat>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a log format (use text or json)")]
 pub struct UnknownLogFormat;
@@ -132,6 +137,7 @@ pub enum LoginOutcome {
 }
 
 impl LoginOutcome {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     const ALL: [LoginOutcome; 3] = [
         LoginOutcome::Success,
         LoginOutcome::Failure,

@@ -111,6 +111,7 @@ impl Refusal {
     }
 
     /// The status such a refusal usually answers with (events of the server's refusals).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn status(self) -> u16 {
         match self {
             Refusal::ProxyPeer => 500,

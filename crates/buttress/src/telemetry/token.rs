@@ -5,6 +5,10 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 /// The fewest characters a metrics token may have.
+///
+/// ```
+/// assert_eq!(buttress::telemetry::MIN_TOKEN_CHARS, 16);
+/// ```
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// The bearer token of the metrics listener (`BUTTRESS_METRICS_TOKEN`). Its `Debug` shows no

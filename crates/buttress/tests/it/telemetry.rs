@@ -142,7 +142,13 @@ async fn prometheus_scrapes_the_refusals_of_an_attack() {
     for ((series, want), (b, a)) in SERIES.iter().zip(expected).zip(before.iter().zip(&after)) {
         assert_eq!(a - b, want, "{series}: {b} -> {a}");
     }
-    drop(prom);
+    // scripts/refusals-chart draws docs/refusals.png from this.
+    if let Ok(path) = std::env::var("BUTTRESS_REFUSALS_JSON") {
+        let all = tokio::task::spawn_blocking(move || prom.query("buttress_refusals_total > 0"))
+            .await
+            .expect("query");
+        std::fs::write(path, all).expect("refusals written");
+    }
     metrics.shutdown().await;
     server.shutdown().await;
 }
