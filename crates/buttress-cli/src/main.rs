@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use buttress::check::{self, Severity};
-use buttress::server::{shutdown_signal, ServeOptions, Server};
+use buttress::server::{shutdown_signal, MetricsServer, ServeOptions, Server};
 use buttress::settings::{Origin, Settings};
-use buttress::telemetry::{LogFormat, MetricsServer};
+use buttress::telemetry::LogFormat;
 use buttress_portal::web::{build, BuildError, BuildOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 

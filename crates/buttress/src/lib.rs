@@ -260,7 +260,7 @@ impl Buttress {
     }
 
     /// The telemetry the stack counts with: hand it to the metrics listener
-    /// ([`telemetry::MetricsServer`], features `metrics` and `server`) and to a sign-in form
+    /// (`buttress::server::MetricsServer`, features `metrics` and `server`) and to a sign-in form
     /// ([`Telemetry::login_attempt`](telemetry::Telemetry::login_attempt)).
     ///
     /// ```

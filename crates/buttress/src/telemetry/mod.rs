@@ -51,8 +51,6 @@
 //! token): a non-loopback bind without one refuses to start.
 
 mod event;
-#[cfg(all(feature = "metrics", feature = "server"))]
-mod listener;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod pipeline;
@@ -67,8 +65,6 @@ mod tests;
 use std::sync::Arc;
 
 pub(crate) use event::client_field;
-#[cfg(all(feature = "metrics", feature = "server"))]
-pub use listener::{MetricsServer, MetricsServerError};
 pub(crate) use pipeline::{Pipeline, Refusal, Seen};
 pub use token::{MetricsToken, MetricsTokenError, MIN_TOKEN_CHARS};
 
@@ -235,7 +231,7 @@ pub fn csp_directive_label(reported: &str) -> &'static str {
 /// [`Buttress`](crate::Buttress) makes one that counts when `BUTTRESS_METRICS_BIND` is set
 /// (or when given one with [`Buttress::with_telemetry`](crate::Buttress::with_telemetry));
 /// [`Buttress::telemetry`](crate::Buttress::telemetry) hands it to the server, the metrics
-/// listener and a login form.
+/// listener (`buttress::server::MetricsServer`, features `metrics` and `server`) and a login form.
 ///
 /// ```
 /// use buttress::telemetry::{StoreKind, Telemetry};

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use buttress::server::{ServeOptions, Server};
+use buttress::server::{MetricsServer, MetricsServerError, ServeOptions, Server};
 use buttress::settings::Settings;
 use buttress::stack::Stack;
-use buttress::telemetry::{MetricsServer, MetricsServerError, Telemetry};
+use buttress::telemetry::Telemetry;
 use buttress::Buttress;
 use buttress_testkit::PrometheusServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -41,6 +41,11 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(feature = "metrics")]
+pub use metrics::{MetricsServer, MetricsServerError};
+
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -14,8 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use super::{MetricsToken, Telemetry};
-use crate::server::{ServeOptions, Server, ServerError};
+use super::{ServeOptions, Server, ServerError};
+use crate::telemetry::{MetricsToken, Telemetry};
 
 /// The content type of the exposition (OpenMetrics text, which Prometheus scrapes).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -49,7 +49,7 @@ struct Scrape {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
-/// use buttress::telemetry::{MetricsServer, Telemetry};
+/// use buttress::{server::MetricsServer, telemetry::Telemetry};
 /// let telemetry = Telemetry::new();
 /// let metrics = MetricsServer::bind("127.0.0.1:0".parse()?, telemetry, None).await?;
 /// let body = reqwest::get(format!("http://{}/metrics", metrics.local_addr())).await?.text().await?;
