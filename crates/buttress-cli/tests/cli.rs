@@ -500,7 +500,9 @@ async fn serve_with_metrics_and_json_logs() {
             .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
             .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
     };
-    let app = find("buttress: listening on ").trim_end_matches('/').to_owned();
+    let app = find("buttress: listening on ")
+        .trim_end_matches('/')
+        .to_owned();
     let metrics = find("buttress: metrics on ");
     let addr: std::net::SocketAddr = app
         .trim_start_matches("http://")
@@ -517,9 +519,16 @@ async fn serve_with_metrics_and_json_logs() {
     let mut answer = String::new();
     let _ = std::io::Read::read_to_string(&mut s, &mut answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let public = reqwest::get(format!("{app}/metrics")).await.expect("GET /metrics");
+    let public = reqwest::get(format!("{app}/metrics"))
+        .await
+        .expect("GET /metrics");
     assert_eq!(public.status(), 404);
-    let scraped = reqwest::get(&metrics).await.expect("scrape").text().await.expect("body");
+    let scraped = reqwest::get(&metrics)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
     assert!(
         scraped.contains(r#"buttress_refusals_total{layer="proxy",reason="host"} 1"#),
         "{scraped}"

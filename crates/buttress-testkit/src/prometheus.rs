@@ -67,7 +67,10 @@ impl PrometheusServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("prometheus exited at start: {status}");
             }
-            assert!(Instant::now() < deadline, "prometheus was not ready within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "prometheus was not ready within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         server
@@ -155,6 +158,9 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
     let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Some((status, body))
 }

@@ -185,8 +185,7 @@ impl CspReports {
         if body.len() > REPORT_BODY_LIMIT {
             return Err(Refused::TooLarge);
         }
-        let doc: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| Refused::Garbage)?;
+        let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Refused::Garbage)?;
         // `application/csp-report`: {"csp-report": {...}}; Reporting API: [{"type":
         // "csp-violation", "body": {...}}, ...]
         let reports: Vec<&serde_json::Value> = match &doc {
@@ -222,7 +221,12 @@ impl CspReports {
                 .find_map(|n| r.get(*n).and_then(|v| v.as_str()))
                 .unwrap_or_default()
         };
-        let directive = field(&["effective-directive", "effectiveDirective", "violated-directive", "violatedDirective"]);
+        let directive = field(&[
+            "effective-directive",
+            "effectiveDirective",
+            "violated-directive",
+            "violatedDirective",
+        ]);
         let label = csp_directive_label(directive);
         let blocked = field(&["blocked-uri", "blockedURL"]);
         let document = field(&["document-uri", "documentURL"]);
@@ -271,7 +275,9 @@ impl CspReports {
 
 /// The first [`FIELD_CHARS`] characters of `s`.
 fn cut(s: &str) -> &str {
-    s.char_indices().nth(FIELD_CHARS).map_or(s, |(i, _)| &s[..i])
+    s.char_indices()
+        .nth(FIELD_CHARS)
+        .map_or(s, |(i, _)| &s[..i])
 }
 
 /// The process-wide endpoint behind [`csp_report`] (counting nothing).

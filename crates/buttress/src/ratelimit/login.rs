@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::overflow::Aggregate;
-use crate::telemetry::{LoginOutcome, StoreKind, Telemetry};
 #[cfg(feature = "redis")]
 use super::RedisStore;
 use super::{
     Clock, IpGrouping, Limits, MemoryStore, OnStoreError, RateLimitError, RateLimiter, Strategy,
     Unavailable,
 };
+use crate::telemetry::{LoginOutcome, StoreKind, Telemetry};
 
 /// The verdict before a password is checked.
 ///

@@ -102,7 +102,9 @@ impl MetricsServer {
 
 async fn scrape(State(s): State<Scrape>, headers: HeaderMap) -> Response {
     if let Some(token) = &s.token {
-        let given = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
         if !token.authorizes(given) {
             return (
                 StatusCode::UNAUTHORIZED,

@@ -143,7 +143,10 @@ impl Metrics {
     /// The counter of refusals by the limit of `path`.
     pub(super) fn route_limit(&self, path: &str) -> Counter {
         self.refusals
-            .get_or_create(&[("layer", "ratelimit".into()), ("reason", path.to_owned().into())])
+            .get_or_create(&[
+                ("layer", "ratelimit".into()),
+                ("reason", path.to_owned().into()),
+            ])
             .clone()
     }
 

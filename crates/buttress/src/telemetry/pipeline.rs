@@ -198,10 +198,7 @@ impl Pipeline {
     /// The `reason` label of `refusal`: a route limit's path, else its fixed reason.
     pub(crate) fn reason(&self, refusal: Refusal) -> &str {
         match refusal {
-            Refusal::RouteLimit(i) => self
-                .routes
-                .get(usize::from(i))
-                .map_or("route", |p| &**p),
+            Refusal::RouteLimit(i) => self.routes.get(usize::from(i)).map_or("route", |p| &**p),
             other => other.reason(),
         }
     }

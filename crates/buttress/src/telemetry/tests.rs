@@ -74,7 +74,11 @@ mod exposition {
             routed: false,
         };
         for _ in 0..7 {
-            p.refused(Refusal::csrf("cross-site"), &seen, std::time::Duration::from_millis(2));
+            p.refused(
+                Refusal::csrf("cross-site"),
+                &seen,
+                std::time::Duration::from_millis(2),
+            );
             p.answered(http::StatusCode::FORBIDDEN);
         }
         p.refused(Refusal::RouteLimit(0), &seen, std::time::Duration::ZERO);
@@ -86,16 +90,37 @@ mod exposition {
         t.store_degraded(StoreKind::RateLimit, true);
         let text = t.render();
         let get = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
-        assert_eq!(get(r#"buttress_refusals_total{layer="csrf",reason="cross-site"}"#), 7.0);
-        assert_eq!(get(r#"buttress_refusals_total{layer="csrf",reason="bad-token"}"#), 0.0);
-        assert_eq!(get(r#"buttress_refusals_total{layer="ratelimit",reason="/login"}"#), 1.0);
+        assert_eq!(
+            get(r#"buttress_refusals_total{layer="csrf",reason="cross-site"}"#),
+            7.0
+        );
+        assert_eq!(
+            get(r#"buttress_refusals_total{layer="csrf",reason="bad-token"}"#),
+            0.0
+        );
+        assert_eq!(
+            get(r#"buttress_refusals_total{layer="ratelimit",reason="/login"}"#),
+            1.0
+        );
         assert_eq!(get(r#"buttress_requests_total{status_class="4xx"}"#), 7.0);
         assert_eq!(get(r#"buttress_requests_total{status_class="2xx"}"#), 1.0);
-        assert_eq!(get(r#"buttress_request_duration_seconds_count{route="unmatched"}"#), 8.0);
-        assert_eq!(get(r#"buttress_login_attempts_total{outcome="success"}"#), 1.0);
-        assert_eq!(get(r#"buttress_csp_reports_total{directive="script-src-elem"}"#), 1.0);
+        assert_eq!(
+            get(r#"buttress_request_duration_seconds_count{route="unmatched"}"#),
+            8.0
+        );
+        assert_eq!(
+            get(r#"buttress_login_attempts_total{outcome="success"}"#),
+            1.0
+        );
+        assert_eq!(
+            get(r#"buttress_csp_reports_total{directive="script-src-elem"}"#),
+            1.0
+        );
         assert_eq!(get(r#"buttress_csp_reports_total{directive="other"}"#), 1.0);
-        assert_eq!(get(r#"buttress_store_errors_total{store="ratelimit"}"#), 1.0);
+        assert_eq!(
+            get(r#"buttress_store_errors_total{store="ratelimit"}"#),
+            1.0
+        );
         assert_eq!(get(r#"buttress_store_degraded{store="ratelimit"}"#), 1.0);
         assert!(text.contains("# TYPE buttress_request_duration_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));

@@ -22,7 +22,10 @@ async fn raw_status(addr: std::net::SocketAddr, request: &str) -> u16 {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
-    text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The served stack of the attack run: a 1 KiB body limit, `3 per minute` on `/login`, only
@@ -46,7 +49,9 @@ async fn served() -> (Server, MetricsServer, Stack) {
     assert!(stack.telemetry().counts());
     let mut opts = ServeOptions::from_settings(&s).expect("serve options");
     opts.telemetry = stack.telemetry().clone();
-    let server = Server::bind(stack.clone(), opts).await.expect("server binds");
+    let server = Server::bind(stack.clone(), opts)
+        .await
+        .expect("server binds");
     let metrics = MetricsServer::bind(
         s.metrics_bind.expect("metrics bind"),
         stack.telemetry().clone(),
@@ -159,9 +164,13 @@ async fn prometheus_scrapes_the_refusals_of_an_attack() {
 async fn metrics_listener_needs_its_token() {
     let telemetry = Telemetry::new();
     let token = TOKEN.parse().expect("token");
-    let m = MetricsServer::bind("127.0.0.1:0".parse().expect("addr"), telemetry.clone(), Some(token))
-        .await
-        .expect("binds");
+    let m = MetricsServer::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        telemetry.clone(),
+        Some(token),
+    )
+    .await
+    .expect("binds");
     let url = format!("http://{}/metrics", m.local_addr());
     let client = reqwest::Client::new();
     for (auth, want) in [
@@ -186,7 +195,11 @@ async fn metrics_listener_needs_its_token() {
                 .to_str()
                 .expect("ascii")
                 .starts_with("application/openmetrics-text"));
-            assert!(r.text().await.expect("body").contains("buttress_refusals_total"));
+            assert!(r
+                .text()
+                .await
+                .expect("body")
+                .contains("buttress_refusals_total"));
         }
     }
     let other = client
@@ -198,8 +211,12 @@ async fn metrics_listener_needs_its_token() {
     m.shutdown().await;
 
     let open = MetricsServer::bind("0.0.0.0:0".parse().expect("addr"), telemetry, None).await;
-    assert!(matches!(open, Err(MetricsServerError::NoToken { .. })), "{open:?}");
-    let off = MetricsServer::bind("127.0.0.1:0".parse().expect("addr"), Telemetry::off(), None).await;
+    assert!(
+        matches!(open, Err(MetricsServerError::NoToken { .. })),
+        "{open:?}"
+    );
+    let off =
+        MetricsServer::bind("127.0.0.1:0".parse().expect("addr"), Telemetry::off(), None).await;
     assert!(matches!(off, Err(MetricsServerError::Off)), "{off:?}");
 }
 
@@ -209,14 +226,19 @@ async fn metrics_listener_needs_its_token() {
 fn open_metrics_listener_refuses_to_start() {
     let s = production(&[("BUTTRESS_METRICS_BIND", "0.0.0.0:9464")]);
     let err = Buttress::from_settings(&s).expect_err("refused");
-    assert!(matches!(err, buttress::StartupError::MetricsToken { .. }), "{err}");
+    assert!(
+        matches!(err, buttress::StartupError::MetricsToken { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("BUTTRESS_METRICS_TOKEN"), "{err}");
     assert!(buttress::check::run(&s).iter().any(|f| f.id == "BTR-E017"));
     let with_token = production(&[
         ("BUTTRESS_METRICS_BIND", "0.0.0.0:9464"),
         ("BUTTRESS_METRICS_TOKEN", TOKEN),
     ]);
-    assert!(!buttress::check::run(&with_token).iter().any(|f| f.id == "BTR-E017"));
+    assert!(!buttress::check::run(&with_token)
+        .iter()
+        .any(|f| f.id == "BTR-E017"));
     let short = Settings::loader()
         .env_vars([("BUTTRESS_METRICS_TOKEN", "short-secret")])
         .load()
@@ -268,7 +290,14 @@ async fn a_refusal_is_one_json_event_without_secrets() {
     let r = send(&app, "192.0.2.77:4000", req).await;
     assert_eq!(r.status, 403);
     let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8 log");
-    for secret in ["cookie-secret", "token-secret", "bearer-secret", "hunter2", "query-secret", "/form"] {
+    for secret in [
+        "cookie-secret",
+        "token-secret",
+        "bearer-secret",
+        "hunter2",
+        "query-secret",
+        "/form",
+    ] {
         assert!(!text.contains(secret), "{secret} logged:\n{text}");
     }
     let events: Vec<serde_json::Value> = text
@@ -286,7 +315,10 @@ async fn a_refusal_is_one_json_event_without_secrets() {
     assert_eq!(e["method"], "POST");
     assert_eq!(e["route"], "unmatched");
     assert_eq!(e["client"], "192.0.2.0/24");
-    assert_eq!(Some(e["request_id"].as_str().expect("id")), r.header("x-request-id"));
+    assert_eq!(
+        Some(e["request_id"].as_str().expect("id")),
+        r.header("x-request-id")
+    );
 
     // A rate-limit refusal names the limited path as its route and reason.
     logs.0.lock().expect("logs").clear();
@@ -304,7 +336,10 @@ async fn a_refusal_is_one_json_event_without_secrets() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|e| e["event"] == "refusal")
         .unwrap_or_else(|| panic!("no refusal event in\n{text}"));
-    assert_eq!((e["layer"].as_str(), e["reason"].as_str()), (Some("ratelimit"), Some("/login")));
+    assert_eq!(
+        (e["layer"].as_str(), e["reason"].as_str()),
+        (Some("ratelimit"), Some("/login"))
+    );
     assert_eq!(e["route"], "/login");
     assert_eq!(e["client"], "192.0.2.8");
     assert_eq!(e["level"], "INFO");
@@ -318,7 +353,10 @@ fn sample(telemetry: &Telemetry, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
-fn report_req(media: &str, body: impl Into<axum::body::Body>) -> axum::http::Request<axum::body::Body> {
+fn report_req(
+    media: &str,
+    body: impl Into<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
     axum::http::Request::post("/csp-report")
         .header("host", "example.org")
         .header("content-type", media)
@@ -346,7 +384,10 @@ async fn csp_reports_both_ways_counted_once() {
     let csp = page.header("content-security-policy").expect("csp");
     assert!(csp.contains("report-uri /csp-report"), "{csp}");
     assert!(csp.contains("report-to csp-endpoint"), "{csp}");
-    assert_eq!(page.header("reporting-endpoints"), Some(r#"csp-endpoint="/csp-report""#));
+    assert_eq!(
+        page.header("reporting-endpoints"),
+        Some(r#"csp-endpoint="/csp-report""#)
+    );
 
     let legacy = r#"{"csp-report":{"document-uri":"https://example.org/","violated-directive":"script-src 'self'","blocked-uri":"inline"}}"#;
     let modern = r#"[{"type":"csp-violation","age":2,"url":"https://example.org/","body":{"documentURL":"https://example.org/","effectiveDirective":"img-src","blockedURL":"https://evil.example/x.png"}},{"type":"deprecation","body":{}}]"#;
@@ -356,17 +397,47 @@ async fn csp_reports_both_ways_counted_once() {
         // The same report again: answered, not counted or logged twice.
         ("application/csp-report", legacy.to_owned(), 204),
         ("application/csp-report", "{not json".to_owned(), 400),
-        ("application/csp-report", r#"{"csp-report": 7}"#.to_owned(), 400),
-        ("application/reports+json", r#"[{"type":"deprecation","body":{}}]"#.to_owned(), 400),
+        (
+            "application/csp-report",
+            r#"{"csp-report": 7}"#.to_owned(),
+            400,
+        ),
+        (
+            "application/reports+json",
+            r#"[{"type":"deprecation","body":{}}]"#.to_owned(),
+            400,
+        ),
         ("text/plain", legacy.to_owned(), 415),
-        ("application/csp-report", format!(r#"{{"csp-report":{{"x":"{}"}}}}"#, "a".repeat(20_000)), 413),
+        (
+            "application/csp-report",
+            format!(r#"{{"csp-report":{{"x":"{}"}}}}"#, "a".repeat(20_000)),
+            413,
+        ),
     ] {
         let r = send(&app, "192.0.2.9:1", report_req(media, body.clone())).await;
         assert_eq!(r.status, want, "{media} {}", &body[..body.len().min(80)]);
     }
-    assert_eq!(sample(&telemetry, r#"buttress_csp_reports_total{directive="script-src"}"#), 1.0);
-    assert_eq!(sample(&telemetry, r#"buttress_csp_reports_total{directive="img-src"}"#), 1.0);
-    assert_eq!(sample(&telemetry, r#"buttress_csp_reports_total{directive="other"}"#), 0.0);
+    assert_eq!(
+        sample(
+            &telemetry,
+            r#"buttress_csp_reports_total{directive="script-src"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &telemetry,
+            r#"buttress_csp_reports_total{directive="img-src"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &telemetry,
+            r#"buttress_csp_reports_total{directive="other"}"#
+        ),
+        0.0
+    );
 }
 
 /// The portal-style login throttle counts each attempt's outcome.
@@ -388,7 +459,16 @@ async fn login_throttle_counts_outcomes() {
     }
     assert!(!throttle.check("bob", ip).await.expect("store").is_allowed());
     let t = b.telemetry();
-    assert_eq!(sample(t, r#"buttress_login_attempts_total{outcome="success"}"#), 1.0);
-    assert_eq!(sample(t, r#"buttress_login_attempts_total{outcome="failure"}"#), 5.0);
-    assert_eq!(sample(t, r#"buttress_login_attempts_total{outcome="throttled"}"#), 1.0);
+    assert_eq!(
+        sample(t, r#"buttress_login_attempts_total{outcome="success"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(t, r#"buttress_login_attempts_total{outcome="failure"}"#),
+        5.0
+    );
+    assert_eq!(
+        sample(t, r#"buttress_login_attempts_total{outcome="throttled"}"#),
+        1.0
+    );
 }
