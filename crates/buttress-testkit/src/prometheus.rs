@@ -63,7 +63,7 @@ impl PrometheusServer {
             });
         let mut server = PrometheusServer { port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !get(port, "/-/ready").is_some_and(|(status, _)| status == 200) {
+        while get(port, "/-/ready").is_none_or(|(status, _)| status != 200) {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("prometheus exited at start: {status}");
             }

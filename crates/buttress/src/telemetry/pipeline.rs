@@ -153,6 +153,7 @@ pub(crate) struct Seen<'a> {
     pub(crate) client: Option<IpAddr>,
     pub(crate) method: &'a Method,
     /// The application was called (the router timed the request itself).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) routed: bool,
 }
 
