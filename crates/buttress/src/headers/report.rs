@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
-use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -254,9 +254,7 @@ impl CspReports {
 
     /// Whether a report with these fields came in the last minute (and remembers it if not).
     fn seen_recently(&self, fields: &[&str]) -> bool {
-        let mut h = foldhash::quality::FixedState::with_seed(0x6275_7474).build_hasher();
-        fields.hash(&mut h);
-        let key = h.finish();
+        let key = foldhash::quality::FixedState::with_seed(0x6275_7474).hash_one(fields);
         let now = Instant::now();
         let mut recent = self.state.recent.lock();
         while recent.front().is_some_and(|(_, at)| now - *at > RECENT_FOR) {
