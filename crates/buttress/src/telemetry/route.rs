@@ -2,8 +2,8 @@
 //! pattern (axum's [`MatchedPath`], never the raw path; the router's fallback is `unmatched`).
 //!
 //! The stack adds it with `Router::layer`, so that every route and the fallback are wrapped
-//! once, when the application is built. Each route's service keeps the histogram of the
-//! pattern it last saw, so a request costs a string comparison, not a registry lookup.
+//! once, when the application is built. Each wrapped service answers for one pattern only and
+//! keeps its histogram from its first request on: a request costs no lookup.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,35 +37,39 @@ impl<S> Layer<S> for DurationLayer {
     fn layer(&self, inner: S) -> Timed<S> {
         Timed {
             inner,
-            metrics: self.metrics.clone(),
-            cached: Arc::new(OnceLock::new()),
+            route: Arc::new(RouteTimer {
+                metrics: self.metrics.clone(),
+                histogram: OnceLock::new(),
+            }),
         }
     }
+}
+
+/// One route's histogram, found on its first request.
+struct RouteTimer {
+    metrics: Arc<Metrics>,
+    histogram: OnceLock<Histogram>,
 }
 
 /// A route's service, timed.
 #[derive(Clone)]
 pub(crate) struct Timed<S> {
     inner: S,
-    metrics: Arc<Metrics>,
-    /// The pattern this route answered first, and its histogram.
-    cached: Arc<OnceLock<(Box<str>, Histogram)>>,
+    route: Arc<RouteTimer>,
 }
 
 impl<S> Timed<S> {
-    fn histogram(&self, route: Option<&MatchedPath>) -> Histogram {
-        let Some(route) = route.map(MatchedPath::as_str) else {
-            return self.metrics.unmatched.clone();
-        };
-        let (pattern, histogram) = self
-            .cached
-            .get_or_init(|| (route.into(), self.metrics.duration(route)));
-        if **pattern == *route {
-            histogram.clone()
-        } else {
-            // A service mounted under several patterns (`nest_service`): look it up.
-            self.metrics.duration(route)
-        }
+    /// The histogram of this route. `Router::layer` wraps each route (and each method of it,
+    /// and the fallback) in a service of its own, so its pattern never changes: it is looked
+    /// up on the first request only.
+    fn histogram<B>(&self, req: &Request<B>) -> Histogram {
+        self.route
+            .histogram
+            .get_or_init(|| match req.extensions().get::<MatchedPath>() {
+                Some(route) => self.route.metrics.duration(route.as_str()),
+                None => self.route.metrics.unmatched.clone(),
+            })
+            .clone()
     }
 }
 
@@ -83,7 +87,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let observe = Observe {
-            histogram: self.histogram(req.extensions().get::<MatchedPath>()),
+            histogram: self.histogram(&req),
             start: Instant::now(),
         };
         TimedFuture {

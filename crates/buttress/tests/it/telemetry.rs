@@ -438,6 +438,19 @@ async fn csp_reports_both_ways_counted_once() {
         ),
         0.0
     );
+    // Timed by their route's pattern, never by the raw path.
+    let timed = |route: &str| {
+        sample(
+            &telemetry,
+            &format!("buttress_request_duration_seconds_count{{route=\"{route}\"}}"),
+        )
+    };
+    assert_eq!(timed("/csp-report"), 8.0);
+    assert_eq!(timed("/"), 1.0);
+    let r = send(&app, "192.0.2.9:1", get_req("/no/such/page?x=1", &[])).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(timed("unmatched"), 1.0);
+    assert!(!telemetry.render().contains("/no/such"));
 }
 
 /// The portal-style login throttle counts each attempt's outcome.
