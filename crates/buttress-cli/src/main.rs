@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use buttress::check::{self, Severity};
-use buttress::server::{shutdown_signal, ServeOptions, Server};
+use buttress::server::{shutdown_signal, MetricsServer, ServeOptions, Server};
 use buttress::settings::{Origin, Settings};
+use buttress::telemetry::LogFormat;
 use buttress_portal::web::{build, BuildError, BuildOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -104,31 +105,59 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     match cli.command {
         Command::Keygen => {
             println!("{}", buttress::secret::generate_key_string());
             ExitCode::SUCCESS
         }
-        Command::Audit(args) => audit::run(&args),
+        Command::Audit(args) => {
+            init_logs(LogFormat::Text);
+            audit::run(&args)
+        }
         Command::Check { settings, format } => match load_settings(&settings, None) {
-            Ok(s) => run_check(&s, format),
-            Err(e) => refused(&e),
+            Ok(s) => {
+                init_logs(s.log_format);
+                run_check(&s, format)
+            }
+            Err(e) => {
+                init_logs(LogFormat::Text);
+                refused(&e)
+            }
         },
         Command::Serve {
             settings,
             serve: args,
         } => match load_settings(&settings, Some(&args)) {
-            Ok(s) => serve(&s, args.seed_demo),
-            Err(e) => refused(&e),
+            Ok(s) => {
+                init_logs(s.log_format);
+                serve(&s, args.seed_demo)
+            }
+            Err(e) => {
+                init_logs(LogFormat::Text);
+                refused(&e)
+            }
         },
+    }
+}
+
+/// Log lines on stderr: text (coloured on a terminal) or, with `BUTTRESS_LOG_FORMAT=json`, one
+/// JSON object per line with the event's fields at the top level. `RUST_LOG` filters them.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        _ => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 
@@ -278,6 +307,25 @@ fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
                 }
             }
         }
+        let telemetry = app.telemetry().clone();
+        let mut opts = opts;
+        opts.telemetry = telemetry.clone();
+        let metrics = match settings.metrics_bind {
+            None => None,
+            Some(addr) => {
+                let token = settings.metrics_token.clone();
+                match MetricsServer::bind(addr, telemetry, token).await {
+                    Ok(m) => {
+                        eprintln!("buttress: metrics on http://{}/metrics", m.local_addr());
+                        Some(m)
+                    }
+                    Err(e) => {
+                        eprintln!("buttress: {e}");
+                        return ExitCode::from(3);
+                    }
+                }
+            }
+        };
         let server = match Server::bind(app, opts).await {
             Ok(s) => s,
             Err(e) => {
@@ -301,6 +349,9 @@ fn serve(settings: &Settings, seed_demo: Option<usize>) -> ExitCode {
         }
         tracing::info!("shutting down: finishing in-flight requests");
         server.shutdown().await;
+        if let Some(m) = metrics {
+            m.shutdown().await;
+        }
         portal.db.close().await;
         ExitCode::SUCCESS
     })

@@ -459,3 +459,95 @@ async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
     assert!(sigterm(&mut s.child).success());
     std::fs::remove_dir_all(cwd).ok();
 }
+
+/// `buttress serve` with `BUTTRESS_METRICS_BIND` starts the private metrics listener, and with
+/// `BUTTRESS_LOG_FORMAT=json` logs a refusal as one JSON line; `/metrics` is not on the site.
+#[tokio::test]
+async fn serve_with_metrics_and_json_logs() {
+    let data = std::env::temp_dir().join(format!("buttress-cli-metrics-{}", std::process::id()));
+    let mut child = buttress(
+        &["serve", "--bind", "127.0.0.1:0"],
+        &[
+            ("RUST_LOG", "info"),
+            ("BUTTRESS_LOG_FORMAT", "json"),
+            ("BUTTRESS_METRICS_BIND", "127.0.0.1:0"),
+            ("BUTTRESS_ALLOWED_HOSTS", "localhost, 127.0.0.1"),
+            ("BUTTRESS_DATA_DIR", data.to_str().expect("utf-8")),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+    let seen = lines.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.contains("buttress: listening on") {
+                let _ = tx.send(());
+            }
+            seen.lock().expect("lines").push(std::mem::take(&mut line));
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no listening line: {:?}", lines.lock().expect("lines")));
+    let text = lines.lock().expect("lines").join("");
+    let find = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+    };
+    let app = find("buttress: listening on ")
+        .trim_end_matches('/')
+        .to_owned();
+    let metrics = find("buttress: metrics on ");
+    let addr: std::net::SocketAddr = app
+        .trim_start_matches("http://")
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .expect("address");
+
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    std::io::Write::write_all(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: evil.example\r\nCookie: session=cookie-secret-31337\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let public = reqwest::get(format!("{app}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(public.status(), 404);
+    let scraped = reqwest::get(&metrics)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        scraped.contains(r#"buttress_refusals_total{layer="proxy",reason="host"} 1"#),
+        "{scraped}"
+    );
+
+    let status = sigterm(&mut child);
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&data);
+    let text = lines.lock().expect("lines").join("");
+    assert!(!text.contains("cookie-secret"), "{text}");
+    let event: serde_json::Value = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|e| e["event"] == "refusal")
+        .unwrap_or_else(|| panic!("no refusal event in {text}"));
+    assert_eq!(event["layer"], "proxy");
+    assert_eq!(event["reason"], "host");
+    assert_eq!(event["status"], 400);
+    assert_eq!(event["client"], "127.0.0.1");
+    assert_eq!(event["target"], "buttress::security");
+}

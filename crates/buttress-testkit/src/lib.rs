@@ -24,7 +24,9 @@
 pub mod form;
 pub mod leaks;
 pub mod mail;
+pub mod prometheus;
 pub mod redis;
+pub use prometheus::PrometheusServer;
 pub use redis::RedisServer;
 
 use std::io;

@@ -50,6 +50,7 @@ pub mod session;
 pub mod settings;
 pub mod stack;
 mod startup;
+pub mod telemetry;
 pub mod timeout;
 
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub struct Buttress {
     global: Option<RateLimitLayer>,
     shared: SharedLimits,
     route_limits: ratelimit::PathLimitsLayer,
+    telemetry: telemetry::Telemetry,
 }
 
 impl Buttress {
@@ -120,6 +122,7 @@ impl Buttress {
             global: shared.global(settings),
             shared,
             route_limits: ratelimit::PathLimitsLayer::new(),
+            telemetry: plan::telemetry(settings),
         })
     }
 
@@ -147,7 +150,9 @@ impl Buttress {
     /// ```
     pub fn login_throttle(&self) -> ratelimit::LoginThrottle {
         // Per application, as every limit: deployments sharing a Redis count apart.
-        self.shared.login_throttle()
+        self.shared
+            .login_throttle()
+            .with_telemetry(self.telemetry.clone())
     }
 
     /// A per-route limit (e.g. `"5 per minute"`) with the same storage, headers and address
@@ -240,6 +245,35 @@ impl Buttress {
         Ok(self)
     }
 
+    /// Counts with `telemetry` instead of what the settings say (a [`Telemetry`](telemetry::Telemetry)
+    /// that counts is made when `BUTTRESS_METRICS_BIND` is set); serve its metrics yourself
+    /// with [`Telemetry::render`](telemetry::Telemetry::render) on a private listener.
+    ///
+    /// ```
+    /// use buttress::telemetry::Telemetry;
+    /// let b = buttress::Buttress::from_settings(&Default::default())?
+    ///     .with_telemetry(Telemetry::new());
+    /// assert_eq!(b.telemetry().counts(), cfg!(feature = "metrics"));
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn with_telemetry(mut self, telemetry: telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry.client_network(self.settings.log_client_network);
+        self
+    }
+
+    /// The telemetry the stack counts with: hand it to the metrics listener
+    /// (`buttress::server::MetricsServer`, features `metrics` and `server`) and to a sign-in form
+    /// ([`Telemetry::login_attempt`](telemetry::Telemetry::login_attempt)).
+    ///
+    /// ```
+    /// let b = buttress::Buttress::from_settings(&Default::default())?;
+    /// assert!(!b.telemetry().counts()); // BUTTRESS_METRICS_BIND is not set
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.telemetry
+    }
+
     /// Keeps sessions in `store` (SQL, Redis, or your own) instead of what the settings say.
     pub fn with_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.session_store = Some(store);
@@ -315,6 +349,13 @@ impl Buttress {
         } else {
             router
         };
+        let pipeline = telemetry::Pipeline::new(&self.telemetry, self.route_limits.paths());
+        // Every route and the fallback timed by their pattern, when counting.
+        #[cfg(feature = "metrics")]
+        let router = match pipeline.route_layer() {
+            Some(layer) => router.layer(layer),
+            None => router,
+        };
         // Built once: a `Router` left as it is applies its layers to each route again on every
         // request.
         let router = router.with_state(());
@@ -331,6 +372,7 @@ impl Buttress {
                 csrf: self.csrf.config().clone(),
                 headers: self.headers.config().clone(),
                 debug: self.settings.debug && self.settings.environment == Environment::Development,
+                telemetry: pipeline,
             },
         ))
     }

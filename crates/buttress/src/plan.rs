@@ -24,20 +24,35 @@ pub(crate) fn headers(settings: &Settings) -> SecureHeadersLayer {
         Some(csp) => csp.clone().upgrade_insecure_requests_on_https(true),
         None => Csp::strict(),
     };
-    let csp = match &settings.csp_report_uri {
-        Some(uri) => csp.report_uri(uri),
-        None => csp,
+    // Both ways of reporting: `report-uri` (every browser) and the Reporting API's
+    // `report-to` group, which `Reporting-Endpoints` points at the same path.
+    let (csp, endpoints) = match &settings.csp_report_uri {
+        Some(uri) => (
+            csp.report_uri(uri).directive(
+                crate::headers::Directive::ReportTo,
+                [crate::headers::Source::Token(REPORT_GROUP.to_owned())],
+            ),
+            http::HeaderValue::from_str(&format!("{REPORT_GROUP}=\"{uri}\"")).ok(),
+        ),
+        None => (csp, None),
     };
     let hsts = (!settings.hsts_max_age.is_zero()).then_some(Hsts {
         max_age: settings.hsts_max_age.as_secs(),
         include_subdomains: settings.hsts_include_subdomains,
         preload: settings.hsts_preload,
     });
-    SecureHeadersLayer::new()
+    let layer = SecureHeadersLayer::new()
         .csp(csp)
         .csp_report_only(settings.csp_report_only)
-        .hsts(hsts)
+        .hsts(hsts);
+    match endpoints {
+        Some(v) => layer.header(http::HeaderName::from_static("reporting-endpoints"), v),
+        None => layer,
+    }
 }
+
+/// The Reporting API group CSP reports go to (`report-to csp-endpoint`).
+const REPORT_GROUP: &str = "csp-endpoint";
 
 /// Whether the settings change the header policy from its default (so that replacing it
 /// would throw their choice away).
@@ -49,6 +64,16 @@ pub(crate) fn headers_configured(settings: &Settings) -> bool {
         || settings.hsts_max_age != d.hsts_max_age
         || settings.hsts_include_subdomains != d.hsts_include_subdomains
         || settings.hsts_preload != d.hsts_preload
+}
+
+/// The telemetry: counting when the metrics listener is asked for (`metrics_bind`), events
+/// naming the client's network with `log_client_network`.
+pub(crate) fn telemetry(settings: &Settings) -> crate::telemetry::Telemetry {
+    let telemetry = match settings.metrics_bind {
+        Some(_) => crate::telemetry::Telemetry::new(),
+        None => crate::telemetry::Telemetry::off(),
+    };
+    telemetry.client_network(settings.log_client_network)
 }
 
 /// The HTTPS redirect, when the settings turn it on.

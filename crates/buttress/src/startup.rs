@@ -54,6 +54,12 @@ pub enum StartupError {
     /// report-only flag or HSTS would be lost.
     #[error("Buttress::with_headers replaces the header policy, which would throw away the CSP, report-only flag or HSTS the settings ask for. Fix: use Buttress::map_headers(|h| h.…) to edit the policy built from the settings, or unset those settings")]
     HeadersReplaced,
+    /// The metrics listener is not on loopback and has no token: anyone could read it.
+    #[error("the metrics listener BUTTRESS_METRICS_BIND={addr} is not on loopback and has no token. Fix: set BUTTRESS_METRICS_TOKEN (make one with `openssl rand -hex 32`; Prometheus sends it as a bearer token), or bind BUTTRESS_METRICS_BIND to 127.0.0.1")]
+    MetricsToken {
+        /// The metrics listener's address.
+        addr: std::net::SocketAddr,
+    },
 }
 
 impl StartupError {
@@ -75,8 +81,15 @@ impl StartupError {
 /// in Development without a key) and the checklist's findings.
 pub(crate) fn admit(settings: &Settings) -> Result<(Keyring, Vec<Finding>), StartupError> {
     let prod = settings.environment == Environment::Production;
+    if let (Some(addr), None) = (settings.metrics_bind, &settings.metrics_token) {
+        if !addr.ip().is_loopback() {
+            return Err(StartupError::MetricsToken { addr });
+        }
+    }
     if !prod {
-        let listeners = std::iter::once(settings.bind).chain(settings.http_bind);
+        let listeners = std::iter::once(settings.bind)
+            .chain(settings.http_bind)
+            .chain(settings.metrics_bind);
         if let Some(addr) = listeners.into_iter().find(|a| !a.ip().is_loopback()) {
             return Err(StartupError::NotLoopback { addr });
         }

@@ -35,14 +35,14 @@ mod requests;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use buttress::csrf::CsrfToken;
 use buttress::errors::{KeepBody, Problem};
-use buttress::headers::{csp_report, CspNonce, REPORT_BODY_LIMIT};
+use buttress::headers::{CspNonce, CspReports};
 use buttress::ratelimit::LoginThrottle;
 use buttress::session::SessionStoreKind;
 use buttress::session::{Session, SessionError, SessionStore};
@@ -146,6 +146,8 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     /// Mail, tokens, quotas.
     pub privacy: Privacy,
+    /// The CSP report endpoint (counted with the stack's telemetry by [`build`]).
+    pub csp_reports: CspReports,
 }
 
 impl AppState {
@@ -156,7 +158,15 @@ impl AppState {
             portal,
             login_throttle: LoginThrottle::new(),
             privacy,
+            csp_reports: CspReports::default(),
         }
+    }
+
+    /// Counts CSP reports with `telemetry` (e.g. [`Buttress::telemetry`]).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: buttress::telemetry::Telemetry) -> Self {
+        self.csp_reports = CspReports::new(telemetry);
+        self
     }
 
     /// Uses `throttle` for failed sign-ins (e.g. [`Buttress::login_throttle`], in the
@@ -177,10 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::STYLESHEET, get(stylesheet))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route(
-            CSP_REPORT_PATH,
-            post(csp_report).layer(DefaultBodyLimit::max(REPORT_BODY_LIMIT)),
-        )
+        .route(CSP_REPORT_PATH, state.csp_reports.clone().route())
         .route(paths::SIGN_UP, get(auth::sign_up_form).post(auth::sign_up))
         .route(paths::LOG_IN, get(auth::log_in_form).post(auth::log_in))
         .route(paths::LOG_OUT, post(auth::log_out))
@@ -345,7 +352,9 @@ pub async fn build(
         privacy.session_apps_in_db = apps;
     }
     spawn_sweeper(portal.clone(), settings.unverified_retention);
-    let state = AppState::new(portal.clone(), privacy).with_login_throttle(stack.login_throttle());
+    let state = AppState::new(portal.clone(), privacy)
+        .with_login_throttle(stack.login_throttle())
+        .with_telemetry(stack.telemetry().clone());
     let app = stack
         .with_session_store(store)
         .csrf_exempt(CSP_REPORT_PATH)

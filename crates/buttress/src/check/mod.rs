@@ -121,6 +121,7 @@ pub const CATALOGUE: &[Entry] = &[
     entry("BTR-E014", Severity::Error, "CSP turned off"),
     entry("BTR-E015", Severity::Error, "in-memory session store with more than one instance"),
     entry("BTR-E016", Severity::Error, "the self-signed development certificate in Production"),
+    entry("BTR-E017", Severity::Error, "the metrics listener is off loopback without a token"),
     entry("BTR-W001", Severity::Warning, "Development environment (not for deployment)"),
     entry("BTR-W002", Severity::Warning, "`allowed_hosts` empty: any `Host` is answered"),
     entry("BTR-W003", Severity::Warning, "HSTS shorter than one year"),
@@ -164,6 +165,7 @@ pub fn run(s: &Settings) -> Vec<Finding> {
     rules::proxies(s, &mut out);
     rules::limits(s, &mut out);
     rules::request_limits(s, &mut out);
+    rules::metrics(s, &mut out);
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     out
 }

@@ -361,3 +361,16 @@ fn is_broad(s: &Source) -> bool {
         _ => false,
     }
 }
+
+/// The metrics listener: off loopback only with a token.
+pub(super) fn metrics(s: &Settings, out: &mut Vec<Finding>) {
+    if let (Some(addr), None) = (s.metrics_bind, &s.metrics_token) {
+        if !addr.ip().is_loopback() {
+            out.push(finding(
+                "BTR-E017",
+                format!("the metrics listener on {addr} is not on loopback and has no token: anyone who reaches it reads the counters"),
+                "set BUTTRESS_METRICS_TOKEN (`openssl rand -hex 32`; Prometheus sends it as a bearer token), or bind BUTTRESS_METRICS_BIND to 127.0.0.1",
+            ));
+        }
+    }
+}

@@ -94,6 +94,10 @@ fn each_weakness_is_found() {
             s.redis_url = None;
         }),
         ("BTR-E016", |s| s.dev_tls = true),
+        ("BTR-E017", |s| {
+            s.metrics_bind = Some("0.0.0.0:9464".parse().expect("addr"));
+            s.metrics_token = None;
+        }),
         ("BTR-W002", |s| s.allowed_hosts.clear()),
         ("BTR-W009", |s| s.ratelimit_default = None),
         ("BTR-W009", |s| {

@@ -310,6 +310,22 @@ impl Refusal {
             Refusal::Other(res) => res,
         }
     }
+
+    /// The response, without the log line: the fused stack logs its own event.
+    pub(crate) fn into_quiet_response(self) -> Response {
+        match self {
+            Refusal::Csrf(r) => r.into_problem().into_response(),
+            Refusal::Other(res) => res,
+        }
+    }
+
+    /// The CSRF reason, if this is a CSRF failure.
+    pub(crate) fn csrf_reason(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Csrf(r) => Some(r.reason()),
+            Refusal::Other(_) => None,
+        }
+    }
 }
 
 /// The token half of the check, after [`origin_verdict`] passed: the token from the header or

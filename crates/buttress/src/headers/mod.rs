@@ -47,7 +47,7 @@ use tower_service::Service;
 
 pub use crate::context::CspNonce;
 pub use csp::{Csp, CspError, Directive, Source};
-pub use report::{csp_report, dropped_reports, REPORT_BODY_LIMIT};
+pub use report::{csp_report, dropped_reports, CspReports, REPORT_BODY_LIMIT};
 
 use crate::context::{RequestContext, RequestOrigin};
 

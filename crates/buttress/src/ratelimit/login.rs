@@ -11,6 +11,7 @@ use super::{
     Clock, IpGrouping, Limits, MemoryStore, OnStoreError, RateLimitError, RateLimiter, Strategy,
     Unavailable,
 };
+use crate::telemetry::{LoginOutcome, StoreKind, Telemetry};
 
 /// The verdict before a password is checked.
 ///
@@ -66,6 +67,17 @@ pub struct LoginAttempt {
     /// on a known network).
     per_ip: bool,
     per_account: bool,
+    /// Counts this attempt as a failure when dropped, unless it `succeeded`.
+    telemetry: Telemetry,
+    settled: bool,
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.telemetry.login_attempt(LoginOutcome::Failure);
+        }
+    }
 }
 
 impl fmt::Debug for LoginAttempt {
@@ -153,6 +165,7 @@ pub struct LoginThrottle {
     per_account: RateLimiter,
     known: RateLimiter,
     grouping: IpGrouping,
+    telemetry: Telemetry,
 }
 
 impl Default for LoginThrottle {
@@ -198,6 +211,7 @@ impl LoginThrottle {
             per_account: gcra(per_account, "login-account")?,
             known: gcra("1 per 30 days", "login-known")?,
             grouping: IpGrouping::default(),
+            telemetry: Telemetry::off(),
         })
     }
 
@@ -216,6 +230,7 @@ impl LoginThrottle {
             per_account: self.per_account.with_redis(store.clone()),
             known: self.known.with_redis(store),
             grouping: self.grouping,
+            telemetry: self.telemetry,
         }
     }
 
@@ -260,6 +275,7 @@ impl LoginThrottle {
             per_account: self.per_account.with_memory(store()),
             known: self.known.with_memory(store()),
             grouping: self.grouping,
+            telemetry: self.telemetry,
         }
     }
 
@@ -271,6 +287,21 @@ impl LoginThrottle {
     /// ```
     pub fn with_ip_grouping(mut self, grouping: IpGrouping) -> Self {
         self.grouping = grouping;
+        self
+    }
+
+    /// Counts each attempt in `buttress_login_attempts_total` (and logs a `login` event):
+    /// `throttled` when [`check`](Self::check) refuses, `success` when
+    /// [`succeeded`](Self::succeeded) takes the attempt, `failure` when the attempt is dropped
+    /// without it. [`Buttress::login_throttle`](crate::Buttress::login_throttle) gives one
+    /// with the stack's telemetry.
+    ///
+    /// ```
+    /// use buttress::{ratelimit::LoginThrottle, telemetry::Telemetry};
+    /// let t = LoginThrottle::new().with_telemetry(Telemetry::new());
+    /// ```
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
         self
     }
 
@@ -336,12 +367,14 @@ impl LoginThrottle {
                 Ok(Count::Refused(w)) => wait = wait.max(w),
                 Err(e) => {
                     give_back(&counters, &counted, agg).await;
+                    self.telemetry.store_error(StoreKind::RateLimit);
                     return Err(e);
                 }
             }
         }
         if !wait.is_zero() {
             give_back(&counters, &counted, agg).await;
+            self.telemetry.login_attempt(LoginOutcome::Throttled);
             return Ok(LoginVerdict::Wait { retry_after: wait });
         }
         Ok(LoginVerdict::Allowed(LoginAttempt {
@@ -351,6 +384,8 @@ impl LoginThrottle {
             agg,
             per_ip: counted[1],
             per_account: counted[2],
+            telemetry: self.telemetry.clone(),
+            settled: false,
         }))
     }
 
@@ -395,7 +430,9 @@ impl LoginThrottle {
     /// for _ in 0..5 { assert!(t.check("erin", ip).await?.is_allowed()); } // cleared
     /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
     /// ```
-    pub async fn succeeded(&self, attempt: LoginAttempt) -> Result<(), Unavailable> {
+    pub async fn succeeded(&self, mut attempt: LoginAttempt) -> Result<(), Unavailable> {
+        attempt.settled = true;
+        attempt.telemetry.login_attempt(LoginOutcome::Success);
         // Give back this attempt's unit first: where the key is tracked the reset clears it
         // anyway; where a full memory store counted it on the network's overflow allowance,
         // that allowance is the whole network's and is not reset, only given the unit back.

@@ -116,6 +116,11 @@ impl PathLimitsLayer {
         find(&self.routes, path)
     }
 
+    /// The place of `limit` among the limited paths (the order of [`paths`](Self::paths)).
+    pub(crate) fn position(&self, limit: &Arc<Config>) -> Option<usize> {
+        self.routes.iter().position(|(_, l)| Arc::ptr_eq(l, limit))
+    }
+
     /// Whether no path is limited.
     ///
     /// ```

@@ -419,6 +419,19 @@ pub(crate) fn positive_count(f: &Field<'_>) -> Parsed<u32> {
     Ok(n)
 }
 
+pub(crate) fn metrics_token(f: &Field<'_>) -> Parsed<Option<crate::telemetry::MetricsToken>> {
+    f.text()
+        .parse()
+        .map(Some)
+        .map_err(|e: crate::telemetry::MetricsTokenError| {
+            f.fail_redacted(&e.to_string(), "make one with `openssl rand -hex 32`")
+        })
+}
+
+pub(crate) fn log_format(f: &Field<'_>) -> Parsed<crate::telemetry::LogFormat> {
+    f.via("not a log format", "use text or json")
+}
+
 pub(crate) fn secret_key(f: &Field<'_>) -> Parsed<Option<SecretKey>> {
     Ok(Some(SecretKey::from_bytes(f.value.as_bytes().to_vec())))
 }

@@ -175,6 +175,14 @@ settings! {
     csrf_trusted_origins: Vec<TrustedOrigin> = Vec::new(), "none", parse::trusted_origins;
     /// bool: accept `Sec-Fetch-Site: same-site` (sibling subdomains).
     csrf_allow_same_site: bool = false, "false", parse::boolean;
+    /// socket address of the private `/metrics` listener for Prometheus (never the main one), or none.
+    metrics_bind: Option<SocketAddr> = None, "none (off)", parse::some_address;
+    /// bearer token `/metrics` asks for (16+ characters; needed off loopback).
+    metrics_token: Option<crate::telemetry::MetricsToken> = None, "none", parse::metrics_token;
+    /// text | json: the log lines of `buttress serve` and the portal.
+    log_format: crate::telemetry::LogFormat = crate::telemetry::LogFormat::Text, "text", parse::log_format;
+    /// bool: security events name the client's network (IPv4 /24, IPv6 /48), not its address.
+    log_client_network: bool = false, "false", parse::boolean;
     /// sqlite:PATH or postgres://… (`DATABASE_URL`).
     database_url: Option<ConnectionUrl> = None, "SQLite under data_dir", parse::database_url;
     /// redis://host:port (`REDIS_URL`).

@@ -71,6 +71,8 @@ impl<F> StackFuture<F> {
     where
         S: Service<Request<Body>, Future = F>,
     {
+        let mut out = out;
+        out.mark_routed();
         let called = {
             let _entered = out.span.enter();
             std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req)))

@@ -96,6 +96,8 @@ pub(crate) struct Plan {
     pub(crate) csrf: Arc<crate::csrf::Config>,
     pub(crate) headers: Arc<crate::headers::Config>,
     pub(crate) debug: bool,
+    /// The counters and events of refusals.
+    pub(crate) telemetry: crate::telemetry::Pipeline,
 }
 
 /// The application inside every protection, as one service (see the [module docs](self)).
@@ -126,6 +128,20 @@ impl<S> Stack<S> {
             inner,
             plan: Arc::new(plan),
         }
+    }
+
+    /// The telemetry this stack counts with (see [`telemetry`](crate::telemetry)): give it to
+    /// the server ([`ServeOptions`](crate::server)'s `telemetry`) and to the metrics listener.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// let stack = buttress::Buttress::from_settings(&Default::default())?
+    ///     .apply(Router::new().route("/", get(|| async { "hello" })))?;
+    /// assert!(!stack.telemetry().counts()); // no BUTTRESS_METRICS_BIND
+    /// # Ok::<(), buttress::StartupError>(())
+    /// ```
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        self.plan.telemetry.telemetry()
     }
 
     /// The make-service `axum::serve` takes, recording each connection's peer address (which

@@ -29,6 +29,7 @@ use crate::ratelimit::layer::{
 use crate::ratelimit::overflow::Aggregate;
 use crate::ratelimit::Decision;
 use crate::session::Session;
+use crate::telemetry::{Refusal, StoreKind};
 
 /// What the way out needs, gathered on the way in.
 /// [`Fields`] in a box: the stack's future holds this and moves a few times on its way to the
@@ -59,11 +60,21 @@ pub(crate) struct Fields {
     route: Option<(Arc<Limit>, Decision)>,
     session: Option<Session>,
     csrf_checked: bool,
+    method: http::Method,
+    /// What refused the request, if a step did: counted once, on the way out.
+    refusal: Option<Refusal>,
+    /// The application was called (its router timed the request).
+    routed: bool,
     pub(super) deadline: Instant,
     pub(super) span: tracing::Span,
 }
 
 impl Out {
+    /// The application is called: its router times the request.
+    pub(super) fn mark_routed(&mut self) {
+        self.routed = true;
+    }
+
     /// Step 1: a fresh request id (on `req`), the span and the deadline, and what an error
     /// page would need from the request.
     pub(super) fn new(plan: &Arc<Plan>, req: &mut Request<Body>, head: &Head) -> Out {
@@ -91,6 +102,9 @@ impl Out {
             route: None,
             session: None,
             csrf_checked: false,
+            method: req.method().clone(),
+            refusal: None,
+            routed: false,
             deadline,
             span,
         }))
@@ -119,6 +133,7 @@ pub(super) fn enter(
         Ok(resolved) => resolved,
         Err((rejection, peer)) => {
             out.client = peer;
+            out.refusal = Some(proxy_refusal(rejection));
             return Err(rejection.into_response());
         }
     };
@@ -134,10 +149,20 @@ pub(super) fn enter(
     if let Some(https) = &plan.https {
         let origin = crate::context::origin_of(req.extensions());
         if let Some(res) = crate::https::redirect_if_plain(https, req, origin) {
+            out.refusal = Some(Refusal::HttpsRedirect);
             return Err(res);
         }
     }
     Ok(())
+}
+
+fn proxy_refusal(rejection: crate::proxy::ProxyRejection) -> Refusal {
+    use crate::proxy::ProxyRejection as R;
+    match rejection {
+        R::MissingHost | R::BadHost | R::HostNotAllowed => Refusal::ProxyHost,
+        R::NoPeerAddress => Refusal::ProxyPeer,
+        _ => Refusal::ProxyHeader,
+    }
 }
 
 /// The limits that need a round trip to their store (Redis) or run in shadow mode.
@@ -169,7 +194,10 @@ pub(super) fn limits_now(
         match admit_head(global, path, extensions).unwrap_or_else(|| whole_head(global, req)) {
             Admission::Pass => {}
             Admission::Allowed(decision) => out.global = Some(decision),
-            Admission::Refused(res) => return Err(res),
+            Admission::Refused(res) => {
+                out.refusal = Some(Refusal::GlobalLimit);
+                return Err(res);
+            }
             Admission::Later { key, agg, cost } => pending.global = Some((key, agg, cost)),
         }
     }
@@ -179,7 +207,7 @@ pub(super) fn limits_now(
         } else {
             let admission =
                 admit_head(route, path, extensions).unwrap_or_else(|| whole_head(route, req));
-            route_admission(route, admission, out, &mut pending)?;
+            route_admission(plan, route, admission, out, &mut pending)?;
         }
     }
     Ok(pending)
@@ -198,6 +226,7 @@ fn whole_head(limit: &Limit, req: &Request<Body>) -> Admission {
 }
 
 fn route_admission(
+    plan: &Plan,
     route: &Arc<Limit>,
     admission: Admission,
     out: &mut Out,
@@ -206,7 +235,11 @@ fn route_admission(
     match admission {
         Admission::Pass => {}
         Admission::Allowed(decision) => out.route = Some((route.clone(), decision)),
-        Admission::Refused(res) => return Err(res),
+        Admission::Refused(res) => {
+            let i = plan.routes.position(route).unwrap_or(usize::from(u16::MAX));
+            out.refusal = Some(Refusal::RouteLimit(u16::try_from(i).unwrap_or(u16::MAX)));
+            return Err(res);
+        }
         Admission::Later { key, agg, cost } => {
             pending.route = Some((route.clone(), key, agg, cost));
         }
@@ -223,25 +256,43 @@ async fn limits_later(
 ) -> Result<(), Response> {
     let mut pending = pending;
     if let (Some((key, agg, cost)), Some(global)) = (pending.global.take(), &plan.global) {
-        match admit_later(global, &key, agg, cost).await {
-            Admission::Refused(res) => return Err(res),
+        let admission = admit_later(global, &key, agg, cost).await;
+        store_health(plan, &admission);
+        match admission {
+            Admission::Refused(res) => {
+                out.refusal = Some(Refusal::GlobalLimit);
+                return Err(res);
+            }
             Admission::Allowed(decision) => out.global = Some(decision),
             Admission::Pass | Admission::Later { .. } => {}
         }
     }
     if let Some(route) = pending.route_unchecked.take() {
-        route_admission(&route, admit(&route, parts), out, &mut pending)?;
+        let admission = admit(&route, parts);
+        route_admission(plan, &route, admission, out, &mut pending)?;
     }
     if let Some((route, key, agg, cost)) = pending.route.take() {
         let mut none = Pending::default();
-        route_admission(
-            &route,
-            admit_later(&route, &key, agg, cost).await,
-            out,
-            &mut none,
-        )?;
+        let admission = admit_later(&route, &key, agg, cost).await;
+        store_health(plan, &admission);
+        route_admission(plan, &route, admission, out, &mut none)?;
     }
     Ok(())
+}
+
+/// What a check with a round trip says of its store: a decision made by the failure policy
+/// (a memory fallback's, or a fail-closed 503) is a store error.
+fn store_health(plan: &Plan, admission: &Admission) {
+    let telemetry = plan.telemetry.telemetry();
+    let failed = match admission {
+        Admission::Allowed(decision) => decision.degraded(),
+        Admission::Refused(res) => res.status() == StatusCode::SERVICE_UNAVAILABLE,
+        Admission::Pass | Admission::Later { .. } => return,
+    };
+    if failed {
+        telemetry.store_error(StoreKind::RateLimit);
+    }
+    telemetry.store_degraded(StoreKind::RateLimit, failed);
 }
 
 /// Steps 5-6: the body limit (a declared length over it is refused at once; a body without one
@@ -258,6 +309,7 @@ pub(super) fn body_and_session(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > plan.body_limit as u64) {
+        out.refusal = Some(Refusal::BodyTooLarge);
         return Err(too_large());
     }
     if !http_body::Body::is_end_stream(req.body()) {
@@ -298,7 +350,8 @@ pub(super) fn csrf_now(plan: &Plan, req: &Request<Body>, out: &mut Out) -> Csrf 
     out.csrf_checked = true;
     let origin = crate::context::origin_of(req.extensions());
     if let Err(rejection) = crate::csrf::origin_verdict(&plan.csrf, req.headers(), origin) {
-        return Csrf::Refuse(crate::csrf::Refusal::Csrf(rejection).into_response(req));
+        out.refusal = Some(Refusal::csrf(rejection.reason()));
+        return Csrf::Refuse(crate::csrf::Refusal::Csrf(rejection).into_quiet_response());
     }
     if out.session.is_none() {
         tracing::error!("the CSRF check needs sessions");
@@ -331,9 +384,12 @@ where
             return res;
         }
         match csrf_now(&plan, &req, &mut out) {
-            Csrf::Pass => call_guarded(inner, req, out.deadline).await,
+            Csrf::Pass => {
+                out.routed = true;
+                call_guarded(inner, req, out.deadline).await
+            }
             Csrf::Refuse(res) => res,
-            Csrf::CheckToken => checked_call(&plan, inner, req, &out).await,
+            Csrf::CheckToken => checked_call(&plan, inner, req, &mut out).await,
         }
     }
     .instrument(span)
@@ -346,19 +402,20 @@ pub(super) async fn slow_csrf<S>(
     plan: Arc<Plan>,
     inner: S,
     req: Request<Body>,
-    out: Out,
+    mut out: Out,
 ) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
 {
-    let res = checked_call(&plan, inner, req, &out)
-        .instrument(out.span.clone())
+    let span = out.span.clone();
+    let res = checked_call(&plan, inner, req, &mut out)
+        .instrument(span)
         .await;
     finish(out, res).await
 }
 
-async fn checked_call<S>(plan: &Plan, inner: S, req: Request<Body>, out: &Out) -> Response
+async fn checked_call<S>(plan: &Plan, inner: S, req: Request<Body>, out: &mut Out) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
@@ -372,8 +429,16 @@ where
         Err(_) => return timed_out(),
     };
     match verdict {
-        Ok(()) => call_guarded(inner, req, out.deadline).await,
-        Err(refusal) => refusal.into_response(&req),
+        Ok(()) => {
+            out.routed = true;
+            call_guarded(inner, req, out.deadline).await
+        }
+        Err(refusal) => {
+            if let Some(reason) = refusal.csrf_reason() {
+                out.refusal = Some(Refusal::csrf(reason));
+            }
+            refusal.into_quiet_response()
+        }
     }
 }
 
@@ -391,6 +456,23 @@ where
         Ok(Ok(Err(never))) => match never {},
         Ok(Err(panic)) => panic_response(panic),
         Err(_) => timed_out(),
+    }
+}
+
+/// The refusal a response made past the steps stands for: the deadline's 408, a body over the
+/// limit (413, from the application's extractor or the CSRF form reader), the session store's
+/// 503.
+fn answered_refusal(res: &Response) -> Option<Refusal> {
+    match res.status() {
+        StatusCode::REQUEST_TIMEOUT => Some(Refusal::Timeout),
+        StatusCode::PAYLOAD_TOO_LARGE => Some(Refusal::BodyTooLarge),
+        StatusCode::SERVICE_UNAVAILABLE => res
+            .extensions()
+            .get::<Problem>()
+            .and_then(Problem::kind)
+            .filter(|k| *k == "session-store-unavailable")
+            .map(|_| Refusal::SessionStore),
+        _ => None,
     }
 }
 
@@ -442,7 +524,14 @@ async fn finish(out: Out, res: Response) -> Response {
 impl Out {
     /// The way out after the session: limit headers, security headers, error page, id, with
     /// one pass over the response's header names to learn which the handler set.
-    fn seal(self, mut res: Response) -> Finished {
+    fn seal(mut self, mut res: Response) -> Finished {
+        if self.refusal.is_none() && res.status().as_u16() >= 400 {
+            self.refusal = answered_refusal(&res);
+            if self.refusal == Some(Refusal::SessionStore) {
+                let telemetry = self.plan.telemetry.telemetry();
+                telemetry.store_error(StoreKind::Session);
+            }
+        }
         if self.csrf_checked {
             crate::csrf::vary(&mut res);
         }
@@ -482,8 +571,21 @@ impl Out {
         Finished::Now(self.stamp(res, present.request_id))
     }
 
-    /// The request id on the response, and the trace event.
+    /// The request id on the response, the counters, the trace event.
     fn stamp(mut self, mut res: Response, id_present: bool) -> Response {
+        let telemetry = &self.plan.telemetry;
+        telemetry.answered(res.status());
+        if let Some(refusal) = self.refusal {
+            let seen = crate::telemetry::Seen {
+                status: res.status(),
+                request_id: self.id.as_ref(),
+                client: self.client,
+                method: &self.method,
+                routed: self.routed,
+            };
+            let started = self.deadline - self.plan.timeout;
+            telemetry.refused(refusal, &seen, started.elapsed());
+        }
         if let Some(id) = self.id.take() {
             crate::request_id::stamp_present(res.headers_mut(), id, id_present);
         }

@@ -273,7 +273,7 @@ async fn csp_report_fields_cannot_forge_log_lines() {
     // Each field quoted, its hostile characters written as escapes.
     for field in [
         r#"document="https://example.org/\n2026-01-01T00:00:00.000000Z ERROR buttress::auth: admin password reset""#,
-        r#"directive="script-src\r\u{1b}[2K\u{1b}[32m INFO all clear\u{1b}[0m""#,
+        r#"reported="script-src\r\u{1b}[2K\u{1b}[32m INFO all clear\u{1b}[0m""#,
         r#"blocked="inline\" forged=\"yes\u{2028}next\u{85}line\u{202e}""#,
     ] {
         assert!(line.contains(field), "{field} not in {line}");

@@ -24,3 +24,4 @@ mod session_signouts;
 mod session_stores;
 mod stack;
 mod startup;
+mod telemetry;

@@ -41,6 +41,11 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "metrics")]
+mod metrics;
+#[cfg(feature = "metrics")]
+pub use metrics::{MetricsServer, MetricsServerError};
+
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -105,6 +110,10 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Where a `--dev-tls` certificate was written, for clients to trust.
     pub dev_cert_path: Option<PathBuf>,
+    /// Counts the refusals the server answers itself (a head over `max_header_bytes`: 431;
+    /// none within `header_read_timeout`): give it [`Buttress::telemetry`](crate::Buttress::telemetry).
+    /// Default: [`Telemetry::off`](crate::telemetry::Telemetry::off).
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// The default [`ServeOptions::max_connections`].
@@ -120,6 +129,7 @@ impl Default for ServeOptions {
             max_header_bytes: 16 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
+            telemetry: crate::telemetry::Telemetry::off(),
         }
     }
 }
@@ -133,6 +143,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_connections", &self.max_connections)
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }
@@ -149,6 +160,7 @@ impl ServeOptions {
             max_header_bytes: s.max_header_bytes,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             dev_cert_path: None,
+            telemetry: crate::telemetry::Telemetry::off(),
         };
         match s.tls() {
             Tls::Off => {}
@@ -545,6 +557,27 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
     }
 }
 
+/// Counts a connection that ended on a head over the limit (hyper answered 431) or one that
+/// did not come in time.
+fn head_refusal(
+    telemetry: &crate::telemetry::Telemetry,
+    e: &(dyn std::error::Error + 'static),
+    peer: SocketAddr,
+) {
+    use crate::telemetry::Refusal;
+    let Some(e) = e.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    let refusal = if e.is_parse_too_large() {
+        Refusal::HeadersTooLarge
+    } else if e.is_timeout() {
+        Refusal::HeaderTimeout
+    } else {
+        return;
+    };
+    telemetry.refused_by_server(refusal, Some(peer.ip()));
+}
+
 async fn serve_io<I, S: App>(
     io: I,
     peer: SocketAddr,
@@ -591,6 +624,7 @@ async fn serve_io<I, S: App>(
         tokio::select! {
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
+                    head_refusal(&opts.telemetry, &*e, peer);
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 break;
