@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod form;
+pub mod imports;
 pub mod leaks;
 pub mod mail;
 pub mod redis;
