@@ -9,6 +9,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod flows;
+mod imports;
 mod injection;
 mod outage;
 mod privacy;
