@@ -123,8 +123,11 @@ fn audit_needs_no_settings() {
 #[test]
 fn html_report_is_self_contained() {
     let url = closed_port_url();
-    let dir = std::env::temp_dir().join(format!("buttress-audit-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-audit-cli-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
     let file = dir.join("report.html");
     let out = audit(
         &[
@@ -142,7 +145,6 @@ fn html_report_is_self_contained() {
     for external in ["<script", "<link", "src=\"http", "url(http", "@import"] {
         assert!(!page.contains(external), "{external}");
     }
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// A fresh temporary directory for one test.

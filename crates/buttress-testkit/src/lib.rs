@@ -26,6 +26,7 @@ pub mod imports;
 pub mod leaks;
 pub mod mail;
 pub mod redis;
+pub mod reply;
 pub use redis::RedisServer;
 
 use std::io;

@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::Request;
 use buttress::settings::Settings;
 use buttress::stack::Stack;
 use buttress_portal::db::Table;
 use buttress_portal::web::{build, BuildOptions};
 use buttress_portal::{PasswordParams, Portal};
-use http_body_util::BodyExt as _;
-use tower::ServiceExt as _;
 
 pub const STRONG_KEY: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -121,44 +119,7 @@ impl TestApp {
     }
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn location(&self) -> &str {
-        self.header("location").unwrap_or("")
-    }
-
-    #[track_caller]
-    pub fn assert_status(&self, want: u16) -> &Self {
-        assert_eq!(
-            self.status.as_u16(),
-            want,
-            "status; body:\n{}",
-            &self.body[..self.body.len().min(3000)]
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_redirect(&self, to: &str) -> &Self {
-        assert_eq!(self.status.as_u16(), 303, "{}", self.body);
-        assert_eq!(self.location(), to);
-        self
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
+pub use buttress_testkit::reply::Reply;
 
 /// One browser: its cookie jar (the session cookie), the last page's CSRF token, its address.
 #[derive(Clone)]
@@ -194,26 +155,19 @@ impl Agent {
         if let Some(c) = &self.cookie {
             headers.insert("cookie", format!("session={c}").parse().expect("cookie"));
         }
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        let body = String::from_utf8_lossy(&body).into_owned();
+        let reply = buttress_testkit::reply::oneshot(self.router.clone(), req).await;
         buttress_testkit::form::remember(
             &mut self.cookie,
             &mut self.token,
             "session",
-            headers
+            reply
+                .headers
                 .get_all("set-cookie")
                 .iter()
                 .map(|v| v.to_str().expect("ascii")),
-            &body,
+            &reply.body,
         );
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        reply
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {
