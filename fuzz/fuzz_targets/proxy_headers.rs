@@ -5,26 +5,9 @@
 
 use std::net::IpAddr;
 
-use buttress::fuzzing::{parse_forwarded, parse_forwarded_bytes, parse_x_forwarded_for, parse_x_forwarded_for_bytes, Node};
+use buttress::fuzzing::{hop_addresses, parse_forwarded, parse_x_forwarded_for};
 use buttress::proxy::{ProxyConfig, ProxyHeader};
 use libfuzzer_sys::fuzz_target;
-
-/// The addresses among the hops of one header value, read as `family` reads them.
-fn hop_addresses(family: ProxyHeader, value: &[u8]) -> Vec<IpAddr> {
-    let nodes: Vec<Node> = match family {
-        ProxyHeader::XForwarded => parse_x_forwarded_for_bytes(&[value]),
-        ProxyHeader::Forwarded => parse_forwarded_bytes(&[value])
-            .map(|els| els.into_iter().filter_map(|el| el.for_node).collect())
-            .unwrap_or_default(),
-    };
-    nodes
-        .into_iter()
-        .filter_map(|n| match n {
-            Node::Ip(ip) => Some(ip),
-            Node::Opaque => None,
-        })
-        .collect()
-}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -23,7 +23,6 @@ pub(super) async fn csrf(
     let refusal = site.refusal;
     let host = site.host;
     let opts = f.opts;
-    // 7. --active: one tokenless cross-site POST per form
     if opts.active {
         if let Some(why) = refusal {
             obs.csrf = Probe::Skipped(why.clone());
@@ -113,7 +112,6 @@ pub(super) async fn rate_burst(
 ) {
     let host = site.host;
     let opts = f.opts;
-    // 8. --probe-rate-limit: a bounded burst
     match rate_target {
         None => {}
         Some(Err(why)) => obs.rate = Probe::Skipped(why),

@@ -19,7 +19,6 @@ pub(super) async fn plain_http(
 ) {
     let start = site.start;
     let opts = f.opts;
-    // 2. plain HTTP: does the first hop go to HTTPS on the same host?
     if start.scheme() == "http" {
         obs.plain_http = Some(Ok(obs.chain.first().cloned().unwrap_or(Hop {
             url: main.url.clone(),
@@ -52,7 +51,6 @@ pub(super) async fn plain_http(
 /// CORS: an arbitrary Origin (the Observatory's probe origin) on the page.
 pub(super) async fn cors(f: &mut Fetcher<'_>, site: &Site<'_>, obs: &mut Observations) {
     let final_url = site.final_url;
-    // 3. CORS: an arbitrary Origin (the Observatory's probe origin) on the page
     if !f.skip("CORS probe") {
         let req = f
             .get(final_url)
@@ -72,7 +70,6 @@ pub(super) async fn not_found_and_listings(
 ) {
     let final_url = site.final_url;
     let reserve = site.reserve;
-    // 4. a 404, and common directories for listings
     let tag = nonce();
     if !f.skip("404 probe") {
         if let Ok(u) = final_url.join(&format!("/buttress-audit-{tag}-missing")) {
@@ -101,7 +98,6 @@ pub(super) async fn crawl(
     let final_url = site.final_url;
     let reserve = site.reserve;
     let opts = f.opts;
-    // 5. crawl same-origin links for forms and parameters
     let mut crawl = Crawl::new(final_url);
     for l in html::links(&main.body) {
         if let Ok(u) = final_url.join(&l) {
@@ -130,7 +126,6 @@ pub(super) async fn crawl(
 pub(super) async fn malformed(f: &mut Fetcher<'_>, site: &Site<'_>, obs: &mut Observations) {
     let final_url = site.final_url;
     let reserve = site.reserve;
-    // 6. malformed parameters: the page itself and up to two crawled URLs with a query
     let mut targets: Vec<Url> = vec![final_url.clone()];
     targets.extend(
         obs.pages

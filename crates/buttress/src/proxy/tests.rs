@@ -588,24 +588,6 @@ proptest! {
     }
 }
 
-/// The addresses among the hops of one header value, read hop by hop as the resolver reads
-/// `family` (the fuzz target `proxy_headers` asserts the same property).
-fn hop_addresses(family: ProxyHeader, value: &[u8]) -> Vec<std::net::IpAddr> {
-    let nodes: Vec<Node> = match family {
-        ProxyHeader::XForwarded => parse::parse_x_forwarded_for_bytes(&[value]),
-        ProxyHeader::Forwarded => parse::parse_forwarded_bytes(&[value])
-            .map(|els| els.into_iter().filter_map(|el| el.for_node).collect())
-            .unwrap_or_default(),
-    };
-    nodes
-        .into_iter()
-        .filter_map(|n| match n {
-            Node::Ip(ip) => Some(ip),
-            Node::Opaque => None,
-        })
-        .collect()
-}
-
 /// One hop as a proxy or a client might write it: a trusted or untrusted address, with or
 /// without a port, or something that is not an address.
 fn any_hop() -> impl Strategy<Value = String> {
@@ -640,7 +622,7 @@ proptest! {
             let mut h = headers(&[]);
             h.insert(name, value.clone());
             if let Ok(r) = cfg().header(family).resolve((peer, 80).into(), false, &h, None) {
-                let parsed = hop_addresses(family, value.as_bytes());
+                let parsed = parse::hop_addresses(family, value.as_bytes());
                 prop_assert!(
                     r.client.0 == peer || parsed.contains(&r.client.0),
                     "{:?} {:?}: client {} is neither the peer nor a hop of {:?}", family, text, r.client.0, parsed

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use super::codec::CookieCodec;
-use super::scope::Scopes;
+use super::scope::{Scope, Scopes};
 use super::signout::{MemorySignOuts, SignOuts};
 use super::store::SessionStore;
 use super::{
@@ -47,6 +47,22 @@ impl Stores {
             bound.push(store);
         }
         Stores { base, bound }
+    }
+
+    /// Each application's store once, with the index and the scope it was first found at (the
+    /// primary key's first): what listing or sweeping a user's sessions goes through.
+    pub(crate) fn per_app<'a>(
+        &'a self,
+        scopes: &'a Scopes,
+    ) -> Vec<(usize, &'a Scope, &'a Arc<dyn SessionStore>)> {
+        let mut out: Vec<(usize, &Scope, &Arc<dyn SessionStore>)> = Vec::new();
+        for (i, scope) in scopes.all().iter().enumerate() {
+            if out.iter().any(|(_, s, _)| s.app == scope.app) {
+                continue;
+            }
+            out.push((i, scope, self.bound.get(i).unwrap_or(self.primary())));
+        }
+        out
     }
 
     /// The store new sessions are written to (the primary key's application).

@@ -176,13 +176,7 @@ impl Session {
             .await?;
         let mut n = 0;
         if let Mode::Store(stores) = &config.mode {
-            let mut swept: Vec<&crate::secret::AppId> = Vec::new();
-            for (i, scope) in config.scopes.all().iter().enumerate() {
-                if swept.contains(&&scope.app) {
-                    continue;
-                }
-                swept.push(&scope.app);
-                let store = stores.bound.get(i).unwrap_or(stores.primary());
+            for (_, _, store) in stores.per_app(&config.scopes) {
                 for (handle, _) in store.list_user(user, now).await? {
                     if store.delete(&handle).await? {
                         n += 1;

@@ -48,13 +48,7 @@ impl Session {
         };
         let now = self.now();
         let mut out = Vec::new();
-        let mut listed: Vec<&crate::secret::AppId> = Vec::new();
-        for (i, scope) in config.scopes.all().iter().enumerate() {
-            if listed.contains(&&scope.app) {
-                continue;
-            }
-            listed.push(&scope.app);
-            let store = stores.bound.get(i).unwrap_or(stores.primary());
+        for (i, scope, store) in stores.per_app(&config.scopes) {
             // The current session's key in this scope (if it is filed here).
             let current = id.as_ref().map(|id| scope.store_key(id));
             for (handle, d) in store.list_user(&user, now).await? {
