@@ -26,24 +26,15 @@ pub const ORIGIN: &str = "http://localhost";
 pub struct TestApp {
     pub router: Stack,
     pub portal: Portal,
-    dir: PathBuf,
+    /// Its data directory, removed on drop.
+    dir: tempfile::TempDir,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "buttress-portal-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+pub fn fresh_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-portal-{what}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// Development settings (plain HTTP on loopback, as `buttress serve` on a fresh clone) with a
@@ -82,7 +73,7 @@ impl TestApp {
     /// With extra settings (e.g. Redis for sessions and limits).
     pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
         let dir = fresh_dir("web");
-        let settings = settings(&dir, database_url, extra);
+        let settings = settings(dir.path(), database_url, extra);
         let (router, portal) = build(
             &settings,
             BuildOptions {
@@ -105,13 +96,13 @@ impl TestApp {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let peer = format!("127.1.{}.{}:40000", (n / 250) % 250, n % 250 + 1);
         let mut agent = Agent::new(self.router.clone(), &peer, "TestBrowser/1.0");
-        agent.outbox = Some(self.dir.join("outbox"));
+        agent.outbox = Some(self.dir.path().join("outbox"));
         agent
     }
 
     /// The messages the Development outbox holds.
     pub fn outbox(&self) -> Vec<Message> {
-        buttress_testkit::mail::read_dir(&self.dir.join("outbox"))
+        buttress_testkit::mail::read_dir(&self.dir.path().join("outbox"))
     }
 
     pub async fn count(&self, table: Table) -> u64 {
