@@ -751,7 +751,11 @@ async fn key_rotation_one_instance_at_a_time_signs_nobody_out_with_cookie_settin
 fn sigterm_right_after_the_listening_line_exits_gracefully() {
     use std::io::{BufRead as _, BufReader};
     use std::process::{Command, Stdio};
-    let data = std::env::temp_dir().join(format!("buttress-cluster-term-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-cluster-term-")
+        .tempdir()
+        .expect("temp dir");
+    let data = tmp.path();
     for round in 0..10 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_buttress"))
             .arg("serve")
@@ -759,7 +763,7 @@ fn sigterm_right_after_the_listening_line_exits_gracefully() {
             .env("RUST_LOG", "warn")
             .env("SECRET_KEY", KEY_1)
             .env("BUTTRESS_BIND", "127.0.0.1:0")
-            .env("BUTTRESS_DATA_DIR", &data)
+            .env("BUTTRESS_DATA_DIR", data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -784,5 +788,4 @@ fn sigterm_right_after_the_listening_line_exits_gracefully() {
         let status = child.wait().expect("exits");
         assert_eq!(status.code(), Some(0), "round {round}: {status}");
     }
-    let _ = std::fs::remove_dir_all(&data);
 }

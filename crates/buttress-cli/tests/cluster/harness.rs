@@ -7,7 +7,6 @@
 
 pub use buttress_testkit::form::encode;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -62,26 +61,23 @@ pub struct Instance {
     /// The port it listens on (kept across [`Instance::restart`] when possible).
     pub port: u16,
     env: Vec<(String, String)>,
-    data_dir: PathBuf,
+    /// Its data directory, removed when the instance is dropped.
+    data_dir: tempfile::TempDir,
     /// Every line the process wrote on stderr (logs), for leak checks and failure messages.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
-pub fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "buttress-cluster-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+pub fn fresh_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-cluster-{what}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 impl Instance {
     /// Starts `buttress serve` with `env` (the environment is cleared first) on `bind` and waits
     /// for its `listening on` line.
-    pub fn start(env: &[(String, String)], data_dir: PathBuf, bind: &str) -> Instance {
+    pub fn start(env: &[(String, String)], data_dir: tempfile::TempDir, bind: &str) -> Instance {
         let mut inst = Instance {
             child: None,
             base: String::new(),
@@ -99,7 +95,7 @@ impl Instance {
         cmd.arg("serve")
             .env_clear()
             .env("RUST_LOG", "warn")
-            .env("BUTTRESS_DATA_DIR", &self.data_dir)
+            .env("BUTTRESS_DATA_DIR", self.data_dir.path())
             .env("BUTTRESS_BIND", bind);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -214,7 +210,6 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -503,7 +498,7 @@ impl Browser {
     /// Confirms `email` on `b` with the link `a` wrote to its Development outbox (the
     /// instances run without SMTP).
     pub async fn confirm(&mut self, a: &Instance, b: &Instance, email: &str) {
-        let outbox = a.data_dir.join("outbox");
+        let outbox = a.data_dir.path().join("outbox");
         let deadline = Instant::now() + Duration::from_secs(10);
         let token = loop {
             let found = buttress_testkit::mail::read_dir(&outbox)
