@@ -1,4 +1,5 @@
-//! From [`Observations`] to a graded [`Report`]: every check of [`CHECKS`], once, in order.
+//! From [`Observations`] to a graded [`Report`]: every check of
+//! [`CHECKS`](crate::model::CHECKS), once, in order.
 //!
 //! # Scoring
 //!
