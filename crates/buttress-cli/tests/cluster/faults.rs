@@ -164,7 +164,11 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
         // Signing in fails closed.
         let mut eve = Browser::new();
         let r = eve.get(inst, "/login").await;
-        assert!([429, 503].contains(&r.status), "login form: {}", r.status);
+        assert!(
+            [429, 503].contains(&r.status.as_u16()),
+            "login form: {}",
+            r.status
+        );
         assert_no_internals(&r.body, &ports, "login form during the outage");
         let r = ana
             .post(
@@ -177,7 +181,7 @@ async fn redis_outage_under_load_follows_declared_policies_and_recovers_without_
             )
             .await;
         assert!(
-            [429, 503].contains(&r.status),
+            [429, 503].contains(&r.status.as_u16()),
             "sign-in during the outage must fail closed, got {}: {}",
             r.status,
             r.body

@@ -333,26 +333,8 @@ pub fn redis_command(port: u16, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A reply, fully read.
-#[derive(Debug)]
-pub struct Reply {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: reqwest::header::HeaderMap,
-    /// Body as text.
-    pub body: String,
-}
-
-impl Reply {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
+/// A reply, fully read (the testkit's, as in-process tests read theirs).
+pub use buttress_testkit::reply::Reply;
 
 /// One HTTP client (no cookie store, no redirects) for a whole test.
 pub fn client() -> reqwest::Client {
@@ -426,7 +408,7 @@ impl Browser {
             None => req,
         };
         let res = req.send().await.expect("the instance answers");
-        let status = res.status().as_u16();
+        let status = res.status();
         let headers = res.headers().clone();
         let body = res.text().await.unwrap_or_default();
         buttress_testkit::form::remember(
@@ -529,7 +511,7 @@ impl Browser {
             .post(inst, "/login", &[("email", email), ("password", PASSWORD)])
             .await;
         assert_eq!(r.status, 303, "sign-in: {}", r.body);
-        assert_eq!(r.header("location"), "/", "sign-in: {}", r.body);
+        assert_eq!(r.location(), "/", "sign-in: {}", r.body);
     }
 
     /// Whether `inst` sees this browser signed in (the sessions page answers 200 with the email).
