@@ -41,7 +41,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashSet;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::Duration;
 
@@ -50,18 +49,18 @@ use reqwest::{Method, RequestBuilder};
 use tokio::time::Instant;
 use url::Url;
 
+mod active;
 mod client;
 mod crawl;
+mod follow;
 mod guard;
+mod probes;
 mod tls;
 mod userinfo;
 
-use crate::html;
-use crate::observatory::CORS_PROBE_ORIGIN;
-use crate::observe::{CsrfAttempt, Failure, Hop, Observations, Page, Probe, RateProbe};
+use crate::observe::{Failure, Observations, Page};
 use crate::sign_in::SignIn;
 use client::{classify, client, sign_in_fields, Err};
-use crawl::Crawl;
 pub use crawl::MAX_QUEUE;
 pub use guard::host_allowed;
 
@@ -337,6 +336,19 @@ pub async fn scan(target: &str, opts: &Options) -> Result<Observations, ScanErro
     Ok(obs)
 }
 
+/// What the probes after the page share: where the scan started and ended up, and what the
+/// state-changing probes may do there.
+struct Site<'a> {
+    start: &'a Url,
+    final_url: &'a Url,
+    /// The final URL's host.
+    host: &'a str,
+    /// Why the probes that change state or load the site may not run here, if they may not.
+    refusal: &'a Option<String>,
+    /// Requests kept for the rate-limit burst, so that crawling cannot starve it.
+    reserve: u32,
+}
+
 async fn scan_unmasked(target: &str, opts: &Options) -> Result<Observations, ScanError> {
     let mut start = Url::parse(target)
         .map_err(|e| ScanError::BadUrl(format!("{}: {e}", userinfo::redact(target))))?;
@@ -363,20 +375,6 @@ async fn scan_unmasked(target: &str, opts: &Options) -> Result<Observations, Sca
             "the URL's user name and password and --header Authorization both set Authorization: give one".into(),
         ));
     }
-    let bar = if opts.progress {
-        let bar = ProgressBar::with_draw_target(
-            Some(u64::from(opts.max_requests)),
-            ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} {pos:>3}/{len} requests {elapsed:>3} {wide_msg}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
     let mut f = Fetcher {
         client,
         creds,
@@ -385,93 +383,14 @@ async fn scan_unmasked(target: &str, opts: &Options) -> Result<Observations, Sca
         opts,
         deadline: Instant::now() + opts.time_budget(),
         sent: 0,
-        bar,
+        bar: progress_bar(opts),
         notes: Vec::new(),
         peer: None,
     };
-    if opts.insecure {
-        f.notes
-            .push("certificate verification skipped (--insecure)".into());
-    }
-    if !opts.sign_in.is_empty() {
-        f.notes.push(format!(
-            "signed in: {} sent to {} only; their values are not shown here",
-            opts.sign_in.names().join(", "),
-            start.origin().ascii_serialization()
-        ));
-    }
-    if f.creds.is_some() {
-        f.notes.push(format!(
-            "the user name and password of the URL were sent to {} only, and are not shown here",
-            start.origin().ascii_serialization()
-        ));
-    }
-
-    // 1. the page, following redirects one hop at a time
-    let mut url = start.clone();
-    let mut chain: Vec<Hop> = Vec::new();
-    let mut visited: HashSet<String> = HashSet::new();
-    visited.insert(url.to_string());
-    let main = loop {
-        let page = match f.send(f.get(&url), url.as_str()).await {
-            Ok(p) => p,
-            Err(e) => {
-                let failure = e.failure(url.as_str(), opts);
-                f.bar.finish_and_clear();
-                let mut obs = Observations::failed(target, chain, failure);
-                obs.requests = f.sent;
-                obs.notes = f.notes;
-                return Ok(obs);
-            }
-        };
-        let location = page.header("location").map(str::to_owned);
-        let next = match (&location, (300..400).contains(&page.status)) {
-            (Some(l), true) => url.join(l).ok().map(|mut n| {
-                userinfo::strip(&mut n);
-                n
-            }),
-            _ => None,
-        };
-        let Some(next) = next else { break page };
-        chain.push(Hop {
-            url: url.to_string(),
-            status: page.status,
-            location: location.clone(),
-        });
-        if next.host_str() != start.host_str() {
-            f.notes.push(format!(
-                "redirect from {url} to another host ({next}) recorded, not followed: one host per scan"
-            ));
-            chain.pop();
-            break page;
-        }
-        if !visited.insert(next.to_string()) {
-            let loop_text = format!(
-                "redirect loop: {} → {next}",
-                chain
-                    .iter()
-                    .map(|h| h.url.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            );
-            f.bar.finish_and_clear();
-            let mut obs = Observations::failed(target, chain, Failure::RedirectLoop(loop_text));
-            obs.requests = f.sent;
-            obs.notes = f.notes;
-            return Ok(obs);
-        }
-        if chain.len() as u32 > opts.max_redirects {
-            let text = format!(
-                "more than {} redirects from {target} (last: {next})",
-                opts.max_redirects
-            );
-            f.bar.finish_and_clear();
-            let mut obs = Observations::failed(target, chain, Failure::TooManyRedirects(text));
-            obs.requests = f.sent;
-            obs.notes = f.notes;
-            return Ok(obs);
-        }
-        url = next;
+    f.notes = opening_notes(opts, &start, f.creds.is_some());
+    let (main, chain, url) = match follow::follow(&mut f, &start, target).await {
+        Ok(found) => found,
+        Err(ended) => return Ok(*ended),
     };
     let main_peer = f.peer;
     let final_url = Url::parse(&main.url).unwrap_or_else(|_| url.clone());
@@ -496,247 +415,65 @@ async fn scan_unmasked(target: &str, opts: &Options) -> Result<Observations, Sca
         _ => 0,
     };
 
-    // 2. plain HTTP: does the first hop go to HTTPS on the same host?
-    if start.scheme() == "http" {
-        obs.plain_http = Some(Ok(obs.chain.first().cloned().unwrap_or(Hop {
-            url: main.url.clone(),
-            status: main.status,
-            location: main.header("location").map(str::to_owned),
-        })));
-    } else {
-        let port = match (opts.http_port, start.port()) {
-            (Some(p), _) => Some(p),
-            (None, None) => Some(80),
-            (None, Some(_)) => None,
-        };
-        if let Some(port) = port {
-            let mut http = start.clone();
-            let ok = http.set_scheme("http").is_ok() && http.set_port(Some(port)).is_ok();
-            if ok && !f.skip("plain-HTTP probe") {
-                obs.plain_http = Some(match f.send(f.get(&http), http.as_str()).await {
-                    Ok(p) => Ok(Hop {
-                        url: http.to_string(),
-                        status: p.status,
-                        location: p.header("location").map(str::to_owned),
-                    }),
-                    Err(e) => Err(e.text(http.as_str(), opts)),
-                });
-            }
-        }
-    }
-
-    // 3. CORS: an arbitrary Origin (the Observatory's probe origin) on the page
-    if !f.skip("CORS probe") {
-        let req = f
-            .get(&final_url)
-            .header("origin", CORS_PROBE_ORIGIN)
-            .header("sec-fetch-site", "cross-site")
-            .header("sec-fetch-mode", "cors")
-            .header("sec-fetch-dest", "empty");
-        obs.cors = f.send(req, final_url.as_str()).await.ok();
-    }
-
-    // 4. a 404, and common directories for listings
-    let tag = nonce();
-    if !f.skip("404 probe") {
-        if let Ok(u) = final_url.join(&format!("/buttress-audit-{tag}-missing")) {
-            obs.not_found = f.send(f.get(&u), u.as_str()).await.ok();
-        }
-    }
-    for dir in ["/static/", "/uploads/", "/files/"] {
-        if f.left() <= reserve || f.skip("directory-listing probe") {
-            break;
-        }
-        if let Ok(u) = final_url.join(dir) {
-            if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
-                obs.listings.push(p);
-            }
-        }
-    }
-
-    // 5. crawl same-origin links for forms and parameters
-    let mut crawl = Crawl::new(&final_url);
-    for l in html::links(&main.body) {
-        if let Ok(u) = final_url.join(&l) {
-            crawl.offer(u);
-        }
-    }
-    while let Some(u) = crawl.next() {
-        if obs.pages.len() as u32 >= opts.max_pages {
-            break;
-        }
-        if f.left() <= reserve.saturating_add(3) || f.skip("crawl") {
-            break;
-        }
-        if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
-            for l in html::links(&p.body) {
-                if let Ok(n) = u.join(&l) {
-                    crawl.offer(n);
-                }
-            }
-            obs.pages.push(p);
-        }
-    }
-
-    // 6. malformed parameters: the page itself and up to two crawled URLs with a query
-    let mut targets: Vec<Url> = vec![final_url.clone()];
-    targets.extend(
-        obs.pages
-            .iter()
-            .filter_map(|p| Url::parse(&p.url).ok())
-            .filter(|u| u.query().is_some())
-            .take(2),
-    );
-    for mut u in targets {
-        if f.left() <= reserve || f.skip("malformed-parameter probe") {
-            break;
-        }
-        let names: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        let bad = "'\"><%ff{{7*7}}";
-        {
-            let mut q = u.query_pairs_mut();
-            q.clear();
-            if names.is_empty() {
-                q.append_pair("id", bad);
-                q.append_pair("page", "-1");
-            } else {
-                for n in &names {
-                    q.append_pair(n, bad);
-                }
-            }
-            q.append_pair("q[]", "\u{0}");
-        }
-        if let Ok(p) = f.send(f.get(&u), u.as_str()).await {
-            obs.malformed.push(p);
-        }
-    }
-
-    // 7. --active: one tokenless cross-site POST per form
-    if opts.active {
-        if let Some(why) = &refusal {
-            obs.csrf = Probe::Skipped(why.clone());
-        } else {
-            let mut attempts = Vec::new();
-            let mut stopped: Option<String> = None;
-            let pages: Vec<(String, String)> = std::iter::once(&main)
-                .chain(obs.pages.iter())
-                .map(|p| (p.url.clone(), p.body.clone()))
-                .collect();
-            let mut posted: HashSet<String> = HashSet::new();
-            'pages: for (page_url, body) in pages {
-                let Ok(base) = Url::parse(&page_url) else {
-                    continue;
-                };
-                for form in html::forms(&body)
-                    .into_iter()
-                    .filter(|x| x.method == "post")
-                {
-                    let Ok(mut action) = base.join(&form.action) else {
-                        continue;
-                    };
-                    userinfo::strip(&mut action);
-                    if !same_origin(&action, &final_url) || !posted.insert(action.to_string()) {
-                        continue;
-                    }
-                    if f.left() <= reserve || f.skip("active CSRF probe") {
-                        break 'pages;
-                    }
-                    let fields: Vec<(String, String)> = form
-                        .fields
-                        .iter()
-                        .filter(|x| !html::is_token_name(&x.name))
-                        .map(|x| {
-                            let v = if x.value.is_empty() {
-                                "buttress-audit".to_owned()
-                            } else {
-                                x.value.clone()
-                            };
-                            (x.name.clone(), v)
-                        })
-                        .collect();
-                    let req = f
-                        .request(Method::POST, &action)
-                        .header("origin", ATTACKER)
-                        .header("referer", format!("{ATTACKER}/"))
-                        .header("sec-fetch-site", "cross-site")
-                        .header("sec-fetch-mode", "navigate")
-                        .header("sec-fetch-dest", "document")
-                        .form(&fields);
-                    if let Ok(p) = f.send(req, action.as_str()).await {
-                        if let Some(why) = guard::peer_refusal(&host, f.peer, opts) {
-                            stopped = Some(why);
-                            break 'pages;
-                        }
-                        let loc = p.header("location").unwrap_or("").to_ascii_lowercase();
-                        let accepted = (200..300).contains(&p.status)
-                            || ((300..400).contains(&p.status)
-                                && !loc.contains("login")
-                                && !loc.contains("error"));
-                        attempts.push(CsrfAttempt {
-                            page: page_url.clone(),
-                            action: action.to_string(),
-                            status: p.status,
-                            accepted,
-                        });
-                    }
-                }
-            }
-            obs.csrf = match stopped {
-                Some(why) => Probe::Skipped(format!(
-                    "{why} (stopped after {} POST(s))",
-                    attempts.len() + 1
-                )),
-                None => Probe::Done(attempts),
-            };
-        }
-    }
-
-    // 8. --probe-rate-limit: a bounded burst
-    match rate_target {
-        None => {}
-        Some(Err(why)) => obs.rate = Probe::Skipped(why),
-        Some(Ok(u)) => {
-            let mut r = RateProbe {
-                url: u.to_string(),
-                sent: 0,
-                limited: 0,
-                first_limited_at: None,
-                retry_after: None,
-            };
-            let mut stopped: Option<String> = None;
-            for i in 1..=opts.burst {
-                if f.skip("rate-limit burst") {
-                    break;
-                }
-                match f.send(f.request(Method::GET, &u), u.as_str()).await {
-                    Ok(p) => {
-                        r.sent = i;
-                        if let Some(why) = guard::peer_refusal(&host, f.peer, opts) {
-                            stopped = Some(format!("{why} (stopped after {i} request(s))"));
-                            break;
-                        }
-                        if p.status == 429 {
-                            r.limited += 1;
-                            if r.first_limited_at.is_none() {
-                                r.first_limited_at = Some(i);
-                                r.retry_after = p.header("retry-after").map(str::to_owned);
-                            }
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            obs.rate = match stopped {
-                Some(why) => Probe::Skipped(why),
-                None => Probe::Done(r),
-            };
-        }
-    }
+    let site = Site {
+        start: &start,
+        final_url: &final_url,
+        host: &host,
+        refusal: &refusal,
+        reserve,
+    };
+    probes::plain_http(&mut f, &site, &main, &mut obs).await;
+    probes::cors(&mut f, &site, &mut obs).await;
+    probes::not_found_and_listings(&mut f, &site, &mut obs).await;
+    probes::crawl(&mut f, &site, &main, &mut obs).await;
+    probes::malformed(&mut f, &site, &mut obs).await;
+    active::csrf(&mut f, &site, &main, &mut obs).await;
+    active::rate_burst(&mut f, &site, rate_target, &mut obs).await;
 
     f.bar.finish_and_clear();
     obs.main = Ok(main);
     obs.requests = f.sent;
     obs.notes.extend(f.notes);
     Ok(obs)
+}
+
+/// The progress bar of a scan: on stderr when asked, hidden otherwise.
+fn progress_bar(opts: &Options) -> ProgressBar {
+    if opts.progress {
+        let bar = ProgressBar::with_draw_target(
+            Some(u64::from(opts.max_requests)),
+            ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {pos:>3}/{len} requests {elapsed:>3} {wide_msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+/// What the report says first: certificates not verified, and where the sign-in and the URL's
+/// credentials went (never their values).
+fn opening_notes(opts: &Options, start: &Url, creds: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if opts.insecure {
+        notes.push("certificate verification skipped (--insecure)".into());
+    }
+    if !opts.sign_in.is_empty() {
+        notes.push(format!(
+            "signed in: {} sent to {} only; their values are not shown here",
+            opts.sign_in.names().join(", "),
+            start.origin().ascii_serialization()
+        ));
+    }
+    if creds {
+        notes.push(format!(
+            "the user name and password of the URL were sent to {} only, and are not shown here",
+            start.origin().ascii_serialization()
+        ));
+    }
+    notes
 }

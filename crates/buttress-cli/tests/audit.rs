@@ -123,8 +123,11 @@ fn audit_needs_no_settings() {
 #[test]
 fn html_report_is_self_contained() {
     let url = closed_port_url();
-    let dir = std::env::temp_dir().join(format!("buttress-audit-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-audit-cli-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
     let file = dir.join("report.html");
     let out = audit(
         &[
@@ -142,15 +145,14 @@ fn html_report_is_self_contained() {
     for external in ["<script", "<link", "src=\"http", "url(http", "@import"] {
         assert!(!page.contains(external), "{external}");
     }
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// A fresh temporary directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("buttress-audit-ci-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-audit-ci-{name}-"))
+        .tempdir()
+        .expect("scratch dir")
 }
 
 fn path(p: &Path) -> &str {
@@ -313,9 +315,10 @@ fn port(url: &str) -> String {
 
 #[test]
 fn ca_cert_trusts_the_openssl_one_liner_and_nothing_more() {
-    let dir = scratch("pinned");
-    let (cert, key) = one_liner(&dir, "site");
-    let (other, _) = one_liner(&dir, "other");
+    let tmp = scratch("pinned");
+    let dir = tmp.path();
+    let (cert, key) = one_liner(dir, "site");
+    let (other, _) = one_liner(dir, "other");
     let site = production_tls(&cert, &key);
     let port = port(&site.url);
 
@@ -388,13 +391,13 @@ fn ca_cert_trusts_the_openssl_one_liner_and_nothing_more() {
     let r = json(&audit(&[&url, "--format", "json"], &[]));
     assert_eq!(finding(&r, "AUD-TLS-001")["verdict"], "fail");
     drop(site);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn ca_cert_refuses_an_expired_pinned_certificate() {
-    let dir = scratch("expired");
-    let (cert, key) = expired_one(&dir);
+    let tmp = scratch("expired");
+    let dir = tmp.path();
+    let (cert, key) = expired_one(dir);
     let site = production_tls(&cert, &key);
     let url = format!("https://127.0.0.1:{}/", port(&site.url));
     let r = json(&audit(
@@ -414,7 +417,6 @@ fn ca_cert_refuses_an_expired_pinned_certificate() {
         "{tls:#}"
     );
     drop(site);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// Signs up and in on the portal at `base` as a browser would; returns the session cookie.
@@ -498,7 +500,8 @@ async fn a_signed_in_scan_sees_the_account_and_shows_no_secret() {
     );
 
     // Signed in, it is the page judged, with no redirect.
-    let dir = scratch("signed-in");
+    let tmp = scratch("signed-in");
+    let dir = tmp.path();
     let cookie = format!("{name}={value}");
     let header = format!("X-Audit-Token: {header_secret}");
     let signed = |extra: &[&str]| {
@@ -555,7 +558,6 @@ async fn a_signed_in_scan_sees_the_account_and_shows_no_secret() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!text(&out.stderr).contains(&value), "{}", text(&out.stderr));
     drop(site);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -565,7 +567,8 @@ fn progress_bar_only_on_a_terminal_and_never_with_quiet() {
         &[ROOMY_LIMIT],
     );
     let url = format!("{}/", site.url);
-    let dir = scratch("progress");
+    let tmp = scratch("progress");
+    let dir = tmp.path();
     let report = dir.join("report.txt");
     let bin = env!("CARGO_BIN_EXE_buttress");
     // stderr a pipe: no bar, nothing but the grade line.
@@ -599,12 +602,12 @@ fn progress_bar_only_on_a_terminal_and_never_with_quiet() {
     let tty = on_tty("--quiet");
     assert!(!tty.contains("requests") && !tty.contains('\r'), "{tty:?}");
     drop(site);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn baseline_gates_a_regression_with_exit_codes() {
-    let dir = scratch("baseline");
+    let tmp = scratch("baseline");
+    let dir = tmp.path();
     let before = serve(&["serve", "--bind", "127.0.0.1:0"], &[ROOMY_LIMIT]);
     let port = port(&before.url);
     let url = format!("http://127.0.0.1:{port}/");
@@ -732,7 +735,6 @@ fn baseline_gates_a_regression_with_exit_codes() {
     // One site's baseline and two sites: a bad command line.
     let out = audit(&[&url, "--baseline", path(&base), "--compare", &url], &[]);
     assert_eq!(out.status.code(), Some(2));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]

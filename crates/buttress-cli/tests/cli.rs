@@ -163,8 +163,11 @@ fn check_json_and_exit_codes() {
 
 #[test]
 fn config_file_and_flags() {
-    let dir = std::env::temp_dir().join(format!("buttress-cli-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-cli-cfg-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
     let cfg = dir.join("buttress.toml");
     std::fs::write(&cfg, "behind_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nallowed_hosts = [\"example.org\"]\nhsts_preload = true\nsmtp_url = \"smtps://mail.example.org:465\"\npublic_url = \"https://example.org\"\n").expect("write");
     let out = run(
@@ -185,7 +188,6 @@ fn config_file_and_flags() {
         "{}",
         text(&out.stderr)
     );
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -267,7 +269,11 @@ async fn serve_answers_through_the_stack_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn serve_dev_tls_with_redirect_listener() {
-    let dir = std::env::temp_dir().join(format!("buttress-cli-tls-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-cli-tls-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
     let data = dir.to_str().expect("utf-8").to_owned();
     let mut s = serve(
         &[
@@ -316,7 +322,6 @@ async fn serve_dev_tls_with_redirect_listener() {
     );
     let status = sigterm(&mut s.child);
     assert!(status.success());
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[tokio::test]
@@ -357,7 +362,11 @@ async fn serve_runs_the_portal_with_demo_donors() {
 
 #[test]
 fn audit_grades_the_served_portal_a_plus() {
-    let dir = std::env::temp_dir().join(format!("buttress-cli-audit-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-cli-audit-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
     let data = dir.to_str().expect("utf-8").to_owned();
     let mut s = serve(
         &[
@@ -418,13 +427,15 @@ fn audit_grades_the_served_portal_a_plus() {
     );
     let status = sigterm(&mut s.child);
     assert!(status.success());
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[tokio::test]
 async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
-    let cwd = std::env::temp_dir().join(format!("buttress-cli-fresh-{}", std::process::id()));
-    std::fs::create_dir_all(&cwd).expect("dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("buttress-cli-fresh-")
+        .tempdir()
+        .expect("temp dir");
+    let cwd = tmp.path().to_path_buf();
     let child = buttress(&["serve", "--bind", "127.0.0.1:0"], &[])
         .current_dir(&cwd)
         .stderr(Stdio::piped())
@@ -457,7 +468,6 @@ async fn serve_on_a_fresh_clone_keeps_sqlite_in_buttress_data() {
     assert_eq!(res.status(), 200);
     assert!(cwd.join("buttress-data/portal.sqlite3").is_file());
     assert!(sigterm(&mut s.child).success());
-    std::fs::remove_dir_all(cwd).ok();
 }
 
 /// `buttress serve` with `BUTTRESS_METRICS_BIND` starts the private metrics listener, and with

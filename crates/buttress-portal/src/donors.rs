@@ -17,10 +17,11 @@
 use serde::Deserialize;
 use time::Date;
 
-use crate::db::{date_from_row, date_to_sql, now_unix, total_rows_column, Db, Page};
+use crate::db::{date_to_sql, now_unix, Db, Page};
 use crate::domain::{eligibility_cutoff, format_date, BloodGroup, Eligibility};
 use crate::error::{Error, FieldError, Result};
-use crate::query::{Arg, Columns, PageSql};
+use crate::page::total_rows_column;
+use crate::query::{date_from_row, Arg, Columns, PageSql};
 use crate::validate::{city_key, Profile};
 
 /// A donor's profile, with eligibility worked out for the day it was read.
@@ -211,7 +212,7 @@ macro_rules! search_where {
     };
 }
 
-/// A search's page statement (rows and [`crate::db::TOTAL_COLUMN`], newest profile first; the
+/// A search's page statement (rows and [`crate::page::TOTAL_COLUMN`], newest profile first; the
 /// `LIMIT … OFFSET …` placeholders in `$limit`) and its count statement (for a page past the
 /// end), over the same filter.
 macro_rules! search_statements {

@@ -61,6 +61,7 @@ pub mod donors;
 pub mod erasure;
 pub mod error;
 pub mod mail;
+mod page;
 mod query;
 mod reads;
 pub mod render;

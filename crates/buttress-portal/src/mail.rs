@@ -17,12 +17,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use buttress_portal::mail::{Mail, Mailer};
-//! let dir = std::env::temp_dir().join(format!("outbox-doc-{}", std::process::id()));
-//! let mailer = Mailer::outbox(&dir, "registry@localhost");
+//! let tmp = tempfile::tempdir().unwrap();
+//! let dir = tmp.path();
+//! let mailer = Mailer::outbox(dir, "registry@localhost");
 //! mailer.send(Mail::new("ada@example.org", "Hello", "Plain text.", None));
 //! mailer.flush().await;
 //! assert_eq!(std::fs::read_dir(dir.join("outbox")).unwrap().count(), 1);
-//! # std::fs::remove_dir_all(&dir).ok();
 //! # }
 //! ```
 

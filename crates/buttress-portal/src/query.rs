@@ -11,8 +11,10 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row as _};
 
-use crate::db::{page_window, Db, Page, PAGE_SIZE, TOTAL_COLUMN};
+use crate::db::Db;
+use crate::domain::parse_date;
 use crate::error::{Error, Result};
+use crate::page::{page_window, Page, PAGE_SIZE, TOTAL_COLUMN};
 use crate::reads::{Outcome, Reads};
 
 pub(crate) use crate::reads::Arg;
@@ -276,6 +278,16 @@ impl Db {
         }
         let row = bound(sql, args).fetch_optional(self.pool()).await?;
         row.map(|row| item(&row)).transpose()
+    }
+}
+
+/// A stored `YYYY-MM-DD` date of column `col` (`None` for NULL).
+pub(crate) fn date_from_row(row: &dyn Columns, col: &str) -> Result<Option<time::Date>> {
+    match row.opt_text(col)? {
+        None => Ok(None),
+        Some(t) => parse_date(&t)
+            .map(Some)
+            .ok_or_else(|| Error::internal("a stored date is not YYYY-MM-DD")),
     }
 }
 

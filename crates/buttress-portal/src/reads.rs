@@ -332,25 +332,23 @@ pub(crate) mod tests {
     /// A SQLite file in WAL mode with `CREATE TABLE t (x INTEGER)` holding 7, in a fresh
     /// directory (removed on drop).
     pub(crate) struct File {
-        pub(crate) dir: PathBuf,
+        /// The file's directory, removed on drop.
+        _dir: tempfile::TempDir,
         pub(crate) path: PathBuf,
     }
 
     impl File {
         pub(crate) fn new(what: &str) -> File {
-            let dir = std::env::temp_dir().join(format!(
-                "buttress-reads-{what}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("t.sqlite3");
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("buttress-reads-{what}-"))
+                .tempdir()
+                .unwrap();
+            let path = dir.path().join("t.sqlite3");
             let conn = Connection::open(&path).unwrap();
             conn.pragma_update(None, "journal_mode", "WAL").unwrap();
             conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);")
                 .unwrap();
-            File { dir, path }
+            File { _dir: dir, path }
         }
 
         /// A connection holding the file's exclusive lock until it is dropped (WAL readers
@@ -361,12 +359,6 @@ pub(crate) mod tests {
                 .unwrap();
             conn.execute_batch("INSERT INTO t VALUES (8)").unwrap();
             conn
-        }
-    }
-
-    impl Drop for File {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 

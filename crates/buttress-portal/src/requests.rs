@@ -7,10 +7,11 @@
 
 use time::Date;
 
-use crate::db::{new_id, now_unix, total_rows_column, Db, Page};
+use crate::db::{new_id, now_unix, Db, Page};
 use crate::domain::{BloodGroup, RequestStatus, Urgency};
 use crate::donors::{Donor, DonorSearch, GroupFilter};
 use crate::error::{Error, Result};
+use crate::page::total_rows_column;
 use crate::query::{Arg, Columns, PageSql};
 use crate::validate::{city_key, NewRequest};
 

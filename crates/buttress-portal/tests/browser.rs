@@ -78,11 +78,11 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn temp_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("buttress-browser-{what}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-browser-{what}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// chromedriver on a free port; killed on drop.
@@ -324,15 +324,16 @@ async fn portal_in_headless_chromium() {
     let Some((chromium, chromedriver)) = tools() else {
         return;
     };
-    let data = temp_dir("data");
-    let profile = temp_dir("profile");
-    let mut served = serve_portal(&data).await;
+    let data_dir = temp_dir("data");
+    let profile_dir = temp_dir("profile");
+    let (data, profile) = (data_dir.path(), profile_dir.path());
+    let mut served = serve_portal(data).await;
     buttress_portal::seed::seed_demo(&served.portal.db, 80)
         .await
         .expect("seed");
     let base = served.url.clone();
     let driver = start_driver(&chromedriver);
-    let c = browser(&driver, &chromium, &profile).await;
+    let c = browser(&driver, &chromium, profile).await;
 
     let result = run(&c, &served, &base).await;
     let _ = c.close().await;
@@ -341,8 +342,6 @@ async fn portal_in_headless_chromium() {
         server.shutdown().await;
     }
     served.portal.db.close().await;
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_dir_all(&profile);
     result.unwrap_or_else(|e| panic!("{e}"));
 }
 

@@ -27,24 +27,20 @@ const TODAY: Date = date!(2026 - 06 - 01);
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A fresh directory under the system's temp dir, removed on drop.
-struct TempDir(std::path::PathBuf);
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(what: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "buttress-storage-{what}-{}-{}",
-            std::process::id(),
-            buttress_portal::db::now_unix()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("buttress-storage-{what}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
     }
 }
 
@@ -69,7 +65,7 @@ macro_rules! checks {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let dir = super::TempDir::new(stringify!($name));
-                    let db = buttress_portal::db::Db::open_in_dir(&dir.0).await.expect("sqlite file");
+                    let db = buttress_portal::db::Db::open_in_dir(dir.path()).await.expect("sqlite file");
                     assert!(db.reads_inline());
                     super::$name(db.clone()).await;
                     db.close().await;
@@ -146,7 +142,7 @@ async fn postgres_unavailable_is_503_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_reads_are_answered_on_the_calling_thread() {
     let dir = TempDir::new("inline");
-    let db = Db::open_in_dir(&dir.0).await.unwrap();
+    let db = Db::open_in_dir(dir.path()).await.unwrap();
     let accounts = accounts(&db).await;
     let id = user(&accounts, "inline@example.org").await;
     let before = db.inline_read_counts().unwrap();
@@ -178,7 +174,7 @@ async fn sqlite_file_reads_are_answered_on_the_calling_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_db_is_unavailable_for_every_read_on_both_paths() {
     let dir = TempDir::new("closed");
-    let file = Db::open_in_dir(&dir.0).await.unwrap();
+    let file = Db::open_in_dir(dir.path()).await.unwrap();
     let memory = Db::in_memory().await.unwrap();
     for db in [file, memory] {
         let accounts = accounts(&db).await;
@@ -1227,12 +1223,11 @@ async fn injection_payloads_through_every_input(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_database_created_in_data_dir() {
-    let dir = std::env::temp_dir().join(format!(
-        "buttress-portal-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let nested = dir.join("data dir");
+    let dir = tempfile::Builder::new()
+        .prefix("buttress-portal-")
+        .tempdir()
+        .unwrap();
+    let nested = dir.path().join("data dir");
     let portal =
         buttress_portal::Portal::open(None, &nested, PasswordParams::insecure_fast_for_tests())
             .await
@@ -1257,14 +1252,6 @@ async fn sqlite_file_database_created_in_data_dir() {
         .unwrap();
     assert_eq!(fk, 1);
     db.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
 }
 
 async fn seed_demo_check(db: Db) {

@@ -22,10 +22,12 @@
 #![warn(missing_docs)]
 
 pub mod form;
+pub mod imports;
 pub mod leaks;
 pub mod mail;
 pub mod prometheus;
 pub mod redis;
+pub mod reply;
 pub use prometheus::PrometheusServer;
 pub use redis::RedisServer;
 

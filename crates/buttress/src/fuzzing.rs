@@ -3,7 +3,7 @@
 //! reaches them only through a layer. Not an API; it changes with the targets.
 
 pub use crate::proxy::parse::{
-    parse_forwarded, parse_forwarded_bytes, parse_node, parse_x_forwarded_for,
+    hop_addresses, parse_forwarded, parse_forwarded_bytes, parse_node, parse_x_forwarded_for,
     parse_x_forwarded_for_bytes, Element, ForwardedError, Node,
 };
 

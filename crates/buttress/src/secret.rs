@@ -694,11 +694,11 @@ mod tests {
 
     #[test]
     fn key_file_drops_trailing_newline() {
-        let dir = std::env::temp_dir().join(format!("btr-key-{}", std::process::id()));
-        std::fs::write(&dir, "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E\n").expect("write");
-        let key = SecretKey::from_file(&dir).expect("read");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("key");
+        std::fs::write(&file, "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E\n").expect("write");
+        let key = SecretKey::from_file(&file).expect("read");
         assert_eq!(key.as_bytes().len(), 43);
-        std::fs::remove_file(&dir).ok();
         let missing =
             SecretKey::from_file(Path::new("/nonexistent/key")).expect_err("missing file");
         assert!(matches!(missing, KeyError::File { .. }));

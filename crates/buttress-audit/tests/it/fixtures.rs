@@ -36,14 +36,15 @@ async fn landing(nonce: CspNonce) -> Html<String> {
 /// The Buttress stack over [`target_app`], with development TLS and a redirect listener.
 pub struct Hardened {
     pub server: Server,
-    pub dir: PathBuf,
+    /// Its data directory, removed on drop.
+    pub dir: tempfile::TempDir,
     pub url: String,
     pub http_port: u16,
 }
 
 impl Hardened {
     pub fn cert(&self) -> PathBuf {
-        self.dir.join("dev-tls/cert.pem")
+        self.dir.path().join("dev-tls/cert.pem")
     }
 
     /// Scan options that trust the development certificate and test the redirect listener.
@@ -56,14 +57,14 @@ impl Hardened {
 
     pub async fn stop(self) {
         self.server.shutdown().await;
-        std::fs::remove_dir_all(&self.dir).ok();
     }
 }
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("buttress-audit-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-audit-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 pub async fn hardened(name: &str) -> Hardened {
@@ -78,7 +79,10 @@ pub async fn hardened_with(name: &str, app: Router) -> Hardened {
             ("BUTTRESS_BIND", "127.0.0.1:0"),
             ("BUTTRESS_HTTP_BIND", "127.0.0.1:0"),
             ("BUTTRESS_DEV_TLS", "true"),
-            ("BUTTRESS_DATA_DIR", dir.to_str().expect("utf-8 path")),
+            (
+                "BUTTRESS_DATA_DIR",
+                dir.path().to_str().expect("utf-8 path"),
+            ),
             ("SECRET_KEY", STRONG_KEY),
         ])
         .load()

@@ -7,7 +7,6 @@
 
 pub use buttress_testkit::form::encode;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -62,26 +61,23 @@ pub struct Instance {
     /// The port it listens on (kept across [`Instance::restart`] when possible).
     pub port: u16,
     env: Vec<(String, String)>,
-    data_dir: PathBuf,
+    /// Its data directory, removed when the instance is dropped.
+    data_dir: tempfile::TempDir,
     /// Every line the process wrote on stderr (logs), for leak checks and failure messages.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
-pub fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "buttress-cluster-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+pub fn fresh_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-cluster-{what}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 impl Instance {
     /// Starts `buttress serve` with `env` (the environment is cleared first) on `bind` and waits
     /// for its `listening on` line.
-    pub fn start(env: &[(String, String)], data_dir: PathBuf, bind: &str) -> Instance {
+    pub fn start(env: &[(String, String)], data_dir: tempfile::TempDir, bind: &str) -> Instance {
         let mut inst = Instance {
             child: None,
             base: String::new(),
@@ -99,7 +95,7 @@ impl Instance {
         cmd.arg("serve")
             .env_clear()
             .env("RUST_LOG", "warn")
-            .env("BUTTRESS_DATA_DIR", &self.data_dir)
+            .env("BUTTRESS_DATA_DIR", self.data_dir.path())
             .env("BUTTRESS_BIND", bind);
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -214,7 +210,6 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -338,26 +333,8 @@ pub fn redis_command(port: u16, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A reply, fully read.
-#[derive(Debug)]
-pub struct Reply {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: reqwest::header::HeaderMap,
-    /// Body as text.
-    pub body: String,
-}
-
-impl Reply {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
+/// A reply, fully read (the testkit's, as in-process tests read theirs).
+pub use buttress_testkit::reply::Reply;
 
 /// One HTTP client (no cookie store, no redirects) for a whole test.
 pub fn client() -> reqwest::Client {
@@ -431,7 +408,7 @@ impl Browser {
             None => req,
         };
         let res = req.send().await.expect("the instance answers");
-        let status = res.status().as_u16();
+        let status = res.status();
         let headers = res.headers().clone();
         let body = res.text().await.unwrap_or_default();
         buttress_testkit::form::remember(
@@ -503,7 +480,7 @@ impl Browser {
     /// Confirms `email` on `b` with the link `a` wrote to its Development outbox (the
     /// instances run without SMTP).
     pub async fn confirm(&mut self, a: &Instance, b: &Instance, email: &str) {
-        let outbox = a.data_dir.join("outbox");
+        let outbox = a.data_dir.path().join("outbox");
         let deadline = Instant::now() + Duration::from_secs(10);
         let token = loop {
             let found = buttress_testkit::mail::read_dir(&outbox)
@@ -534,7 +511,7 @@ impl Browser {
             .post(inst, "/login", &[("email", email), ("password", PASSWORD)])
             .await;
         assert_eq!(r.status, 303, "sign-in: {}", r.body);
-        assert_eq!(r.header("location"), "/", "sign-in: {}", r.body);
+        assert_eq!(r.location(), "/", "sign-in: {}", r.body);
     }
 
     /// Whether `inst` sees this browser signed in (the sessions page answers 200 with the email).

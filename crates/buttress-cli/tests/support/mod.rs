@@ -49,7 +49,7 @@ pub struct Served {
     pub url: String,
     pub lines: Vec<String>,
     /// The data directory this helper made (removed with the server).
-    pub data: Option<std::path::PathBuf>,
+    pub data: Option<tempfile::TempDir>,
 }
 
 impl Drop for Served {
@@ -58,21 +58,17 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(dir) = self.data.take() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        drop(self.data.take());
     }
 }
 
 pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
     // The portal keeps its SQLite database in the data directory: never in the source tree.
-    let data = std::env::temp_dir().join(format!(
-        "buttress-cli-data-{}-{}",
-        std::process::id(),
-        args.join("_").replace(['/', ':', '.'], "")
-    ));
-    let data_dir = data.clone();
-    let data = data.to_str().expect("utf-8").to_owned();
+    let data_dir = tempfile::Builder::new()
+        .prefix("buttress-cli-data-")
+        .tempdir()
+        .expect("temp dir");
+    let data = data_dir.path().to_str().expect("utf-8").to_owned();
     let mut env = env.to_vec();
     let own_data = !env.iter().any(|(k, _)| *k == "BUTTRESS_DATA_DIR");
     if own_data {

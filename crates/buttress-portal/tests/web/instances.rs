@@ -5,7 +5,6 @@
 //! nor revoke each other's sessions. Each check takes a [`Shared`] database: a SQLite file (one
 //! data directory) or a PostgreSQL database.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,14 +23,14 @@ use crate::support::*;
 
 /// One database for several instances.
 pub struct Shared {
-    pub dir: PathBuf,
+    pub dir: Arc<tempfile::TempDir>,
     pub url: Option<String>,
 }
 
 impl Shared {
     pub fn sqlite() -> Shared {
         Shared {
-            dir: fresh_dir("instances"),
+            dir: Arc::new(fresh_dir("instances")),
             url: None,
         }
     }
@@ -311,7 +310,7 @@ impl SignOuts for RacingSignOuts {
 pub async fn sign_in_in_flight_during_a_password_change_is_anonymous(db: Shared) {
     let a = db.instance(&[]).await;
     let hook = Hook::default();
-    let store_db = Db::from_config(db.url.as_deref(), &db.dir)
+    let store_db = Db::from_config(db.url.as_deref(), db.dir.path())
         .await
         .expect("the database");
     let racing = Racing {

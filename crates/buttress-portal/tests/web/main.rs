@@ -9,6 +9,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 mod flows;
+mod imports;
 mod injection;
 mod instances;
 mod outage;
@@ -90,7 +91,7 @@ macro_rules! instance_checks {
             $(
                 let url = pg.create_database(stringify!($name)).expect("createdb");
                 eprintln!("postgres: {}", stringify!($name));
-                let dir = support::fresh_dir("instances-pg");
+                let dir = std::sync::Arc::new(support::fresh_dir("instances-pg"));
                 $path(crate::instances::Shared { dir, url: Some(url) }).await;
             )*
         }

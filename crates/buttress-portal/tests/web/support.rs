@@ -7,17 +7,16 @@ pub use buttress_testkit::mail::Message;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::Request;
 use buttress::settings::Settings;
 use buttress::stack::Stack;
 use buttress_portal::db::Table;
 use buttress_portal::web::{build, BuildOptions};
 use buttress_portal::{PasswordParams, Portal};
-use http_body_util::BodyExt as _;
-use tower::ServiceExt as _;
 
 pub const STRONG_KEY: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -28,24 +27,15 @@ pub const ORIGIN: &str = "http://localhost";
 pub struct TestApp {
     pub router: Stack,
     pub portal: Portal,
-    dir: PathBuf,
+    /// Its data directory, removed when the last instance on it is dropped.
+    dir: Arc<tempfile::TempDir>,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "buttress-portal-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+pub fn fresh_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-portal-{what}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// Development settings (plain HTTP on loopback, as `buttress serve` on a fresh clone) with a
@@ -84,7 +74,7 @@ impl TestApp {
     /// With extra settings (e.g. Redis for sessions and limits).
     pub async fn open_with(database_url: Option<&str>, extra: &[(&str, &str)]) -> TestApp {
         TestApp::open_in(
-            fresh_dir("web"),
+            Arc::new(fresh_dir("web")),
             database_url,
             extra,
             BuildOptions::default(),
@@ -95,12 +85,12 @@ impl TestApp {
     /// In data directory `dir` (a second instance on the same SQLite file: the same `dir`),
     /// with `options` (fast password hashing unless they say otherwise).
     pub async fn open_in(
-        dir: PathBuf,
+        dir: Arc<tempfile::TempDir>,
         database_url: Option<&str>,
         extra: &[(&str, &str)],
         options: BuildOptions,
     ) -> TestApp {
-        let settings = settings(&dir, database_url, extra);
+        let settings = settings(dir.path(), database_url, extra);
         let options = BuildOptions {
             password_params: Some(
                 options
@@ -123,13 +113,13 @@ impl TestApp {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let peer = format!("127.1.{}.{}:40000", (n / 250) % 250, n % 250 + 1);
         let mut agent = Agent::new(self.router.clone(), &peer, "TestBrowser/1.0");
-        agent.outbox = Some(self.dir.join("outbox"));
+        agent.outbox = Some(self.dir.path().join("outbox"));
         agent
     }
 
     /// The messages the Development outbox holds.
     pub fn outbox(&self) -> Vec<Message> {
-        buttress_testkit::mail::read_dir(&self.dir.join("outbox"))
+        buttress_testkit::mail::read_dir(&self.dir.path().join("outbox"))
     }
 
     pub async fn count(&self, table: Table) -> u64 {
@@ -137,44 +127,7 @@ impl TestApp {
     }
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn location(&self) -> &str {
-        self.header("location").unwrap_or("")
-    }
-
-    #[track_caller]
-    pub fn assert_status(&self, want: u16) -> &Self {
-        assert_eq!(
-            self.status.as_u16(),
-            want,
-            "status; body:\n{}",
-            &self.body[..self.body.len().min(3000)]
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_redirect(&self, to: &str) -> &Self {
-        assert_eq!(self.status.as_u16(), 303, "{}", self.body);
-        assert_eq!(self.location(), to);
-        self
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
+pub use buttress_testkit::reply::Reply;
 
 /// One browser: its cookie jar (the session cookie), the last page's CSRF token, its address.
 #[derive(Clone)]
@@ -210,26 +163,19 @@ impl Agent {
         if let Some(c) = &self.cookie {
             headers.insert("cookie", format!("session={c}").parse().expect("cookie"));
         }
-        let res = self.router.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        let body = String::from_utf8_lossy(&body).into_owned();
+        let reply = buttress_testkit::reply::oneshot(self.router.clone(), req).await;
         buttress_testkit::form::remember(
             &mut self.cookie,
             &mut self.token,
             "session",
-            headers
+            reply
+                .headers
                 .get_all("set-cookie")
                 .iter()
                 .map(|v| v.to_str().expect("ascii")),
-            &body,
+            &reply.body,
         );
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        reply
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {

@@ -5,8 +5,6 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
 use http::Request;
-use http_body_util::BodyExt as _;
-use tower::ServiceExt as _;
 
 use super::*;
 use crate::proxy::{ProxyConfig, ProxyLayer};
@@ -43,22 +41,11 @@ async fn send(app: &Router, req: Request<Body>) -> Reply {
     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(
         "127.0.0.1:9".parse().expect("addr"),
     ));
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let cookie = res.headers().get("set-cookie").map(|v| {
-        v.to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_owned()
-    });
-    let vary = res
-        .headers()
-        .get("vary")
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    let status = res.status().as_u16();
-    let body = String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes())
-        .into_owned();
+    let r = buttress_testkit::reply::oneshot(app.clone(), req).await;
+    let cookie = r.cookie_pair();
+    let vary = r.header("vary").map(str::to_owned);
+    let status = r.status.as_u16();
+    let body = r.body;
     let body = match res_problem_kind(&body) {
         Some(k) => k,
         None => body,

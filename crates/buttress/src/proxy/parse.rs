@@ -85,6 +85,26 @@ pub fn parse_x_forwarded_for_bytes(lines: &[&[u8]]) -> Vec<Node> {
         .collect()
 }
 
+/// The addresses among the hops of one header `value` of the `header` family, read hop by hop
+/// as the resolver reads them (a `Forwarded` value that does not parse has none): the resolved
+/// client is the peer or one of them.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn hop_addresses(header: super::ProxyHeader, value: &[u8]) -> Vec<IpAddr> {
+    let nodes: Vec<Node> = match header {
+        super::ProxyHeader::XForwarded => parse_x_forwarded_for_bytes(&[value]),
+        super::ProxyHeader::Forwarded => parse_forwarded_bytes(&[value])
+            .map(|els| els.into_iter().filter_map(|el| el.for_node).collect())
+            .unwrap_or_default(),
+    };
+    nodes
+        .into_iter()
+        .filter_map(|n| match n {
+            Node::Ip(ip) => Some(ip),
+            Node::Opaque => None,
+        })
+        .collect()
+}
+
 /// The non-empty, trimmed items of comma-separated header lines, in order (a `,` inside a
 /// quoted string splits too: for lists whose items never quote one).
 pub(crate) fn list_items<'a, I>(lines: I) -> impl DoubleEndedIterator<Item = &'a [u8]>

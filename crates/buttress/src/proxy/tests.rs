@@ -587,3 +587,47 @@ proptest! {
         let _ = parse::parse_x_forwarded_for_bytes(&[&bytes, text.as_bytes()]);
     }
 }
+
+/// One hop as a proxy or a client might write it: a trusted or untrusted address, with or
+/// without a port, or something that is not an address.
+fn any_hop() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<u8>().prop_map(|b| format!("10.0.0.{b}")),
+        any::<[u8; 4]>().prop_map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(b, p)| format!("{}:{p}", std::net::Ipv4Addr::from(b))),
+        any::<[u16; 8]>().prop_map(|s| format!("[{}]", std::net::Ipv6Addr::from(s))),
+        Just("unknown".to_owned()),
+        "[ -~]{0,12}",
+    ]
+}
+
+proptest! {
+    /// Behind a trusted proxy, whatever the chain holds, the resolved client is the peer or the
+    /// address of one hop of it: resolution never makes up an address.
+    #[test]
+    fn client_is_the_peer_or_a_parsed_hop(hops in proptest::collection::vec(any_hop(), 0..6), quoted in any::<bool>()) {
+        let peer: std::net::IpAddr = "10.0.0.1".parse().expect("peer");
+        for family in [ProxyHeader::XForwarded, ProxyHeader::Forwarded] {
+            let text = match family {
+                ProxyHeader::XForwarded => hops.join(", "),
+                ProxyHeader::Forwarded if quoted => hops.iter().map(|h| format!("for=\"{h}\"")).collect::<Vec<_>>().join(", "),
+                ProxyHeader::Forwarded => hops.iter().map(|h| format!("for={h}")).collect::<Vec<_>>().join(", "),
+            };
+            let Ok(value) = http::HeaderValue::from_str(&text) else { continue };
+            let name = match family {
+                ProxyHeader::XForwarded => "x-forwarded-for",
+                ProxyHeader::Forwarded => "forwarded",
+            };
+            let mut h = headers(&[]);
+            h.insert(name, value.clone());
+            if let Ok(r) = cfg().header(family).resolve((peer, 80).into(), false, &h, None) {
+                let parsed = parse::hop_addresses(family, value.as_bytes());
+                prop_assert!(
+                    r.client.0 == peer || parsed.contains(&r.client.0),
+                    "{:?} {:?}: client {} is neither the peer nor a hop of {:?}", family, text, r.client.0, parsed
+                );
+            }
+        }
+    }
+}

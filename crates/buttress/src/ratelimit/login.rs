@@ -247,6 +247,7 @@ impl LoginThrottle {
             per_account: self.per_account.with_memory(MemoryStore::new(max_keys)),
             known: self.known.with_memory(MemoryStore::new(max_keys)),
             grouping: self.grouping,
+            telemetry: self.telemetry,
         }
     }
 

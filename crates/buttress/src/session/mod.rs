@@ -51,6 +51,8 @@
 //! (staging and production) must each set their own `BUTTRESS_APP_ID`.
 
 pub mod codec;
+mod config;
+mod error;
 mod handle;
 mod layer;
 mod payload;
@@ -70,14 +72,16 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use http::StatusCode;
 
+pub(crate) use config::Config;
+pub use error::StoreError;
 pub use handle::{Session, SessionInfo};
-pub(crate) use layer::{begin_seen, finish, Config, Finish, Seen};
+pub(crate) use layer::{begin_seen, finish, Finish, Seen};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use record::{Record, SessionData, SessionId, StoreKey};
 pub use signout::{
     Epoch, MemorySignOuts, SignOutCheck, SignOuts, DEFAULT_MAX_SIGN_OUTS, SIGN_OUT_MARGIN_SECS,
 };
-pub use store::{Cas, MemoryStore, SessionStore, StoreError, DEFAULT_MAX_RECORDS};
+pub use store::{Cas, MemoryStore, SessionStore, DEFAULT_MAX_RECORDS};
 
 use crate::errors::Problem;
 

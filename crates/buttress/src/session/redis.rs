@@ -29,9 +29,10 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
+use super::error::StoreError;
 use super::record::{Record, SessionData, StoreKey};
 use super::signout::{SignOutCheck, SignOuts, SIGN_OUT_MARGIN_SECS};
-use super::store::{Cas, SessionStore, StoreError};
+use super::store::{Cas, SessionStore};
 use crate::secret::AppId;
 
 const PREFIX: &str = "buttress:{sess}:";

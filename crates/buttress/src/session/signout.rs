@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
 
-use super::store::StoreError;
+use super::error::StoreError;
 use crate::secret::AppId;
 
 /// How many live entries (epochs and revoked ids) a [`MemorySignOuts`] keeps at most.

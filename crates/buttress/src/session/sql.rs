@@ -30,9 +30,10 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use sqlx::{AnyPool, Row as _};
 
+use super::error::StoreError;
 use super::record::{Record, SessionData, StoreKey};
 use super::signout::{next_epoch, SignOutCheck, SignOuts, SIGN_OUT_MARGIN_SECS};
-use super::store::{Cas, SessionStore, StoreError};
+use super::store::{Cas, SessionStore};
 use crate::secret::AppId;
 
 /// The `app_id` of rows written before application ids: no application's.

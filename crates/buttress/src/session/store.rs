@@ -5,14 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
+use super::error::StoreError;
 use super::record::{Record, SessionData, StoreKey};
 use super::signout::SignOuts;
 use crate::secret::AppId;
-
-/// A store that could not answer: the request gets a 503, never a silent empty session.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("session store unavailable: {0}")]
-pub struct StoreError(pub String);
 
 /// The outcome of a compare-and-swap write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

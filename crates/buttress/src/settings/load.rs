@@ -532,7 +532,8 @@ mod tests {
 
     #[test]
     fn file_then_env_then_flags() {
-        let dir = std::env::temp_dir().join(format!("btr-settings-{}.toml", std::process::id()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("buttress.toml");
         std::fs::write(
             &dir,
             "bind = \"127.0.0.1:7000\"\nhsts_max_age = \"180d\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
@@ -560,7 +561,6 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("did you mean bind"), "{err}");
-        std::fs::remove_file(&dir).ok();
     }
 
     #[test]

@@ -29,10 +29,11 @@ fn tls_settings(dir: &std::path::Path) -> Settings {
     ])
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("buttress-it-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("buttress-it-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn client_trusting(cert: &std::path::Path) -> reqwest::Client {
@@ -46,8 +47,9 @@ fn client_trusting(cert: &std::path::Path) -> reqwest::Client {
 
 #[tokio::test]
 async fn tls_server_redirect_listener_and_observatory_a_plus() {
-    let dir = temp_dir("tls");
-    let s = tls_settings(&dir);
+    let tmp = temp_dir("tls");
+    let dir = tmp.path();
+    let s = tls_settings(dir);
     let server = start(&s).await;
     let client = client_trusting(&dir.join("dev-tls/cert.pem"));
     let port = server.local_addr().port();
@@ -99,13 +101,13 @@ async fn tls_server_redirect_listener_and_observatory_a_plus() {
         assert!(graded.score >= 100, "{rules:?}: {graded}");
     }
     server.shutdown().await;
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[tokio::test]
 async fn observatory_grade_of_error_pages_and_redirects_too() {
-    let dir = temp_dir("grade");
-    let server = start(&tls_settings(&dir)).await;
+    let tmp = temp_dir("grade");
+    let dir = tmp.path();
+    let server = start(&tls_settings(dir)).await;
     let client = client_trusting(&dir.join("dev-tls/cert.pem"));
     let port = server.local_addr().port();
     for path in ["/missing", "/panic", "/leak"] {
@@ -132,7 +134,6 @@ async fn observatory_grade_of_error_pages_and_redirects_too() {
         assert_eq!(graded.grade, "A+", "{path}: {graded}");
     }
     server.shutdown().await;
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// Serves with `trusted_proxies` and asks `/whoami` with this `X-Forwarded-For`.
@@ -266,7 +267,8 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 
 #[tokio::test]
 async fn tls_from_pem_files_and_clear_errors_for_bad_ones() {
-    let dir = temp_dir("pem");
+    let tmp = temp_dir("pem");
+    let dir = tmp.path();
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
@@ -306,7 +308,6 @@ async fn tls_from_pem_files_and_clear_errors_for_bad_ones() {
         .expect_err("missing files")
         .to_string();
     assert!(err.contains("cannot read /nonexistent/c.pem"), "{err}");
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// The client preface and an empty SETTINGS frame: an HTTP/2 client that has said hello.

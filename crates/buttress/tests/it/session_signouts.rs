@@ -15,9 +15,7 @@ use axum::Router;
 use buttress::secret::{Keyring, SecretKey};
 use buttress::session::redis::{RedisSessionStore, RedisSignOuts};
 use buttress::session::{MemoryStore, Session, SessionError, SessionLayer, SessionStore};
-use http_body_util::BodyExt as _;
 use tokio::sync::Notify;
-use tower::ServiceExt as _;
 
 /// Where a test pauses a handler: `entered` when it got there, then it waits for `release`.
 #[derive(Clone, Default)]
@@ -99,22 +97,10 @@ async fn call(
     if let Some(c) = cookie {
         b = b.header("cookie", c);
     }
-    let res = app
-        .clone()
-        .oneshot(b.body(Body::empty()).expect("req"))
-        .await
-        .expect("infallible");
-    let status = res.status().as_u16();
-    let set = res.headers().get("set-cookie").map(|v| {
-        v.to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_owned()
-    });
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned(), set)
+    let r =
+        buttress_testkit::reply::oneshot(app.clone(), b.body(Body::empty()).expect("req")).await;
+    let set = r.cookie_pair();
+    (r.status.as_u16(), r.body, set)
 }
 
 async fn sign_in(app: &Router, user: &str) -> String {

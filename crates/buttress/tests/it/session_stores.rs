@@ -13,8 +13,6 @@ use buttress::session::sql::SqlStore;
 use buttress::session::{
     Cas, MemoryStore, Session, SessionData, SessionLayer, SessionStore, StoreKey,
 };
-use http_body_util::BodyExt as _;
-use tower::ServiceExt as _;
 
 fn key(n: u8) -> StoreKey {
     StoreKey(format!("{n:064x}"))
@@ -153,23 +151,20 @@ pub async fn conformance(store: Arc<dyn SessionStore>, sweeps: bool, base: i64) 
         .is_some());
 }
 
-/// A SQLite session store in a fresh directory of its own, and the directory (remove it when
-/// done: [`remove_dir`]).
-async fn sqlite_store(name: &str) -> (Arc<SqlStore>, std::path::PathBuf) {
+/// A SQLite session store in a fresh directory of its own, and the directory (removed when
+/// dropped).
+async fn sqlite_store(name: &str) -> (Arc<SqlStore>, tempfile::TempDir) {
     sqlx::any::install_default_drivers();
-    let dir = std::env::temp_dir().join(format!("buttress-sess-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("sessions.db");
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("buttress-sess-{name}-"))
+        .tempdir()
+        .expect("dir");
+    let path = dir.path().join("sessions.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let pool = sqlx::AnyPool::connect(&url).await.expect("sqlite opens");
     let store = SqlStore::new(pool);
     store.migrate().await.expect("migrates");
     (Arc::new(store), dir)
-}
-
-fn remove_dir(dir: &std::path::Path) {
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -181,7 +176,7 @@ async fn memory_store_conforms() {
 async fn sqlite_store_conforms() {
     let (store, dir) = sqlite_store("conf").await;
     conformance(store, true, 0).await;
-    remove_dir(&dir);
+    drop(dir);
 }
 
 fn app(store: Arc<dyn SessionStore>) -> Router {
@@ -260,17 +255,9 @@ async fn call(
         .insert(ConnectInfo::<std::net::SocketAddr>(
             "127.0.0.1:1".parse().expect("addr"),
         ));
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let set = res.headers().get("set-cookie").map(|v| {
-        v.to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_owned()
-    });
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    (String::from_utf8_lossy(&body).into_owned(), set)
+    let r = buttress_testkit::reply::oneshot(app.clone(), req).await;
+    let set = r.cookie_pair();
+    (r.body, set)
 }
 
 /// Login rotation, listing, revoking one, revoking all others, replay after revocation.
@@ -368,7 +355,7 @@ async fn memory_store_layer_guarantees() {
 async fn sqlite_store_layer_guarantees() {
     let (store, dir) = sqlite_store("layer").await;
     layer_guarantees(store).await;
-    remove_dir(&dir);
+    drop(dir);
 }
 
 async fn postgres_store(pg: &buttress_testkit::PostgresServer, db: &str) -> Arc<SqlStore> {
@@ -490,11 +477,10 @@ async fn redis_store_conforms_keeps_the_guarantees_and_recovers() {
             .insert(ConnectInfo::<std::net::SocketAddr>(
                 "127.0.0.1:1".parse().expect("addr"),
             ));
-        app.clone().oneshot(req).await.expect("infallible")
+        buttress_testkit::reply::oneshot(app.clone(), req).await
     };
-    assert_eq!(res.status(), 503, "store down: 503, not a silent logout");
-    let body = String::from_utf8_lossy(&res.into_body().collect().await.expect("body").to_bytes())
-        .into_owned();
+    assert_eq!(res.status, 503, "store down: 503, not a silent logout");
+    let body = res.body;
     assert!(
         !body.contains("127.0.0.1") && !body.to_ascii_lowercase().contains("connection refused"),
         "{body}"

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,7 +17,6 @@ use buttress::server::App;
 use buttress::settings::Settings;
 use buttress::stack::Stack;
 use buttress::Buttress;
-use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 pub const STRONG_KEY: &str = "q3Jx9ZmT0aLk7VbR2cYw8NfH5sUe1GdP4oKiXtMnB6E";
@@ -184,17 +183,7 @@ pub fn app(settings: &Settings) -> Stack {
         .expect("stack")
 }
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
+pub use buttress_testkit::reply::Reply;
 
 /// Sends `req` from `peer` through `app` in-process.
 pub async fn send<S: App>(app: &S, peer: &str, mut req: Request<Body>) -> Reply {
@@ -206,14 +195,7 @@ pub async fn send<S: App>(app: &S, peer: &str, mut req: Request<Body>) -> Reply 
         .await
         .expect("infallible")
         .into_response();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    Reply::read(res).await
 }
 
 /// A GET with `Host: example.org` and extra headers.
