@@ -81,7 +81,7 @@ struct State {
     recent: Mutex<VecDeque<(u64, Instant)>>,
 }
 
-/// The CSP report endpoint (see the [module docs](self)): counts each report in
+/// The CSP report endpoint (see the [`headers`](crate::headers) module): counts each report in
 /// `buttress_csp_reports_total{directive}`, logs it as a `csp_report` event, answers 204.
 /// Mount [`CspReports::route`] on the path of `BUTTRESS_CSP_REPORT_URI` (Buttress then sends
 /// `report-uri`, `report-to csp-endpoint` and `Reporting-Endpoints: csp-endpoint="…"`) and exempt
